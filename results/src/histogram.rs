@@ -1,0 +1,231 @@
+//! Latency histograms: HDR histograms in microseconds that serialize into a report as
+//! compressed base64 and merge exactly, so reports from many machines combine into the
+//! percentiles one machine would have measured.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use hdrhistogram::Histogram;
+use hdrhistogram::serialization::{Deserializer, Serializer, V2DeflateSerializer};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::ResultsError;
+
+/// Significant decimal digits kept by every latency histogram (0.1% relative error).
+pub const SIGNIFICANT_DIGITS: u8 = 3;
+
+/// A latency histogram recording milliseconds at microsecond resolution.
+#[derive(Clone, Debug)]
+pub struct LatencyHistogram {
+    hist: Histogram<u64>,
+}
+
+impl Default for LatencyHistogram {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl LatencyHistogram {
+    /// An empty histogram that grows to any value.
+    pub fn new() -> Self {
+        let mut hist = Histogram::new(SIGNIFICANT_DIGITS).expect("3 significant digits is valid");
+        hist.auto(true);
+        Self { hist }
+    }
+
+    /// Records one latency in milliseconds. Negative and non-finite values are
+    /// recorded as 0 (they can only come from clock misuse, which tests rule out).
+    pub fn record_ms(&mut self, ms: f64) {
+        let us = if ms.is_finite() && ms > 0.0 { (ms * 1000.0).round() as u64 } else { 0 };
+        // `record` grows the auto-resizing histogram; `saturating_record` would clamp
+        // to its current range instead.
+        if self.hist.record(us).is_err() {
+            self.hist.saturating_record(us);
+        }
+    }
+
+    /// Adds every value of `other` into `self`.
+    pub fn merge(&mut self, other: &LatencyHistogram) {
+        // Both histograms auto-resize, so adding cannot go out of range.
+        let _ = self.hist.add(&other.hist);
+    }
+
+    /// Number of recorded values.
+    pub fn len(&self) -> u64 {
+        self.hist.len()
+    }
+
+    /// Whether nothing was recorded.
+    pub fn is_empty(&self) -> bool {
+        self.hist.is_empty()
+    }
+
+    /// The value at quantile `q` (0..=1) in milliseconds, or `None` when empty.
+    pub fn quantile_ms(&self, q: f64) -> Option<f64> {
+        (!self.is_empty()).then(|| self.hist.value_at_quantile(q) as f64 / 1000.0)
+    }
+
+    /// Count, mean, percentiles and the serialized histogram.
+    pub fn summary(&self) -> LatencySummary {
+        let q = |q: f64| self.quantile_ms(q);
+        let empty = self.is_empty();
+        LatencySummary {
+            count: self.len(),
+            mean: (!empty).then(|| round3(self.hist.mean() / 1000.0)),
+            min: (!empty).then(|| self.hist.min() as f64 / 1000.0),
+            p50: q(0.50),
+            p90: q(0.90),
+            p95: q(0.95),
+            p99: q(0.99),
+            p99_9: q(0.999),
+            max: (!empty).then(|| self.hist.max() as f64 / 1000.0),
+            hdr: self.encode(),
+        }
+    }
+
+    /// The histogram as base64 of HdrHistogram's V2 deflate encoding (readable by
+    /// every HdrHistogram implementation).
+    pub fn encode(&self) -> String {
+        let mut bytes = Vec::new();
+        V2DeflateSerializer::new()
+            .serialize(&self.hist, &mut bytes)
+            .expect("serializing into a Vec cannot fail");
+        BASE64.encode(bytes)
+    }
+
+    /// Decodes what [`LatencyHistogram::encode`] wrote; `field` names it in errors.
+    pub fn decode(encoded: &str, field: &str) -> Result<Self, ResultsError> {
+        let err = |reason: String| ResultsError::Histogram { field: field.to_string(), reason };
+        let bytes = BASE64.decode(encoded).map_err(|e| err(format!("not base64: {e}")))?;
+        let mut hist: Histogram<u64> = Deserializer::new()
+            .deserialize(&mut bytes.as_slice())
+            .map_err(|e| err(format!("not an HDR histogram: {e:?}")))?;
+        hist.auto(true);
+        Ok(Self { hist })
+    }
+}
+
+fn round3(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
+}
+
+/// Summary of one latency metric, all values in the unit named by the field that holds
+/// it (milliseconds for every `_ms` field). Percentiles are `null` when `count` is 0.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LatencySummary {
+    /// Number of values recorded.
+    pub count: u64,
+    /// Arithmetic mean.
+    pub mean: Option<f64>,
+    /// Smallest value.
+    pub min: Option<f64>,
+    /// Median.
+    pub p50: Option<f64>,
+    /// 90th percentile.
+    pub p90: Option<f64>,
+    /// 95th percentile.
+    pub p95: Option<f64>,
+    /// 99th percentile.
+    pub p99: Option<f64>,
+    /// 99.9th percentile.
+    pub p99_9: Option<f64>,
+    /// Largest value.
+    pub max: Option<f64>,
+    /// The full histogram (microseconds, HdrHistogram V2 deflate, base64), kept so
+    /// that reports merge exactly.
+    pub hdr: String,
+}
+
+impl LatencySummary {
+    /// Decodes the stored histogram.
+    pub fn histogram(&self, field: &str) -> Result<LatencyHistogram, ResultsError> {
+        LatencyHistogram::decode(&self.hdr, field)
+    }
+
+    /// The summary of the union of `self`'s and `other`'s values.
+    pub fn merged(&self, other: &LatencySummary, field: &str) -> Result<LatencySummary, ResultsError> {
+        let mut h = self.histogram(field)?;
+        h.merge(&other.histogram(field)?);
+        Ok(h.summary())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn empty_summary_has_no_percentiles() {
+        let s = LatencyHistogram::new().summary();
+        assert_eq!(s.count, 0);
+        assert_eq!(s.p50, None);
+        assert_eq!(s.max, None);
+    }
+
+    #[test]
+    fn records_at_microsecond_resolution() {
+        let mut h = LatencyHistogram::new();
+        h.record_ms(1.234);
+        h.record_ms(0.0004); // rounds to 0 us
+        let s = h.summary();
+        assert_eq!(s.count, 2);
+        assert_eq!(s.max, Some(1.234));
+        assert_eq!(s.min, Some(0.0));
+    }
+
+    #[test]
+    fn decode_rejects_garbage() {
+        assert!(LatencyHistogram::decode("!!", "ttft_ms").is_err());
+        assert!(LatencyHistogram::decode("aGVsbG8=", "ttft_ms").is_err());
+    }
+
+    proptest! {
+        /// Merging histograms (through their serialized form, as reports do) equals the
+        /// histogram of the concatenated samples.
+        #[test]
+        fn merge_equals_histogram_of_concatenation(
+            a in proptest::collection::vec(0.0f64..120_000.0, 0..200),
+            b in proptest::collection::vec(0.0f64..120_000.0, 0..200),
+        ) {
+            let mut ha = LatencyHistogram::new();
+            a.iter().for_each(|&x| ha.record_ms(x));
+            let mut hb = LatencyHistogram::new();
+            b.iter().for_each(|&x| hb.record_ms(x));
+            let mut all = LatencyHistogram::new();
+            a.iter().chain(&b).for_each(|&x| all.record_ms(x));
+
+            let merged = ha.summary().merged(&hb.summary(), "x").unwrap();
+            let direct = all.summary();
+            prop_assert_eq!(merged.count, direct.count);
+            prop_assert_eq!(merged.p50, direct.p50);
+            prop_assert_eq!(merged.p99, direct.p99);
+            prop_assert_eq!(merged.p99_9, direct.p99_9);
+            prop_assert_eq!(merged.max, direct.max);
+            prop_assert_eq!(merged.min, direct.min);
+            // Identical bucket counts serialize identically.
+            prop_assert_eq!(
+                LatencyHistogram::decode(&merged.hdr, "x").unwrap().hist,
+                all.hist
+            );
+        }
+
+        /// Percentiles stay within the histogram's stated relative error of the exact
+        /// order statistic.
+        #[test]
+        fn quantiles_within_relative_error(xs in proptest::collection::vec(1.0f64..60_000.0, 1..300)) {
+            let mut h = LatencyHistogram::new();
+            xs.iter().for_each(|&x| h.record_ms(x));
+            let mut sorted: Vec<u64> = xs.iter().map(|x| (x * 1000.0).round() as u64).collect();
+            sorted.sort_unstable();
+            for q in [0.5, 0.9, 0.99] {
+                let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+                let exact = sorted[rank - 1] as f64 / 1000.0;
+                let got = h.quantile_ms(q).unwrap();
+                prop_assert!((got - exact).abs() <= exact * 1e-3 + 0.001, "q={q} got={got} exact={exact}");
+            }
+        }
+    }
+}

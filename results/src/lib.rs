@@ -1,0 +1,14 @@
+//! Every published type of infermeter: the versioned report schema, mergeable HDR
+//! latency summaries, and the renderers that turn a report into a table, Markdown, CSV
+//! or JSON. This crate is the leaf of the workspace: it knows nothing of async runtimes,
+//! HTTP or GPUs, so any tool can read and merge reports by depending on it alone.
+
+pub mod error;
+pub mod histogram;
+pub mod render;
+pub mod report;
+pub mod schema;
+
+pub use error::ResultsError;
+pub use histogram::{LatencyHistogram, LatencySummary};
+pub use report::*;

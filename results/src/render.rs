@@ -1,0 +1,197 @@
+//! Renderers of a report for people and spreadsheets: a terminal table, Markdown, CSV
+//! and JSON. Every format shows the same columns, taken from [`summary_rows`].
+
+use std::fmt::Write as _;
+
+use tabled::settings::Style;
+use tabled::{Table, Tabled};
+
+use crate::{Report, ResultEntry};
+
+/// Output formats of `infermeter report`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    /// A table for terminals.
+    Table,
+    /// A GitHub-flavoured Markdown table.
+    Markdown,
+    /// Comma-separated values with a header row.
+    Csv,
+    /// The report itself, pretty-printed.
+    Json,
+}
+
+/// One row of the summary: one result entry.
+#[derive(Clone, Debug, PartialEq, Tabled)]
+pub struct SummaryRow {
+    /// Target kind and model.
+    #[tabled(rename = "target")]
+    pub target: String,
+    /// Workload name.
+    #[tabled(rename = "workload")]
+    pub workload: String,
+    /// Load point.
+    #[tabled(rename = "load")]
+    pub load: String,
+    /// ok/sent.
+    #[tabled(rename = "ok/sent")]
+    pub ok_sent: String,
+    /// Median TTFT.
+    #[tabled(rename = "ttft_p50_ms")]
+    pub ttft_p50_ms: String,
+    /// p99 TTFT.
+    #[tabled(rename = "ttft_p99_ms")]
+    pub ttft_p99_ms: String,
+    /// Median TPOT.
+    #[tabled(rename = "tpot_p50_ms")]
+    pub tpot_p50_ms: String,
+    /// p99 ITL.
+    #[tabled(rename = "itl_p99_ms")]
+    pub itl_p99_ms: String,
+    /// Median E2E.
+    #[tabled(rename = "e2e_p50_ms")]
+    pub e2e_p50_ms: String,
+    /// Output tokens per second.
+    #[tabled(rename = "out_tok_per_s")]
+    pub output_tokens_per_s: String,
+    /// Output tokens per second per user.
+    #[tabled(rename = "tok_per_s_per_user")]
+    pub tokens_per_s_per_user: String,
+    /// Median task time, for multi-call workloads.
+    #[tabled(rename = "task_p50_ms")]
+    pub task_p50_ms: String,
+}
+
+const HEADERS: [&str; 12] = [
+    "target",
+    "workload",
+    "load",
+    "ok/sent",
+    "ttft_p50_ms",
+    "ttft_p99_ms",
+    "tpot_p50_ms",
+    "itl_p99_ms",
+    "e2e_p50_ms",
+    "out_tok_per_s",
+    "tok_per_s_per_user",
+    "task_p50_ms",
+];
+
+fn num(x: Option<f64>) -> String {
+    match x {
+        None => "-".to_string(),
+        Some(v) if v >= 100.0 => format!("{v:.0}"),
+        Some(v) if v >= 10.0 => format!("{v:.1}"),
+        Some(v) => format!("{v:.2}"),
+    }
+}
+
+fn load_label(r: &ResultEntry) -> String {
+    let l = &r.load;
+    let pattern = serde_json::to_value(l.pattern)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default();
+    match (l.rate_rps, l.concurrency) {
+        (Some(rate), _) => format!("{pattern} {rate} rps"),
+        (None, Some(c)) => format!("{pattern} c={c}"),
+        (None, None) => pattern,
+    }
+}
+
+/// The summary rows of a report, one per result entry.
+pub fn summary_rows(report: &Report) -> Vec<SummaryRow> {
+    report
+        .results
+        .iter()
+        .map(|r| SummaryRow {
+            target: format!("{} {} {}", r.target.kind, r.target.model, r.target.precision),
+            workload: r.workload.name.clone(),
+            load: load_label(r),
+            ok_sent: format!("{}/{}", r.requests.ok, r.requests.sent),
+            ttft_p50_ms: num(r.latency.ttft_ms.p50),
+            ttft_p99_ms: num(r.latency.ttft_ms.p99),
+            tpot_p50_ms: num(r.latency.tpot_ms.p50),
+            itl_p99_ms: num(r.latency.itl_ms.p99),
+            e2e_p50_ms: num(r.latency.e2e_ms.p50),
+            output_tokens_per_s: num(Some(r.throughput.output_tokens_per_s)),
+            tokens_per_s_per_user: num(r.throughput.output_tokens_per_s_per_user),
+            task_p50_ms: num(r.tasks.as_ref().and_then(|t| t.task_ms.p50)),
+        })
+        .collect()
+}
+
+fn cells(row: &SummaryRow) -> [&str; 12] {
+    [
+        &row.target,
+        &row.workload,
+        &row.load,
+        &row.ok_sent,
+        &row.ttft_p50_ms,
+        &row.ttft_p99_ms,
+        &row.tpot_p50_ms,
+        &row.itl_p99_ms,
+        &row.e2e_p50_ms,
+        &row.output_tokens_per_s,
+        &row.tokens_per_s_per_user,
+        &row.task_p50_ms,
+    ]
+}
+
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
+
+/// Renders a report in `format`.
+pub fn render(report: &Report, format: Format) -> String {
+    let rows = summary_rows(report);
+    let mut out = String::new();
+    match format {
+        Format::Json => {
+            out = serde_json::to_string_pretty(report).expect("a report serializes");
+            out.push('\n');
+        }
+        Format::Table => {
+            out = Table::new(&rows).with(Style::rounded()).to_string();
+            out.push('\n');
+            out.push_str(&notes(report));
+        }
+        Format::Markdown => {
+            let _ = writeln!(out, "| {} |", HEADERS.join(" | "));
+            let _ = writeln!(out, "|{}", "---|".repeat(HEADERS.len()));
+            for row in &rows {
+                let _ = writeln!(out, "| {} |", cells(row).join(" | ").replace('\n', " "));
+            }
+            out.push_str(&notes(report));
+        }
+        Format::Csv => {
+            let _ = writeln!(out, "{}", HEADERS.join(","));
+            for row in &rows {
+                let line: Vec<String> = cells(row).iter().map(|c| csv_field(c)).collect();
+                let _ = writeln!(out, "{}", line.join(","));
+            }
+        }
+    }
+    out
+}
+
+/// Failures by class and every result's notes, one line each.
+fn notes(report: &Report) -> String {
+    let mut out = String::new();
+    for r in &report.results {
+        let label = format!("{} / {}", r.workload.name, load_label(r));
+        if r.requests.failed > 0 {
+            let classes: Vec<String> =
+                r.requests.by_class.iter().map(|(c, n)| format!("{}={n}", c.as_str())).collect();
+            let _ = writeln!(out, "{label}: {} failed ({})", r.requests.failed, classes.join(", "));
+        }
+        for note in &r.notes {
+            let _ = writeln!(out, "{label}: {note}");
+        }
+    }
+    out
+}

@@ -1,0 +1,385 @@
+//! The `infermeter.report` document, version 1: one run of one or more workloads
+//! against one or more targets, with one [`ResultEntry`] per (target, workload, load
+//! point). Every scalar carries its unit in its name; figures not measured yet are
+//! `null`, never 0.
+
+use std::collections::BTreeMap;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::LatencySummary;
+
+/// The `schema` field of every report.
+pub const REPORT_SCHEMA: &str = "infermeter.report";
+/// The schema version this crate writes: `major.minor`; a minor bump only adds fields.
+pub const REPORT_SCHEMA_VERSION: &str = "1.0";
+
+/// A complete report.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Report {
+    /// Always `infermeter.report`.
+    pub schema: String,
+    /// `major.minor` of the schema this document follows.
+    pub schema_version: String,
+    /// The tool that wrote the report.
+    pub tool: ToolInfo,
+    /// When, how and with what seed the run was made.
+    pub run: RunInfo,
+    /// The machine the harness ran on.
+    pub hardware: Hardware,
+    /// One entry per (target, workload, load point).
+    pub results: Vec<ResultEntry>,
+}
+
+/// The tool that wrote the report.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ToolInfo {
+    /// Crate version of the `infermeter` binary.
+    pub version: String,
+    /// Git commit the binary was built from, when known.
+    pub git_sha: Option<String>,
+}
+
+/// How a run ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    /// Every load point ran to its bound.
+    Complete,
+    /// Stopped by the user (Ctrl-C); what was measured until then is reported.
+    Interrupted,
+    /// A target failed to prepare or the run could not continue.
+    Failed,
+}
+
+/// Identity of the run.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RunInfo {
+    /// Unique id of the run (UTC timestamp plus suite or workload name).
+    pub id: String,
+    /// RFC 3339 UTC time the run started.
+    pub started_at: String,
+    /// RFC 3339 UTC time the run finished.
+    pub finished_at: String,
+    /// How the run ended.
+    pub status: RunStatus,
+    /// The command line, arguments as given.
+    pub command: Vec<String>,
+    /// The seed every workload's request stream was generated from.
+    pub seed: u64,
+}
+
+/// The machine the harness ran on.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Hardware {
+    /// CPU model string.
+    pub cpu_model: String,
+    /// Logical CPUs available to the process.
+    pub cpu_logical_cores: u32,
+    /// Physical cores, when the OS reports them.
+    pub cpu_physical_cores: Option<u32>,
+    /// Total memory in bytes.
+    pub memory_bytes: u64,
+    /// Operating system name and version.
+    pub os: String,
+    /// Kernel version, when known.
+    pub kernel: Option<String>,
+    /// CPU architecture (`x86_64`, `aarch64`, ...).
+    pub arch: String,
+    /// GPUs visible to the run; empty when none.
+    pub gpus: Vec<GpuInfo>,
+}
+
+/// One GPU visible to the run.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GpuInfo {
+    /// Device name as the driver reports it.
+    pub name: String,
+    /// Device memory in bytes.
+    pub memory_bytes: u64,
+    /// Driver version.
+    pub driver_version: Option<String>,
+}
+
+/// A target as it describes itself; copied into every result it produced.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TargetInfo {
+    /// Target kind (`local-cpu`, ...).
+    pub kind: String,
+    /// Model name or preset.
+    pub model: String,
+    /// Weight precision (`q4_1`, `f16`, ...; `mixed` when a file mixes formats).
+    pub precision: String,
+    /// Longest context (input + output tokens) the target accepts.
+    pub context_limit_tokens: Option<u32>,
+    /// Where the weights came from, for local engines.
+    pub weights: Option<WeightsInfo>,
+    /// The target spec's other settings, secrets redacted.
+    pub settings: BTreeMap<String, String>,
+}
+
+/// Where a local engine's weights came from.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WeightsInfo {
+    /// `gguf` (a model file) or `synthetic` (generated from a seed).
+    pub source: WeightsSource,
+    /// File the weights were read from (`gguf` only).
+    pub path: Option<String>,
+    /// SHA-256 of the file (`gguf`) or of the generated weights' bytes (`synthetic`).
+    pub sha256: String,
+    /// Seed the weights were generated from (`synthetic` only).
+    pub seed: Option<u64>,
+    /// Bytes of weights held by the engine.
+    pub bytes: u64,
+}
+
+/// Origin of a local engine's weights.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum WeightsSource {
+    /// Read from a GGUF file.
+    Gguf,
+    /// Generated from a seed for a preset's shape.
+    Synthetic,
+}
+
+/// The class of a failed request; a failure is a measurement, counted by class.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorClass {
+    /// No response (or no next token) within the deadline.
+    Timeout,
+    /// The server answered with an HTTP error status.
+    HttpStatus,
+    /// The server refused for rate limits (HTTP 429 or equivalent).
+    RateLimited,
+    /// The response did not follow the protocol.
+    Protocol,
+    /// The response ended before the requested output length.
+    Truncated,
+    /// The device ran out of memory.
+    DeviceOom,
+    /// The harness cancelled the request (drain deadline or Ctrl-C).
+    Cancelled,
+    /// Anything else.
+    Other,
+}
+
+impl ErrorClass {
+    /// Every class, in report order.
+    pub const ALL: [ErrorClass; 8] = [
+        ErrorClass::Timeout,
+        ErrorClass::HttpStatus,
+        ErrorClass::RateLimited,
+        ErrorClass::Protocol,
+        ErrorClass::Truncated,
+        ErrorClass::DeviceOom,
+        ErrorClass::Cancelled,
+        ErrorClass::Other,
+    ];
+
+    /// The snake_case name used in reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorClass::Timeout => "timeout",
+            ErrorClass::HttpStatus => "http_status",
+            ErrorClass::RateLimited => "rate_limited",
+            ErrorClass::Protocol => "protocol",
+            ErrorClass::Truncated => "truncated",
+            ErrorClass::DeviceOom => "device_oom",
+            ErrorClass::Cancelled => "cancelled",
+            ErrorClass::Other => "other",
+        }
+    }
+}
+
+/// Where a token count came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum TokenSource {
+    /// The server's usage field.
+    ServerUsage,
+    /// The embedded tokenizer applied to the text.
+    Tokenizer,
+    /// The local engine, which produced the tokens itself (exact).
+    Engine,
+    /// A mix of sources across requests (see `requests.jsonl`).
+    Mixed,
+}
+
+/// The arrival process of a load point.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ArrivalPattern {
+    /// Open loop, exponential inter-arrival times at `rate_rps`.
+    Poisson,
+    /// Open loop, fixed inter-arrival time `1 / rate_rps`.
+    Constant,
+    /// Open loop, gamma inter-arrival times at `rate_rps` with a burstiness factor.
+    Gamma,
+    /// Closed loop: `concurrency` sessions in flight, the next sent when one ends.
+    Closed,
+    /// Every session sent at time 0.
+    All,
+}
+
+/// Reference to the workload a result ran.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WorkloadRef {
+    /// Workload name.
+    pub name: String,
+    /// Workload version (bumped whenever the spec changes what is sent).
+    pub version: u32,
+    /// SHA-256 of the fully resolved spec (canonical JSON).
+    pub spec_sha256: String,
+    /// SHA-256 of the generated request stream, so two runs can be shown to have
+    /// sent the same requests.
+    pub stream_sha256: String,
+    /// Seed of the request stream.
+    pub seed: u64,
+}
+
+/// The load applied at one load point.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LoadInfo {
+    /// Arrival process.
+    pub pattern: ArrivalPattern,
+    /// Session arrival rate in sessions per second (open loop only).
+    pub rate_rps: Option<f64>,
+    /// Sessions in flight (closed loop only).
+    pub concurrency: Option<u32>,
+    /// Coefficient of variation of inter-arrival times (gamma only; 1 = Poisson).
+    pub burstiness: Option<f64>,
+    /// Requests sent before measuring, excluded from every figure.
+    pub warmup_requests: u32,
+    /// Request bound, when one was set.
+    pub max_requests: Option<u64>,
+    /// Duration bound in seconds, when one was set.
+    pub max_duration_s: Option<f64>,
+    /// Seconds from the first measured send to the last completion.
+    pub measured_s: f64,
+}
+
+/// Request counts.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RequestCounts {
+    /// Requests sent (measured ones; warm-up excluded).
+    pub sent: u64,
+    /// Requests that completed with the requested output.
+    pub ok: u64,
+    /// Requests that failed, any class.
+    pub failed: u64,
+    /// Failed requests by error class.
+    pub by_class: BTreeMap<ErrorClass, u64>,
+}
+
+/// Token totals over measured requests.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TokenCounts {
+    /// Input (prompt) tokens sent.
+    pub input: u64,
+    /// Output tokens received (failed requests' partial output included).
+    pub output: u64,
+    /// Where the input count came from.
+    pub input_source: TokenSource,
+    /// Where the output count came from.
+    pub output_source: TokenSource,
+    /// Requests whose input was shortened to fit the target's context.
+    pub input_capped_requests: u64,
+}
+
+/// Latency summaries, all in milliseconds (see the README for exact definitions).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Latency {
+    /// Actual send minus intended send (client-side schedule lag).
+    pub queue_ms: LatencySummary,
+    /// First output token minus actual send.
+    pub ttft_ms: LatencySummary,
+    /// First output token minus intended send (coordinated-omission safe).
+    pub ttft_from_intended_ms: LatencySummary,
+    /// Gap between successive output tokens; a chunk of k tokens gives k gaps of
+    /// (its gap / k).
+    pub itl_ms: LatencySummary,
+    /// Gap between successive stream chunks.
+    pub chunk_gap_ms: LatencySummary,
+    /// (completion - first token) / (output tokens - 1), per request.
+    pub tpot_ms: LatencySummary,
+    /// Completion minus actual send.
+    pub e2e_ms: LatencySummary,
+}
+
+/// Throughput over the measured window.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Throughput {
+    /// Successful requests per second.
+    pub requests_per_s: f64,
+    /// Input tokens of successful requests per second.
+    pub input_tokens_per_s: f64,
+    /// Output tokens (all requests) per second.
+    pub output_tokens_per_s: f64,
+    /// Interactivity: 1000 / median TPOT; `null` when no request had 2+ tokens.
+    pub output_tokens_per_s_per_user: Option<f64>,
+}
+
+/// Per-task figures for multi-call workloads (agent loops, chat sessions).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TaskStats {
+    /// Tasks started.
+    pub started: u64,
+    /// Tasks whose every call succeeded.
+    pub completed: u64,
+    /// Tasks with at least one failed call, or cut short by the run's bound.
+    pub failed: u64,
+    /// Wall time of completed tasks, first send to last completion, think time
+    /// included.
+    pub task_ms: LatencySummary,
+    /// Mean calls per completed task.
+    pub calls_per_task: Option<f64>,
+    /// Mean input tokens per completed task (every call summed).
+    pub input_tokens_per_task: Option<f64>,
+    /// Mean output tokens per completed task.
+    pub output_tokens_per_task: Option<f64>,
+}
+
+/// The figures of one (target, workload, load point).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ResultEntry {
+    /// What was sent.
+    pub workload: WorkloadRef,
+    /// Where it was sent.
+    pub target: TargetInfo,
+    /// How it was sent.
+    pub load: LoadInfo,
+    /// Request counts.
+    pub requests: RequestCounts,
+    /// Token totals.
+    pub tokens: TokenCounts,
+    /// Latency summaries.
+    pub latency: Latency,
+    /// Throughput.
+    pub throughput: Throughput,
+    /// Per-task figures; `null` for single-call workloads.
+    pub tasks: Option<TaskStats>,
+    /// Energy figures; `null` until energy probes exist (not measured).
+    pub energy: Option<serde_json::Value>,
+    /// Cost figures; `null` until price catalogs exist (not measured).
+    pub cost: Option<serde_json::Value>,
+    /// Things the reader must know about this result (caps applied, limits hit).
+    pub notes: Vec<String>,
+}

@@ -1,0 +1,151 @@
+//! The target contract: what the harness gives a target, what it gets back, and how
+//! the target reports tokens as they arrive so that every target is timed the same way.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use async_trait::async_trait;
+use results::{ErrorClass, TargetInfo, TokenSource};
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+/// Who speaks a message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// The shared system prompt (system text and tool schemas).
+    System,
+    /// The user, or a tool result handed back to the model.
+    User,
+    /// A previous answer of the model (synthetic, of the requested length).
+    Assistant,
+}
+
+/// One message of a prompt: its text and its exact token ids under the embedded
+/// tokenizer (`text` encodes to exactly `token_ids`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Message {
+    /// Speaker.
+    pub role: Role,
+    /// Text, for targets that take text.
+    pub text: String,
+    /// Token ids, for local engines that take ids.
+    pub token_ids: Vec<u32>,
+}
+
+/// Identity of a prefix shared by many requests (for prefix-cache accounting).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PrefixRef {
+    /// Short hash of the prefix's token ids.
+    pub id: String,
+    /// Length of the prefix in tokens.
+    pub tokens: u32,
+}
+
+/// One request, fully resolved: everything a target needs to serve it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Request {
+    /// Position in the request stream (0-based, over all sessions).
+    pub id: u64,
+    /// Session (task) this request belongs to.
+    pub session: u64,
+    /// Call index within the session (0-based).
+    pub call: u32,
+    /// Seed of the session; with the workload spec it regenerates this request.
+    pub session_seed: u64,
+    /// The prompt, oldest message first. Shared messages are reference-counted.
+    pub messages: Vec<Arc<Message>>,
+    /// Exact number of output tokens to generate.
+    pub max_output_tokens: u32,
+    /// The shared prefix this request starts with, if any.
+    pub prefix: Option<PrefixRef>,
+    /// Think/tool time to wait after the previous call of the session, in ms.
+    pub think_ms: f64,
+}
+
+impl Request {
+    /// Total prompt tokens (sum over messages).
+    pub fn input_tokens(&self) -> u32 {
+        self.messages.iter().map(|m| m.token_ids.len() as u32).sum()
+    }
+
+    /// The prompt as one token-id sequence, messages concatenated without a chat
+    /// template (what local engines receive).
+    pub fn prompt_token_ids(&self) -> Vec<u32> {
+        let mut ids = Vec::with_capacity(self.input_tokens() as usize);
+        for m in &self.messages {
+            ids.extend_from_slice(&m.token_ids);
+        }
+        ids
+    }
+}
+
+/// Receives a response's stream as it arrives. The harness implements it and stamps a
+/// monotonic time on every call, so targets never read the clock themselves, except
+/// in-process engines, which pass the instant a token was produced.
+pub trait StreamSink: Send {
+    /// `n` bytes of response arrived from the transport (stamped now).
+    fn on_bytes(&mut self, n: usize);
+    /// `count` output tokens arrived in one chunk (stamped now).
+    fn on_tokens(&mut self, count: u32);
+    /// `count` output tokens were produced at `at` (in-process engines).
+    fn on_tokens_at(&mut self, at: Instant, count: u32);
+}
+
+/// Why generation stopped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FinishReason {
+    /// The requested number of output tokens was produced.
+    Length,
+    /// The model stopped by itself (end-of-sequence).
+    Stop,
+}
+
+/// A finished response.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Completion {
+    /// Prompt tokens as counted by `input_source`.
+    pub input_tokens: u32,
+    /// Where `input_tokens` came from.
+    pub input_source: TokenSource,
+    /// Output tokens as counted by `output_source`.
+    pub output_tokens: u32,
+    /// Where `output_tokens` came from.
+    pub output_source: TokenSource,
+    /// Why it stopped.
+    pub finish: FinishReason,
+    /// Output token ids, when the target exposes them.
+    pub output_token_ids: Option<Vec<u32>>,
+}
+
+/// A failed request: its class and a one-line message. The timings of whatever
+/// arrived before the failure stay in the sink: a failure is a measurement too.
+#[derive(Clone, Debug, PartialEq, Eq, Error)]
+#[error("{}: {message}", class.as_str())]
+pub struct BackendError {
+    /// The class it is counted under.
+    pub class: ErrorClass,
+    /// What happened (never contains secrets).
+    pub message: String,
+    /// HTTP status, for HTTP targets.
+    pub http_status: Option<u16>,
+}
+
+impl BackendError {
+    /// An error of `class` with `message`.
+    pub fn new(class: ErrorClass, message: impl Into<String>) -> Self {
+        Self { class, message: message.into(), http_status: None }
+    }
+}
+
+/// A target: a local engine or a remote provider.
+#[async_trait]
+pub trait Backend: Send + Sync {
+    /// What the target is; copied into every result it produces.
+    fn describe(&self) -> TargetInfo;
+    /// Loads weights, connects, warms caches. Untimed.
+    async fn prepare(&self) -> Result<(), BackendError>;
+    /// Serves one request, reporting tokens to `sink` as they arrive.
+    async fn generate(&self, req: &Request, sink: &mut dyn StreamSink) -> Result<Completion, BackendError>;
+}

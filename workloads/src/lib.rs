@@ -1,0 +1,23 @@
+//! What infermeter sends, and the contract every target implements.
+//!
+//! - [`contract`]: the [`Backend`] trait, [`Request`], [`StreamSink`], [`Completion`]
+//!   and [`BackendError`]: local engines and remote providers are peers behind it.
+//! - [`spec`] and [`suite`]: versioned workload specs (TOML) and the standard suite
+//!   embedded in the binary.
+//! - [`generate`]: seeded, deterministic request streams (same spec + seed =
+//!   byte-identical stream, proven by its SHA-256 digest).
+//! - [`text`]: synthetic prompt text whose token length is exact under the embedded
+//!   SmolLM2 tokenizer.
+//! - [`arrival`]: arrival processes (Poisson, constant, gamma, closed loop, all at once).
+
+pub mod arrival;
+pub mod contract;
+pub mod error;
+pub mod generate;
+pub mod spec;
+pub mod suite;
+pub mod text;
+
+pub use contract::*;
+pub use error::WorkloadError;
+pub use results::{ErrorClass, TargetInfo, TokenSource};

@@ -1,0 +1,314 @@
+//! Workload specs: the versioned TOML format (`format = 1`) that says what a workload
+//! sends and at what load. A spec is fully resolved (suite overrides merged, defaults
+//! filled) before it is used; its canonical JSON is hashed into the report.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::WorkloadError;
+use results::ArrivalPattern;
+
+/// The only spec file format this build reads.
+pub const SPEC_FORMAT: u32 = 1;
+
+/// A workload: what is sent, and at what load.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WorkloadSpec {
+    /// File format version; must be 1.
+    pub format: u32,
+    /// Name (lowercase letters, digits, `-` and `/`).
+    pub name: String,
+    /// Version of the workload; bump when what it sends changes.
+    pub version: u32,
+    /// One-line description.
+    #[serde(default)]
+    pub description: String,
+    /// Default seed of the request stream (`--seed` overrides).
+    #[serde(default = "default_seed")]
+    pub seed: u64,
+    /// Load applied.
+    pub load: LoadSpec,
+    /// Calls per session (task) and the time between them.
+    #[serde(default)]
+    pub session: SessionSpec,
+    /// A prefix shared by every call of every session (system prompt, tool schemas).
+    #[serde(default)]
+    pub prefix: Option<PrefixSpec>,
+    /// New input of a session's first call.
+    pub input: LengthSpec,
+    /// New input of each later call (user turn, tool result); defaults to `input`.
+    #[serde(default)]
+    pub followup: Option<LengthSpec>,
+    /// Output tokens of every call (generation runs to exactly this length).
+    pub output: LengthSpec,
+}
+
+fn default_seed() -> u64 {
+    1
+}
+
+/// Load: arrival process and bounds.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LoadSpec {
+    /// Arrival process of sessions.
+    pub arrival: ArrivalPattern,
+    /// Sessions per second (poisson, constant, gamma).
+    #[serde(default)]
+    pub rate_rps: Option<f64>,
+    /// Sessions in flight (closed).
+    #[serde(default)]
+    pub concurrency: Option<u32>,
+    /// Coefficient of variation of inter-arrival times (gamma; 1 = Poisson).
+    #[serde(default)]
+    pub burstiness: Option<f64>,
+    /// Measured requests to send (whole sessions are sent, so up to one session's
+    /// calls more may be sent).
+    pub requests: u64,
+    /// Stop sending after this many seconds of measurement.
+    #[serde(default)]
+    pub duration_s: Option<f64>,
+    /// Requests sent before measuring, excluded from every figure.
+    #[serde(default)]
+    pub warmup_requests: u32,
+}
+
+/// Sessions: several calls in sequence, each seeing the previous ones' context.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SessionSpec {
+    /// Calls per session, drawn uniformly from `[min, max]`.
+    pub calls: IntRange,
+    /// Think or tool time before each call after the first, in milliseconds.
+    pub think_time_ms: LengthSpec,
+    /// Report per-task figures (task latency, calls and tokens per task).
+    #[serde(default)]
+    pub report_tasks: bool,
+}
+
+impl Default for SessionSpec {
+    fn default() -> Self {
+        Self {
+            calls: IntRange { min: 1, max: 1 },
+            think_time_ms: LengthSpec::Fixed { value: 0.0 },
+            report_tasks: false,
+        }
+    }
+}
+
+/// Inclusive integer range.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct IntRange {
+    /// Smallest value.
+    pub min: u32,
+    /// Largest value.
+    pub max: u32,
+}
+
+/// A shared prefix.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PrefixSpec {
+    /// Length in tokens.
+    pub tokens: u32,
+}
+
+/// A length (tokens) or duration (ms) distribution; draws are rounded to integers for
+/// token counts and clamped to `[min, max]` where given.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "dist", rename_all = "snake_case", deny_unknown_fields)]
+pub enum LengthSpec {
+    /// Always `value`.
+    Fixed {
+        /// The value.
+        value: f64,
+    },
+    /// Uniform on `[min, max]`.
+    Uniform {
+        /// Lower bound.
+        min: f64,
+        /// Upper bound.
+        max: f64,
+    },
+    /// Log-normal with the given mean and log-space standard deviation, clamped.
+    Lognormal {
+        /// Mean of the distribution (before clamping).
+        mean: f64,
+        /// Standard deviation of the underlying normal.
+        sigma: f64,
+        /// Lower clamp.
+        min: f64,
+        /// Upper clamp.
+        max: f64,
+    },
+}
+
+impl LengthSpec {
+    /// Smallest value a draw can take.
+    pub fn lower(&self) -> f64 {
+        match *self {
+            LengthSpec::Fixed { value } => value,
+            LengthSpec::Uniform { min, .. } | LengthSpec::Lognormal { min, .. } => min,
+        }
+    }
+
+    /// Largest value a draw can take.
+    pub fn upper(&self) -> f64 {
+        match *self {
+            LengthSpec::Fixed { value } => value,
+            LengthSpec::Uniform { max, .. } | LengthSpec::Lognormal { max, .. } => max,
+        }
+    }
+
+    fn check(&self, origin: &str, field: &str, at_least: f64) -> Result<(), WorkloadError> {
+        let bad = |message: String| WorkloadError::Invalid {
+            origin: origin.to_string(),
+            field: field.to_string(),
+            message,
+        };
+        let all_finite = match *self {
+            LengthSpec::Fixed { value } => value.is_finite(),
+            LengthSpec::Uniform { min, max } => min.is_finite() && max.is_finite(),
+            LengthSpec::Lognormal { mean, sigma, min, max } => {
+                mean.is_finite() && sigma.is_finite() && min.is_finite() && max.is_finite()
+            }
+        };
+        if !all_finite {
+            return Err(bad("values must be finite numbers".into()));
+        }
+        if self.lower() < at_least {
+            return Err(bad(format!("values must be >= {at_least}, got {}", self.lower())));
+        }
+        if self.upper() < self.lower() {
+            return Err(bad(format!("max {} is below min {}", self.upper(), self.lower())));
+        }
+        if let LengthSpec::Lognormal { mean, sigma, .. } = *self {
+            if mean <= 0.0 || sigma < 0.0 {
+                return Err(bad("lognormal needs mean > 0 and sigma >= 0".into()));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Upper bound on any token length in a spec (1M tokens).
+pub const MAX_TOKENS: f64 = 1_048_576.0;
+
+impl WorkloadSpec {
+    /// Parses a spec from TOML text; `origin` names it in errors.
+    pub fn from_toml(text: &str, origin: &str) -> Result<Self, WorkloadError> {
+        let value: toml::Value = toml::from_str(text).map_err(|e| parse_err(origin, &e))?;
+        Self::from_value(value, origin)
+    }
+
+    /// Builds a spec from a TOML value (after suite overrides were merged) and
+    /// validates it.
+    pub fn from_value(value: toml::Value, origin: &str) -> Result<Self, WorkloadError> {
+        let spec: WorkloadSpec = value.try_into().map_err(|e: toml::de::Error| parse_err(origin, &e))?;
+        spec.validate(origin)?;
+        Ok(spec)
+    }
+
+    /// Checks every field's range.
+    pub fn validate(&self, origin: &str) -> Result<(), WorkloadError> {
+        let bad = |field: &str, message: String| WorkloadError::Invalid {
+            origin: origin.to_string(),
+            field: field.to_string(),
+            message,
+        };
+        if self.format != SPEC_FORMAT {
+            return Err(bad("format", format!("this build reads format {SPEC_FORMAT}, got {}", self.format)));
+        }
+        let name_ok = !self.name.is_empty()
+            && self.name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'/');
+        if !name_ok {
+            return Err(bad("name", format!("`{}` must be lowercase letters, digits, `-` or `/`", self.name)));
+        }
+        let l = &self.load;
+        if l.requests == 0 {
+            return Err(bad("load.requests", "must be at least 1".into()));
+        }
+        match l.arrival {
+            ArrivalPattern::Poisson | ArrivalPattern::Constant | ArrivalPattern::Gamma => match l.rate_rps {
+                Some(r) if r.is_finite() && r > 0.0 => {}
+                Some(r) => return Err(bad("load.rate_rps", format!("must be a positive number, got {r}"))),
+                None => return Err(bad("load.rate_rps", "is required for open-loop arrivals".into())),
+            },
+            ArrivalPattern::Closed => match l.concurrency {
+                Some(c) if c > 0 => {}
+                _ => return Err(bad("load.concurrency", "closed loop needs concurrency >= 1".into())),
+            },
+            ArrivalPattern::All => {}
+        }
+        if l.arrival == ArrivalPattern::Gamma {
+            match l.burstiness {
+                Some(b) if b.is_finite() && b > 0.0 => {}
+                _ => return Err(bad("load.burstiness", "gamma arrivals need burstiness > 0".into())),
+            }
+        }
+        if let Some(d) = l.duration_s {
+            if !(d.is_finite() && d > 0.0) {
+                return Err(bad("load.duration_s", format!("must be a positive number, got {d}")));
+            }
+        }
+        let s = &self.session;
+        if s.calls.min == 0 || s.calls.max < s.calls.min {
+            return Err(bad("session.calls", "needs 1 <= min <= max".into()));
+        }
+        s.think_time_ms.check(origin, "session.think_time_ms", 0.0)?;
+        self.input.check(origin, "input", 1.0)?;
+        if let Some(f) = &self.followup {
+            f.check(origin, "followup", 1.0)?;
+        }
+        self.output.check(origin, "output", 1.0)?;
+        for (field, spec) in [("input", Some(&self.input)), ("followup", self.followup.as_ref()), ("output", Some(&self.output))] {
+            if let Some(spec) = spec {
+                if spec.upper() > MAX_TOKENS {
+                    return Err(bad(field, format!("at most {MAX_TOKENS} tokens")));
+                }
+            }
+        }
+        if let Some(p) = &self.prefix {
+            if p.tokens == 0 || f64::from(p.tokens) > MAX_TOKENS {
+                return Err(bad("prefix.tokens", format!("must be in 1..={MAX_TOKENS}")));
+            }
+        }
+        Ok(())
+    }
+
+    /// The spec as canonical JSON (field order of the types, no whitespace).
+    pub fn canonical_json(&self) -> String {
+        serde_json::to_string(self).expect("a spec serializes")
+    }
+
+    /// SHA-256 (hex) of the canonical JSON.
+    pub fn sha256(&self) -> String {
+        hex(&Sha256::digest(self.canonical_json().as_bytes()))
+    }
+
+    /// The spec as TOML (for `workloads show`).
+    pub fn to_toml(&self) -> String {
+        toml::to_string(self).expect("a spec serializes to TOML")
+    }
+
+    /// Whether sessions have more than one call (multi-call workloads report tasks).
+    pub fn reports_tasks(&self) -> bool {
+        self.session.report_tasks || self.session.calls.max > 1
+    }
+}
+
+pub(crate) fn parse_err(origin: &str, e: &toml::de::Error) -> WorkloadError {
+    WorkloadError::Parse { origin: origin.to_string(), message: e.message().trim().replace('\n', " ") + &span(e) }
+}
+
+fn span(e: &toml::de::Error) -> String {
+    e.span().map(|s| format!(" (at byte {})", s.start)).unwrap_or_default()
+}
+
+/// Lowercase hex of bytes.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
