@@ -1,0 +1,57 @@
+//! Errors of the local engine.
+
+use thiserror::Error;
+
+/// What can go wrong loading or running a local model.
+#[derive(Debug, Error)]
+pub enum EngineError {
+    /// No preset has this name.
+    #[error("unknown model preset `{name}` (known: {known})")]
+    UnknownPreset {
+        /// The name asked for.
+        name: String,
+        /// Known presets.
+        known: String,
+    },
+    /// The precision is not one this engine supports.
+    #[error("unsupported precision `{0}` (supported: f32, f16, q8_0, q4_0, q4_1)")]
+    UnknownPrecision(String),
+    /// A model file is missing, unreadable, not GGUF, truncated, or of another shape.
+    #[error("model file {path}: {reason}")]
+    ModelFile {
+        /// The file.
+        path: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A model file was required but none was found.
+    #[error("no GGUF file for preset `{preset}` at precision {precision} in {searched}")]
+    NoModelFile {
+        /// Preset.
+        preset: String,
+        /// Precision asked for.
+        precision: String,
+        /// Directories searched.
+        searched: String,
+    },
+    /// A target setting is unknown or has a bad value.
+    #[error("local-cpu setting `{key}`: {message}")]
+    Setting {
+        /// The key.
+        key: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// A tensor operation failed.
+    #[error("engine: {0}")]
+    Tensor(String),
+    /// The engine thread is gone.
+    #[error("engine thread stopped")]
+    Stopped,
+}
+
+impl From<candle_core::Error> for EngineError {
+    fn from(e: candle_core::Error) -> Self {
+        EngineError::Tensor(e.to_string().lines().next().unwrap_or_default().to_string())
+    }
+}
