@@ -66,16 +66,31 @@ pub const SETTINGS: &[&str] = &["model", "precision", "weights", "seed", "max_ba
 impl LocalCpuConfig {
     /// Builds a config from a target spec's `key=value` settings. `model` is a preset
     /// name or a path to a `.gguf` file (whose shape must match a preset).
-    pub fn from_settings(settings: &BTreeMap<String, String>, model_dirs: Vec<PathBuf>) -> Result<Self, EngineError> {
-        let bad = |key: &str, message: String| EngineError::Setting { key: key.to_string(), message };
+    pub fn from_settings(
+        settings: &BTreeMap<String, String>,
+        model_dirs: Vec<PathBuf>,
+    ) -> Result<Self, EngineError> {
+        let bad = |key: &str, message: String| EngineError::Setting {
+            key: key.to_string(),
+            message,
+        };
         if let Some(k) = settings.keys().find(|k| !SETTINGS.contains(&k.as_str())) {
-            return Err(bad(k, format!("unknown key (known: {})", SETTINGS.join(", "))));
+            return Err(bad(
+                k,
+                format!("unknown key (known: {})", SETTINGS.join(", ")),
+            ));
         }
-        let model = settings.get("model").map(String::as_str).unwrap_or("smollm2-135m");
+        let model = settings
+            .get("model")
+            .map(String::as_str)
+            .unwrap_or("smollm2-135m");
         let (preset, file) = if model.ends_with(".gguf") || model.contains('/') {
             let path = PathBuf::from(model);
             if !path.is_file() {
-                return Err(EngineError::ModelFile { path: model.to_string(), reason: "not found".into() });
+                return Err(EngineError::ModelFile {
+                    path: model.to_string(),
+                    reason: "not found".into(),
+                });
             }
             let header = weights::GgufHeader::read(&path)?;
             let p = crate::preset::PRESETS
@@ -85,7 +100,11 @@ impl LocalCpuConfig {
                     path: model.to_string(),
                     reason: format!(
                         "its shape matches no preset ({})",
-                        header.check_shape(&path, &crate::preset::SMOLLM2_135M).err().map(|e| e.to_string()).unwrap_or_default()
+                        header
+                            .check_shape(&path, &crate::preset::SMOLLM2_135M)
+                            .err()
+                            .map(|e| e.to_string())
+                            .unwrap_or_default()
                     ),
                 })?;
             (p, Some(path))
@@ -95,11 +114,18 @@ impl LocalCpuConfig {
         let precision = settings.get("precision").map(|s| s.parse()).transpose()?;
         let weights = match (file, settings.get("weights").map(String::as_str)) {
             (Some(f), None | Some("gguf") | Some("auto")) => WeightsChoice::File(f),
-            (Some(_), Some(w)) => return Err(bad("weights", format!("`{w}` conflicts with model=PATH"))),
+            (Some(_), Some(w)) => {
+                return Err(bad("weights", format!("`{w}` conflicts with model=PATH")));
+            }
             (None, None | Some("auto")) => WeightsChoice::Auto,
             (None, Some("gguf")) => WeightsChoice::Gguf,
             (None, Some("synthetic")) => WeightsChoice::Synthetic,
-            (None, Some(w)) => return Err(bad("weights", format!("`{w}` is not one of auto, gguf, synthetic"))),
+            (None, Some(w)) => {
+                return Err(bad(
+                    "weights",
+                    format!("`{w}` is not one of auto, gguf, synthetic"),
+                ));
+            }
         };
         let int = |key: &str, default: u64, min: u64| -> Result<u64, EngineError> {
             match settings.get(key) {
@@ -136,7 +162,11 @@ pub struct LocalCpuBackend {
 impl LocalCpuBackend {
     /// A target with `config`; `settings` are the spec's settings, echoed in reports.
     pub fn new(config: LocalCpuConfig, settings: BTreeMap<String, String>) -> Self {
-        Self { config, loaded: OnceLock::new(), settings }
+        Self {
+            config,
+            loaded: OnceLock::new(),
+            settings,
+        }
     }
 
     /// Loads the weights the config asks for (blocking; seconds).
@@ -146,13 +176,20 @@ impl LocalCpuBackend {
             WeightsChoice::File(f) => Some(f.clone()),
             WeightsChoice::Synthetic => None,
             WeightsChoice::Auto => weights::find_gguf(&config.model_dirs, p, config.precision),
-            WeightsChoice::Gguf => Some(weights::find_gguf(&config.model_dirs, p, config.precision).ok_or_else(|| {
-                EngineError::NoModelFile {
-                    preset: p.name.to_string(),
-                    precision: config.precision.map_or("any".into(), |x| x.to_string()),
-                    searched: config.model_dirs.iter().map(|d| d.display().to_string()).collect::<Vec<_>>().join(", "),
-                }
-            })?),
+            WeightsChoice::Gguf => Some(
+                weights::find_gguf(&config.model_dirs, p, config.precision).ok_or_else(|| {
+                    EngineError::NoModelFile {
+                        preset: p.name.to_string(),
+                        precision: config.precision.map_or("any".into(), |x| x.to_string()),
+                        searched: config
+                            .model_dirs
+                            .iter()
+                            .map(|d| d.display().to_string())
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                    }
+                })?,
+            ),
         };
         let (w, info) = match file {
             Some(path) => {
@@ -161,7 +198,10 @@ impl LocalCpuBackend {
                     if w.precision != want {
                         return Err(EngineError::ModelFile {
                             path: path.display().to_string(),
-                            reason: format!("holds {} weights, precision={want} was asked for", w.precision),
+                            reason: format!(
+                                "holds {} weights, precision={want} was asked for",
+                                w.precision
+                            ),
                         });
                     }
                 }
@@ -175,7 +215,11 @@ impl LocalCpuBackend {
                 (w, info)
             }
             None => {
-                let w = weights::synthetic(p, config.precision.unwrap_or(Precision::Q4_1), config.seed)?;
+                let w = weights::synthetic(
+                    p,
+                    config.precision.unwrap_or(Precision::Q4_1),
+                    config.seed,
+                )?;
                 let info = WeightsInfo {
                     source: WeightsSource::Synthetic,
                     path: None,
@@ -190,7 +234,9 @@ impl LocalCpuBackend {
     }
 
     fn loaded(&self) -> Result<&Arc<Loaded>, BackendError> {
-        self.loaded.get().ok_or_else(|| BackendError::new(ErrorClass::Other, "local-cpu target used before prepare()"))
+        self.loaded.get().ok_or_else(|| {
+            BackendError::new(ErrorClass::Other, "local-cpu target used before prepare()")
+        })
     }
 
     fn info(&self, precision: String, weights: Option<WeightsInfo>) -> TargetInfo {
@@ -214,7 +260,12 @@ impl Backend for LocalCpuBackend {
     fn describe(&self) -> TargetInfo {
         match self.loaded.get() {
             Some(l) => l.info.clone(),
-            None => self.info(self.config.precision.map_or("auto".into(), |p| p.to_string()), None),
+            None => self.info(
+                self.config
+                    .precision
+                    .map_or("auto".into(), |p| p.to_string()),
+                None,
+            ),
         }
     }
 
@@ -233,11 +284,18 @@ impl Backend for LocalCpuBackend {
         Ok(())
     }
 
-    async fn generate(&self, req: &Request, sink: &mut dyn StreamSink) -> Result<Completion, BackendError> {
+    async fn generate(
+        &self,
+        req: &Request,
+        sink: &mut dyn StreamSink,
+    ) -> Result<Completion, BackendError> {
         let loaded = self.loaded()?;
         let prompt = req.prompt_token_ids();
         let limit = self.config.preset.context;
-        if prompt.is_empty() || req.max_output_tokens == 0 || prompt.len() + req.max_output_tokens as usize > limit {
+        if prompt.is_empty()
+            || req.max_output_tokens == 0
+            || prompt.len() + req.max_output_tokens as usize > limit
+        {
             return Err(BackendError::new(
                 ErrorClass::Other,
                 format!(
@@ -251,7 +309,11 @@ impl Backend for LocalCpuBackend {
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
         loaded
             .engine
-            .submit(Job { prompt, max_output_tokens: req.max_output_tokens, events: tx })
+            .submit(Job {
+                prompt,
+                max_output_tokens: req.max_output_tokens,
+                events: tx,
+            })
             .map_err(|e| BackendError::new(ErrorClass::Other, e.to_string()))?;
         let mut out = Vec::with_capacity(req.max_output_tokens as usize);
         while (out.len() as u32) < req.max_output_tokens {
@@ -264,7 +326,11 @@ impl Backend for LocalCpuBackend {
                 None => {
                     return Err(BackendError::new(
                         ErrorClass::Truncated,
-                        format!("engine stopped after {} of {} tokens", out.len(), req.max_output_tokens),
+                        format!(
+                            "engine stopped after {} of {} tokens",
+                            out.len(),
+                            req.max_output_tokens
+                        ),
                     ));
                 }
             }

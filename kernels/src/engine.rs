@@ -62,12 +62,19 @@ impl Engine {
             .name("infermeter-engine".into())
             .spawn(move || run(model, rx, max_batch.max(1)))
             .expect("spawning a thread");
-        Self { tx: Some(tx), thread: Some(thread) }
+        Self {
+            tx: Some(tx),
+            thread: Some(thread),
+        }
     }
 
     /// Queues a job.
     pub fn submit(&self, job: Job) -> Result<(), EngineError> {
-        self.tx.as_ref().ok_or(EngineError::Stopped)?.send(job).map_err(|_| EngineError::Stopped)
+        self.tx
+            .as_ref()
+            .ok_or(EngineError::Stopped)?
+            .send(job)
+            .map_err(|_| EngineError::Stopped)
     }
 }
 
@@ -92,7 +99,9 @@ fn run(model: CpuModel, rx: mpsc::Receiver<Job>, max_batch: usize) {
         }
         pending.extend(rx.try_iter());
         while running.len() < max_batch {
-            let Some(job) = pending.pop_front() else { break };
+            let Some(job) = pending.pop_front() else {
+                break;
+            };
             if let Some(r) = admit(&model, job) {
                 running.push(r);
             }
@@ -135,7 +144,10 @@ fn admit(model: &CpuModel, job: Job) -> Option<Running> {
     });
     match result {
         Ok((cache, first)) => {
-            let _ = job.events.send(Event::Token { at: Instant::now(), id: first });
+            let _ = job.events.send(Event::Token {
+                at: Instant::now(),
+                id: first,
+            });
             (job.max_output_tokens > 1).then_some(Running {
                 cache,
                 next: first,

@@ -42,7 +42,11 @@ impl ModelPreset {
 
     /// Parameters (embedding included once when tied).
     pub fn params(&self) -> u64 {
-        let (h, i, kv) = (self.hidden as u64, self.intermediate as u64, (self.kv_heads * self.head_dim()) as u64);
+        let (h, i, kv) = (
+            self.hidden as u64,
+            self.intermediate as u64,
+            (self.kv_heads * self.head_dim()) as u64,
+        );
         let per_layer = h * h * 2 + h * kv * 2 + 3 * h * i + 2 * h;
         let embed = self.vocab as u64 * h;
         let head = if self.tied_embeddings { 0 } else { embed };
@@ -76,10 +80,17 @@ pub const PRESETS: &[ModelPreset] = &[SMOLLM2_135M];
 
 /// Looks a preset up by name.
 pub fn preset(name: &str) -> Result<&'static ModelPreset, EngineError> {
-    PRESETS.iter().find(|p| p.name == name).ok_or_else(|| EngineError::UnknownPreset {
-        name: name.to_string(),
-        known: PRESETS.iter().map(|p| p.name).collect::<Vec<_>>().join(", "),
-    })
+    PRESETS
+        .iter()
+        .find(|p| p.name == name)
+        .ok_or_else(|| EngineError::UnknownPreset {
+            name: name.to_string(),
+            known: PRESETS
+                .iter()
+                .map(|p| p.name)
+                .collect::<Vec<_>>()
+                .join(", "),
+        })
 }
 
 /// Weight precision of the matrices (norms stay f32).

@@ -37,7 +37,11 @@ impl LatencyHistogram {
     /// Records one latency in milliseconds. Negative and non-finite values are
     /// recorded as 0 (they can only come from clock misuse, which tests rule out).
     pub fn record_ms(&mut self, ms: f64) {
-        let us = if ms.is_finite() && ms > 0.0 { (ms * 1000.0).round() as u64 } else { 0 };
+        let us = if ms.is_finite() && ms > 0.0 {
+            (ms * 1000.0).round() as u64
+        } else {
+            0
+        };
         // `record` grows the auto-resizing histogram; `saturating_record` would clamp
         // to its current range instead.
         if self.hist.record(us).is_err() {
@@ -96,8 +100,13 @@ impl LatencyHistogram {
 
     /// Decodes what [`LatencyHistogram::encode`] wrote; `field` names it in errors.
     pub fn decode(encoded: &str, field: &str) -> Result<Self, ResultsError> {
-        let err = |reason: String| ResultsError::Histogram { field: field.to_string(), reason };
-        let bytes = BASE64.decode(encoded).map_err(|e| err(format!("not base64: {e}")))?;
+        let err = |reason: String| ResultsError::Histogram {
+            field: field.to_string(),
+            reason,
+        };
+        let bytes = BASE64
+            .decode(encoded)
+            .map_err(|e| err(format!("not base64: {e}")))?;
         let mut hist: Histogram<u64> = Deserializer::new()
             .deserialize(&mut bytes.as_slice())
             .map_err(|e| err(format!("not an HDR histogram: {e:?}")))?;
@@ -145,7 +154,11 @@ impl LatencySummary {
     }
 
     /// The summary of the union of `self`'s and `other`'s values.
-    pub fn merged(&self, other: &LatencySummary, field: &str) -> Result<LatencySummary, ResultsError> {
+    pub fn merged(
+        &self,
+        other: &LatencySummary,
+        field: &str,
+    ) -> Result<LatencySummary, ResultsError> {
         let mut h = self.histogram(field)?;
         h.merge(&other.histogram(field)?);
         Ok(h.summary())

@@ -105,7 +105,10 @@ pub fn summary_rows(report: &Report) -> Vec<SummaryRow> {
         .results
         .iter()
         .map(|r| SummaryRow {
-            target: format!("{} {} {}", r.target.kind, r.target.model, r.target.precision),
+            target: format!(
+                "{} {} {}",
+                r.target.kind, r.target.model, r.target.precision
+            ),
             workload: r.workload.name.clone(),
             load: load_label(r),
             ok_sent: format!("{}/{}", r.requests.ok, r.requests.sent),
@@ -185,9 +188,18 @@ fn notes(report: &Report) -> String {
     for r in &report.results {
         let label = format!("{} / {}", r.workload.name, load_label(r));
         if r.requests.failed > 0 {
-            let classes: Vec<String> =
-                r.requests.by_class.iter().map(|(c, n)| format!("{}={n}", c.as_str())).collect();
-            let _ = writeln!(out, "{label}: {} failed ({})", r.requests.failed, classes.join(", "));
+            let classes: Vec<String> = r
+                .requests
+                .by_class
+                .iter()
+                .map(|(c, n)| format!("{}={n}", c.as_str()))
+                .collect();
+            let _ = writeln!(
+                out,
+                "{label}: {} failed ({})",
+                r.requests.failed,
+                classes.join(", ")
+            );
         }
         for note in &r.notes {
             let _ = writeln!(out, "{label}: {note}");

@@ -31,7 +31,11 @@ pub fn validate_report_json(doc: &Value) -> Result<(), ResultsError> {
     if let Some(err) = validator.iter_errors(doc).next() {
         let path = err.instance_path.to_string();
         return Err(ResultsError::Schema {
-            path: if path.is_empty() { "/".to_string() } else { path },
+            path: if path.is_empty() {
+                "/".to_string()
+            } else {
+                path
+            },
             message: err.to_string(),
         });
     }
@@ -48,7 +52,10 @@ mod tests {
     fn committed_schema_matches_types() {
         let generated = generate_report_schema();
         if std::env::var_os("INFERMETER_BLESS").is_some() {
-            let path = concat!(env!("CARGO_MANIFEST_DIR"), "/schema/infermeter.report.v1.schema.json");
+            let path = concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/schema/infermeter.report.v1.schema.json"
+            );
             std::fs::write(path, &generated).unwrap();
             return;
         }

@@ -61,9 +61,13 @@ impl Arrival {
                 let exp = Exp::new(rate_rps).expect("validated rate > 0");
                 Box::new(move |r| exp.sample(r))
             }
-            Arrival::Gamma { rate_rps, burstiness } => {
+            Arrival::Gamma {
+                rate_rps,
+                burstiness,
+            } => {
                 let shape = 1.0 / (burstiness * burstiness);
-                let gamma = Gamma::new(shape, 1.0 / (rate_rps * shape)).expect("validated parameters");
+                let gamma =
+                    Gamma::new(shape, 1.0 / (rate_rps * shape)).expect("validated parameters");
                 Box::new(move |r| gamma.sample(r))
             }
         };
@@ -110,7 +114,14 @@ mod tests {
     #[test]
     fn gamma_inter_arrivals_have_the_requested_burstiness() {
         for b in [0.5, 2.0] {
-            let (mean, cv) = mean_cv(&gaps(Arrival::Gamma { rate_rps: 2.0, burstiness: b }, 80_000, 9));
+            let (mean, cv) = mean_cv(&gaps(
+                Arrival::Gamma {
+                    rate_rps: 2.0,
+                    burstiness: b,
+                },
+                80_000,
+                9,
+            ));
             assert!((mean - 0.5).abs() < 0.5 * 0.03, "b={b} mean {mean}");
             assert!((cv - b).abs() < b * 0.05, "b={b} cv {cv}");
         }
@@ -122,7 +133,10 @@ mod tests {
         assert!(g.iter().all(|&x| (x - 0.2).abs() < 1e-12));
         let mut rng = ChaCha8Rng::seed_from_u64(0);
         assert_eq!(Arrival::All.schedule(3, &mut rng), Some(vec![0.0; 3]));
-        assert_eq!(Arrival::Closed { concurrency: 2 }.schedule(3, &mut rng), None);
+        assert_eq!(
+            Arrival::Closed { concurrency: 2 }.schedule(3, &mut rng),
+            None
+        );
     }
 
     #[test]

@@ -135,7 +135,11 @@ pub struct BackendError {
 impl BackendError {
     /// An error of `class` with `message`.
     pub fn new(class: ErrorClass, message: impl Into<String>) -> Self {
-        Self { class, message: message.into(), http_status: None }
+        Self {
+            class,
+            message: message.into(),
+            http_status: None,
+        }
     }
 }
 
@@ -147,5 +151,9 @@ pub trait Backend: Send + Sync {
     /// Loads weights, connects, warms caches. Untimed.
     async fn prepare(&self) -> Result<(), BackendError>;
     /// Serves one request, reporting tokens to `sink` as they arrive.
-    async fn generate(&self, req: &Request, sink: &mut dyn StreamSink) -> Result<Completion, BackendError>;
+    async fn generate(
+        &self,
+        req: &Request,
+        sink: &mut dyn StreamSink,
+    ) -> Result<Completion, BackendError>;
 }

@@ -107,7 +107,12 @@ fn draw(spec: &LengthSpec, rng: &mut impl Rng) -> f64 {
                 min
             }
         }
-        LengthSpec::Lognormal { mean, sigma, min, max } => {
+        LengthSpec::Lognormal {
+            mean,
+            sigma,
+            min,
+            max,
+        } => {
             let mu = mean.ln() - sigma * sigma / 2.0;
             let d = LogNormal::new(mu, sigma).expect("validated lognormal");
             d.sample(rng).clamp(min, max)
@@ -125,8 +130,13 @@ fn arrival_of(spec: &WorkloadSpec) -> Arrival {
     match l.arrival {
         ArrivalPattern::Poisson => Arrival::Poisson { rate_rps },
         ArrivalPattern::Constant => Arrival::Constant { rate_rps },
-        ArrivalPattern::Gamma => Arrival::Gamma { rate_rps, burstiness: l.burstiness.unwrap_or(1.0) },
-        ArrivalPattern::Closed => Arrival::Closed { concurrency: l.concurrency.unwrap_or(1) },
+        ArrivalPattern::Gamma => Arrival::Gamma {
+            rate_rps,
+            burstiness: l.burstiness.unwrap_or(1.0),
+        },
+        ArrivalPattern::Closed => Arrival::Closed {
+            concurrency: l.concurrency.unwrap_or(1),
+        },
         ArrivalPattern::All => Arrival::All,
     }
 }
@@ -140,7 +150,17 @@ fn prefix_message(spec: &WorkloadSpec, seed: u64) -> Option<(Arc<Message>, Prefi
         h.update(id.to_le_bytes());
     }
     let id = hex(&h.finalize()[..8]);
-    Some((Arc::new(Message { role: Role::System, text, token_ids: ids }), PrefixRef { id, tokens: p.tokens }))
+    Some((
+        Arc::new(Message {
+            role: Role::System,
+            text,
+            token_ids: ids,
+        }),
+        PrefixRef {
+            id,
+            tokens: p.tokens,
+        },
+    ))
 }
 
 /// Generates one session from its seed.
@@ -159,9 +179,17 @@ pub fn generate_session(
     for call in 0..calls_n {
         let new_len = draw_tokens(if call == 0 { &spec.input } else { followup }, &mut rng);
         let (text, token_ids) = synthetic_text(&mut rng, new_len as usize);
-        history.push(Arc::new(Message { role: Role::User, text, token_ids }));
+        history.push(Arc::new(Message {
+            role: Role::User,
+            text,
+            token_ids,
+        }));
         let max_output_tokens = draw_tokens(&spec.output, &mut rng);
-        let think_ms = if call == 0 { 0.0 } else { draw(&spec.session.think_time_ms, &mut rng) };
+        let think_ms = if call == 0 {
+            0.0
+        } else {
+            draw(&spec.session.think_time_ms, &mut rng)
+        };
         calls.push(Request {
             id: first_request_id + u64::from(call),
             session: index,
@@ -174,7 +202,11 @@ pub fn generate_session(
         });
         if call + 1 < calls_n {
             let (text, token_ids) = synthetic_text(&mut rng, max_output_tokens as usize);
-            history.push(Arc::new(Message { role: Role::Assistant, text, token_ids }));
+            history.push(Arc::new(Message {
+                role: Role::Assistant,
+                text,
+                token_ids,
+            }));
         }
     }
     SessionPlan { index, seed, calls }
@@ -188,7 +220,13 @@ pub fn generate(spec: &WorkloadSpec, seed: u64) -> RequestStream {
     let mut requests = 0u64;
     while requests < spec.load.requests {
         let index = sessions.len() as u64;
-        let s = generate_session(spec, index, derive_seed(seed, "session", index), prefix.as_ref(), requests);
+        let s = generate_session(
+            spec,
+            index,
+            derive_seed(seed, "session", index),
+            prefix.as_ref(),
+            requests,
+        );
         requests += s.calls.len() as u64;
         sessions.push(s);
     }
@@ -203,7 +241,13 @@ pub fn generate(spec: &WorkloadSpec, seed: u64) -> RequestStream {
     let arrival = arrival_of(spec);
     let mut rng = ChaCha8Rng::seed_from_u64(derive_seed(seed, "arrivals", 0));
     let schedule = arrival.schedule(sessions.len(), &mut rng);
-    RequestStream { seed, sessions, warmup, schedule, arrival }
+    RequestStream {
+        seed,
+        sessions,
+        warmup,
+        schedule,
+        arrival,
+    }
 }
 
 /// Why a request cannot be fitted to a context.
@@ -228,7 +272,10 @@ pub fn fit_to_context(req: &Request, context_tokens: u32) -> Result<Option<Reque
     let prefix_len = req.prefix.as_ref().map_or(0, |p| p.tokens);
     let prefix_msgs = usize::from(req.prefix.is_some());
     if budget <= prefix_len {
-        return Err(DoesNotFit { output_tokens: out, context_tokens });
+        return Err(DoesNotFit {
+            output_tokens: out,
+            context_tokens,
+        });
     }
     let mut room = budget - prefix_len;
     let mut kept: Vec<Arc<Message>> = Vec::new();
@@ -243,13 +290,21 @@ pub fn fit_to_context(req: &Request, context_tokens: u32) -> Result<Option<Reque
         } else {
             let ids = m.token_ids[(n - room) as usize..].to_vec();
             let text = crate::text::words_text(&ids).unwrap_or_default();
-            kept.push(Arc::new(Message { role: m.role, text, token_ids: ids }));
+            kept.push(Arc::new(Message {
+                role: m.role,
+                text,
+                token_ids: ids,
+            }));
             room = 0;
         }
     }
     kept.reverse();
     let mut capped = req.clone();
-    capped.messages = req.messages[..prefix_msgs].iter().cloned().chain(kept).collect();
+    capped.messages = req.messages[..prefix_msgs]
+        .iter()
+        .cloned()
+        .chain(kept)
+        .collect();
     Ok(Some(capped))
 }
 
@@ -282,7 +337,10 @@ mod tests {
             for pair in sess.calls.windows(2) {
                 assert!(pair[1].input_tokens() > pair[0].input_tokens());
                 // The next call's context starts with the previous call's whole prompt.
-                assert_eq!(pair[1].messages[..pair[0].messages.len()], pair[0].messages[..]);
+                assert_eq!(
+                    pair[1].messages[..pair[0].messages.len()],
+                    pair[0].messages[..]
+                );
                 assert!((100.0..=1500.0).contains(&pair[1].think_ms));
             }
             for c in &sess.calls {
@@ -297,7 +355,11 @@ mod tests {
         let mut spec = suite::workload("chat-short").unwrap();
         spec.load.requests = 3000;
         let s = generate(&spec, 11);
-        let firsts: Vec<f64> = s.sessions.iter().map(|x| f64::from(x.calls[0].input_tokens())).collect();
+        let firsts: Vec<f64> = s
+            .sessions
+            .iter()
+            .map(|x| f64::from(x.calls[0].input_tokens()))
+            .collect();
         let mean = firsts.iter().sum::<f64>() / firsts.len() as f64;
         // Clamping at [32, 4096] barely moves a mean-512, sigma-0.5 lognormal.
         assert!((mean - 512.0).abs() < 20.0, "mean {mean}");
@@ -308,7 +370,12 @@ mod tests {
         let mut spec = suite::workload("agent-loop").unwrap();
         spec.load.requests = 40;
         let s = generate(&spec, 1);
-        let long = s.sessions.iter().flat_map(|x| &x.calls).max_by_key(|r| r.input_tokens()).unwrap();
+        let long = s
+            .sessions
+            .iter()
+            .flat_map(|x| &x.calls)
+            .max_by_key(|r| r.input_tokens())
+            .unwrap();
         let limit = 2000 + long.max_output_tokens + 500;
         let capped = fit_to_context(long, limit).unwrap().expect("needs capping");
         assert_eq!(capped.input_tokens() + capped.max_output_tokens, limit);

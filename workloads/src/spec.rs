@@ -172,18 +172,28 @@ impl LengthSpec {
         let all_finite = match *self {
             LengthSpec::Fixed { value } => value.is_finite(),
             LengthSpec::Uniform { min, max } => min.is_finite() && max.is_finite(),
-            LengthSpec::Lognormal { mean, sigma, min, max } => {
-                mean.is_finite() && sigma.is_finite() && min.is_finite() && max.is_finite()
-            }
+            LengthSpec::Lognormal {
+                mean,
+                sigma,
+                min,
+                max,
+            } => mean.is_finite() && sigma.is_finite() && min.is_finite() && max.is_finite(),
         };
         if !all_finite {
             return Err(bad("values must be finite numbers".into()));
         }
         if self.lower() < at_least {
-            return Err(bad(format!("values must be >= {at_least}, got {}", self.lower())));
+            return Err(bad(format!(
+                "values must be >= {at_least}, got {}",
+                self.lower()
+            )));
         }
         if self.upper() < self.lower() {
-            return Err(bad(format!("max {} is below min {}", self.upper(), self.lower())));
+            return Err(bad(format!(
+                "max {} is below min {}",
+                self.upper(),
+                self.lower()
+            )));
         }
         if let LengthSpec::Lognormal { mean, sigma, .. } = *self {
             if mean <= 0.0 || sigma < 0.0 {
@@ -207,7 +217,9 @@ impl WorkloadSpec {
     /// Builds a spec from a TOML value (after suite overrides were merged) and
     /// validates it.
     pub fn from_value(value: toml::Value, origin: &str) -> Result<Self, WorkloadError> {
-        let spec: WorkloadSpec = value.try_into().map_err(|e: toml::de::Error| parse_err(origin, &e))?;
+        let spec: WorkloadSpec = value
+            .try_into()
+            .map_err(|e: toml::de::Error| parse_err(origin, &e))?;
         spec.validate(origin)?;
         Ok(spec)
     }
@@ -220,51 +232,93 @@ impl WorkloadSpec {
             message,
         };
         if self.format != SPEC_FORMAT {
-            return Err(bad("format", format!("this build reads format {SPEC_FORMAT}, got {}", self.format)));
+            return Err(bad(
+                "format",
+                format!("this build reads format {SPEC_FORMAT}, got {}", self.format),
+            ));
         }
         let name_ok = !self.name.is_empty()
-            && self.name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'/');
+            && self
+                .name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'/');
         if !name_ok {
-            return Err(bad("name", format!("`{}` must be lowercase letters, digits, `-` or `/`", self.name)));
+            return Err(bad(
+                "name",
+                format!(
+                    "`{}` must be lowercase letters, digits, `-` or `/`",
+                    self.name
+                ),
+            ));
         }
         let l = &self.load;
         if l.requests == 0 {
             return Err(bad("load.requests", "must be at least 1".into()));
         }
         match l.arrival {
-            ArrivalPattern::Poisson | ArrivalPattern::Constant | ArrivalPattern::Gamma => match l.rate_rps {
-                Some(r) if r.is_finite() && r > 0.0 => {}
-                Some(r) => return Err(bad("load.rate_rps", format!("must be a positive number, got {r}"))),
-                None => return Err(bad("load.rate_rps", "is required for open-loop arrivals".into())),
-            },
+            ArrivalPattern::Poisson | ArrivalPattern::Constant | ArrivalPattern::Gamma => {
+                match l.rate_rps {
+                    Some(r) if r.is_finite() && r > 0.0 => {}
+                    Some(r) => {
+                        return Err(bad(
+                            "load.rate_rps",
+                            format!("must be a positive number, got {r}"),
+                        ));
+                    }
+                    None => {
+                        return Err(bad(
+                            "load.rate_rps",
+                            "is required for open-loop arrivals".into(),
+                        ));
+                    }
+                }
+            }
             ArrivalPattern::Closed => match l.concurrency {
                 Some(c) if c > 0 => {}
-                _ => return Err(bad("load.concurrency", "closed loop needs concurrency >= 1".into())),
+                _ => {
+                    return Err(bad(
+                        "load.concurrency",
+                        "closed loop needs concurrency >= 1".into(),
+                    ));
+                }
             },
             ArrivalPattern::All => {}
         }
         if l.arrival == ArrivalPattern::Gamma {
             match l.burstiness {
                 Some(b) if b.is_finite() && b > 0.0 => {}
-                _ => return Err(bad("load.burstiness", "gamma arrivals need burstiness > 0".into())),
+                _ => {
+                    return Err(bad(
+                        "load.burstiness",
+                        "gamma arrivals need burstiness > 0".into(),
+                    ));
+                }
             }
         }
         if let Some(d) = l.duration_s {
             if !(d.is_finite() && d > 0.0) {
-                return Err(bad("load.duration_s", format!("must be a positive number, got {d}")));
+                return Err(bad(
+                    "load.duration_s",
+                    format!("must be a positive number, got {d}"),
+                ));
             }
         }
         let s = &self.session;
         if s.calls.min == 0 || s.calls.max < s.calls.min {
             return Err(bad("session.calls", "needs 1 <= min <= max".into()));
         }
-        s.think_time_ms.check(origin, "session.think_time_ms", 0.0)?;
+        s.think_time_ms
+            .check(origin, "session.think_time_ms", 0.0)?;
         self.input.check(origin, "input", 1.0)?;
         if let Some(f) = &self.followup {
             f.check(origin, "followup", 1.0)?;
         }
         self.output.check(origin, "output", 1.0)?;
-        for (field, spec) in [("input", Some(&self.input)), ("followup", self.followup.as_ref()), ("output", Some(&self.output))] {
+        for (field, spec) in [
+            ("input", Some(&self.input)),
+            ("followup", self.followup.as_ref()),
+            ("output", Some(&self.output)),
+        ] {
             if let Some(spec) = spec {
                 if spec.upper() > MAX_TOKENS {
                     return Err(bad(field, format!("at most {MAX_TOKENS} tokens")));
@@ -301,11 +355,16 @@ impl WorkloadSpec {
 }
 
 pub(crate) fn parse_err(origin: &str, e: &toml::de::Error) -> WorkloadError {
-    WorkloadError::Parse { origin: origin.to_string(), message: e.message().trim().replace('\n', " ") + &span(e) }
+    WorkloadError::Parse {
+        origin: origin.to_string(),
+        message: e.message().trim().replace('\n', " ") + &span(e),
+    }
 }
 
 fn span(e: &toml::de::Error) -> String {
-    e.span().map(|s| format!(" (at byte {})", s.start)).unwrap_or_default()
+    e.span()
+        .map(|s| format!(" (at byte {})", s.start))
+        .unwrap_or_default()
 }
 
 /// Lowercase hex of bytes.

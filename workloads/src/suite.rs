@@ -64,7 +64,8 @@ pub struct Listing {
 
 fn embedded_workload_value(name: &str) -> Option<Result<toml::Value, WorkloadError>> {
     WORKLOADS.iter().find(|(n, _)| *n == name).map(|(n, text)| {
-        toml::from_str::<toml::Value>(text).map_err(|e| parse_err(&format!("embedded workload {n}"), &e))
+        toml::from_str::<toml::Value>(text)
+            .map_err(|e| parse_err(&format!("embedded workload {n}"), &e))
     })
 }
 
@@ -95,7 +96,10 @@ fn deep_merge(base: &mut toml::Value, over: &toml::Value) {
 /// Resolves a suite by name.
 pub fn suite(name: &str) -> Result<Suite, WorkloadError> {
     let Some((_, text)) = SUITES.iter().find(|(n, _)| *n == name) else {
-        return Err(WorkloadError::UnknownWorkload { name: name.to_string(), known: known_names() });
+        return Err(WorkloadError::UnknownWorkload {
+            name: name.to_string(),
+            known: known_names(),
+        });
     };
     parse_suite(text, &format!("embedded suite {name}"))
 }
@@ -112,16 +116,22 @@ fn parse_suite(text: &str, origin: &str) -> Result<Suite, WorkloadError> {
     let mut workloads = Vec::new();
     for entry in &file.run {
         let entry_origin = format!("{origin}, workload {}", entry.workload);
-        let mut value = embedded_workload_value(&entry.workload).ok_or_else(|| WorkloadError::UnknownWorkload {
-            name: entry.workload.clone(),
-            known: known_names(),
+        let mut value = embedded_workload_value(&entry.workload).ok_or_else(|| {
+            WorkloadError::UnknownWorkload {
+                name: entry.workload.clone(),
+                known: known_names(),
+            }
         })??;
         if let Some(o) = &entry.overrides {
             deep_merge(&mut value, &toml::Value::Table(o.clone()));
         }
         workloads.push(WorkloadSpec::from_value(value, &entry_origin)?);
     }
-    Ok(Suite { name: file.suite, description: file.description, workloads })
+    Ok(Suite {
+        name: file.suite,
+        description: file.description,
+        workloads,
+    })
 }
 
 /// Resolves a workload: an embedded name (`chat-short`), a suite entry
@@ -139,13 +149,19 @@ pub fn workload(name_or_path: &str) -> Result<WorkloadSpec, WorkloadError> {
         }
     }
     let path = std::path::Path::new(name_or_path);
-    let looks_like_path = name_or_path.ends_with(".toml") || name_or_path.contains(std::path::MAIN_SEPARATOR);
+    let looks_like_path =
+        name_or_path.ends_with(".toml") || name_or_path.contains(std::path::MAIN_SEPARATOR);
     if looks_like_path || path.is_file() {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| WorkloadError::Io { path: name_or_path.to_string(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| WorkloadError::Io {
+            path: name_or_path.to_string(),
+            source,
+        })?;
         return WorkloadSpec::from_toml(&text, name_or_path);
     }
-    Err(WorkloadError::UnknownWorkload { name: name_or_path.to_string(), known: known_names() })
+    Err(WorkloadError::UnknownWorkload {
+        name: name_or_path.to_string(),
+        known: known_names(),
+    })
 }
 
 /// Every embedded workload and suite (suite entries included).
@@ -153,7 +169,11 @@ pub fn list() -> Result<Vec<Listing>, WorkloadError> {
     let mut out = Vec::new();
     for (name, _) in WORKLOADS {
         let spec = workload(name)?;
-        out.push(Listing { kind: "workload", name: spec.name, description: spec.description });
+        out.push(Listing {
+            kind: "workload",
+            name: spec.name,
+            description: spec.description,
+        });
     }
     for (name, _) in SUITES {
         let s = suite(name)?;
@@ -175,7 +195,10 @@ mod tests {
     #[test]
     fn every_embedded_workload_and_suite_resolves() {
         let listing = list().unwrap();
-        assert_eq!(listing.iter().filter(|l| l.kind == "workload").count(), WORKLOADS.len());
+        assert_eq!(
+            listing.iter().filter(|l| l.kind == "workload").count(),
+            WORKLOADS.len()
+        );
         let quick = suite("quick").unwrap();
         assert_eq!(quick.workloads.len(), 5);
         for w in &quick.workloads {
@@ -201,7 +224,10 @@ mod tests {
     #[test]
     fn unknown_names_are_refused_with_the_known_ones() {
         let err = workload("chat-long").unwrap_err().to_string();
-        assert!(err.contains("unknown workload `chat-long`") && err.contains("agent-loop"), "{err}");
+        assert!(
+            err.contains("unknown workload `chat-long`") && err.contains("agent-loop"),
+            "{err}"
+        );
         assert!(suite("nope").is_err());
     }
 
@@ -214,6 +240,9 @@ mod tests {
         let err = workload(path.to_str().unwrap()).unwrap_err().to_string();
         assert!(err.starts_with(path.to_str().unwrap()), "{err}");
         let missing = dir.join("missing.toml");
-        assert!(matches!(workload(missing.to_str().unwrap()), Err(WorkloadError::Io { .. })));
+        assert!(matches!(
+            workload(missing.to_str().unwrap()),
+            Err(WorkloadError::Io { .. })
+        ));
     }
 }

@@ -33,7 +33,10 @@ pub fn tokenizer() -> &'static Tokenizer {
 
 /// Counts the tokens of `text` with the embedded tokenizer (no special tokens added).
 pub fn count_tokens(text: &str) -> usize {
-    tokenizer().encode_fast(text, false).map(|e| e.len()).unwrap_or(0)
+    tokenizer()
+        .encode_fast(text, false)
+        .map(|e| e.len())
+        .unwrap_or(0)
 }
 
 /// Words that are one token each, with their token id.
@@ -53,7 +56,8 @@ pub fn words() -> &'static WordTable {
             .filter_map(|(piece, id)| {
                 // 'Ġ' is the byte-level BPE's visible form of a leading space.
                 let word = piece.strip_prefix('Ġ')?;
-                let plain = (3..=9).contains(&word.len()) && word.bytes().all(|b| b.is_ascii_lowercase());
+                let plain =
+                    (3..=9).contains(&word.len()) && word.bytes().all(|b| b.is_ascii_lowercase());
                 plain.then(|| (format!(" {word}"), id))
             })
             .collect();
@@ -61,10 +65,15 @@ pub fn words() -> &'static WordTable {
         let words: Vec<(String, u32)> = candidates
             .into_iter()
             .filter(|(w, id)| {
-                tok.encode_fast(w.as_str(), false).map(|e| e.get_ids() == [*id]).unwrap_or(false)
+                tok.encode_fast(w.as_str(), false)
+                    .map(|e| e.get_ids() == [*id])
+                    .unwrap_or(false)
             })
             .collect();
-        assert!(words.len() > 1000, "the embedded vocabulary yields enough single-token words");
+        assert!(
+            words.len() > 1000,
+            "the embedded vocabulary yields enough single-token words"
+        );
         WordTable { words }
     })
 }

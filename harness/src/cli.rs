@@ -1,0 +1,564 @@
+//! The command line: argument definitions (clap) and the commands behind them.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use results::render::{self, Format};
+use results::{
+    ArrivalPattern, LoadInfo, REPORT_SCHEMA, REPORT_SCHEMA_VERSION, Report, ResultEntry, RunInfo,
+    RunStatus, TokenSource, ToolInfo, WorkloadRef,
+};
+use tokio::sync::{mpsc, watch};
+use workloads::generate::generate;
+use workloads::spec::WorkloadSpec;
+use workloads::{Backend, suite};
+
+use crate::collector::Aggregate;
+use crate::driver::{Interrupt, LoadPoint, Measurement, Outcome, run_load_point};
+use crate::error::bad_input;
+use crate::output::{JsonLines, write_report};
+use crate::plan::{Overrides, Plan, resolve};
+use crate::progress::Progress;
+use crate::target::{DEFAULT_TARGET, TargetSpec};
+
+/// infermeter: benchmark and profile LLM inference (latency, throughput, tokens).
+#[derive(Debug, Parser)]
+#[command(name = "infermeter", version, about, long_about = None)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run workloads against targets and write a report.
+    Run(RunArgs),
+    /// List or show workloads and suites.
+    #[command(subcommand)]
+    Workloads(WorkloadsCommand),
+    /// Render a saved report.
+    Report {
+        /// Path to a report.json.
+        path: PathBuf,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = FormatArg::Table)]
+        format: FormatArg,
+    },
+    /// Check a workload file (TOML) or a report (JSON) against its schema.
+    Validate {
+        /// The file.
+        file: PathBuf,
+    },
+}
+
+/// `workloads` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum WorkloadsCommand {
+    /// List the embedded workloads and suites.
+    List,
+    /// Print a workload's fully resolved spec and the digest of its request stream.
+    Show {
+        /// Workload name (`agent-loop`, `quick/agent-loop`) or path to a TOML file.
+        name: String,
+        /// Seed of the request stream (default: the spec's).
+        #[arg(long)]
+        seed: Option<u64>,
+    },
+}
+
+/// Report formats.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum FormatArg {
+    /// Terminal table.
+    Table,
+    /// Markdown table.
+    Md,
+    /// CSV.
+    Csv,
+    /// The report JSON.
+    Json,
+}
+
+impl From<FormatArg> for Format {
+    fn from(f: FormatArg) -> Self {
+        match f {
+            FormatArg::Table => Format::Table,
+            FormatArg::Md => Format::Markdown,
+            FormatArg::Csv => Format::Csv,
+            FormatArg::Json => Format::Json,
+        }
+    }
+}
+
+/// Arrival processes on the command line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ArrivalArg {
+    /// Exponential inter-arrival times.
+    Poisson,
+    /// Fixed inter-arrival time.
+    Constant,
+    /// Gamma inter-arrival times (see --burstiness).
+    Gamma,
+    /// Closed loop at --concurrency.
+    Closed,
+    /// Everything at once.
+    All,
+}
+
+impl From<ArrivalArg> for ArrivalPattern {
+    fn from(a: ArrivalArg) -> Self {
+        match a {
+            ArrivalArg::Poisson => ArrivalPattern::Poisson,
+            ArrivalArg::Constant => ArrivalPattern::Constant,
+            ArrivalArg::Gamma => ArrivalPattern::Gamma,
+            ArrivalArg::Closed => ArrivalPattern::Closed,
+            ArrivalArg::All => ArrivalPattern::All,
+        }
+    }
+}
+
+/// `run` arguments.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Suite to run (default: quick, when no --workload is given).
+    #[arg(long)]
+    pub suite: Option<String>,
+    /// Workload name or TOML file (repeatable).
+    #[arg(long = "workload")]
+    pub workloads: Vec<String>,
+    /// Target spec KIND[,key=value]* (repeatable).
+    #[arg(long = "target", default_value = DEFAULT_TARGET)]
+    pub targets: Vec<String>,
+    /// Output directory (default: results/runs/<UTC timestamp>-<suite>).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Seed of every request stream (default: each workload's).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Measured requests per workload.
+    #[arg(long)]
+    pub requests: Option<u64>,
+    /// Stop sending after this many seconds per workload.
+    #[arg(long)]
+    pub duration: Option<f64>,
+    /// Session arrival rate, sessions per second (open loop).
+    #[arg(long, allow_negative_numbers = true)]
+    pub rate: Option<f64>,
+    /// Sessions in flight (closed loop).
+    #[arg(long)]
+    pub concurrency: Option<u32>,
+    /// Arrival process.
+    #[arg(long, value_enum)]
+    pub arrival: Option<ArrivalArg>,
+    /// Coefficient of variation of gamma inter-arrival times (1 = Poisson).
+    #[arg(long)]
+    pub burstiness: Option<f64>,
+    /// Warm-up requests per workload (excluded from every figure).
+    #[arg(long)]
+    pub warmup: Option<u32>,
+    /// Multiply every workload's request count.
+    #[arg(long, allow_negative_numbers = true)]
+    pub scale: Option<f64>,
+    /// Seconds in-flight requests may run after sending stops.
+    #[arg(long, default_value_t = 30.0)]
+    pub drain_timeout: f64,
+    /// Seconds one request may take before it counts as a timeout.
+    #[arg(long, default_value_t = 600.0)]
+    pub request_timeout: f64,
+    /// No progress output.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+/// Runs a parsed command line; returns the text for standard output.
+pub async fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Run(args) => run_command(args).await,
+        Command::Workloads(WorkloadsCommand::List) => {
+            for l in suite::list()? {
+                println!("{:<9} {:<22} {}", l.kind, l.name, l.description);
+            }
+            Ok(())
+        }
+        Command::Workloads(WorkloadsCommand::Show { name, seed }) => {
+            print!("{}", show_workload(&name, seed)?);
+            Ok(())
+        }
+        Command::Report { path, format } => {
+            let report = read_report(&path)?;
+            print!("{}", render::render(&report, format.into()));
+            Ok(())
+        }
+        Command::Validate { file } => {
+            println!("{}", validate(&file)?);
+            Ok(())
+        }
+    }
+}
+
+/// `workloads show`: the resolved spec as TOML, then facts about the stream and its
+/// digest.
+pub fn show_workload(name: &str, seed: Option<u64>) -> Result<String> {
+    let spec = suite::workload(name)?;
+    let seed = seed.unwrap_or(spec.seed);
+    let stream = generate(&spec, seed);
+    let inputs: Vec<u64> = stream
+        .sessions
+        .iter()
+        .flat_map(|s| &s.calls)
+        .map(|r| u64::from(r.input_tokens()))
+        .collect();
+    let outputs: u64 = stream
+        .sessions
+        .iter()
+        .flat_map(|s| &s.calls)
+        .map(|r| u64::from(r.max_output_tokens))
+        .sum();
+    let mut out = format!("# {} (resolved)\n{}\n", spec.name, spec.to_toml());
+    out.push_str(&format!(
+        "# request stream\nseed = {seed}\nsessions = {}\nrequests = {}\n",
+        stream.sessions.len(),
+        inputs.len()
+    ));
+    out.push_str(&format!("warmup_requests = {}\n", stream.warmup.len()));
+    if let (Some(min), Some(max)) = (inputs.iter().min(), inputs.iter().max()) {
+        let mean = inputs.iter().sum::<u64>() as f64 / inputs.len() as f64;
+        out.push_str(&format!(
+            "input_tokens = {{ min = {min}, mean = {mean:.1}, max = {max}, total = {} }}\n",
+            inputs.iter().sum::<u64>()
+        ));
+    }
+    out.push_str(&format!("output_tokens_total = {outputs}\n"));
+    out.push_str(&format!(
+        "spec_sha256 = \"{}\"\nstream_sha256 = \"{}\"\n",
+        spec.sha256(),
+        stream.digest()
+    ));
+    Ok(out)
+}
+
+fn read_report(path: &Path) -> Result<Report> {
+    let text =
+        std::fs::read_to_string(path).map_err(|e| bad_input(format!("{}: {e}", path.display())))?;
+    let doc: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|e| bad_input(format!("{}: not JSON: {e}", path.display())))?;
+    results::schema::validate_report_json(&doc)
+        .map_err(|e| bad_input(format!("{}: {e}", path.display())))?;
+    serde_json::from_value(doc).map_err(|e| bad_input(format!("{}: {e}", path.display())))
+}
+
+/// `validate`: a report (`.json`) against the committed schema, or a workload file.
+pub fn validate(file: &Path) -> Result<String> {
+    let is_json = file.extension().is_some_and(|e| e == "json");
+    if is_json {
+        let r = read_report(file)?;
+        if r.schema != REPORT_SCHEMA {
+            return Err(bad_input(format!(
+                "{}: schema is `{}`, not {REPORT_SCHEMA}",
+                file.display(),
+                r.schema
+            )));
+        }
+        Ok(format!(
+            "ok: {} is a valid {REPORT_SCHEMA} {} with {} results",
+            file.display(),
+            r.schema_version,
+            r.results.len()
+        ))
+    } else {
+        let text = std::fs::read_to_string(file)
+            .map_err(|e| bad_input(format!("{}: {e}", file.display())))?;
+        let spec = WorkloadSpec::from_toml(&text, &file.display().to_string())?;
+        Ok(format!(
+            "ok: {} is a valid workload spec (format {}) named {}",
+            file.display(),
+            spec.format,
+            spec.name
+        ))
+    }
+}
+
+fn overrides(a: &RunArgs) -> Overrides {
+    Overrides {
+        seed: a.seed,
+        requests: a.requests,
+        duration_s: a.duration,
+        rate_rps: a.rate,
+        concurrency: a.concurrency,
+        arrival: a.arrival.map(Into::into),
+        burstiness: a.burstiness,
+        warmup: a.warmup,
+        scale: a.scale,
+    }
+}
+
+fn positive_secs(name: &str, v: f64) -> Result<Duration> {
+    if v.is_finite() && v > 0.0 {
+        Ok(Duration::from_secs_f64(v))
+    } else {
+        Err(bad_input(format!(
+            "--{name} must be a positive number of seconds, got {v}"
+        )))
+    }
+}
+
+async fn run_command(args: RunArgs) -> Result<()> {
+    let plan = resolve(args.suite.as_deref(), &args.workloads, &overrides(&args))?;
+    let drain_timeout = positive_secs("drain-timeout", args.drain_timeout)?;
+    let request_timeout = positive_secs("request-timeout", args.request_timeout)?;
+    let specs = args
+        .targets
+        .iter()
+        .map(|t| TargetSpec::parse(t))
+        .collect::<Result<Vec<_>>>()?;
+    let targets = specs
+        .iter()
+        .map(TargetSpec::build)
+        .collect::<Result<Vec<_>>>()?;
+    // Load every model before any file is written: a bad model file leaves nothing
+    // behind, and loading is never timed.
+    for target in &targets {
+        prepare(target.as_ref(), args.quiet).await?;
+    }
+
+    let started = chrono::Utc::now();
+    let run_id = format!("{}-{}", started.format("%Y%m%dT%H%M%SZ"), plan.label);
+    let out_dir = args
+        .out
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("results/runs").join(&run_id));
+    std::fs::create_dir_all(&out_dir)
+        .map_err(|e| bad_input(format!("--out {}: {e}", out_dir.display())))?;
+    let report_path = out_dir.join("report.json");
+    let mut jsonl = JsonLines::create(&out_dir.join("requests.jsonl"))?;
+
+    let (irq_tx, irq_rx) = watch::channel(Interrupt::None);
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            eprintln!(
+                "interrupt: no new requests; draining (Ctrl-C again to cancel in-flight requests)"
+            );
+            let _ = irq_tx.send(Interrupt::Stop);
+            if tokio::signal::ctrl_c().await.is_ok() {
+                let _ = irq_tx.send(Interrupt::Cancel);
+            }
+        }
+    });
+
+    let mut report = Report {
+        schema: REPORT_SCHEMA.into(),
+        schema_version: REPORT_SCHEMA_VERSION.into(),
+        tool: ToolInfo {
+            version: env!("CARGO_PKG_VERSION").into(),
+            git_sha: option_env!("INFERMETER_GIT_SHA").map(Into::into),
+        },
+        run: RunInfo {
+            id: run_id,
+            started_at: started.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            finished_at: started.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            status: RunStatus::Interrupted,
+            command: std::env::args().collect(),
+            seed: args
+                .seed
+                .unwrap_or_else(|| plan.workloads.first().map_or(1, |(_, s)| *s)),
+        },
+        hardware: crate::hardware::fingerprint(),
+        results: Vec::new(),
+    };
+    let mut status = RunStatus::Complete;
+    'targets: for target in &targets {
+        for (spec, seed) in &plan.workloads {
+            if *irq_rx.borrow() != Interrupt::None {
+                break 'targets;
+            }
+            let entry = run_workload(
+                target,
+                spec,
+                *seed,
+                &plan,
+                &args,
+                drain_timeout,
+                request_timeout,
+                &mut jsonl,
+                irq_rx.clone(),
+            )
+            .await?;
+            report.results.push(entry);
+            // Every finished load point is on disk at once: a killed run loses nothing.
+            report.run.finished_at =
+                chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+            write_report(&report_path, &report)?;
+        }
+    }
+    if *irq_rx.borrow() != Interrupt::None {
+        status = RunStatus::Interrupted;
+    }
+    finish(&mut report, status, &report_path)?;
+    print!("{}", render::render(&report, Format::Table));
+    println!("report: {}", report_path.display());
+    Ok(())
+}
+
+fn finish(report: &mut Report, status: RunStatus, path: &Path) -> Result<()> {
+    report.run.status = status;
+    report.run.finished_at =
+        chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    write_report(path, report)
+}
+
+async fn prepare(target: &dyn Backend, quiet: bool) -> Result<()> {
+    let t = std::time::Instant::now();
+    target.prepare().await.map_err(|e| {
+        // A target that cannot load its model is the user's input (file, preset).
+        if e.class == results::ErrorClass::Other && e.message.starts_with("model file") {
+            bad_input(e.message)
+        } else {
+            anyhow::anyhow!("preparing target {}: {}", target.describe().kind, e.message)
+        }
+    })?;
+    if !quiet {
+        let info = target.describe();
+        let weights = info.weights.as_ref().map_or(String::new(), |w| {
+            let src = match w.source {
+                results::WeightsSource::Gguf => {
+                    format!("GGUF {}", w.path.as_deref().unwrap_or("?"))
+                }
+                results::WeightsSource::Synthetic => {
+                    format!("synthetic weights (seed {})", w.seed.unwrap_or(0))
+                }
+            };
+            format!(", {src}, sha256 {}", &w.sha256[..12.min(w.sha256.len())])
+        });
+        eprintln!(
+            "target {} {} {} ready in {:.1} s{weights}",
+            info.kind,
+            info.model,
+            info.precision,
+            t.elapsed().as_secs_f64()
+        );
+    }
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn run_workload(
+    target: &Arc<dyn Backend>,
+    spec: &WorkloadSpec,
+    seed: u64,
+    _plan: &Plan,
+    args: &RunArgs,
+    drain_timeout: Duration,
+    request_timeout: Duration,
+    jsonl: &mut JsonLines,
+    irq: watch::Receiver<Interrupt>,
+) -> Result<ResultEntry> {
+    let info = target.describe();
+    let stream = generate(spec, seed);
+    let stream_sha256 = stream.digest();
+    let total = stream.request_count() as u64;
+    let target_label = format!("{} {} {}", info.kind, info.model, info.precision);
+    let lp = LoadPoint {
+        workload: spec.name.clone(),
+        target_label,
+        stream,
+        max_duration: spec.load.duration_s.map(Duration::from_secs_f64),
+        drain_timeout,
+        request_timeout,
+        context_limit: info.context_limit_tokens,
+    };
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let driver = tokio::spawn(run_load_point(Arc::clone(target), lp, tx, irq));
+    let mut agg = Aggregate::default();
+    let mut progress = Progress::new(&spec.name, total, args.quiet);
+    while let Some(m) = rx.recv().await {
+        match m {
+            Measurement::Request(r) => {
+                jsonl.append(&*r)?;
+                progress.request_done(r.ok());
+                agg.add(&r);
+            }
+            Measurement::Task(t) => agg.add_task(&t),
+        }
+    }
+    progress.finish(args.quiet);
+    let outcome = driver.await.context("the load driver panicked")?;
+    Ok(entry(spec, seed, stream_sha256, info, &agg, &outcome))
+}
+
+fn entry(
+    spec: &WorkloadSpec,
+    seed: u64,
+    stream_sha256: String,
+    target: results::TargetInfo,
+    agg: &Aggregate,
+    o: &Outcome,
+) -> ResultEntry {
+    let l = &spec.load;
+    let mut notes = Vec::new();
+    let tokens = agg.tokens(if target.kind.starts_with("local") {
+        TokenSource::Engine
+    } else {
+        TokenSource::Tokenizer
+    });
+    if tokens.input_capped_requests > 0 {
+        notes.push(format!(
+            "{} requests had their input capped to fit the target's context of {} tokens",
+            tokens.input_capped_requests,
+            target.context_limit_tokens.unwrap_or(0)
+        ));
+    }
+    if o.duration_hit {
+        notes.push(format!(
+            "duration bound of {} s reached: {} sessions not started",
+            l.duration_s.unwrap_or(0.0),
+            o.sessions_not_started
+        ));
+    } else if o.sessions_not_started > 0 {
+        notes.push(format!(
+            "interrupted: {} sessions not started",
+            o.sessions_not_started
+        ));
+    }
+    if o.drain_cancelled {
+        notes.push("drain deadline reached: in-flight requests were cancelled".into());
+    }
+    if o.warmup_failed > 0 {
+        notes.push(format!(
+            "{} of {} warm-up requests failed",
+            o.warmup_failed, l.warmup_requests
+        ));
+    }
+    ResultEntry {
+        workload: WorkloadRef {
+            name: spec.name.clone(),
+            version: spec.version,
+            spec_sha256: spec.sha256(),
+            stream_sha256,
+            seed,
+        },
+        target,
+        load: LoadInfo {
+            pattern: l.arrival,
+            rate_rps: l.rate_rps,
+            concurrency: l.concurrency,
+            burstiness: l.burstiness,
+            warmup_requests: l.warmup_requests,
+            max_requests: Some(l.requests),
+            max_duration_s: l.duration_s,
+            measured_s: (o.measured_s * 1000.0).round() / 1000.0,
+        },
+        requests: agg.requests(),
+        tokens,
+        latency: agg.latency(),
+        throughput: agg.throughput(o.measured_s),
+        tasks: spec.reports_tasks().then(|| agg.tasks()),
+        energy: None,
+        cost: None,
+        notes,
+    }
+}

@@ -1,0 +1,344 @@
+//! The load driver: runs one load point (a workload's request stream against one
+//! target) on tokio.
+//!
+//! - Warm-up requests run first, one at a time, and are excluded from every figure.
+//! - Open loop (poisson, constant, gamma, all): each session is launched at its
+//!   scheduled instant however many requests are in flight; nothing is dropped or
+//!   delayed by a cap, and the lag between intended and actual send is recorded.
+//! - Closed loop: `concurrency` workers each run one session at a time.
+//! - Within a session, call k+1 is intended at call k's completion plus its think time.
+//! - Bounds: the stream's request count, and optionally a duration after which no new
+//!   request is sent. Then in-flight requests drain until the drain deadline, after
+//!   which they are cancelled (class `cancelled`, partial timings kept).
+//! - An interrupt (Ctrl-C) stops sending at once; a second one cancels what is in
+//!   flight.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use results::ErrorClass;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinSet;
+use tokio::time::{Instant, sleep_until};
+use workloads::generate::{RequestStream, SessionPlan, fit_to_context};
+use workloads::{Backend, BackendError, Request};
+
+use crate::collector::{Finished, RequestRecord, RequestTimer, TaskRecord, ms};
+
+/// Interrupt level shared by a whole run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Interrupt {
+    /// Keep going.
+    None,
+    /// Stop sending; drain what is in flight.
+    Stop,
+    /// Cancel what is in flight.
+    Cancel,
+}
+
+/// A measurement sent to the collector as it happens.
+#[derive(Debug)]
+pub enum Measurement {
+    /// A request finished or failed.
+    Request(Box<RequestRecord>),
+    /// A session finished (or was cut short).
+    Task(TaskRecord),
+}
+
+/// Settings of one load point.
+pub struct LoadPoint {
+    /// Workload name.
+    pub workload: String,
+    /// Target label for records.
+    pub target_label: String,
+    /// The request stream.
+    pub stream: RequestStream,
+    /// Stop sending after this long.
+    pub max_duration: Option<Duration>,
+    /// How long in-flight requests may run after sending stops.
+    pub drain_timeout: Duration,
+    /// Deadline of each request.
+    pub request_timeout: Duration,
+    /// The target's context limit (requests are capped to fit it).
+    pub context_limit: Option<u32>,
+}
+
+/// What happened, besides the measurements.
+#[derive(Clone, Debug, Default)]
+pub struct Outcome {
+    /// Seconds from the start of measurement to the last completion.
+    pub measured_s: f64,
+    /// Sessions never started (the run stopped first).
+    pub sessions_not_started: u64,
+    /// Warm-up requests that failed.
+    pub warmup_failed: u64,
+    /// Whether the duration bound stopped sending.
+    pub duration_hit: bool,
+    /// Whether the drain deadline cancelled requests.
+    pub drain_cancelled: bool,
+}
+
+struct Ctx {
+    backend: Arc<dyn Backend>,
+    lp: LoadPoint,
+    tx: mpsc::UnboundedSender<Measurement>,
+    stop: watch::Receiver<bool>,
+    cancel: watch::Receiver<bool>,
+    t0: Instant,
+    /// No request is sent at or after this instant (the duration bound).
+    send_deadline: Option<Instant>,
+    last_end: std::sync::Mutex<Instant>,
+}
+
+impl Ctx {
+    fn may_send(&self, at: Instant) -> bool {
+        !*self.stop.borrow() && self.send_deadline.is_none_or(|d| at < d)
+    }
+}
+
+async fn flag(rx: &mut watch::Receiver<bool>) {
+    // A dropped sender means the load point is over; waiting forever is then right.
+    if rx.wait_for(|v| *v).await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}
+
+/// Fits a request to the context, if the target has a limit.
+fn fit(req: &Request, limit: Option<u32>) -> Result<(Request, bool), BackendError> {
+    let Some(limit) = limit else {
+        return Ok((req.clone(), false));
+    };
+    match fit_to_context(req, limit) {
+        Ok(None) => Ok((req.clone(), false)),
+        Ok(Some(capped)) => Ok((capped, true)),
+        Err(e) => Err(BackendError::new(
+            ErrorClass::Other,
+            format!(
+                "{} output tokens cannot fit the context of {}",
+                e.output_tokens, e.context_tokens
+            ),
+        )),
+    }
+}
+
+async fn send_one(ctx: &Ctx, req: &Request, scheduled: Instant) -> RequestRecord {
+    let mut cancel = ctx.cancel.clone();
+    let sent = Instant::now();
+    let mut timer = RequestTimer::new(sent);
+    let (req, capped) = match fit(req, ctx.lp.context_limit) {
+        Ok(x) => x,
+        Err(e) => {
+            let f = finished(ctx, req, false, scheduled);
+            return RequestRecord::new(f, timer, Err(&e));
+        }
+    };
+    let outcome = tokio::select! {
+        r = tokio::time::timeout(ctx.lp.request_timeout, ctx.backend.generate(&req, &mut timer)) => match r {
+            Ok(r) => r,
+            Err(_) => Err(BackendError::new(ErrorClass::Timeout, format!("no completion within {:?}", ctx.lp.request_timeout))),
+        },
+        _ = flag(&mut cancel) => Err(BackendError::new(ErrorClass::Cancelled, "cancelled by the harness (drain deadline or interrupt)")),
+    };
+    let f = finished(ctx, &req, capped, scheduled);
+    RequestRecord::new(f, timer, outcome.as_ref())
+}
+
+fn finished<'a>(ctx: &'a Ctx, req: &'a Request, capped: bool, scheduled: Instant) -> Finished<'a> {
+    Finished {
+        workload: &ctx.lp.workload,
+        target: &ctx.lp.target_label,
+        seed: ctx.lp.stream.seed,
+        request: req,
+        input_capped: capped,
+        t0: ctx.t0,
+        scheduled,
+        ended: Instant::now(),
+    }
+}
+
+async fn run_session(ctx: Arc<Ctx>, session: SessionPlan, start: Instant) {
+    let mut stop = ctx.stop.clone();
+    let mut intended = start;
+    let mut first_sent = None;
+    let mut end = start;
+    let (mut calls, mut input, mut output) = (0u32, 0u64, 0u64);
+    let mut completed = true;
+    for (k, req) in session.calls.iter().enumerate() {
+        if k > 0 {
+            intended = end + Duration::from_secs_f64(req.think_ms / 1000.0);
+        }
+        tokio::select! {
+            _ = sleep_until(intended) => {}
+            _ = flag(&mut stop) => {}
+        }
+        if !ctx.may_send(Instant::now()) {
+            completed = false;
+            break;
+        }
+        let rec = send_one(&ctx, req, intended).await;
+        first_sent.get_or_insert(ctx.t0 + Duration::from_secs_f64(rec.sent_s));
+        end = Instant::now();
+        {
+            let mut last = ctx.last_end.lock().unwrap_or_else(|p| p.into_inner());
+            *last = (*last).max(end);
+        }
+        calls += 1;
+        input += u64::from(rec.input_tokens);
+        output += u64::from(rec.output_tokens);
+        let ok = rec.ok();
+        let _ = ctx.tx.send(Measurement::Request(Box::new(rec)));
+        if !ok {
+            completed = false;
+            break;
+        }
+    }
+    let task_ms = first_sent.map_or(0.0, |f| ms(end.saturating_duration_since(f)));
+    let _ = ctx.tx.send(Measurement::Task(TaskRecord {
+        calls,
+        completed,
+        task_ms,
+        input_tokens: input,
+        output_tokens: output,
+    }));
+}
+
+/// Runs one load point; measurements go to `tx` as they happen.
+pub async fn run_load_point(
+    backend: Arc<dyn Backend>,
+    lp: LoadPoint,
+    tx: mpsc::UnboundedSender<Measurement>,
+    interrupt: watch::Receiver<Interrupt>,
+) -> Outcome {
+    let mut outcome = Outcome::default();
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let (cancel_tx, cancel_rx) = watch::channel(false);
+    let stop_tx = Arc::new(stop_tx);
+    let cancel_tx = Arc::new(cancel_tx);
+
+    // Warm-up: one at a time, measured nowhere.
+    for req in &lp.stream.warmup {
+        if *interrupt.borrow() != Interrupt::None {
+            break;
+        }
+        let mut sink = RequestTimer::new(Instant::now());
+        let res = match fit(req, lp.context_limit) {
+            Ok((r, _)) => tokio::time::timeout(lp.request_timeout, backend.generate(&r, &mut sink))
+                .await
+                .ok(),
+            Err(_) => None,
+        };
+        if !matches!(res, Some(Ok(_))) {
+            outcome.warmup_failed += 1;
+        }
+    }
+
+    let t0 = Instant::now();
+    // Forward interrupts and the duration bound to this load point's stop/cancel.
+    let mut helpers = JoinSet::new();
+    {
+        let (stop_tx, cancel_tx, mut irq) = (
+            Arc::clone(&stop_tx),
+            Arc::clone(&cancel_tx),
+            interrupt.clone(),
+        );
+        helpers.spawn(async move {
+            if irq.wait_for(|i| *i >= Interrupt::Stop).await.is_ok() {
+                let _ = stop_tx.send(true);
+                if irq.wait_for(|i| *i >= Interrupt::Cancel).await.is_ok() {
+                    let _ = cancel_tx.send(true);
+                }
+            }
+        });
+    }
+    let duration_deadline = lp.max_duration.map(|d| t0 + d);
+    if let Some(deadline) = duration_deadline {
+        let stop_tx = Arc::clone(&stop_tx);
+        helpers.spawn(async move {
+            sleep_until(deadline).await;
+            let _ = stop_tx.send(true);
+        });
+    }
+
+    let sessions = lp.stream.sessions.clone();
+    let schedule = lp.stream.schedule.clone();
+    let concurrency = match lp.stream.arrival {
+        workloads::arrival::Arrival::Closed { concurrency } => concurrency as usize,
+        _ => 0,
+    };
+    let ctx = Arc::new(Ctx {
+        backend,
+        lp,
+        tx,
+        stop: stop_rx.clone(),
+        cancel: cancel_rx,
+        t0,
+        send_deadline: duration_deadline,
+        last_end: std::sync::Mutex::new(t0),
+    });
+    let mut running = JoinSet::new();
+    let mut stop = stop_rx.clone();
+    let started = Arc::new(AtomicUsize::new(0));
+    match schedule {
+        Some(offsets) => {
+            for (session, offset) in sessions.into_iter().zip(offsets) {
+                let at = t0 + Duration::from_secs_f64(offset);
+                tokio::select! {
+                    _ = sleep_until(at) => {}
+                    _ = flag(&mut stop) => {}
+                }
+                if !ctx.may_send(at) {
+                    break;
+                }
+                started.fetch_add(1, Ordering::Relaxed);
+                running.spawn(run_session(Arc::clone(&ctx), session, at));
+            }
+        }
+        None => {
+            let sessions = Arc::new(sessions);
+            let next = Arc::new(AtomicUsize::new(0));
+            for _ in 0..concurrency.max(1) {
+                let (ctx, sessions, next, started) = (
+                    Arc::clone(&ctx),
+                    Arc::clone(&sessions),
+                    Arc::clone(&next),
+                    Arc::clone(&started),
+                );
+                running.spawn(async move {
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        if i >= sessions.len() || !ctx.may_send(Instant::now()) {
+                            break;
+                        }
+                        started.fetch_add(1, Ordering::Relaxed);
+                        run_session(Arc::clone(&ctx), sessions[i].clone(), Instant::now()).await;
+                    }
+                });
+            }
+        }
+    }
+
+    // Drain: wait for everything; once sending has stopped, in-flight work has until
+    // the drain deadline.
+    let mut drain_deadline: Option<Instant> = None;
+    loop {
+        let deadline = drain_deadline;
+        tokio::select! {
+            r = running.join_next() => if r.is_none() { break },
+            _ = flag(&mut stop), if drain_deadline.is_none() => {
+                drain_deadline = Some(Instant::now() + ctx.lp.drain_timeout);
+            }
+            _ = async { sleep_until(deadline.unwrap_or_else(Instant::now)).await }, if deadline.is_some() && !*cancel_tx.borrow() => {
+                outcome.drain_cancelled = true;
+                let _ = cancel_tx.send(true);
+            }
+        }
+    }
+    helpers.abort_all();
+    outcome.duration_hit = duration_deadline.is_some_and(|d| Instant::now() >= d);
+    outcome.sessions_not_started =
+        (ctx.lp.stream.sessions.len() - started.load(Ordering::Relaxed)) as u64;
+    let last_end = *ctx.last_end.lock().unwrap_or_else(|p| p.into_inner());
+    outcome.measured_s = last_end.saturating_duration_since(t0).as_secs_f64();
+    outcome
+}

@@ -1,0 +1,13 @@
+//! The `infermeter` binary's library: the CLI, run plans, the load driver (tokio),
+//! the per-request collector, hardware fingerprinting and report assembly. `main.rs`
+//! only parses arguments, calls [`cli::run`] and maps errors to exit codes.
+
+pub mod cli;
+pub mod collector;
+pub mod driver;
+pub mod error;
+pub mod hardware;
+pub mod output;
+pub mod plan;
+pub mod progress;
+pub mod target;

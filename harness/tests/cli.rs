@@ -1,0 +1,308 @@
+//! The `infermeter` binary end to end: deterministic workload streams, every class of
+//! bad input (exit code 2, one line naming what is wrong, no report), and a real run
+//! of the embedded engine on SmolLM2 whose report validates against the schema.
+
+use std::path::{Path, PathBuf};
+
+use assert_cmd::Command;
+use predicates::prelude::*;
+
+fn infermeter() -> Command {
+    let mut cmd = Command::cargo_bin("infermeter").unwrap();
+    cmd.env_remove("INFERMETER_LOG");
+    cmd
+}
+
+fn stdout_of(args: &[&str]) -> String {
+    let out = infermeter()
+        .args(args)
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    String::from_utf8(out).unwrap()
+}
+
+fn digest(show: &str) -> String {
+    show.lines()
+        .find(|l| l.starts_with("stream_sha256"))
+        .unwrap()
+        .to_string()
+}
+
+#[test]
+fn workloads_show_is_deterministic_and_seeded() {
+    let a = stdout_of(&["workloads", "show", "agent-loop", "--seed", "7"]);
+    let b = stdout_of(&["workloads", "show", "agent-loop", "--seed", "7"]);
+    assert_eq!(a, b);
+    assert!(
+        a.contains("name = \"agent-loop\"") && a.contains("tokens = 2000"),
+        "{a}"
+    );
+    let c = stdout_of(&["workloads", "show", "agent-loop", "--seed", "8"]);
+    assert_ne!(digest(&a), digest(&c));
+}
+
+#[test]
+fn workloads_list_names_every_workload_and_suite() {
+    let out = stdout_of(&["workloads", "list"]);
+    for name in [
+        "chat-short",
+        "rag-long",
+        "agent-loop",
+        "batch-offline",
+        "classify-tiny",
+        "quick",
+        "standard",
+    ] {
+        assert!(out.contains(name), "{name} missing from:\n{out}");
+    }
+}
+
+fn tmp() -> tempfile::TempDir {
+    tempfile::tempdir().unwrap()
+}
+
+/// Runs with `args`, expects exit code 2, one line of error containing `needle`, and
+/// no report in the output directory.
+fn bad_input(args: &[&str], needle: &str) {
+    let out = tmp();
+    let out_dir = out.path().join("run");
+    let assert = infermeter()
+        .args(args)
+        .arg("--out")
+        .arg(&out_dir)
+        .arg("--quiet")
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(needle));
+    let stderr = String::from_utf8(assert.get_output().stderr.clone()).unwrap();
+    let error_lines: Vec<&str> = stderr.lines().filter(|l| l.starts_with("Error:")).collect();
+    assert_eq!(error_lines.len(), 1, "one error line expected:\n{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(
+        !out_dir.join("report.json").exists(),
+        "no report may be written for bad input"
+    );
+}
+
+#[test]
+fn bad_names_and_flags_exit_2() {
+    bad_input(
+        &["run", "--workload", "chat-long"],
+        "unknown workload `chat-long`",
+    );
+    bad_input(&["run", "--suite", "nightly"], "unknown workload `nightly`");
+    bad_input(
+        &["run", "--target", "local-cpu,model=gpt-9"],
+        "unknown model preset `gpt-9`",
+    );
+    bad_input(
+        &["run", "--target", "tpu-v9,model=x"],
+        "unknown kind `tpu-v9`",
+    );
+    bad_input(
+        &["run", "--target", "local-cpu,precision=q3_k"],
+        "unsupported precision `q3_k`",
+    );
+    bad_input(&["run", "--target", "local-cpu,batch=3"], "setting `batch`");
+    bad_input(&["run", "--rate", "-1"], "rate_rps");
+    bad_input(&["run", "--requests", "0"], "load.requests");
+    bad_input(&["run", "--scale", "0"], "--scale");
+    bad_input(
+        &["run", "--arrival", "sometimes"],
+        "invalid value 'sometimes'",
+    );
+    bad_input(&["run", "--concurrency", "2", "--rate", "3"], "not both");
+}
+
+#[test]
+fn bad_files_exit_2_naming_the_file() {
+    let tmp = tmp();
+    let dir = tmp.path();
+    let malformed = dir.join("malformed.toml");
+    std::fs::write(&malformed, "format = 1\nname = \"x\"\n[load\n").unwrap();
+    bad_input(
+        &["run", "--workload", malformed.to_str().unwrap()],
+        "malformed.toml",
+    );
+
+    let out_of_range = dir.join("range.toml");
+    std::fs::write(
+        &out_of_range,
+        "format = 1\nname = \"x\"\nversion = 1\n[load]\narrival = \"poisson\"\nrate_rps = -2.0\nrequests = 3\n[input]\ndist = \"fixed\"\nvalue = 8.0\n[output]\ndist = \"fixed\"\nvalue = 4.0\n",
+    )
+    .unwrap();
+    bad_input(
+        &["run", "--workload", out_of_range.to_str().unwrap()],
+        "load.rate_rps",
+    );
+
+    let missing = dir.join("missing.gguf");
+    bad_input(
+        &[
+            "run",
+            "--target",
+            &format!("local-cpu,model={}", missing.display()),
+        ],
+        "missing.gguf: not found",
+    );
+
+    let not_gguf = dir.join("not-a-model.gguf");
+    std::fs::write(&not_gguf, b"GGUX and then nothing").unwrap();
+    bad_input(
+        &[
+            "run",
+            "--target",
+            &format!("local-cpu,model={}", not_gguf.display()),
+        ],
+        "not a GGUF file",
+    );
+
+    let report = dir.join("report.json");
+    std::fs::write(&report, "{\"schema\": \"infermeter.report\"}").unwrap();
+    infermeter()
+        .arg("validate")
+        .arg(&report)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("report.json"));
+}
+
+fn gguf() -> PathBuf {
+    let home = PathBuf::from(std::env::var_os("HOME").unwrap());
+    let dir = std::env::var_os("INFERMETER_MODELS")
+        .map(PathBuf::from)
+        .unwrap_or(home.join(".cache/infermeter/models"));
+    let f = dir.join("SmolLM2-135M-Instruct.Q4_1.gguf");
+    assert!(f.exists(), "{}: not found: run ci/setup.sh", f.display());
+    f
+}
+
+#[test]
+fn a_truncated_model_file_exits_2_before_anything_is_written() {
+    let tmp = tmp();
+    let dir = tmp.path();
+    let bytes = std::fs::read(gguf()).unwrap();
+    let truncated = dir.join("SmolLM2-truncated.gguf");
+    std::fs::write(&truncated, &bytes[..bytes.len() * 2 / 3]).unwrap();
+    bad_input(
+        &[
+            "run",
+            "--workload",
+            "quick/classify-tiny",
+            "--target",
+            &format!("local-cpu,model={}", truncated.display()),
+        ],
+        "SmolLM2-truncated.gguf",
+    );
+}
+
+fn read_json(path: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+#[test]
+fn a_real_run_on_smollm2_writes_a_valid_report() {
+    let tmp = tmp();
+    let out = tmp.path().join("run");
+    let assert = infermeter()
+        .args([
+            "run",
+            "--workload",
+            "quick/classify-tiny",
+            "--requests",
+            "3",
+            "--warmup",
+            "1",
+            "--seed",
+            "5",
+        ])
+        .args(["--target", &format!("local-cpu,model={}", gguf().display())])
+        .arg("--out")
+        .arg(&out)
+        .assert()
+        .success();
+    let stdout = String::from_utf8(assert.get_output().stdout.clone()).unwrap();
+    let report_path = out.join("report.json");
+    assert_eq!(
+        stdout.lines().last().unwrap(),
+        format!("report: {}", report_path.display())
+    );
+    assert!(stdout.contains("quick/classify-tiny"), "{stdout}");
+
+    infermeter()
+        .arg("validate")
+        .arg(&report_path)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("valid infermeter.report"));
+    let report = read_json(&report_path);
+    assert_eq!(report["run"]["status"], "complete");
+    assert_eq!(report["run"]["seed"], 5);
+    let r = &report["results"][0];
+    assert_eq!(r["requests"]["sent"], 3);
+    assert_eq!(r["requests"]["ok"], 3);
+    assert_eq!(r["target"]["precision"], "q4_1");
+    assert_eq!(r["target"]["weights"]["source"], "gguf");
+    assert_eq!(r["tokens"]["output_source"], "engine");
+    assert!(r["latency"]["ttft_ms"]["p50"].as_f64().unwrap() > 0.0);
+    assert_eq!(r["latency"]["e2e_ms"]["count"], 3);
+    assert!(r["energy"].is_null() && r["cost"].is_null());
+
+    let lines = std::fs::read_to_string(out.join("requests.jsonl")).unwrap();
+    assert_eq!(
+        lines.lines().count(),
+        3,
+        "warm-up requests are not recorded"
+    );
+    for line in lines.lines() {
+        let rec: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert_eq!(rec["status"], "ok");
+        assert_eq!(rec["seed"], 5);
+        assert_eq!(rec["output_tokens"], rec["max_output_tokens"]);
+    }
+
+    for (format, needle) in [
+        ("md", "| target |"),
+        ("csv", "target,workload"),
+        ("json", "\"schema\""),
+    ] {
+        infermeter()
+            .args(["report", report_path.to_str().unwrap(), "--format", format])
+            .assert()
+            .success()
+            .stdout(predicate::str::contains(needle));
+    }
+}
+
+#[test]
+fn synthetic_weights_run_when_asked_and_say_so() {
+    let tmp = tmp();
+    let out = tmp.path().join("run");
+    infermeter()
+        .args([
+            "run",
+            "--workload",
+            "quick/classify-tiny",
+            "--requests",
+            "2",
+            "--warmup",
+            "0",
+            "--quiet",
+        ])
+        .args([
+            "--target",
+            "local-cpu,model=smollm2-135m,weights=synthetic,precision=q8_0,seed=3",
+        ])
+        .arg("--out")
+        .arg(&out)
+        .assert()
+        .success();
+    let report = read_json(&out.join("report.json"));
+    let t = &report["results"][0]["target"];
+    assert_eq!(t["weights"]["source"], "synthetic");
+    assert_eq!(t["weights"]["seed"], 3);
+    assert_eq!(t["precision"], "q8_0");
+}

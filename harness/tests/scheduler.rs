@@ -1,0 +1,232 @@
+//! The load driver on tokio's paused clock: deterministic tests of when requests are
+//! sent and what is measured, against a scripted target whose timing is exact.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use infermeter::collector::{Aggregate, RequestRecord};
+use infermeter::driver::{Interrupt, LoadPoint, Measurement, run_load_point};
+use results::{ErrorClass, TargetInfo, TokenSource};
+use tokio::sync::{mpsc, watch};
+use workloads::generate::generate;
+use workloads::spec::WorkloadSpec;
+use workloads::{Backend, BackendError, Completion, FinishReason, Request, StreamSink};
+
+/// Answers after `ttft`, then one token every `itl`, tracking requests in flight.
+struct Scripted {
+    ttft: Duration,
+    itl: Duration,
+    in_flight: AtomicU32,
+    max_in_flight: AtomicU32,
+}
+
+impl Scripted {
+    fn new(ttft_ms: u64, itl_ms: u64) -> Arc<Self> {
+        Arc::new(Self {
+            ttft: Duration::from_millis(ttft_ms),
+            itl: Duration::from_millis(itl_ms),
+            in_flight: AtomicU32::new(0),
+            max_in_flight: AtomicU32::new(0),
+        })
+    }
+}
+
+struct InFlight<'a>(&'a AtomicU32);
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+#[async_trait]
+impl Backend for Scripted {
+    fn describe(&self) -> TargetInfo {
+        TargetInfo {
+            kind: "scripted".into(),
+            model: "none".into(),
+            precision: "none".into(),
+            context_limit_tokens: None,
+            weights: None,
+            settings: Default::default(),
+        }
+    }
+    async fn prepare(&self) -> Result<(), BackendError> {
+        Ok(())
+    }
+    async fn generate(
+        &self,
+        req: &Request,
+        sink: &mut dyn StreamSink,
+    ) -> Result<Completion, BackendError> {
+        let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        self.max_in_flight.fetch_max(now, Ordering::SeqCst);
+        let _guard = InFlight(&self.in_flight);
+        tokio::time::sleep(self.ttft).await;
+        sink.on_tokens(1);
+        for _ in 1..req.max_output_tokens {
+            tokio::time::sleep(self.itl).await;
+            sink.on_tokens(1);
+        }
+        Ok(Completion {
+            input_tokens: req.input_tokens(),
+            input_source: TokenSource::Tokenizer,
+            output_tokens: req.max_output_tokens,
+            output_source: TokenSource::ServerUsage,
+            finish: FinishReason::Length,
+            output_token_ids: None,
+        })
+    }
+}
+
+fn spec(load: &str, session: &str) -> WorkloadSpec {
+    let text = format!(
+        "format = 1\nname = \"t\"\nversion = 1\n[load]\n{load}\n{session}\n[input]\ndist = \"fixed\"\nvalue = 8.0\n[output]\ndist = \"fixed\"\nvalue = 5.0\n"
+    );
+    WorkloadSpec::from_toml(&text, "test").unwrap()
+}
+
+async fn run(
+    backend: Arc<Scripted>,
+    spec: &WorkloadSpec,
+    max_duration: Option<Duration>,
+    drain: Duration,
+) -> (Vec<RequestRecord>, Aggregate, infermeter::driver::Outcome) {
+    let lp = LoadPoint {
+        workload: spec.name.clone(),
+        target_label: "scripted".into(),
+        stream: generate(spec, 1),
+        max_duration,
+        drain_timeout: drain,
+        request_timeout: Duration::from_secs(3600),
+        context_limit: None,
+    };
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let (_irq_tx, irq_rx) = watch::channel(Interrupt::None);
+    let outcome = run_load_point(backend, lp, tx, irq_rx).await;
+    let mut records = Vec::new();
+    let mut agg = Aggregate::default();
+    while let Ok(m) = rx.try_recv() {
+        match m {
+            Measurement::Request(r) => {
+                agg.add(&r);
+                records.push(*r);
+            }
+            Measurement::Task(t) => agg.add_task(&t),
+        }
+    }
+    records.sort_by_key(|r| r.request);
+    (records, agg, outcome)
+}
+
+#[tokio::test(start_paused = true)]
+async fn open_loop_sends_are_not_delayed_by_slow_responses() {
+    // 2 sessions/s, each response takes 10 s: 20 requests are in flight at once, and
+    // every send still happens exactly on schedule.
+    let backend = Scripted::new(10_000, 10);
+    let spec = spec("arrival = \"constant\"\nrate_rps = 2.0\nrequests = 20", "");
+    let (records, agg, outcome) =
+        run(Arc::clone(&backend), &spec, None, Duration::from_secs(30)).await;
+    assert_eq!(records.len(), 20);
+    for (i, r) in records.iter().enumerate() {
+        assert_eq!(r.scheduled_s, i as f64 * 0.5, "request {i}");
+        assert_eq!(r.sent_s, r.scheduled_s, "request {i} was sent late");
+        assert_eq!(r.queue_ms, 0.0);
+        assert_eq!(r.status, "ok");
+    }
+    assert_eq!(backend.max_in_flight.load(Ordering::SeqCst), 20);
+    assert_eq!(agg.requests().ok, 20);
+    // Last send at 9.5 s, + 10 s to first token + 4 x 10 ms.
+    assert!(
+        (outcome.measured_s - 19.54).abs() < 1e-6,
+        "{}",
+        outcome.measured_s
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn timings_are_exact_against_a_scripted_target() {
+    let backend = Scripted::new(250, 40);
+    let spec = spec("arrival = \"constant\"\nrate_rps = 1.0\nrequests = 3", "");
+    let (records, agg, _) = run(backend, &spec, None, Duration::from_secs(30)).await;
+    for r in &records {
+        assert_eq!(r.ttft_ms, Some(250.0));
+        assert_eq!(r.ttft_from_intended_ms, Some(250.0));
+        assert_eq!(r.e2e_ms, 250.0 + 4.0 * 40.0);
+        assert_eq!(r.tpot_ms, Some(40.0));
+        assert_eq!(r.output_tokens, 5);
+        assert_eq!(r.output_source, TokenSource::ServerUsage);
+    }
+    let lat = agg.latency();
+    assert_eq!(lat.itl_ms.count, 12); // 3 requests x 4 gaps
+    assert_eq!(lat.itl_ms.p50, Some(40.0));
+    assert_eq!(lat.ttft_ms.p99, Some(250.0));
+    assert_eq!(agg.throughput(1.0).output_tokens_per_s_per_user, Some(25.0));
+}
+
+#[tokio::test(start_paused = true)]
+async fn closed_loop_keeps_exactly_concurrency_in_flight() {
+    let backend = Scripted::new(100, 10);
+    let spec = spec("arrival = \"closed\"\nconcurrency = 3\nrequests = 12", "");
+    let (records, _, outcome) =
+        run(Arc::clone(&backend), &spec, None, Duration::from_secs(30)).await;
+    assert_eq!(records.len(), 12);
+    assert_eq!(backend.max_in_flight.load(Ordering::SeqCst), 3);
+    // 12 requests of 140 ms, 3 at a time: 4 rounds.
+    assert!(
+        (outcome.measured_s - 0.56).abs() < 1e-6,
+        "{}",
+        outcome.measured_s
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn session_calls_follow_completion_plus_think_time() {
+    let backend = Scripted::new(100, 10);
+    let spec = spec(
+        "arrival = \"constant\"\nrate_rps = 1.0\nrequests = 3",
+        "[session]\ncalls = { min = 3, max = 3 }\nthink_time_ms = { dist = \"fixed\", value = 500.0 }",
+    );
+    let (records, agg, _) = run(backend, &spec, None, Duration::from_secs(30)).await;
+    assert_eq!(records.len(), 3);
+    // Each call takes 140 ms; the next is intended 500 ms after it.
+    assert_eq!(
+        records.iter().map(|r| r.scheduled_s).collect::<Vec<_>>(),
+        vec![0.0, 0.64, 1.28]
+    );
+    let tasks = agg.tasks();
+    assert_eq!((tasks.started, tasks.completed), (1, 1));
+    assert_eq!(tasks.task_ms.max, Some(1420.0));
+    assert_eq!(tasks.calls_per_task, Some(3.0));
+}
+
+#[tokio::test(start_paused = true)]
+async fn duration_bound_stops_sending_and_the_drain_deadline_cancels() {
+    // Responses take 100 s; sending stops at 3 s; in-flight work gets 5 s more.
+    let backend = Scripted::new(100_000, 10);
+    let spec = spec("arrival = \"constant\"\nrate_rps = 1.0\nrequests = 50", "");
+    let (records, agg, outcome) = run(
+        backend,
+        &spec,
+        Some(Duration::from_secs(3)),
+        Duration::from_secs(5),
+    )
+    .await;
+    assert!(outcome.duration_hit);
+    assert!(outcome.drain_cancelled);
+    assert_eq!(records.len(), 3, "sends at 0, 1, 2 s; none at or after 3 s");
+    assert_eq!(outcome.sessions_not_started, 47);
+    for r in &records {
+        assert_eq!(r.error_class, Some(ErrorClass::Cancelled));
+        assert_eq!(r.ttft_ms, None);
+        assert!(
+            (r.sent_s + r.e2e_ms / 1000.0 - 8.0).abs() < 1e-6,
+            "cancelled at 3 + 5 s"
+        );
+    }
+    assert_eq!(
+        agg.requests().by_class.get(&ErrorClass::Cancelled),
+        Some(&3)
+    );
+}
