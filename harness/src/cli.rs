@@ -20,7 +20,7 @@ use crate::collector::Aggregate;
 use crate::driver::{Interrupt, LoadPoint, Measurement, Outcome, run_load_point};
 use crate::error::bad_input;
 use crate::output::{JsonLines, write_report};
-use crate::plan::{Overrides, Plan, resolve};
+use crate::plan::{Overrides, resolve};
 use crate::progress::Progress;
 use crate::target::{DEFAULT_TARGET, TargetSpec};
 
@@ -175,7 +175,7 @@ pub struct RunArgs {
     pub quiet: bool,
 }
 
-/// Runs a parsed command line; returns the text for standard output.
+/// Runs a parsed command line.
 pub async fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Run(args) => run_command(args).await,
@@ -380,7 +380,6 @@ async fn run_command(args: RunArgs) -> Result<()> {
                 target,
                 spec,
                 *seed,
-                &plan,
                 &args,
                 drain_timeout,
                 request_timeout,
@@ -413,14 +412,11 @@ fn finish(report: &mut Report, status: RunStatus, path: &Path) -> Result<()> {
 
 async fn prepare(target: &dyn Backend, quiet: bool) -> Result<()> {
     let t = std::time::Instant::now();
-    target.prepare().await.map_err(|e| {
-        // A target that cannot load its model is the user's input (file, preset).
-        if e.class == results::ErrorClass::Other && e.message.starts_with("model file") {
-            bad_input(e.message)
-        } else {
-            anyhow::anyhow!("preparing target {}: {}", target.describe().kind, e.message)
-        }
-    })?;
+    let kind = target.describe().kind;
+    target
+        .prepare()
+        .await
+        .with_context(|| format!("preparing target {kind}"))?;
     if !quiet {
         let info = target.describe();
         let weights = info.weights.as_ref().map_or(String::new(), |w| {
@@ -450,7 +446,6 @@ async fn run_workload(
     target: &Arc<dyn Backend>,
     spec: &WorkloadSpec,
     seed: u64,
-    _plan: &Plan,
     args: &RunArgs,
     drain_timeout: Duration,
     request_timeout: Duration,

@@ -93,9 +93,14 @@ impl StreamSink for RequestTimer {
     }
 }
 
-/// Milliseconds of a duration.
+/// Milliseconds of a duration, at the clock's nanosecond resolution.
 pub fn ms(d: std::time::Duration) -> f64 {
     d.as_secs_f64() * 1000.0
+}
+
+/// Rounds milliseconds to the microsecond, for records meant to be read.
+fn us(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
 }
 
 /// One finished (or failed) request: a line of `requests.jsonl`.
@@ -205,13 +210,14 @@ impl RequestRecord {
             request: f.request.id,
             session: f.request.session,
             call: f.request.call,
-            scheduled_s: f.scheduled.saturating_duration_since(f.t0).as_secs_f64(),
-            sent_s: timer.sent.saturating_duration_since(f.t0).as_secs_f64(),
-            queue_ms: since(timer.sent, f.scheduled),
-            ttft_ms: timer.first_token.map(|t| since(t, timer.sent)),
-            ttft_from_intended_ms: timer.first_token.map(|t| since(t, f.scheduled)),
-            e2e_ms: since(f.ended, timer.sent),
-            tpot_ms,
+            scheduled_s: us(f.scheduled.saturating_duration_since(f.t0).as_secs_f64() * 1000.0)
+                / 1000.0,
+            sent_s: us(timer.sent.saturating_duration_since(f.t0).as_secs_f64() * 1000.0) / 1000.0,
+            queue_ms: us(since(timer.sent, f.scheduled)),
+            ttft_ms: timer.first_token.map(|t| us(since(t, timer.sent))),
+            ttft_from_intended_ms: timer.first_token.map(|t| us(since(t, f.scheduled))),
+            e2e_ms: us(since(f.ended, timer.sent)),
+            tpot_ms: tpot_ms.map(us),
             input_tokens: f.request.input_tokens(),
             input_capped: f.input_capped,
             max_output_tokens: f.request.max_output_tokens,

@@ -28,6 +28,10 @@ pub fn exit_code(err: &anyhow::Error) -> i32 {
             || cause.is::<workloads::WorkloadError>()
             || cause.is::<results::ResultsError>()
             || cause.is::<serde_json::Error>()
+            || matches!(
+                cause.downcast_ref::<workloads::PrepareError>(),
+                Some(workloads::PrepareError::Config(_))
+            )
         {
             return 2;
         }

@@ -1,12 +1,34 @@
-//! `infermeter`: parses the command line, runs it, prints `Error: ...` and exits 2 for
-//! bad input or 1 for a failed run.
+//! `infermeter`: parses the command line, runs it, prints `Error: ...` (one line) and
+//! exits 2 for bad input or 1 for a failed run.
 
 use clap::Parser;
+use clap::error::ErrorKind;
 use infermeter::cli::{Cli, run};
 use infermeter::error::exit_code;
 
 fn main() {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) => {
+            e.exit()
+        }
+        Err(e) => {
+            // clap's message on one line, without its "try --help" footer.
+            let text = e.render().to_string();
+            let line: Vec<&str> = text
+                .lines()
+                .map(str::trim)
+                .filter(|l| {
+                    !l.is_empty()
+                        && !l.starts_with("For more information")
+                        && !l.starts_with("Usage:")
+                })
+                .collect();
+            let msg = line.join(" ");
+            eprintln!("Error: {}", msg.strip_prefix("error: ").unwrap_or(&msg));
+            std::process::exit(2);
+        }
+    };
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_env("INFERMETER_LOG"))
         .with_writer(std::io::stderr)

@@ -2,6 +2,8 @@
 //! bad input (exit code 2, one line naming what is wrong, no report), and a real run
 //! of the embedded engine on SmolLM2 whose report validates against the schema.
 
+#![allow(clippy::unwrap_used)]
+
 use std::path::{Path, PathBuf};
 
 use assert_cmd::Command;
@@ -305,4 +307,71 @@ fn synthetic_weights_run_when_asked_and_say_so() {
     assert_eq!(t["weights"]["source"], "synthetic");
     assert_eq!(t["weights"]["seed"], 3);
     assert_eq!(t["precision"], "q8_0");
+}
+
+#[test]
+fn ctrl_c_stops_sending_drains_and_writes_an_interrupted_report() {
+    let tmp = tmp();
+    let out = tmp.path().join("run");
+    let child = std::process::Command::new(assert_cmd::cargo::cargo_bin("infermeter"))
+        .args([
+            "run",
+            "--workload",
+            "quick/classify-tiny",
+            "--requests",
+            "500",
+            "--rate",
+            "2",
+            "--warmup",
+            "0",
+            "--quiet",
+        ])
+        .args(["--target", &format!("local-cpu,model={}", gguf().display())])
+        .arg("--out")
+        .arg(&out)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until some requests were measured, then interrupt.
+    let jsonl = out.join("requests.jsonl");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while std::fs::read_to_string(&jsonl).map_or(0, |s| s.lines().count()) < 2 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no request finished within 120 s"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "exit {:?}: {stderr}",
+        output.status.code()
+    );
+    assert!(stderr.contains("interrupt"), "{stderr}");
+
+    let report = read_json(&out.join("report.json"));
+    assert_eq!(report["run"]["status"], "interrupted");
+    let r = &report["results"][0];
+    let sent = r["requests"]["sent"].as_u64().unwrap();
+    assert!((2..500).contains(&sent), "sent {sent}");
+    let notes = r["notes"].to_string();
+    assert!(notes.contains("interrupted"), "{notes}");
+    // Every measured request is in requests.jsonl.
+    assert_eq!(
+        std::fs::read_to_string(&jsonl).unwrap().lines().count() as u64,
+        sent
+    );
+    infermeter()
+        .arg("validate")
+        .arg(out.join("report.json"))
+        .assert()
+        .success();
 }

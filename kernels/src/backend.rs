@@ -6,7 +6,9 @@ use std::sync::{Arc, OnceLock};
 
 use async_trait::async_trait;
 use results::{ErrorClass, TargetInfo, TokenSource, WeightsInfo, WeightsSource};
-use workloads::{Backend, BackendError, Completion, FinishReason, Request, StreamSink};
+use workloads::{
+    Backend, BackendError, Completion, FinishReason, PrepareError, Request, StreamSink,
+};
 
 use crate::cpu::CpuModel;
 use crate::engine::{Engine, Event, Job};
@@ -194,16 +196,16 @@ impl LocalCpuBackend {
         let (w, info) = match file {
             Some(path) => {
                 let w = weights::load_gguf(&path, p)?;
-                if let Some(want) = config.precision {
-                    if w.precision != want {
-                        return Err(EngineError::ModelFile {
-                            path: path.display().to_string(),
-                            reason: format!(
-                                "holds {} weights, precision={want} was asked for",
-                                w.precision
-                            ),
-                        });
-                    }
+                if let Some(want) = config.precision
+                    && w.precision != want
+                {
+                    return Err(EngineError::ModelFile {
+                        path: path.display().to_string(),
+                        reason: format!(
+                            "holds {} weights, precision={want} was asked for",
+                            w.precision
+                        ),
+                    });
                 }
                 let info = WeightsInfo {
                     source: WeightsSource::Gguf,
@@ -269,15 +271,20 @@ impl Backend for LocalCpuBackend {
         }
     }
 
-    async fn prepare(&self) -> Result<(), BackendError> {
+    async fn prepare(&self) -> Result<(), PrepareError> {
         if self.loaded.get().is_some() {
             return Ok(());
         }
         let config = self.config.clone();
         let (model, weights) = tokio::task::spawn_blocking(move || Self::load(&config))
             .await
-            .map_err(|e| BackendError::new(ErrorClass::Other, e.to_string()))?
-            .map_err(|e| BackendError::new(ErrorClass::Other, e.to_string()))?;
+            .map_err(|e| PrepareError::Failed(format!("loading the model: {e}")))?
+            .map_err(|e| match e {
+                EngineError::Tensor(_) | EngineError::Stopped => {
+                    PrepareError::Failed(e.to_string())
+                }
+                _ => PrepareError::Config(e.to_string()),
+            })?;
         let info = self.info(model.weights().precision.to_string(), Some(weights));
         let engine = Engine::start(model, self.config.max_batch);
         let _ = self.loaded.set(Arc::new(Loaded { engine, info }));

@@ -2,6 +2,8 @@
 //! output agrees with llama.cpp on the same file, and batching sequences together
 //! changes nothing in what each one generates.
 
+#![allow(clippy::unwrap_used)]
+
 use std::path::PathBuf;
 use std::process::Command;
 

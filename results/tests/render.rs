@@ -1,6 +1,8 @@
 //! Snapshot tests of every export format, on a report built from known values, and the
 //! schema check of a full report.
 
+#![allow(clippy::unwrap_used)]
+
 use std::collections::BTreeMap;
 
 use infermeter_results::render::{Format, render};
@@ -170,5 +172,7 @@ fn merged_summaries_in_a_report_equal_the_union() {
     let b = &r.results[1].latency.ttft_ms;
     let m = a.merged(b, "ttft_ms").unwrap();
     assert_eq!(m.count, 8);
-    assert_eq!(m.max, Some(400.0));
+    // HDR reports the top of a value's bucket: 400 ms is within 0.1% of it.
+    assert_eq!(m.max, a.max);
+    assert!((m.max.unwrap() - 400.0).abs() <= 0.4);
 }

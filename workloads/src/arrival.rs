@@ -52,29 +52,37 @@ impl Arrival {
     /// Send offsets in seconds from the start of measurement for `n` sessions (the
     /// first at 0), or `None` for closed-loop loads, which have no schedule.
     pub fn schedule(&self, n: usize, rng: &mut impl Rng) -> Option<Vec<f64>> {
-        let mut t = 0.0;
-        let mut gaps: Box<dyn FnMut(&mut dyn rand::RngCore) -> f64> = match *self {
+        enum Gap {
+            Fixed(f64),
+            Exp(Exp<f64>),
+            Gamma(Gamma<f64>),
+        }
+        let gap = match *self {
             Arrival::Closed { .. } => return None,
-            Arrival::All => Box::new(|_| 0.0),
-            Arrival::Constant { rate_rps } => Box::new(move |_| 1.0 / rate_rps),
+            Arrival::All => Gap::Fixed(0.0),
+            Arrival::Constant { rate_rps } => Gap::Fixed(1.0 / rate_rps),
             Arrival::Poisson { rate_rps } => {
-                let exp = Exp::new(rate_rps).expect("validated rate > 0");
-                Box::new(move |r| exp.sample(r))
+                Gap::Exp(Exp::new(rate_rps).expect("validated rate > 0"))
             }
             Arrival::Gamma {
                 rate_rps,
                 burstiness,
             } => {
                 let shape = 1.0 / (burstiness * burstiness);
-                let gamma =
-                    Gamma::new(shape, 1.0 / (rate_rps * shape)).expect("validated parameters");
-                Box::new(move |r| gamma.sample(r))
+                Gap::Gamma(
+                    Gamma::new(shape, 1.0 / (rate_rps * shape)).expect("validated parameters"),
+                )
             }
         };
+        let mut t = 0.0;
         let mut out = Vec::with_capacity(n);
         for i in 0..n {
             if i > 0 {
-                t += gaps(rng);
+                t += match &gap {
+                    Gap::Fixed(g) => *g,
+                    Gap::Exp(d) => d.sample(rng),
+                    Gap::Gamma(d) => d.sample(rng),
+                };
             }
             out.push(t);
         }

@@ -143,13 +143,25 @@ impl BackendError {
     }
 }
 
+/// Why a target could not be prepared.
+#[derive(Clone, Debug, PartialEq, Eq, Error)]
+pub enum PrepareError {
+    /// The target's configuration is wrong (a bad model file, an unknown model): the
+    /// user's input, reported as such.
+    #[error("{0}")]
+    Config(String),
+    /// The target could not be prepared for another reason.
+    #[error("{0}")]
+    Failed(String),
+}
+
 /// A target: a local engine or a remote provider.
 #[async_trait]
 pub trait Backend: Send + Sync {
     /// What the target is; copied into every result it produces.
     fn describe(&self) -> TargetInfo;
     /// Loads weights, connects, warms caches. Untimed.
-    async fn prepare(&self) -> Result<(), BackendError>;
+    async fn prepare(&self) -> Result<(), PrepareError>;
     /// Serves one request, reporting tokens to `sink` as they arrive.
     async fn generate(
         &self,

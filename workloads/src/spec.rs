@@ -195,10 +195,10 @@ impl LengthSpec {
                 self.lower()
             )));
         }
-        if let LengthSpec::Lognormal { mean, sigma, .. } = *self {
-            if mean <= 0.0 || sigma < 0.0 {
-                return Err(bad("lognormal needs mean > 0 and sigma >= 0".into()));
-            }
+        if let LengthSpec::Lognormal { mean, sigma, .. } = *self
+            && (mean <= 0.0 || sigma < 0.0)
+        {
+            return Err(bad("lognormal needs mean > 0 and sigma >= 0".into()));
         }
         Ok(())
     }
@@ -295,13 +295,13 @@ impl WorkloadSpec {
                 }
             }
         }
-        if let Some(d) = l.duration_s {
-            if !(d.is_finite() && d > 0.0) {
-                return Err(bad(
-                    "load.duration_s",
-                    format!("must be a positive number, got {d}"),
-                ));
-            }
+        if let Some(d) = l.duration_s
+            && !(d.is_finite() && d > 0.0)
+        {
+            return Err(bad(
+                "load.duration_s",
+                format!("must be a positive number, got {d}"),
+            ));
         }
         let s = &self.session;
         if s.calls.min == 0 || s.calls.max < s.calls.min {
@@ -319,16 +319,16 @@ impl WorkloadSpec {
             ("followup", self.followup.as_ref()),
             ("output", Some(&self.output)),
         ] {
-            if let Some(spec) = spec {
-                if spec.upper() > MAX_TOKENS {
-                    return Err(bad(field, format!("at most {MAX_TOKENS} tokens")));
-                }
+            if let Some(spec) = spec
+                && spec.upper() > MAX_TOKENS
+            {
+                return Err(bad(field, format!("at most {MAX_TOKENS} tokens")));
             }
         }
-        if let Some(p) = &self.prefix {
-            if p.tokens == 0 || f64::from(p.tokens) > MAX_TOKENS {
-                return Err(bad("prefix.tokens", format!("must be in 1..={MAX_TOKENS}")));
-            }
+        if let Some(p) = &self.prefix
+            && (p.tokens == 0 || f64::from(p.tokens) > MAX_TOKENS)
+        {
+            return Err(bad("prefix.tokens", format!("must be in 1..={MAX_TOKENS}")));
         }
         Ok(())
     }

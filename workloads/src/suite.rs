@@ -140,13 +140,14 @@ pub fn workload(name_or_path: &str) -> Result<WorkloadSpec, WorkloadError> {
     if let Some(value) = embedded_workload_value(name_or_path) {
         return WorkloadSpec::from_value(value?, &format!("embedded workload {name_or_path}"));
     }
-    if let Some((suite_name, _)) = name_or_path.split_once('/') {
-        if SUITES.iter().any(|(n, _)| *n == suite_name) {
-            let s = suite(suite_name)?;
-            if let Some(w) = s.workloads.into_iter().find(|w| w.name == name_or_path) {
-                return Ok(w);
-            }
-        }
+    if let Some((suite_name, _)) = name_or_path.split_once('/')
+        && SUITES.iter().any(|(n, _)| *n == suite_name)
+        && let Some(w) = suite(suite_name)?
+            .workloads
+            .into_iter()
+            .find(|w| w.name == name_or_path)
+    {
+        return Ok(w);
     }
     let path = std::path::Path::new(name_or_path);
     let looks_like_path =
