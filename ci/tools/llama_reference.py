@@ -3,6 +3,7 @@
 llama-cpp-python, on the same GGUF file.
 
     llama_reference.py greedy MODEL N_OUT ID ID ...     -> JSON list of N_OUT greedy ids
+    llama_reference.py teacher MODEL N_OUT ID ID ...    -> per greedy step: token, top-10 logits
     llama_reference.py speed MODEL N_OUT N_SEQ N_PROMPT -> JSON decode figures
 
 `greedy` evaluates exactly the given prompt token ids (no BOS, no template) and
@@ -21,7 +22,9 @@ from llama_cpp import Llama
 
 def load(model: str, n_ctx: int, logits_all: bool = False) -> Llama:
     return Llama(model_path=model, n_ctx=n_ctx, n_batch=max(512, n_ctx), n_ubatch=max(512, n_ctx), n_threads=2, n_threads_batch=2,
-                 verbose=False, logits_all=logits_all)
+                 verbose=False, logits_all=logits_all,
+                 # f32 KV cache, like infermeter's engine (llama.cpp defaults to f16).
+                 type_k=0, type_v=0)
 
 
 def greedy(model: str, n_out: int, ids: list) -> list:
@@ -33,6 +36,21 @@ def greedy(model: str, n_out: int, ids: list) -> list:
         out.append(tok)
         llm.eval([tok])
     return out
+
+
+def teacher(model: str, n_out: int, ids: list, top: int = 10) -> list:
+    """Greedy decoding from `ids`; for every generated position, the chosen token and
+    the `top` highest logits (token, logit) llama.cpp computed there."""
+    llm = load(model, n_ctx=len(ids) + n_out + 8, logits_all=True)
+    llm.eval(ids)
+    steps = []
+    for _ in range(n_out):
+        scores = llm.scores[llm.n_tokens - 1]
+        best = scores.argsort()[::-1][:top]
+        tok = int(best[0])
+        steps.append({"token": tok, "top": [[int(t), float(scores[t])] for t in best]})
+        llm.eval([tok])
+    return steps
 
 
 def speed(model: str, n_out: int, n_seq: int, n_prompt: int) -> dict:
@@ -90,6 +108,8 @@ def main() -> None:
     mode, model = sys.argv[1], sys.argv[2]
     if mode == "greedy":
         print(json.dumps(greedy(model, int(sys.argv[3]), [int(x) for x in sys.argv[4:]])))
+    elif mode == "teacher":
+        print(json.dumps(teacher(model, int(sys.argv[3]), [int(x) for x in sys.argv[4:]])))
     elif mode == "speed":
         print(json.dumps(speed(model, int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]))))
     else:

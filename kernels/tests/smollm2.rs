@@ -54,18 +54,23 @@ const PROMPT: [u32; 12] = [
 ];
 const N_OUT: usize = 24;
 
-#[test]
-fn greedy_output_agrees_with_llama_cpp() {
+/// "Water boils at 100 degrees Celsius at sea level. At higher altitudes [...] This is
+/// why cooking pasta in the mountains takes longer, because" (42 tokens: its prefill
+/// takes the dense path, see `Linear::DENSE_MIN_ROWS`).
+const LONG_PROMPT: [u32; 42] = [
+    12615, 36411, 418, 216, 33, 32, 32, 5027, 20590, 418, 3426, 1106, 30, 1814, 2061, 29326, 260,
+    1512, 2456, 314, 2208, 28, 588, 913, 36411, 418, 253, 2208, 2779, 30, 669, 314, 1701, 6017,
+    19904, 281, 260, 8718, 2933, 2848, 28, 975,
+];
+
+fn llama_cpp_greedy(prompt: &[u32], n: usize) -> Vec<u32> {
     let script = concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../ci/tools/llama_reference.py"
     );
     let mut cmd = Command::new(python());
-    cmd.arg(script)
-        .arg("greedy")
-        .arg(gguf())
-        .arg(N_OUT.to_string());
-    cmd.args(PROMPT.iter().map(u32::to_string));
+    cmd.arg(script).arg("greedy").arg(gguf()).arg(n.to_string());
+    cmd.args(prompt.iter().map(u32::to_string));
     let out = cmd.output().expect("running the llama.cpp reference");
     assert!(
         out.status.success(),
@@ -74,10 +79,18 @@ fn greedy_output_agrees_with_llama_cpp() {
     );
     let reference: Vec<u32> =
         serde_json::from_slice(&out.stdout).expect("the reference prints a JSON list of ids");
-    assert_eq!(reference.len(), N_OUT);
+    assert_eq!(reference.len(), n);
+    reference
+}
 
+/// Exact greedy agreement on a prompt whose continuation has no near-tie. (After
+/// longer prompts the engines' slightly different arithmetic can pick the other of two
+/// tokens whose logits are within a few hundredths; the teacher-forced test below
+/// covers that case with tolerances.)
+#[test]
+fn greedy_output_agrees_with_llama_cpp() {
     let ours = generate(&model(), &PROMPT, N_OUT);
-    assert_eq!(ours, reference, "infermeter vs llama.cpp greedy tokens");
+    assert_eq!(ours, llama_cpp_greedy(&PROMPT, N_OUT), "greedy tokens");
 }
 
 #[test]
@@ -138,5 +151,75 @@ fn bad_model_files_are_refused_with_the_reason() {
             .unwrap()
             .to_string()
             .contains("missing.gguf")
+    );
+}
+
+/// Teacher forcing along llama.cpp's greedy path after the 42-token prompt (prefill
+/// through the dense path): at every step the logits of llama.cpp's top-10 tokens
+/// agree within `LOGIT_TOL`, and where the argmax differs it is a near-tie in
+/// llama.cpp's own logits. Measured on the development machine: max difference 0.51
+/// (logits ~22), same argmax at 30 of 32 steps. A wrong RoPE, norm or head mapping
+/// shows as differences of whole logits and an immediate divergence.
+#[test]
+fn logits_agree_with_llama_cpp_along_its_greedy_path() {
+    const STEPS: usize = 32;
+    const LOGIT_TOL: f32 = 0.75;
+    const NEAR_TIE: f32 = 0.25;
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../ci/tools/llama_reference.py"
+    );
+    let out = Command::new(python())
+        .arg(script)
+        .arg("teacher")
+        .arg(gguf())
+        .arg(STEPS.to_string())
+        .args(LONG_PROMPT.iter().map(u32::to_string))
+        .output()
+        .expect("running the llama.cpp reference");
+    assert!(
+        out.status.success(),
+        "reference failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let steps: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let steps = steps.as_array().unwrap();
+    assert_eq!(steps.len(), STEPS);
+
+    let m = model();
+    let mut cache = m.new_cache(LONG_PROMPT.len() + STEPS + 1).unwrap();
+    let mut logits = m.prefill_logits(&mut cache, &LONG_PROMPT).unwrap();
+    let (mut max_diff, mut same_argmax) = (0.0f32, 0);
+    for (i, step) in steps.iter().enumerate() {
+        let token = step["token"].as_u64().unwrap() as u32;
+        let top: Vec<(u32, f32)> = step["top"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| (p[0].as_u64().unwrap() as u32, p[1].as_f64().unwrap() as f32))
+            .collect();
+        for &(t, l) in &top {
+            max_diff = max_diff.max((logits[t as usize] - l).abs());
+        }
+        let ours = (0..logits.len())
+            .max_by(|&a, &b| logits[a].total_cmp(&logits[b]))
+            .unwrap() as u32;
+        if ours == token {
+            same_argmax += 1;
+        } else {
+            let theirs_of_ours = top.iter().find(|(t, _)| *t == ours).map(|p| p.1);
+            let gap = theirs_of_ours.map(|l| top[0].1 - l);
+            assert!(
+                gap.is_some_and(|g| g < NEAR_TIE),
+                "step {i}: we chose {ours}, llama.cpp {token}; llama.cpp's logit gap {gap:?}"
+            );
+        }
+        logits = m.prefill_logits(&mut cache, &[token]).unwrap();
+    }
+    println!("max |logit diff| over top-10: {max_diff:.4}; same argmax {same_argmax}/{STEPS}");
+    assert!(max_diff < LOGIT_TOL, "max logit difference {max_diff}");
+    assert!(
+        same_argmax >= STEPS * 3 / 4,
+        "same argmax at {same_argmax} of {STEPS} steps"
     );
 }

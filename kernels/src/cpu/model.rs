@@ -112,6 +112,24 @@ impl CpuModel {
     /// Runs `tokens` (a prompt or a prompt chunk) through the model for one sequence,
     /// appending to its cache; returns the greedy next token.
     pub fn prefill(&self, cache: &mut KvCache, tokens: &[u32]) -> Result<u32, EngineError> {
+        let last = self.prefill_hidden(cache, tokens)?;
+        Ok(self.greedy(&last)?[0])
+    }
+
+    /// Like [`CpuModel::prefill`], but returns the logits of the last position (for
+    /// comparisons with reference engines).
+    pub fn prefill_logits(
+        &self,
+        cache: &mut KvCache,
+        tokens: &[u32],
+    ) -> Result<Vec<f32>, EngineError> {
+        let last = self.prefill_hidden(cache, tokens)?;
+        Ok(self.logits(&last)?.squeeze(0)?.to_vec1::<f32>()?)
+    }
+
+    /// Runs `tokens` through every layer, appending to the cache; returns the hidden
+    /// state of the last position [1, hidden].
+    fn prefill_hidden(&self, cache: &mut KvCache, tokens: &[u32]) -> Result<Tensor, EngineError> {
         let p = &self.preset;
         let (t, start) = (tokens.len(), cache.len);
         if t == 0 || start + t > cache.capacity {
@@ -171,8 +189,7 @@ impl CpuModel {
             x = self.mlp(li, &x)?;
         }
         cache.len = total;
-        let last = x.narrow(0, t - 1, 1)?;
-        Ok(self.greedy(&last)?[0])
+        Ok(x.narrow(0, t - 1, 1)?)
     }
 
     /// Runs one token for each sequence as one batch; returns each one's greedy next
@@ -231,10 +248,14 @@ impl CpuModel {
         self.greedy(&x)
     }
 
-    /// Final norm, output projection and argmax of each row of `x` [rows, hidden].
-    fn greedy(&self, x: &Tensor) -> Result<Vec<u32>, EngineError> {
+    /// Final norm and output projection of each row of `x` [rows, hidden].
+    fn logits(&self, x: &Tensor) -> Result<Tensor, EngineError> {
         let h = candle_nn::ops::rms_norm(x, &self.w.norm, self.preset.rms_eps as f32)?;
-        let logits = self.w.lm_head.forward(&h)?;
-        Ok(logits.argmax(D::Minus1)?.to_vec1::<u32>()?)
+        Ok(self.w.lm_head.forward(&h)?)
+    }
+
+    /// Argmax of each row's logits.
+    fn greedy(&self, x: &Tensor) -> Result<Vec<u32>, EngineError> {
+        Ok(self.logits(x)?.argmax(D::Minus1)?.to_vec1::<u32>()?)
     }
 }
