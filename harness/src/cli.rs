@@ -480,7 +480,7 @@ async fn run_workload(
             Measurement::Task(t) => agg.add_task(&t),
         }
     }
-    progress.finish(args.quiet);
+    progress.finish();
     let outcome = driver.await.context("the load driver panicked")?;
     Ok(entry(spec, seed, stream_sha256, info, &agg, &outcome))
 }

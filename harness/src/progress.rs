@@ -15,6 +15,7 @@ pub struct Progress {
     failed: u64,
     started: Instant,
     last_line: Instant,
+    quiet: bool,
 }
 
 const PLAIN_EVERY: Duration = Duration::from_secs(10);
@@ -46,6 +47,7 @@ impl Progress {
             failed: 0,
             started: now,
             last_line: now,
+            quiet,
         }
     }
 
@@ -60,7 +62,7 @@ impl Progress {
                     bar.set_message(format!("{} failed", self.failed));
                 }
             }
-            None if self.last_line.elapsed() >= PLAIN_EVERY => {
+            None if !self.quiet && self.last_line.elapsed() >= PLAIN_EVERY => {
                 self.last_line = Instant::now();
                 eprintln!(
                     "{}: {}/{} requests, {} failed, {:.1} s",
@@ -76,10 +78,10 @@ impl Progress {
     }
 
     /// The load point is over.
-    pub fn finish(self, quiet: bool) {
+    pub fn finish(self) {
         match self.bar {
             Some(bar) => bar.finish(),
-            None if !quiet => eprintln!(
+            None if !self.quiet => eprintln!(
                 "{}: done, {} requests, {} failed, {:.1} s",
                 self.label,
                 self.done,
