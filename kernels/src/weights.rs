@@ -14,6 +14,7 @@ use sha2::{Digest, Sha256};
 
 use crate::EngineError;
 use crate::preset::{ModelPreset, Precision};
+use workloads::spec::hex;
 
 /// A weight matrix [out, in]: quantized for decode (GEMV, bandwidth bound), plus an
 /// exact f32 dequantization for prompt chunks of [`Linear::DENSE_MIN_ROWS`] rows or
@@ -289,10 +290,6 @@ fn sha256_file(path: &Path) -> Result<String, EngineError> {
         h.update(&buf[..n]);
     }
     Ok(hex(&h.finalize()))
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
 /// Generates weights for the preset's shape from `seed`: matrices drawn from
