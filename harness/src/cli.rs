@@ -552,6 +552,7 @@ fn entry(
         latency: agg.latency(),
         throughput: agg.throughput(o.measured_s),
         tasks: spec.reports_tasks().then(|| agg.tasks()),
+        engine: agg.engine(o.engine_counters.0, o.engine_counters.1),
         energy: None,
         cost: None,
         notes,

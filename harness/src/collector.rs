@@ -14,12 +14,12 @@ use std::collections::BTreeMap;
 use std::time::Instant as StdInstant;
 
 use results::{
-    ErrorClass, Latency, LatencyHistogram, RequestCounts, TaskStats, Throughput, TokenCounts,
-    TokenSource,
+    EngineStats, ErrorClass, Latency, LatencyHistogram, RequestCounts, TaskStats, Throughput,
+    TokenCounts, TokenSource,
 };
 use serde::Serialize;
 use tokio::time::Instant;
-use workloads::StreamSink;
+use workloads::{EngineCounters, StreamSink};
 
 /// Timings of one request, stamped as its response arrives.
 #[derive(Debug)]
@@ -150,6 +150,12 @@ pub struct RequestRecord {
     pub error_class: Option<ErrorClass>,
     /// Error message, for failures.
     pub error: Option<String>,
+    /// Input tokens the target served from its prefix cache, when it reports them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub input_cached_tokens: Option<u32>,
+    /// A local engine's figures for the request.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub engine: Option<workloads::EngineRequestStats>,
     #[serde(skip)]
     itl_ms: Vec<f64>,
     #[serde(skip)]
@@ -197,6 +203,10 @@ impl RequestRecord {
             Ok(c) => c.output_tokens,
             Err(_) => timer.tokens,
         };
+        let (input_cached_tokens, engine) = match outcome {
+            Ok(c) => (c.input_cached_tokens, c.engine.map(round_engine)),
+            Err(_) => (None, None),
+        };
         let tpot_ms = match (timer.first_token, outcome) {
             (Some(first), Ok(_)) if output_tokens >= 2 => {
                 Some(since(f.ended, first) / f64::from(output_tokens - 1))
@@ -227,6 +237,8 @@ impl RequestRecord {
             status,
             error_class,
             error,
+            input_cached_tokens,
+            engine,
             itl_ms: timer.itl_ms,
             chunk_gap_ms: timer.chunk_gap_ms,
         }
@@ -235,6 +247,15 @@ impl RequestRecord {
     /// Whether the request succeeded.
     pub fn ok(&self) -> bool {
         self.error_class.is_none()
+    }
+}
+
+fn round_engine(e: workloads::EngineRequestStats) -> workloads::EngineRequestStats {
+    workloads::EngineRequestStats {
+        queue_ms: us(e.queue_ms),
+        prefill_ms: us(e.prefill_ms),
+        mean_batch: (e.mean_batch * 1000.0).round() / 1000.0,
+        ..e
     }
 }
 
@@ -277,6 +298,11 @@ pub struct Aggregate {
     task_calls: u64,
     task_input: u64,
     task_output: u64,
+    input_cached: Option<u64>,
+    engine_queue: LatencyHistogram,
+    engine_prefill: LatencyHistogram,
+    engine_batch_sum: f64,
+    engine_requests: u64,
 }
 
 impl Aggregate {
@@ -299,6 +325,15 @@ impl Aggregate {
         }
         self.ok += 1;
         self.input_ok += u64::from(r.input_tokens);
+        if let Some(c) = r.input_cached_tokens {
+            *self.input_cached.get_or_insert(0) += u64::from(c);
+        }
+        if let Some(e) = &r.engine {
+            self.engine_queue.record_ms(e.queue_ms);
+            self.engine_prefill.record_ms(e.prefill_ms);
+            self.engine_batch_sum += e.mean_batch;
+            self.engine_requests += 1;
+        }
         if let Some(x) = r.ttft_ms {
             self.ttft.record_ms(x);
         }
@@ -359,7 +394,51 @@ impl Aggregate {
             input_source,
             output_source,
             input_capped_requests: self.capped,
+            input_cached: self.input_cached,
         }
+    }
+
+    /// A local engine's view of the load point from its counters at the start and
+    /// end of the window; `None` when the target has none.
+    pub fn engine(
+        &self,
+        before: Option<EngineCounters>,
+        after: Option<EngineCounters>,
+    ) -> Option<EngineStats> {
+        let (b, a) = (before?, after?);
+        let steps = a.steps - b.steps;
+        let per_step = |x: u64| {
+            if steps > 0 {
+                x as f64 / steps as f64
+            } else {
+                0.0
+            }
+        };
+        let seqs = per_step(a.seqs_sum - b.seqs_sum);
+        let prompt = a.prompt_tokens - b.prompt_tokens;
+        let cached = a.cached_tokens - b.cached_tokens;
+        Some(EngineStats {
+            steps,
+            max_batch: a.max_batch,
+            mean_seqs_per_step: seqs,
+            mean_batch_occupancy: seqs / f64::from(a.max_batch.max(1)),
+            mean_tokens_per_step: per_step(a.tokens_sum - b.tokens_sum),
+            prompt_tokens: prompt,
+            prompt_tokens_cached: cached,
+            prompt_tokens_computed: prompt - cached,
+            cache_hit_ratio: (prompt > 0).then(|| cached as f64 / prompt as f64),
+            kv_block_tokens: a.block_tokens,
+            kv_blocks_total: a.blocks_total,
+            kv_blocks_used_peak: a.blocks_peak,
+            kv_evictions: a.evictions - b.evictions,
+            engine_queue_ms: self.engine_queue.summary(),
+            prefill_ms: self.engine_prefill.summary(),
+            request_mean_batch: if self.engine_requests > 0 {
+                self.engine_batch_sum / self.engine_requests as f64
+            } else {
+                0.0
+            },
+        })
     }
 
     /// Latency summaries.

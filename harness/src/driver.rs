@@ -77,6 +77,12 @@ pub struct Outcome {
     pub duration_hit: bool,
     /// Whether the drain deadline cancelled requests.
     pub drain_cancelled: bool,
+    /// A local engine's counters when measurement started (after warm-up) and when
+    /// the drain ended.
+    pub engine_counters: (
+        Option<workloads::EngineCounters>,
+        Option<workloads::EngineCounters>,
+    ),
 }
 
 struct Ctx {
@@ -233,6 +239,7 @@ pub async fn run_load_point(
         }
     }
 
+    outcome.engine_counters.0 = backend.engine_counters();
     let t0 = Instant::now();
     // Forward interrupts and the duration bound to this load point's stop/cancel.
     let mut helpers = JoinSet::new();
@@ -335,6 +342,7 @@ pub async fn run_load_point(
         }
     }
     helpers.abort_all();
+    outcome.engine_counters.1 = ctx.backend.engine_counters();
     outcome.duration_hit = duration_deadline.is_some_and(|d| Instant::now() >= d);
     outcome.sessions_not_started =
         (ctx.lp.stream.sessions.len() - started.load(Ordering::Relaxed)) as u64;

@@ -80,6 +80,8 @@ impl Backend for Scripted {
             output_source: TokenSource::ServerUsage,
             finish: FinishReason::Length,
             output_token_ids: None,
+            input_cached_tokens: None,
+            engine: None,
         })
     }
 }

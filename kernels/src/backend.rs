@@ -7,12 +7,17 @@ use std::sync::{Arc, OnceLock};
 use async_trait::async_trait;
 use results::{ErrorClass, TargetInfo, TokenSource, WeightsInfo, WeightsSource};
 use workloads::{
-    Backend, BackendError, Completion, FinishReason, PrepareError, Request, StreamSink,
+    Backend, BackendError, Completion, EngineCounters, EngineRequestStats, FinishReason,
+    PrepareError, Request, StreamSink,
 };
 
-use crate::cpu::CpuModel;
-use crate::engine::{Engine, Event, Job};
-use crate::preset::{ModelPreset, Precision, preset};
+use crate::config::ModelConfig;
+use crate::cpu::CpuOps;
+use crate::engine::{Engine, Event, FailKind, Job};
+use crate::format::Precision;
+use crate::memory::{MemoryPlan, available_memory_bytes};
+use crate::preset::{PRESETS, preset};
+use crate::runtime::{Model, SchedulerConfig};
 use crate::{EngineError, weights};
 
 /// Where the weights come from.
@@ -32,15 +37,20 @@ pub enum WeightsChoice {
 #[derive(Clone, Debug, PartialEq)]
 pub struct LocalCpuConfig {
     /// Model preset.
-    pub preset: &'static ModelPreset,
-    /// Precision asked for (`None`: the file's, or q4_1 for synthetic weights).
+    pub preset: &'static ModelConfig,
+    /// Format asked for (`None`: the file's, or q4_1 for synthetic weights).
     pub precision: Option<Precision>,
     /// Where weights come from.
     pub weights: WeightsChoice,
     /// Seed of synthetic weights.
     pub seed: u64,
-    /// Most sequences decoded per step.
-    pub max_batch: usize,
+    /// Scheduler limits.
+    pub scheduler: SchedulerConfig,
+    /// Tokens per KV block.
+    pub block_size: usize,
+    /// KV cache capacity in tokens (`None`: `max_batch` full contexts, capped at
+    /// [`LocalCpuConfig::DEFAULT_KV_BYTES`]).
+    pub kv_tokens: Option<usize>,
     /// Directories searched for GGUF files.
     pub model_dirs: Vec<PathBuf>,
 }
@@ -63,9 +73,22 @@ pub fn default_model_dirs() -> Vec<PathBuf> {
 }
 
 /// Keys a `local-cpu` target spec accepts.
-pub const SETTINGS: &[&str] = &["model", "precision", "weights", "seed", "max_batch"];
+pub const SETTINGS: &[&str] = &[
+    "model",
+    "precision",
+    "weights",
+    "seed",
+    "max_batch",
+    "max_tokens_per_step",
+    "prefill_chunk",
+    "block_size",
+    "kv_tokens",
+];
 
 impl LocalCpuConfig {
+    /// Default KV cache size cap: 2 GiB.
+    pub const DEFAULT_KV_BYTES: u64 = 2 << 30;
+
     /// Builds a config from a target spec's `key=value` settings. `model` is a preset
     /// name or a path to a `.gguf` file (whose shape must match a preset).
     pub fn from_settings(
@@ -95,13 +118,18 @@ impl LocalCpuConfig {
                 });
             }
             let header = weights::GgufHeader::read(&path)?;
-            let p = crate::preset::PRESETS
+            let p = PRESETS
                 .iter()
                 .find(|p| header.check_shape(&path, p).is_ok())
                 .ok_or_else(|| EngineError::ModelFile {
                     path: model.to_string(),
                     reason: format!(
-                        "its shape matches no preset ({})",
+                        "its shape matches no preset ({}); closest check: {}",
+                        PRESETS
+                            .iter()
+                            .map(|p| p.name)
+                            .collect::<Vec<_>>()
+                            .join(", "),
                         header
                             .check_shape(&path, &crate::preset::SMOLLM2_135M)
                             .err()
@@ -138,13 +166,37 @@ impl LocalCpuConfig {
                 },
             }
         };
+        let scheduler = SchedulerConfig {
+            max_batch: int("max_batch", 16, 1)? as usize,
+            max_tokens_per_step: int("max_tokens_per_step", 512, 1)? as usize,
+            prefill_chunk: int("prefill_chunk", 256, 1)? as usize,
+        };
+        scheduler
+            .validate()
+            .map_err(|m| bad("max_tokens_per_step", m))?;
+        let kv_tokens = settings
+            .contains_key("kv_tokens")
+            .then(|| int("kv_tokens", 0, 1))
+            .transpose()?
+            .map(|v| v as usize);
         Ok(Self {
             preset,
             precision,
             weights,
             seed: int("seed", 0, 0)?,
-            max_batch: int("max_batch", 16, 1)? as usize,
+            scheduler,
+            block_size: int("block_size", 16, 1)? as usize,
+            kv_tokens,
             model_dirs,
+        })
+    }
+
+    /// KV cache capacity in tokens.
+    pub fn kv_capacity_tokens(&self) -> usize {
+        self.kv_tokens.unwrap_or_else(|| {
+            let per = self.preset.kv_bytes_per_token(4).max(1);
+            let want = self.scheduler.max_batch * self.preset.context;
+            want.min((Self::DEFAULT_KV_BYTES / per) as usize)
         })
     }
 }
@@ -171,8 +223,9 @@ impl LocalCpuBackend {
         }
     }
 
-    /// Loads the weights the config asks for (blocking; seconds).
-    pub fn load(config: &LocalCpuConfig) -> Result<(CpuModel, WeightsInfo), EngineError> {
+    /// Loads the weights the config asks for onto the CPU (blocking; seconds),
+    /// refusing first if they and the KV cache do not fit the memory available.
+    pub fn load(config: &LocalCpuConfig) -> Result<(Model<CpuOps>, WeightsInfo), EngineError> {
         let p = config.preset;
         let file = match &config.weights {
             WeightsChoice::File(f) => Some(f.clone()),
@@ -193,7 +246,15 @@ impl LocalCpuBackend {
                 })?,
             ),
         };
-        let (w, info) = match file {
+        let precision = match &file {
+            Some(f) => weights::GgufHeader::read(f)?
+                .precision()
+                .unwrap_or(Precision::F32),
+            None => config.precision.unwrap_or(Precision::Q4_1),
+        };
+        let plan = MemoryPlan::cpu(p, precision, config.kv_capacity_tokens());
+        plan.check(available_memory_bytes())?;
+        let (host, info) = match file {
             Some(path) => {
                 let w = weights::load_gguf(&path, p)?;
                 if let Some(want) = config.precision
@@ -217,11 +278,7 @@ impl LocalCpuBackend {
                 (w, info)
             }
             None => {
-                let w = weights::synthetic(
-                    p,
-                    config.precision.unwrap_or(Precision::Q4_1),
-                    config.seed,
-                )?;
+                let w = weights::synthetic(p, precision, config.seed)?;
                 let info = WeightsInfo {
                     source: WeightsSource::Synthetic,
                     path: None,
@@ -232,7 +289,7 @@ impl LocalCpuBackend {
                 (w, info)
             }
         };
-        Ok((CpuModel::new(p.clone(), w)?, info))
+        Ok((Model::new(CpuOps, p.clone(), host)?, info))
     }
 
     fn loaded(&self) -> Result<&Arc<Loaded>, BackendError> {
@@ -245,7 +302,18 @@ impl LocalCpuBackend {
         let mut settings = self.settings.clone();
         settings.remove("model");
         settings.remove("precision");
-        settings.insert("max_batch".into(), self.config.max_batch.to_string());
+        let s = &self.config.scheduler;
+        settings.insert("max_batch".into(), s.max_batch.to_string());
+        settings.insert(
+            "max_tokens_per_step".into(),
+            s.max_tokens_per_step.to_string(),
+        );
+        settings.insert("prefill_chunk".into(), s.prefill_chunk.to_string());
+        settings.insert("block_size".into(), self.config.block_size.to_string());
+        settings.insert(
+            "kv_tokens".into(),
+            self.config.kv_capacity_tokens().to_string(),
+        );
         TargetInfo {
             kind: "local-cpu".into(),
             model: self.config.preset.name.into(),
@@ -285,8 +353,14 @@ impl Backend for LocalCpuBackend {
                 }
                 _ => PrepareError::Config(e.to_string()),
             })?;
-        let info = self.info(model.weights().precision.to_string(), Some(weights));
-        let engine = Engine::start(model, self.config.max_batch);
+        let info = self.info(model.precision.to_string(), Some(weights));
+        let blocks = self
+            .config
+            .kv_capacity_tokens()
+            .div_ceil(self.config.block_size);
+        let layout = model.kv_layout(blocks, self.config.block_size);
+        let engine = Engine::start(model, layout, self.config.scheduler)
+            .map_err(|e| PrepareError::Failed(e.to_string()))?;
         let _ = self.loaded.set(Arc::new(Loaded { engine, info }));
         Ok(())
     }
@@ -298,18 +372,24 @@ impl Backend for LocalCpuBackend {
     ) -> Result<Completion, BackendError> {
         let loaded = self.loaded()?;
         let prompt = req.prompt_token_ids();
-        let limit = self.config.preset.context;
+        let (limit, vocab) = (self.config.preset.context, self.config.preset.vocab);
         if prompt.is_empty()
             || req.max_output_tokens == 0
             || prompt.len() + req.max_output_tokens as usize > limit
         {
             return Err(BackendError::new(
-                ErrorClass::Other,
+                ErrorClass::Truncated,
                 format!(
                     "{} input + {} output tokens do not fit the context of {limit}",
                     prompt.len(),
                     req.max_output_tokens
                 ),
+            ));
+        }
+        if let Some(bad) = prompt.iter().find(|&&t| t as usize >= vocab) {
+            return Err(BackendError::new(
+                ErrorClass::Other,
+                format!("token id {bad} is outside the model's vocabulary of {vocab}"),
             ));
         }
         let input_tokens = prompt.len() as u32;
@@ -323,13 +403,20 @@ impl Backend for LocalCpuBackend {
             })
             .map_err(|e| BackendError::new(ErrorClass::Other, e.to_string()))?;
         let mut out = Vec::with_capacity(req.max_output_tokens as usize);
-        while (out.len() as u32) < req.max_output_tokens {
+        let stats = loop {
             match rx.recv().await {
                 Some(Event::Token { at, id }) => {
                     sink.on_tokens_at(at, 1);
                     out.push(id);
                 }
-                Some(Event::Failed(msg)) => return Err(BackendError::new(ErrorClass::Other, msg)),
+                Some(Event::Done(stats)) => break stats,
+                Some(Event::Failed(kind, msg)) => {
+                    let class = match kind {
+                        FailKind::KvCapacity => ErrorClass::DeviceOom,
+                        FailKind::Step => ErrorClass::Other,
+                    };
+                    return Err(BackendError::new(class, msg));
+                }
                 None => {
                     return Err(BackendError::new(
                         ErrorClass::Truncated,
@@ -341,7 +428,7 @@ impl Backend for LocalCpuBackend {
                     ));
                 }
             }
-        }
+        };
         Ok(Completion {
             input_tokens,
             input_source: TokenSource::Engine,
@@ -349,6 +436,31 @@ impl Backend for LocalCpuBackend {
             output_source: TokenSource::Engine,
             finish: FinishReason::Length,
             output_token_ids: Some(out),
+            input_cached_tokens: Some(stats.cached_prompt_tokens),
+            engine: Some(EngineRequestStats {
+                queue_ms: stats.queue_s * 1e3,
+                prefill_ms: stats.prefill_s * 1e3,
+                steps: stats.steps,
+                mean_batch: stats.mean_batch,
+                max_batch: stats.max_batch,
+            }),
+        })
+    }
+
+    fn engine_counters(&self) -> Option<EngineCounters> {
+        let l = self.loaded.get()?;
+        let c = l.engine.counters_new_window();
+        Some(EngineCounters {
+            steps: c.steps.steps,
+            seqs_sum: c.steps.seqs_sum,
+            tokens_sum: c.steps.tokens_sum,
+            prompt_tokens: c.kv.prompt_tokens,
+            cached_tokens: c.kv.cached_tokens,
+            evictions: c.kv.evictions,
+            blocks_peak: c.window_blocks_peak,
+            blocks_total: c.kv.blocks_total,
+            block_tokens: self.config.block_size as u32,
+            max_batch: self.config.scheduler.max_batch as u32,
         })
     }
 }

@@ -1,20 +1,21 @@
-//! The engine thread: owns the model and every sequence's KV cache, admits new
-//! sequences between decode steps (up to `max_batch` in flight), and decodes every
-//! running sequence as one batch, so concurrent requests share each step instead of
-//! queueing one behind another.
-//!
-//! Each token is stamped with the instant it was produced and sent to the request's
-//! task; a request whose task went away (cancelled) is dropped at the next step.
+//! The engine thread: owns the model, the paged KV cache and the scheduler; each
+//! iteration takes newly submitted jobs, plans a step (continuous batching, chunked
+//! prefill, prefix reuse: see [`crate::runtime::scheduler`]), runs it, and sends every
+//! sampled token, stamped with the instant it was produced, to its request's task.
+//! A request whose task went away (cancelled) is dropped before the next step.
 
-use std::collections::VecDeque;
 use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Instant;
 
 use tokio::sync::mpsc::UnboundedSender;
 
 use crate::EngineError;
-use crate::cpu::{CpuModel, KvCache};
+use crate::ops::{DeviceOps, KvLayout};
+use crate::runtime::kv::KvCounters;
+use crate::runtime::scheduler::{Seq, StepCounters};
+use crate::runtime::{Model, Scheduler, StepSeq};
 
 /// A sequence to serve.
 pub struct Job {
@@ -24,6 +25,32 @@ pub struct Job {
     pub max_output_tokens: u32,
     /// Where tokens go.
     pub events: UnboundedSender<Event>,
+}
+
+/// Engine-internal figures of one finished sequence.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct SeqStats {
+    /// Submission to admission (waiting for a batch slot or KV blocks).
+    pub queue_s: f64,
+    /// Admission to the first token (prompt chunks, interleaved with other work).
+    pub prefill_s: f64,
+    /// Prompt tokens found in the prefix cache.
+    pub cached_prompt_tokens: u32,
+    /// Steps it took part in.
+    pub steps: u32,
+    /// Mean sequences per step over its steps.
+    pub mean_batch: f64,
+    /// Largest step it took part in.
+    pub max_batch: u32,
+}
+
+/// Why the engine failed a sequence.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FailKind {
+    /// It can never fit the KV cache.
+    KvCapacity,
+    /// A step failed.
+    Step,
 }
 
 /// What the engine reports about a sequence.
@@ -36,15 +63,28 @@ pub enum Event {
         /// Its id.
         id: u32,
     },
+    /// The last token was sent; the sequence's figures.
+    Done(SeqStats),
     /// The sequence failed.
-    Failed(String),
+    Failed(FailKind, String),
 }
 
-struct Running {
-    cache: KvCache,
-    next: u32,
-    left: u32,
+/// Counters of the engine since it started.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct EngineCounters {
+    /// Steps.
+    pub steps: StepCounters,
+    /// KV cache.
+    pub kv: KvCounters,
+    /// Most KV blocks in use since the window was last reset.
+    pub window_blocks_peak: u64,
+}
+
+struct Payload {
     events: UnboundedSender<Event>,
+    submitted: Instant,
+    admitted: Option<Instant>,
+    first_token: Option<Instant>,
 }
 
 /// Handle to a running engine thread; dropping it stops the thread after the work in
@@ -52,20 +92,30 @@ struct Running {
 pub struct Engine {
     tx: Option<mpsc::Sender<Job>>,
     thread: Option<JoinHandle<()>>,
+    counters: Arc<Mutex<EngineCounters>>,
 }
 
 impl Engine {
-    /// Starts the engine thread over `model`.
-    pub fn start(model: CpuModel, max_batch: usize) -> Self {
+    /// Starts the engine thread over `model` with a KV cache of `layout` and the
+    /// scheduler's limits.
+    pub fn start<D: DeviceOps>(
+        model: Model<D>,
+        layout: KvLayout,
+        config: crate::runtime::SchedulerConfig,
+    ) -> Result<Self, EngineError> {
+        let kv = model.ops.kv_alloc(layout)?;
         let (tx, rx) = mpsc::channel::<Job>();
+        let counters = Arc::new(Mutex::new(EngineCounters::default()));
+        let shared = counters.clone();
         let thread = std::thread::Builder::new()
             .name("infermeter-engine".into())
-            .spawn(move || run(model, rx, max_batch.max(1)))
-            .expect("spawning a thread");
-        Self {
+            .spawn(move || run(model, kv, layout, config, rx, shared))
+            .map_err(|e| EngineError::Tensor(format!("spawning the engine thread: {e}")))?;
+        Ok(Self {
             tx: Some(tx),
             thread: Some(thread),
-        }
+            counters,
+        })
     }
 
     /// Queues a job.
@@ -75,6 +125,20 @@ impl Engine {
             .ok_or(EngineError::Stopped)?
             .send(job)
             .map_err(|_| EngineError::Stopped)
+    }
+
+    /// Counters since start (updated after every step).
+    pub fn counters(&self) -> EngineCounters {
+        *self.counters.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Counters since start, and restarts the window of `window_blocks_peak` at the
+    /// blocks in use now.
+    pub fn counters_new_window(&self) -> EngineCounters {
+        let mut c = self.counters.lock().unwrap_or_else(|e| e.into_inner());
+        let out = *c;
+        c.window_blocks_peak = c.kv.blocks_in_use;
+        out
     }
 }
 
@@ -87,77 +151,109 @@ impl Drop for Engine {
     }
 }
 
-fn run(model: CpuModel, rx: mpsc::Receiver<Job>, max_batch: usize) {
-    let mut pending: VecDeque<Job> = VecDeque::new();
-    let mut running: Vec<Running> = Vec::new();
+fn secs(a: Instant, b: Option<Instant>) -> f64 {
+    b.map_or(0.0, |b| b.saturating_duration_since(a).as_secs_f64())
+}
+
+fn run<D: DeviceOps>(
+    model: Model<D>,
+    mut kv: D::Kv,
+    layout: KvLayout,
+    config: crate::runtime::SchedulerConfig,
+    rx: mpsc::Receiver<Job>,
+    counters: Arc<Mutex<EngineCounters>>,
+) {
+    let pool = crate::runtime::BlockPool::new(layout.blocks, layout.block_size);
+    let mut sched: Scheduler<Payload> = Scheduler::new(config, pool);
+    let submit = |sched: &mut Scheduler<Payload>, job: Job| {
+        let payload = Payload {
+            events: job.events,
+            submitted: Instant::now(),
+            admitted: None,
+            first_token: None,
+        };
+        sched.submit(Seq::new(job.prompt, job.max_output_tokens, payload));
+    };
     loop {
-        if running.is_empty() && pending.is_empty() {
+        if sched.is_idle() {
             match rx.recv() {
-                Ok(job) => pending.push_back(job),
+                Ok(job) => submit(&mut sched, job),
                 Err(_) => return,
             }
         }
-        pending.extend(rx.try_iter());
-        while running.len() < max_batch {
-            let Some(job) = pending.pop_front() else {
-                break;
-            };
-            if let Some(r) = admit(&model, job) {
-                running.push(r);
-            }
+        for job in rx.try_iter() {
+            submit(&mut sched, job);
         }
-        running.retain(|r| !r.events.is_closed());
-        if running.is_empty() {
+        sched.retain(|s| !s.payload.events.is_closed());
+        if sched.is_idle() {
             continue;
         }
-        let tokens: Vec<u32> = running.iter().map(|r| r.next).collect();
-        let mut caches: Vec<&mut KvCache> = running.iter_mut().map(|r| &mut r.cache).collect();
-        match model.decode(&mut caches, &tokens) {
-            Ok(next) => {
+        let (work, rejected) = sched.schedule();
+        for (s, need) in rejected {
+            let _ = s.payload.events.send(Event::Failed(
+                FailKind::KvCapacity,
+                format!(
+                    "{} prompt + {} output tokens need {need} KV blocks of {}; the cache holds {}",
+                    s.prompt.len(),
+                    s.max_output,
+                    layout.block_size,
+                    layout.blocks
+                ),
+            ));
+        }
+        {
+            let mut c = counters.lock().unwrap_or_else(|e| e.into_inner());
+            c.window_blocks_peak = c.window_blocks_peak.max(sched.kv_counters().blocks_in_use);
+        }
+        if work.is_empty() {
+            continue;
+        }
+        let now = Instant::now();
+        for w in &work {
+            let p = &mut sched.running[w.seq].payload;
+            p.admitted.get_or_insert(now);
+        }
+        let seqs: Vec<StepSeq<'_>> = work
+            .iter()
+            .map(|w| StepSeq {
+                tokens: &w.tokens,
+                start: w.start,
+                blocks: &sched.running[w.seq].blocks,
+                sample: w.sample,
+            })
+            .collect();
+        match model.step(&mut kv, &layout, &seqs) {
+            Ok(sampled) => {
                 let at = Instant::now();
-                for (r, id) in running.iter_mut().zip(next) {
-                    let _ = r.events.send(Event::Token { at, id });
-                    r.next = id;
-                    r.left -= 1;
+                let finished = sched.complete(&work, &sampled, |s, id| {
+                    s.payload.first_token.get_or_insert(at);
+                    let _ = s.payload.events.send(Event::Token { at, id });
+                });
+                for s in finished {
+                    let p = &s.payload;
+                    let admitted = p.admitted.unwrap_or(p.submitted);
+                    let _ = p.events.send(Event::Done(SeqStats {
+                        queue_s: secs(p.submitted, Some(admitted)),
+                        prefill_s: secs(admitted, p.first_token),
+                        cached_prompt_tokens: s.cached as u32,
+                        steps: s.steps,
+                        mean_batch: s.batch_sum as f64 / s.steps.max(1) as f64,
+                        max_batch: s.batch_max,
+                    }));
                 }
-                running.retain(|r| r.left > 0);
             }
             Err(e) => {
-                for r in running.drain(..) {
-                    let _ = r.events.send(Event::Failed(e.to_string()));
+                let msg = e.to_string();
+                for s in sched.drain_running() {
+                    let _ = s
+                        .payload
+                        .events
+                        .send(Event::Failed(FailKind::Step, msg.clone()));
                 }
             }
         }
-    }
-}
-
-/// Prefills a new sequence and emits its first token; returns it as running when it
-/// needs more tokens.
-fn admit(model: &CpuModel, job: Job) -> Option<Running> {
-    if job.events.is_closed() {
-        return None;
-    }
-    let capacity = job.prompt.len() + job.max_output_tokens as usize;
-    let result = model.new_cache(capacity).and_then(|mut cache| {
-        let first = model.prefill(&mut cache, &job.prompt)?;
-        Ok((cache, first))
-    });
-    match result {
-        Ok((cache, first)) => {
-            let _ = job.events.send(Event::Token {
-                at: Instant::now(),
-                id: first,
-            });
-            (job.max_output_tokens > 1).then_some(Running {
-                cache,
-                next: first,
-                left: job.max_output_tokens - 1,
-                events: job.events,
-            })
-        }
-        Err(e) => {
-            let _ = job.events.send(Event::Failed(e.to_string()));
-            None
-        }
+        let mut c = counters.lock().unwrap_or_else(|e| e.into_inner());
+        c.steps = sched.step_counters();
+        c.kv = sched.kv_counters();
     }
 }

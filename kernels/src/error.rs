@@ -14,7 +14,7 @@ pub enum EngineError {
         known: String,
     },
     /// The precision is not one this engine supports.
-    #[error("unsupported precision `{0}` (supported: f32, f16, q8_0, q4_0, q4_1)")]
+    #[error("unsupported precision `{0}` (supported: f32, f16, bf16, q8_0, q4_0, q4_1)")]
     UnknownPrecision(String),
     /// A model file is missing, unreadable, not GGUF, truncated, or of another shape.
     #[error("model file {path}: {reason}")]
@@ -42,6 +42,21 @@ pub enum EngineError {
         /// What is wrong.
         message: String,
     },
+    /// The model and its KV cache do not fit the device's memory.
+    #[error(
+        "does not fit: needs {} (weights {}, KV cache {}), {} available",
+        gib(*needed), gib(*weights), gib(*kv_cache), gib(*available)
+    )]
+    DoesNotFit {
+        /// Bytes needed in all.
+        needed: u64,
+        /// Of which weights.
+        weights: u64,
+        /// Of which KV cache.
+        kv_cache: u64,
+        /// Bytes available.
+        available: u64,
+    },
     /// A tensor operation failed.
     #[error("engine: {0}")]
     Tensor(String),
@@ -54,4 +69,11 @@ impl From<candle_core::Error> for EngineError {
     fn from(e: candle_core::Error) -> Self {
         EngineError::Tensor(e.to_string().lines().next().unwrap_or_default().to_string())
     }
+}
+
+fn gib(bytes: u64) -> String {
+    format!(
+        "{:.2} GiB ({bytes} bytes)",
+        bytes as f64 / (1u64 << 30) as f64
+    )
 }

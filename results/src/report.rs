@@ -13,7 +13,7 @@ use crate::LatencySummary;
 /// The `schema` field of every report.
 pub const REPORT_SCHEMA: &str = "infermeter.report";
 /// The schema version this crate writes: `major.minor`; a minor bump only adds fields.
-pub const REPORT_SCHEMA_VERSION: &str = "1.0";
+pub const REPORT_SCHEMA_VERSION: &str = "1.1";
 
 /// A complete report.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -302,6 +302,10 @@ pub struct TokenCounts {
     pub output_source: TokenSource,
     /// Requests whose input was shortened to fit the target's context.
     pub input_capped_requests: u64,
+    /// Input tokens the target served from its prefix cache (not computed), as the
+    /// target reports them; `null` when it does not report them. Since 1.1.
+    #[serde(default)]
+    pub input_cached: Option<u64>,
 }
 
 /// Latency summaries, all in milliseconds (see the README for exact definitions).
@@ -380,10 +384,54 @@ pub struct ResultEntry {
     pub throughput: Throughput,
     /// Per-task figures; `null` for single-call workloads.
     pub tasks: Option<TaskStats>,
+    /// What a local engine saw inside itself over this load point; `null` for targets
+    /// that do not expose it (remote providers). Since 1.1.
+    #[serde(default)]
+    pub engine: Option<EngineStats>,
     /// Energy figures; `null` until energy probes exist (not measured).
     pub energy: Option<serde_json::Value>,
     /// Cost figures; `null` until price catalogs exist (not measured).
     pub cost: Option<serde_json::Value>,
     /// Things the reader must know about this result (caps applied, limits hit).
     pub notes: Vec<String>,
+}
+
+/// A local engine's own view of one load point: batching, the KV cache and where each
+/// request's time went inside the engine. Counters cover the load point's window
+/// (warm-up excluded).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EngineStats {
+    /// Engine steps (one batched forward pass each).
+    pub steps: u64,
+    /// The batch limit (sequences per step).
+    pub max_batch: u32,
+    /// Mean sequences per step.
+    pub mean_seqs_per_step: f64,
+    /// `mean_seqs_per_step / max_batch`, 0-1.
+    pub mean_batch_occupancy: f64,
+    /// Mean tokens (prompt chunks plus decode tokens) per step.
+    pub mean_tokens_per_step: f64,
+    /// Prompt tokens admitted.
+    pub prompt_tokens: u64,
+    /// Of those, tokens found in the prefix cache and not computed.
+    pub prompt_tokens_cached: u64,
+    /// Prompt tokens computed (`prompt_tokens - prompt_tokens_cached`).
+    pub prompt_tokens_computed: u64,
+    /// `prompt_tokens_cached / prompt_tokens`; `null` when no prompt was admitted.
+    pub cache_hit_ratio: Option<f64>,
+    /// Tokens per KV block.
+    pub kv_block_tokens: u32,
+    /// Blocks in the KV cache.
+    pub kv_blocks_total: u64,
+    /// Most blocks referenced by running sequences at once.
+    pub kv_blocks_used_peak: u64,
+    /// Cached blocks evicted to make room.
+    pub kv_evictions: u64,
+    /// Submission to admission inside the engine, per request.
+    pub engine_queue_ms: LatencySummary,
+    /// Admission to first token inside the engine (chunked prefill), per request.
+    pub prefill_ms: LatencySummary,
+    /// Mean sequences per step seen by each request, over requests.
+    pub request_mean_batch: f64,
 }

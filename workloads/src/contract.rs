@@ -117,6 +117,51 @@ pub struct Completion {
     pub finish: FinishReason,
     /// Output token ids, when the target exposes them.
     pub output_token_ids: Option<Vec<u32>>,
+    /// Input tokens served from the target's prefix cache, when it reports them.
+    pub input_cached_tokens: Option<u32>,
+    /// A local engine's figures for this request.
+    pub engine: Option<EngineRequestStats>,
+}
+
+/// A local engine's own figures for one request.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct EngineRequestStats {
+    /// Submission to admission (waiting for a batch slot or KV blocks), ms.
+    pub queue_ms: f64,
+    /// Admission to the first token, ms.
+    pub prefill_ms: f64,
+    /// Steps the request took part in.
+    pub steps: u32,
+    /// Mean sequences per step over those steps.
+    pub mean_batch: f64,
+    /// Largest step it took part in.
+    pub max_batch: u32,
+}
+
+/// A local engine's counters since it started (monotonic except the peak, which
+/// covers the window since the previous call).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct EngineCounters {
+    /// Steps run.
+    pub steps: u64,
+    /// Sum over steps of the sequences per step.
+    pub seqs_sum: u64,
+    /// Sum over steps of the tokens per step.
+    pub tokens_sum: u64,
+    /// Prompt tokens admitted.
+    pub prompt_tokens: u64,
+    /// Of those, found cached.
+    pub cached_tokens: u64,
+    /// Cached KV blocks evicted.
+    pub evictions: u64,
+    /// Most KV blocks in use since the previous call.
+    pub blocks_peak: u64,
+    /// KV blocks in the cache.
+    pub blocks_total: u64,
+    /// Tokens per KV block.
+    pub block_tokens: u32,
+    /// The batch limit.
+    pub max_batch: u32,
 }
 
 /// A failed request: its class and a one-line message. The timings of whatever
@@ -168,4 +213,9 @@ pub trait Backend: Send + Sync {
         req: &Request,
         sink: &mut dyn StreamSink,
     ) -> Result<Completion, BackendError>;
+    /// A local engine's counters, read at the start and end of each load point (the
+    /// peak restarts at each call); `None` for targets without them.
+    fn engine_counters(&self) -> Option<EngineCounters> {
+        None
+    }
 }

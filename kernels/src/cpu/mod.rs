@@ -1,5 +1,9 @@
-//! The CPU path of the engine, on candle-core: the decoder's forward passes.
+//! The CPU device: the op set on candle-core, with attention over the paged KV cache
+//! written directly over its slots.
 
-pub mod model;
+mod attention;
+mod linear;
+mod ops;
 
-pub use model::{CpuModel, KvCache};
+pub use linear::Linear;
+pub use ops::{CpuKv, CpuOps};

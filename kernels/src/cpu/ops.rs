@@ -1,0 +1,237 @@
+//! [`DeviceOps`] on candle-core's CPU device.
+
+use std::sync::Arc;
+
+use candle_core::quantized::QTensor;
+use candle_core::{D, DType, Device, Tensor};
+
+use super::attention::{LayerKv, attention};
+use super::linear::Linear;
+use crate::EngineError;
+use crate::config::RopeStyle;
+use crate::ops::{AttnSeq, DeviceOps, ExpertWeights, KvLayout, Routing, route_row};
+
+/// The CPU device.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct CpuOps;
+
+/// The paged KV cache in host memory: per layer, keys and values slot-major
+/// `[slots, kv_heads, head_dim]` in f32.
+pub struct CpuKv {
+    layout: KvLayout,
+    k: Vec<Vec<f32>>,
+    v: Vec<Vec<f32>>,
+}
+
+fn dims2(x: &Tensor) -> Result<(usize, usize), EngineError> {
+    Ok(x.dims2()?)
+}
+
+impl DeviceOps for CpuOps {
+    type Act = Tensor;
+    type Weight = Linear;
+    type Table = Tensor;
+    type Kv = CpuKv;
+
+    fn name(&self) -> &'static str {
+        "cpu"
+    }
+
+    fn weight(&self, host: Arc<QTensor>) -> Result<Linear, EngineError> {
+        Linear::new(host)
+    }
+
+    fn table(&self, data: Vec<f32>, rows: usize, cols: usize) -> Result<Tensor, EngineError> {
+        Ok(Tensor::from_vec(data, (rows, cols), &Device::Cpu)?)
+    }
+
+    fn weight_bytes(&self, w: &Linear) -> u64 {
+        w.bytes()
+    }
+
+    fn embed(&self, table: &Tensor, ids: &[u32]) -> Result<Tensor, EngineError> {
+        let ids = Tensor::new(ids, &Device::Cpu)?;
+        Ok(table.index_select(&ids, 0)?)
+    }
+
+    fn matmul(&self, x: &Tensor, w: &Linear) -> Result<Tensor, EngineError> {
+        w.forward(x)
+    }
+
+    fn rms_norm(
+        &self,
+        x: &Tensor,
+        weight: &Tensor,
+        eps: f32,
+        width: usize,
+    ) -> Result<Tensor, EngineError> {
+        let (rows, cols) = dims2(x)?;
+        let w = weight.flatten_all()?;
+        if width == cols {
+            return Ok(candle_nn::ops::rms_norm(x, &w, eps)?);
+        }
+        let grouped = x.reshape((rows * cols / width, width))?;
+        Ok(candle_nn::ops::rms_norm(&grouped, &w, eps)?.reshape((rows, cols))?)
+    }
+
+    fn rope(
+        &self,
+        x: &Tensor,
+        head_dim: usize,
+        positions: &[u32],
+        cos_sin: &(Tensor, Tensor),
+        style: RopeStyle,
+    ) -> Result<Tensor, EngineError> {
+        let (t, cols) = dims2(x)?;
+        let heads = cols / head_dim;
+        let pos = Tensor::new(positions, &Device::Cpu)?;
+        let cos = cos_sin
+            .0
+            .index_select(&pos, 0)?
+            .reshape((t, 1, head_dim / 2))?;
+        let sin = cos_sin
+            .1
+            .index_select(&pos, 0)?
+            .reshape((t, 1, head_dim / 2))?;
+        // (batch = token, heads, seq = 1, head_dim): each token at its own position.
+        let x4 = x.reshape((t, heads, 1, head_dim))?;
+        let y = match style {
+            RopeStyle::Interleaved => candle_nn::rotary_emb::rope_i(&x4, &cos, &sin)?,
+            RopeStyle::Neox => candle_nn::rotary_emb::rope(&x4, &cos, &sin)?,
+        };
+        Ok(y.reshape((t, cols))?)
+    }
+
+    fn swiglu(&self, gate: &Tensor, up: &Tensor) -> Result<Tensor, EngineError> {
+        Ok((candle_nn::ops::silu(gate)? * up)?)
+    }
+
+    fn add(&self, a: &Tensor, b: &Tensor) -> Result<Tensor, EngineError> {
+        Ok((a + b)?)
+    }
+
+    fn kv_alloc(&self, layout: KvLayout) -> Result<CpuKv, EngineError> {
+        let n = layout.slots() * layout.kv_heads * layout.head_dim;
+        Ok(CpuKv {
+            layout,
+            k: (0..layout.layers).map(|_| vec![0f32; n]).collect(),
+            v: (0..layout.layers).map(|_| vec![0f32; n]).collect(),
+        })
+    }
+
+    fn kv_write(
+        &self,
+        kv: &mut CpuKv,
+        layer: usize,
+        k: &Tensor,
+        v: &Tensor,
+        slots: &[u32],
+    ) -> Result<(), EngineError> {
+        let row = kv.layout.kv_heads * kv.layout.head_dim;
+        let k = k.flatten_all()?.to_vec1::<f32>()?;
+        let v = v.flatten_all()?.to_vec1::<f32>()?;
+        if k.len() != slots.len() * row || v.len() != k.len() {
+            return Err(EngineError::Tensor(format!(
+                "kv_write of {} values for {} slots of {row}",
+                k.len(),
+                slots.len()
+            )));
+        }
+        for (i, &s) in slots.iter().enumerate() {
+            let s = s as usize;
+            if s >= kv.layout.slots() {
+                return Err(EngineError::Tensor(format!("KV slot {s} out of range")));
+            }
+            kv.k[layer][s * row..(s + 1) * row].copy_from_slice(&k[i * row..(i + 1) * row]);
+            kv.v[layer][s * row..(s + 1) * row].copy_from_slice(&v[i * row..(i + 1) * row]);
+        }
+        Ok(())
+    }
+
+    fn attention(
+        &self,
+        kv: &CpuKv,
+        layer: usize,
+        q: &Tensor,
+        heads: usize,
+        seqs: &[AttnSeq<'_>],
+    ) -> Result<Tensor, EngineError> {
+        let (t, cols) = dims2(q)?;
+        let qv = q.flatten_all()?.to_vec1::<f32>()?;
+        let layer_kv = LayerKv {
+            k: &kv.k[layer],
+            v: &kv.v[layer],
+        };
+        let out = attention(&kv.layout, &layer_kv, &qv, heads, seqs)?;
+        Ok(Tensor::from_vec(out, (t, cols), &Device::Cpu)?)
+    }
+
+    fn moe_route(
+        &self,
+        logits: &Tensor,
+        top_k: usize,
+        renormalise: bool,
+    ) -> Result<Routing, EngineError> {
+        let (rows, e) = dims2(logits)?;
+        let all = logits.flatten_all()?.to_vec1::<f32>()?;
+        let mut experts = Vec::with_capacity(rows * top_k);
+        let mut weights = Vec::with_capacity(rows * top_k);
+        for r in 0..rows {
+            let (ids, w) = route_row(&all[r * e..(r + 1) * e], top_k, renormalise);
+            experts.extend(ids);
+            weights.extend(w);
+        }
+        Ok(Routing {
+            top_k,
+            experts,
+            weights,
+        })
+    }
+
+    fn expert_dispatch(
+        &self,
+        x: &Tensor,
+        routing: &Routing,
+        experts: &[ExpertWeights<Linear>],
+    ) -> Result<Tensor, EngineError> {
+        let dev = Device::Cpu;
+        let mut out = x.zeros_like()?;
+        let k = routing.top_k;
+        for (e, ew) in experts.iter().enumerate() {
+            let (mut rows, mut weights) = (Vec::new(), Vec::new());
+            for (i, (&id, &w)) in routing.experts.iter().zip(&routing.weights).enumerate() {
+                if id as usize == e {
+                    rows.push((i / k) as u32);
+                    weights.push(w);
+                }
+            }
+            if rows.is_empty() {
+                continue;
+            }
+            let n = rows.len();
+            let idx = Tensor::from_vec(rows, n, &dev)?;
+            let xe = x.index_select(&idx, 0)?;
+            let h = self.swiglu(&ew.gate.forward(&xe)?, &ew.up.forward(&xe)?)?;
+            let y =
+                ew.down
+                    .forward(&h)?
+                    .broadcast_mul(&Tensor::from_vec(weights, (n, 1), &dev)?)?;
+            out = out.index_add(&idx, &y, 0)?;
+        }
+        Ok(out)
+    }
+
+    fn select_rows(&self, x: &Tensor, rows: &[u32]) -> Result<Tensor, EngineError> {
+        Ok(x.index_select(&Tensor::new(rows, &Device::Cpu)?, 0)?)
+    }
+
+    fn argmax(&self, x: &Tensor) -> Result<Vec<u32>, EngineError> {
+        Ok(x.argmax(D::Minus1)?
+            .to_dtype(DType::U32)?
+            .to_vec1::<u32>()?)
+    }
+
+    fn to_host(&self, x: &Tensor) -> Result<Vec<f32>, EngineError> {
+        Ok(x.flatten_all()?.to_vec1::<f32>()?)
+    }
+}
