@@ -41,6 +41,9 @@ pub enum Command {
     /// List or show workloads and suites.
     #[command(subcommand)]
     Workloads(WorkloadsCommand),
+    /// List the model presets of the local engines.
+    #[command(subcommand)]
+    Models(ModelsCommand),
     /// Render a saved report.
     Report {
         /// Path to a report.json.
@@ -54,6 +57,14 @@ pub enum Command {
         /// The file.
         file: PathBuf,
     },
+}
+
+/// `models` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum ModelsCommand {
+    /// Every preset: shape, parameters total and active, bytes per weight format, KV
+    /// bytes per token.
+    List,
 }
 
 /// `workloads` subcommands.
@@ -187,6 +198,10 @@ pub async fn run(cli: Cli) -> Result<()> {
         }
         Command::Workloads(WorkloadsCommand::Show { name, seed }) => {
             print!("{}", show_workload(&name, seed)?);
+            Ok(())
+        }
+        Command::Models(ModelsCommand::List) => {
+            print!("{}", crate::models::list());
             Ok(())
         }
         Command::Report { path, format } => {

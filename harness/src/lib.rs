@@ -7,6 +7,7 @@ pub mod collector;
 pub mod driver;
 pub mod error;
 pub mod hardware;
+pub mod models;
 pub mod output;
 pub mod plan;
 pub mod progress;

@@ -83,6 +83,7 @@ pub const SETTINGS: &[&str] = &[
     "prefill_chunk",
     "block_size",
     "kv_tokens",
+    "prefix_cache",
 ];
 
 impl LocalCpuConfig {
@@ -170,6 +171,11 @@ impl LocalCpuConfig {
             max_batch: int("max_batch", 16, 1)? as usize,
             max_tokens_per_step: int("max_tokens_per_step", 512, 1)? as usize,
             prefill_chunk: int("prefill_chunk", 256, 1)? as usize,
+            prefix_cache: match settings.get("prefix_cache").map(String::as_str) {
+                None | Some("on") => true,
+                Some("off") => false,
+                Some(v) => return Err(bad("prefix_cache", format!("`{v}` is not on or off"))),
+            },
         };
         scheduler
             .validate()
@@ -310,6 +316,10 @@ impl LocalCpuBackend {
         );
         settings.insert("prefill_chunk".into(), s.prefill_chunk.to_string());
         settings.insert("block_size".into(), self.config.block_size.to_string());
+        settings.insert(
+            "prefix_cache".into(),
+            if s.prefix_cache { "on" } else { "off" }.into(),
+        );
         settings.insert(
             "kv_tokens".into(),
             self.config.kv_capacity_tokens().to_string(),

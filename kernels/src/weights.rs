@@ -514,3 +514,115 @@ pub fn synthetic(
         sha256: hex(&hasher.finalize()),
     })
 }
+
+/// Writes `host` as a GGUF file in the layout [`load_gguf`] reads (llama.cpp's tensor
+/// names; `llama` architecture for dense models without QK-norm, `qwen3`/`qwen3moe`
+/// otherwise, experts stacked `[experts, rows, cols]`), so synthetic weights can be
+/// shared with other engines.
+pub fn write_gguf(path: &Path, cfg: &ModelConfig, host: &HostWeights) -> Result<(), EngineError> {
+    use gguf_file::Value;
+    let dev = Device::Cpu;
+    let arch = match (&cfg.ffn, cfg.qk_norm) {
+        (Ffn::Dense { .. }, false) => "llama",
+        (Ffn::Dense { .. }, true) => "qwen3",
+        (Ffn::Moe(_), _) => "qwen3moe",
+    };
+    let v = |x: &[f32]| -> Result<QTensor, EngineError> {
+        Ok(QTensor::quantize(
+            &Tensor::from_slice(x, x.len(), &dev)?,
+            GgmlDType::F32,
+        )?)
+    };
+    let stack = |ms: Vec<&HostMatrix>| -> Result<QTensor, EngineError> {
+        let dims = ms[0].shape().dims().to_vec();
+        let mut raw = Vec::new();
+        for m in &ms {
+            raw.extend_from_slice(&m.data()?);
+        }
+        Ok(candle_core::quantized::ggml_file::qtensor_from_ggml(
+            ms[0].dtype(),
+            &raw,
+            vec![ms.len(), dims[0], dims[1]],
+            &dev,
+        )?)
+    };
+    let mut owned: Vec<(String, QTensor)> = Vec::new();
+    let mut shared: Vec<(String, HostMatrix)> =
+        vec![("token_embd.weight".into(), host.embed.clone())];
+    owned.push(("output_norm.weight".into(), v(&host.norm)?));
+    if !Arc::ptr_eq(&host.lm_head, &host.embed) {
+        shared.push(("output.weight".into(), host.lm_head.clone()));
+    }
+    for (i, l) in host.layers.iter().enumerate() {
+        let b = |n: &str| format!("blk.{i}.{n}.weight");
+        owned.push((b("attn_norm"), v(&l.attn_norm)?));
+        owned.push((b("ffn_norm"), v(&l.ffn_norm)?));
+        shared.push((b("attn_q"), l.wq.clone()));
+        shared.push((b("attn_k"), l.wk.clone()));
+        shared.push((b("attn_v"), l.wv.clone()));
+        shared.push((b("attn_output"), l.wo.clone()));
+        if let Some((q, k)) = &l.qk_norm {
+            owned.push((b("attn_q_norm"), v(q)?));
+            owned.push((b("attn_k_norm"), v(k)?));
+        }
+        match &l.ffn {
+            HostFfn::Dense(m) => {
+                shared.push((b("ffn_gate"), m.gate.clone()));
+                shared.push((b("ffn_up"), m.up.clone()));
+                shared.push((b("ffn_down"), m.down.clone()));
+            }
+            HostFfn::Moe { router, experts } => {
+                shared.push((b("ffn_gate_inp"), router.clone()));
+                owned.push((
+                    b("ffn_gate_exps"),
+                    stack(experts.iter().map(|e| &e.gate).collect())?,
+                ));
+                owned.push((
+                    b("ffn_up_exps"),
+                    stack(experts.iter().map(|e| &e.up).collect())?,
+                ));
+                owned.push((
+                    b("ffn_down_exps"),
+                    stack(experts.iter().map(|e| &e.down).collect())?,
+                ));
+            }
+        }
+    }
+    let u = |x: usize| Value::U32(x as u32);
+    let mut meta: Vec<(String, Value)> = vec![
+        ("general.architecture".into(), Value::String(arch.into())),
+        ("general.name".into(), Value::String(cfg.name.into())),
+        (format!("{arch}.block_count"), u(cfg.layers)),
+        (format!("{arch}.context_length"), u(cfg.context)),
+        (format!("{arch}.embedding_length"), u(cfg.hidden)),
+        (format!("{arch}.attention.head_count"), u(cfg.heads)),
+        (format!("{arch}.attention.head_count_kv"), u(cfg.kv_heads)),
+        (format!("{arch}.attention.key_length"), u(cfg.head_dim)),
+        (format!("{arch}.rope.freq_base"), Value::F32(cfg.rope_theta)),
+        (
+            format!("{arch}.attention.layer_norm_rms_epsilon"),
+            Value::F32(cfg.rms_eps as f32),
+        ),
+    ];
+    match &cfg.ffn {
+        Ffn::Dense { intermediate } => {
+            meta.push((format!("{arch}.feed_forward_length"), u(*intermediate)))
+        }
+        Ffn::Moe(m) => {
+            meta.push((format!("{arch}.expert_count"), u(m.experts)));
+            meta.push((format!("{arch}.expert_used_count"), u(m.top_k)));
+            meta.push((
+                format!("{arch}.expert_feed_forward_length"),
+                u(m.expert_intermediate),
+            ));
+        }
+    }
+    let meta_refs: Vec<(&str, &Value)> = meta.iter().map(|(k, v)| (k.as_str(), v)).collect();
+    let mut tensors: Vec<(&str, &QTensor)> = owned.iter().map(|(k, t)| (k.as_str(), t)).collect();
+    tensors.extend(shared.iter().map(|(k, t)| (k.as_str(), t.as_ref())));
+    let mut f =
+        std::io::BufWriter::new(File::create(path).map_err(|e| file_err(path, e.to_string()))?);
+    gguf_file::write(&mut f, &meta_refs, &tensors)
+        .map_err(|e| file_err(path, format!("writing: {e}")))?;
+    std::io::Write::flush(&mut f).map_err(|e| file_err(path, e.to_string()))
+}

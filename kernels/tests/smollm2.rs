@@ -42,6 +42,7 @@ fn runner(max_batch: usize, prefill_chunk: usize) -> Offline<CpuOps> {
         max_batch,
         max_tokens_per_step: 512,
         prefill_chunk,
+        prefix_cache: true,
     };
     Offline::new(model(), 64, 16, config).unwrap()
 }

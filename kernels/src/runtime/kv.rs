@@ -77,7 +77,7 @@ pub struct BlockPool {
 }
 
 /// Blocks found for a prompt's prefix.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct PrefixHit {
     /// Shared blocks, in order (now referenced by the caller).
     pub blocks: Vec<u32>,

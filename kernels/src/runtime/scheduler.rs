@@ -26,6 +26,8 @@ pub struct SchedulerConfig {
     pub max_tokens_per_step: usize,
     /// Most prompt tokens of one sequence per step.
     pub prefill_chunk: usize,
+    /// Whether full prompt blocks are shared across sequences.
+    pub prefix_cache: bool,
 }
 
 impl SchedulerConfig {
@@ -239,7 +241,11 @@ impl<T> Scheduler<T> {
                 rejected.push((s, need));
                 continue;
             }
-            let hit = self.pool.lookup_prefix(&front.prompt);
+            let hit = if self.config.prefix_cache {
+                self.pool.lookup_prefix(&front.prompt)
+            } else {
+                super::kv::PrefixHit::default()
+            };
             let fresh = match self.pool.allocate(need - hit.blocks.len()) {
                 Ok(b) => b,
                 Err(_) => {
@@ -298,7 +304,11 @@ impl<T> Scheduler<T> {
             if !s.decoding() {
                 self.counters.prefill_tokens += w.tokens.len() as u64;
                 s.computed += w.tokens.len();
-                let full = s.computed / bs;
+                let full = if self.config.prefix_cache {
+                    s.computed / bs
+                } else {
+                    0
+                };
                 while s.hashes.len() < full {
                     let i = s.hashes.len();
                     let h = chain_hash(s.hashes.last(), &s.prompt[i * bs..(i + 1) * bs]);
@@ -339,6 +349,7 @@ mod tests {
             max_batch,
             max_tokens_per_step: budget,
             prefill_chunk: chunk,
+            prefix_cache: true,
         };
         config.validate().unwrap();
         Scheduler::new(config, BlockPool::new(blocks, 4))
@@ -426,5 +437,15 @@ mod tests {
         let k = s.kv_counters();
         assert_eq!((k.prompt_tokens, k.cached_tokens), (26, 12));
         assert_eq!(s.step_counters().prefill_tokens, 14);
+
+        // With the prefix cache off the same prompt is computed again.
+        let mut off = sched(4, 64, 64, 64);
+        off.config.prefix_cache = false;
+        off.submit(Seq::new(prompt.clone(), 1, 0));
+        step(&mut off);
+        off.submit(Seq::new(prompt, 1, 1));
+        let (w, _) = step(&mut off);
+        assert_eq!((w[0].start, w[0].tokens.len()), (0, 13));
+        assert_eq!(off.kv_counters().cached_tokens, 0);
     }
 }
