@@ -6,4 +6,7 @@ cd "$(dirname "$0")/.."
 ci/setup.sh --reference
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/infermeter/target}"
 export INFERMETER_PYTHON="${INFERMETER_PYTHON:-${XDG_CACHE_HOME:-$HOME/.cache}/infermeter/venv/bin/python}"
+# The target dir is shared by checkouts at other paths, whose test binaries carry their
+# own manifest dirs: insta must find snapshots under this checkout.
+export INSTA_WORKSPACE_ROOT="$PWD"
 exec cargo test --workspace "$@"

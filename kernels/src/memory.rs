@@ -15,15 +15,14 @@ pub struct MemoryPlan {
 }
 
 impl MemoryPlan {
-    /// The CPU engine's needs: quantized matrices keep their blocks plus an f32 copy
-    /// for prompt chunks; float matrices are held as f32; the embedding table is f32
-    /// for lookups; norms f32; the KV cache f32 (`kv_tokens` slots).
+    /// The CPU engine's needs: quantized matrices keep their blocks (scales widened
+    /// to f32, [`crate::cpu::qmatmul::held_bytes`]); float matrices are held as f32;
+    /// the embedding table is f32 for lookups; norms f32; the KV cache f32
+    /// (`kv_tokens` slots).
     pub fn cpu(cfg: &ModelConfig, precision: Precision, kv_tokens: usize) -> Self {
         let p = cfg.params();
-        let matrices = match precision {
-            Precision::F32 | Precision::F16 | Precision::Bf16 => 4 * p.matrix,
-            q => q.bytes_for(p.matrix) + 4 * p.matrix,
-        };
+        let matrices =
+            crate::cpu::qmatmul::held_bytes(precision.ggml(), p.matrix).unwrap_or(4 * p.matrix);
         let embed_table = 4 * (cfg.vocab * cfg.hidden) as u64;
         Self {
             weights: matrices + embed_table + 4 * p.vector,
@@ -73,5 +72,9 @@ mod tests {
         MemoryPlan::cpu(&TINY_MOE, Precision::Q4_0, 8192)
             .check(Some(24 << 30))
             .unwrap();
+        // Llama 3 8B at Q4_0: 7.0e9 matrix weights in 24-byte blocks of 32.
+        let q4 = MemoryPlan::cpu(&LLAMA3_8B, Precision::Q4_0, 0);
+        let matrix = LLAMA3_8B.params().matrix;
+        assert!(q4.weights >= matrix / 32 * 24 && q4.weights < matrix / 32 * 24 + (5 << 30));
     }
 }

@@ -105,6 +105,12 @@ pub trait DeviceOps: Send + Sync + 'static {
 
     /// Device name for reports.
     fn name(&self) -> &'static str;
+    /// Runs one step's work `f` in the device's execution context. The CPU runs it on
+    /// a worker of its thread pool, so each parallel op inside starts on the calling
+    /// worker instead of handing off to the pool and sleeping until it finishes.
+    fn scope<R: Send>(&self, f: impl FnOnce() -> R + Send) -> R {
+        f()
+    }
     /// Uploads a matrix, keeping its format.
     fn weight(&self, host: Arc<QTensor>) -> Result<Self::Weight, EngineError>;
     /// Uploads a row-major table `[rows, cols]` of f32.
@@ -116,6 +122,15 @@ pub trait DeviceOps: Send + Sync + 'static {
     fn embed(&self, table: &Self::Table, ids: &[u32]) -> Result<Self::Act, EngineError>;
     /// `x [T, in]` times `w [out, in]` transposed.
     fn matmul(&self, x: &Self::Act, w: &Self::Weight) -> Result<Self::Act, EngineError>;
+    /// `x` times each of `ws` (q, k and v; gate and up), which a device may run as
+    /// one launch; one result per weight, in order.
+    fn matmul_many(
+        &self,
+        x: &Self::Act,
+        ws: &[&Self::Weight],
+    ) -> Result<Vec<Self::Act>, EngineError> {
+        ws.iter().map(|w| self.matmul(x, w)).collect()
+    }
     /// RMSNorm of each group of `width` columns, times `weight [width]`.
     fn rms_norm(
         &self,

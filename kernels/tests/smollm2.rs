@@ -54,8 +54,8 @@ const PROMPT: [u32; 12] = [
 const N_OUT: usize = 24;
 
 /// "Water boils at 100 degrees Celsius at sea level. At higher altitudes [...] This is
-/// why cooking pasta in the mountains takes longer, because" (42 tokens: its prefill
-/// takes the dense path, see `Linear::DENSE_MIN_ROWS`).
+/// why cooking pasta in the mountains takes longer, because" (42 tokens: a prefill of
+/// several activation tiles).
 const LONG_PROMPT: [u32; 42] = [
     12615, 36411, 418, 216, 33, 32, 32, 5027, 20590, 418, 3426, 1106, 30, 1814, 2061, 29326, 260,
     1512, 2456, 314, 2208, 28, 588, 913, 36411, 418, 253, 2208, 2779, 30, 669, 314, 1701, 6017,

@@ -1,17 +1,21 @@
 //! Causal grouped-query attention over the paged KV cache on the CPU.
 //!
-//! Single-token decode rows read keys and values in place, slot by slot (the pass is
-//! bandwidth bound; a gather would double the traffic), one work item per
-//! (sequence, KV head) so each KV head is read once for its whole query group.
-//! Prompt chunks gather their context into contiguous `[kv_heads, ctx, head_dim]`
-//! tensors and run two GEMMs with a causal mask, which is several times faster than
-//! row-by-row dot products at hundreds of query rows.
+//! One code path for every query row, decode or prompt: keys and values are read in
+//! place, block by block (a gather would double the traffic), by work items of
+//! (sequence, KV head, up to [`ROWS_PER_ITEM`] query rows), so each key is read once
+//! for all the query heads of its group and all the rows of the item. A row's
+//! arithmetic (its scores in position order, its softmax, its weighted sum of values
+//! in position order) is the same whatever the other rows of the item or the step,
+//! so batching, prompt chunking and prefix caching change no bit of its output.
 
-use candle_core::{Device, Tensor};
 use rayon::prelude::*;
 
 use crate::EngineError;
 use crate::ops::{AttnSeq, KvLayout};
+
+/// Query rows of one sequence per work item (prompt chunks are split so both cores
+/// get work even for one sequence with few KV heads).
+pub const ROWS_PER_ITEM: usize = 16;
 
 /// Keys and values of one layer, slot-major `[slots, kv_heads, head_dim]`.
 pub struct LayerKv<'a> {
@@ -33,7 +37,7 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
         .sum();
     for (x, y) in ca.zip(cb) {
         for i in 0..8 {
-            acc[i] += x[i] * y[i];
+            acc[i] = x[i].mul_add(y[i], acc[i]);
         }
     }
     acc.iter().sum::<f32>() + tail
@@ -42,107 +46,87 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
 /// `out += w * v`.
 fn axpy(out: &mut [f32], w: f32, v: &[f32]) {
     for (o, x) in out.iter_mut().zip(v) {
-        *o += w * x;
+        *o = w.mul_add(*x, *o);
     }
 }
 
-/// Attention of one decode row of `q` (`[heads*head_dim]`) for KV head `h`: writes the
-/// outputs of the `group` query heads sharing it into `out` (`[group*head_dim]`).
-fn decode_head(
+/// `(position, slot)` of positions `0..ctx` of a sequence, block by block.
+fn slots<'a>(
     layout: &KvLayout,
-    kv: &LayerKv<'_>,
-    q: &[f32],
-    h: usize,
-    group: usize,
-    seq: &AttnSeq<'_>,
-    out: &mut [f32],
-) {
-    let hd = layout.head_dim;
-    let row = layout.kv_heads * hd;
-    let ctx = seq.start + 1;
-    let scale = 1.0 / (hd as f32).sqrt();
-    let mut scores = vec![0f32; group * ctx];
-    for p in 0..ctx {
-        let at = layout.slot(seq.blocks, p) * row + h * hd;
-        let key = &kv.k[at..at + hd];
-        for g in 0..group {
-            let head = h * group + g;
-            scores[g * ctx + p] = dot(&q[head * hd..(head + 1) * hd], key) * scale;
-        }
-    }
-    for s in scores.chunks_exact_mut(ctx) {
-        let max = s.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-        let mut sum = 0.0;
-        for x in s.iter_mut() {
-            *x = (*x - max).exp();
-            sum += *x;
-        }
-        s.iter_mut().for_each(|x| *x /= sum);
-    }
-    out.fill(0.0);
-    for p in 0..ctx {
-        let at = layout.slot(seq.blocks, p) * row + h * hd;
-        let val = &kv.v[at..at + hd];
-        for g in 0..group {
-            axpy(&mut out[g * hd..(g + 1) * hd], scores[g * ctx + p], val);
-        }
-    }
+    blocks: &'a [u32],
+    ctx: usize,
+) -> impl Iterator<Item = (usize, usize)> + 'a {
+    let bs = layout.block_size;
+    blocks
+        .iter()
+        .take(ctx.div_ceil(bs))
+        .enumerate()
+        .flat_map(move |(i, &b)| {
+            let first = i * bs;
+            (first..(first + bs).min(ctx)).map(move |p| (p, b as usize * bs + p - first))
+        })
 }
 
-/// Attention of a prompt chunk (`t` rows of `q`, `[t, heads*head_dim]`) via gathered
-/// context and GEMMs; returns `[t, heads*head_dim]` row-major.
-fn prefill_chunk(
+/// Attention of query rows `first..first + t` of sequence `seq` (positions
+/// `seq.start + first + i`) for KV head `h`. `q` holds those rows
+/// (`[t, heads*head_dim]`); writes `[t, group*head_dim]` (the group's query heads) to
+/// `out`.
+#[allow(clippy::too_many_arguments)]
+fn attend(
     layout: &KvLayout,
     kv: &LayerKv<'_>,
     q: &[f32],
     heads: usize,
+    h: usize,
     seq: &AttnSeq<'_>,
-) -> Result<Vec<f32>, EngineError> {
-    let dev = Device::Cpu;
-    let (hd, kvh) = (layout.head_dim, layout.kv_heads);
-    let g = heads / kvh;
-    let t = seq.rows.len();
-    let ctx = seq.start + t;
-    let row = kvh * hd;
-    let mut keys = vec![0f32; kvh * ctx * hd];
-    let mut vals = vec![0f32; kvh * ctx * hd];
-    for p in 0..ctx {
-        let at = layout.slot(seq.blocks, p) * row;
-        for h in 0..kvh {
-            let dst = (h * ctx + p) * hd;
-            keys[dst..dst + hd].copy_from_slice(&kv.k[at + h * hd..at + (h + 1) * hd]);
-            vals[dst..dst + hd].copy_from_slice(&kv.v[at + h * hd..at + (h + 1) * hd]);
+    first: usize,
+    out: &mut [f32],
+) {
+    let hd = layout.head_dim;
+    let group = heads / layout.kv_heads;
+    let width = heads * hd;
+    let row = layout.kv_heads * hd;
+    let t = q.len() / width;
+    let pos0 = seq.start + first;
+    let ctx = pos0 + t;
+    let scale = 1.0 / (hd as f32).sqrt();
+    // Row i sees positions 0..=pos0 + i; scores[(i*group + g)*ctx + p].
+    let mut scores = vec![0f32; t * group * ctx];
+    for (p, slot) in slots(layout, seq.blocks, ctx) {
+        let at = slot * row + h * hd;
+        let key = &kv.k[at..at + hd];
+        for i in p.saturating_sub(pos0)..t {
+            for g in 0..group {
+                let head = (h * group + g) * hd;
+                let qh = &q[i * width + head..i * width + head + hd];
+                scores[(i * group + g) * ctx + p] = dot(qh, key) * scale;
+            }
         }
     }
-    let keys = Tensor::from_vec(keys, (kvh, ctx, hd), &dev)?;
-    let vals = Tensor::from_vec(vals, (kvh, ctx, hd), &dev)?;
-    // [t, heads, hd] -> [heads, t, hd] -> [kvh, g*t, hd]: row (g, i) of KV head h.
-    let q = Tensor::from_slice(q, (t, heads, hd), &dev)?
-        .transpose(0, 1)?
-        .contiguous()?
-        .reshape((kvh, g * t, hd))?;
-    let mask: Vec<f32> = (0..g * t)
-        .flat_map(|r| {
-            let i = r % t;
-            (0..ctx).map(move |s| {
-                if s <= seq.start + i {
-                    0.0
-                } else {
-                    f32::NEG_INFINITY
-                }
-            })
-        })
-        .collect();
-    let mask = Tensor::from_vec(mask, (g * t, ctx), &dev)?;
-    let scale = 1.0 / (hd as f64).sqrt();
-    let scores = (q.matmul(&keys.t()?)? * scale)?.broadcast_add(&mask)?;
-    let probs = candle_nn::ops::softmax_last_dim(&scores)?;
-    let o = probs
-        .matmul(&vals)?
-        .reshape((heads, t, hd))?
-        .transpose(0, 1)?
-        .contiguous()?;
-    Ok(o.flatten_all()?.to_vec1::<f32>()?)
+    for i in 0..t {
+        for g in 0..group {
+            let at = (i * group + g) * ctx;
+            let s = &mut scores[at..at + pos0 + i + 1];
+            let max = s.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            let mut sum = 0.0;
+            for x in s.iter_mut() {
+                *x = (*x - max).exp();
+                sum += *x;
+            }
+            s.iter_mut().for_each(|x| *x /= sum);
+        }
+    }
+    out.fill(0.0);
+    for (p, slot) in slots(layout, seq.blocks, ctx) {
+        let at = slot * row + h * hd;
+        let val = &kv.v[at..at + hd];
+        for i in p.saturating_sub(pos0)..t {
+            for g in 0..group {
+                let o = (i * group + g) * hd;
+                axpy(&mut out[o..o + hd], scores[(i * group + g) * ctx + p], val);
+            }
+        }
+    }
 }
 
 /// Attention for every sequence of a step; `q` is `[T, heads*head_dim]` row-major.
@@ -155,48 +139,57 @@ pub fn attention(
 ) -> Result<Vec<f32>, EngineError> {
     let hd = layout.head_dim;
     let width = heads * hd;
+    if layout.kv_heads == 0
+        || !heads.is_multiple_of(layout.kv_heads)
+        || !q.len().is_multiple_of(width)
+    {
+        return Err(EngineError::Tensor(format!(
+            "attention: {heads} heads over {} KV heads, q of {} values",
+            layout.kv_heads,
+            q.len()
+        )));
+    }
     let group = heads / layout.kv_heads;
     let rows: usize = seqs.iter().map(|s| s.rows.len()).sum();
-    let mut out = vec![0f32; rows * width];
-    // Decode rows: one work item per (sequence, KV head), in parallel.
-    let decode: Vec<(usize, usize)> = seqs
+    // Work items: (sequence, KV head, first row within the sequence).
+    let items: Vec<(usize, usize, usize)> = seqs
         .iter()
         .enumerate()
-        .filter(|(_, s)| s.rows.len() == 1)
-        .flat_map(|(i, _)| (0..layout.kv_heads).map(move |h| (i, h)))
-        .collect();
-    let parts: Vec<((usize, usize), Vec<f32>)> = decode
-        .into_par_iter()
-        .map(|(i, h)| {
-            let s = &seqs[i];
-            let r = s.rows.start;
-            let mut o = vec![0f32; group * hd];
-            decode_head(
-                layout,
-                kv,
-                &q[r * width..(r + 1) * width],
-                h,
-                group,
-                s,
-                &mut o,
-            );
-            ((i, h), o)
+        .flat_map(|(i, s)| {
+            (0..layout.kv_heads).flat_map(move |h| {
+                (0..s.rows.len())
+                    .step_by(ROWS_PER_ITEM)
+                    .map(move |first| (i, h, first))
+            })
         })
         .collect();
-    for ((i, h), o) in parts {
-        let r = seqs[i].rows.start;
-        let at = r * width + h * group * hd;
-        out[at..at + group * hd].copy_from_slice(&o);
-    }
-    for s in seqs.iter().filter(|s| s.rows.len() > 1) {
-        let chunk = prefill_chunk(
-            layout,
-            kv,
-            &q[s.rows.start * width..s.rows.end * width],
-            heads,
-            s,
-        )?;
-        out[s.rows.start * width..s.rows.end * width].copy_from_slice(&chunk);
+    let parts: Vec<Vec<f32>> = items
+        .par_iter()
+        .map(|&(i, h, first)| {
+            let s = &seqs[i];
+            let t = (s.rows.len() - first).min(ROWS_PER_ITEM);
+            let r = s.rows.start + first;
+            let mut o = vec![0f32; t * group * hd];
+            attend(
+                layout,
+                kv,
+                &q[r * width..(r + t) * width],
+                heads,
+                h,
+                s,
+                first,
+                &mut o,
+            );
+            o
+        })
+        .collect();
+    let mut out = vec![0f32; rows * width];
+    for (&(i, h, first), o) in items.iter().zip(parts) {
+        let r = seqs[i].rows.start + first;
+        for (k, part) in o.chunks_exact(group * hd).enumerate() {
+            let at = (r + k) * width + h * group * hd;
+            out[at..at + group * hd].copy_from_slice(part);
+        }
     }
     Ok(out)
 }

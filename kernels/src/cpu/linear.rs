@@ -1,52 +1,91 @@
-//! A weight matrix on the CPU: quantized formats keep their blocks for decode (GEMV,
-//! bandwidth bound) plus an exact f32 dequantization for prompt chunks; float formats
-//! are held as f32 (f16/bf16 -> f32 is exact; the CPU engine computes in f32).
+//! A weight matrix on the CPU. Q4_0, Q4_1 and Q8_0 keep their blocks and multiply
+//! through [`QMatrix`] for every row count (decode and prompt chunks take one numeric
+//! path); float formats are held as f32 (f16/bf16 -> f32 is exact; the CPU engine
+//! computes in f32) and multiplied by candle's GEMM.
 
 use std::sync::Arc;
 
-use candle_core::quantized::{QMatMul, QTensor};
+use candle_core::quantized::QTensor;
 use candle_core::{Device, Tensor};
 
+use super::qmatmul::QMatrix;
 use crate::EngineError;
 
 /// A matrix `[out, in]`.
-pub struct Linear {
-    q: Option<QMatMul>,
-    dense_t: Tensor,
-    bytes: u64,
+pub enum Linear {
+    /// Block-quantized weights.
+    Quantized(QMatrix),
+    /// Float weights as f32, transposed: `[in, out]`.
+    Dense(Tensor),
 }
 
 impl Linear {
-    /// Rows from which the dense path is used for quantized formats. Measured on 2
-    /// cores with SmolLM2 Q4_1 (`examples/engine_speed`): at 4 rows dense decode was
-    /// slower (47 vs 63 tok/s); from prompt chunks of 16+ rows dense GEMM is 3-4x
-    /// faster.
-    pub const DENSE_MIN_ROWS: usize = 16;
-
     /// Wraps a matrix.
     pub fn new(t: Arc<QTensor>) -> Result<Self, EngineError> {
-        let dense_t = t.dequantize(&Device::Cpu)?.t()?.contiguous()?;
-        let f32_bytes = (dense_t.elem_count() * 4) as u64;
-        let quantized = t.dtype().block_size() > 1;
-        let (q, bytes) = if quantized {
-            let qbytes = t.storage_size_in_bytes() as u64;
-            (Some(QMatMul::from_arc(t)?), qbytes + f32_bytes)
-        } else {
-            (None, f32_bytes)
-        };
-        Ok(Self { q, dense_t, bytes })
+        if QMatrix::supports(t.dtype()) {
+            return Ok(Linear::Quantized(QMatrix::from_qtensor(&t)?));
+        }
+        Ok(Linear::Dense(
+            t.dequantize(&Device::Cpu)?.t()?.contiguous()?,
+        ))
     }
 
-    /// Bytes held (quantized blocks plus the f32 copy).
+    /// Bytes held.
     pub fn bytes(&self) -> u64 {
-        self.bytes
+        match self {
+            Linear::Quantized(q) => q.bytes(),
+            Linear::Dense(t) => (t.elem_count() * 4) as u64,
+        }
     }
 
     /// `x [rows, in]` times the matrix transposed: `[rows, out]`.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor, EngineError> {
-        match &self.q {
-            Some(q) if x.dim(0)? < Self::DENSE_MIN_ROWS => Ok(candle_core::Module::forward(q, x)?),
-            _ => Ok(x.matmul(&self.dense_t)?),
+        match self {
+            Linear::Quantized(q) => {
+                let rows = x.dim(0)?;
+                let xs = x.flatten_all()?.to_vec1::<f32>()?;
+                let out = q.matmul(&xs, rows);
+                Ok(Tensor::from_vec(
+                    out,
+                    (rows, q.out_features()),
+                    &Device::Cpu,
+                )?)
+            }
+            Linear::Dense(t) => Ok(x.matmul(t)?),
+        }
+    }
+
+    /// Products of `x` with each of `ws`: quantized matrices of one input width run in
+    /// one pass ([`QMatrix::matmul_many`]), anything else one by one.
+    pub fn forward_many(ws: &[&Linear], x: &Tensor) -> Result<Vec<Tensor>, EngineError> {
+        let quantized: Option<Vec<&QMatrix>> = ws
+            .iter()
+            .map(|w| match w {
+                Linear::Quantized(q) => Some(q),
+                Linear::Dense(_) => None,
+            })
+            .collect();
+        match quantized {
+            Some(qs)
+                if qs
+                    .iter()
+                    .all(|q| Some(q.in_features()) == x.dims().get(1).copied()) =>
+            {
+                let rows = x.dim(0)?;
+                let xs = x.flatten_all()?.to_vec1::<f32>()?;
+                QMatrix::matmul_many(&qs, &xs, rows)
+                    .into_iter()
+                    .zip(&qs)
+                    .map(|(out, q)| {
+                        Ok(Tensor::from_vec(
+                            out,
+                            (rows, q.out_features()),
+                            &Device::Cpu,
+                        )?)
+                    })
+                    .collect()
+            }
+            _ => ws.iter().map(|w| w.forward(x)).collect(),
         }
     }
 }

@@ -37,6 +37,10 @@ impl DeviceOps for CpuOps {
         "cpu"
     }
 
+    fn scope<R: Send>(&self, f: impl FnOnce() -> R + Send) -> R {
+        rayon::scope(|_| f())
+    }
+
     fn weight(&self, host: Arc<QTensor>) -> Result<Linear, EngineError> {
         Linear::new(host)
     }
@@ -56,6 +60,10 @@ impl DeviceOps for CpuOps {
 
     fn matmul(&self, x: &Tensor, w: &Linear) -> Result<Tensor, EngineError> {
         w.forward(x)
+    }
+
+    fn matmul_many(&self, x: &Tensor, ws: &[&Linear]) -> Result<Vec<Tensor>, EngineError> {
+        Linear::forward_many(ws, x)
     }
 
     fn rms_norm(
@@ -211,7 +219,10 @@ impl DeviceOps for CpuOps {
             let n = rows.len();
             let idx = Tensor::from_vec(rows, n, &dev)?;
             let xe = x.index_select(&idx, 0)?;
-            let h = self.swiglu(&ew.gate.forward(&xe)?, &ew.up.forward(&xe)?)?;
+            let h = match Linear::forward_many(&[&ew.gate, &ew.up], &xe)?.as_slice() {
+                [g, u] => self.swiglu(g, u)?,
+                _ => return Err(EngineError::Tensor("gate/up products".into())),
+            };
             let y =
                 ew.down
                     .forward(&h)?

@@ -206,9 +206,7 @@ impl<D: DeviceOps> Model<D> {
         let mut x = ops.embed(&self.embed, &ids)?;
         for (li, l) in self.layers.iter().enumerate() {
             let h = ops.rms_norm(&x, &l.attn_norm, eps, c.hidden)?;
-            let mut q = ops.matmul(&h, &l.wq)?;
-            let mut k = ops.matmul(&h, &l.wk)?;
-            let v = ops.matmul(&h, &l.wv)?;
+            let [mut q, mut k, v] = exact(ops.matmul_many(&h, &[&l.wq, &l.wk, &l.wv])?)?;
             if let Some((qn, kn)) = &l.qk_norm {
                 q = ops.rms_norm(&q, qn, eps, c.head_dim)?;
                 k = ops.rms_norm(&k, kn, eps, c.head_dim)?;
@@ -221,7 +219,8 @@ impl<D: DeviceOps> Model<D> {
             let h = ops.rms_norm(&x, &l.ffn_norm, eps, c.hidden)?;
             let f = match &l.ffn {
                 Ffn::Dense(m) => {
-                    let g = ops.swiglu(&ops.matmul(&h, &m.gate)?, &ops.matmul(&h, &m.up)?)?;
+                    let [g, u] = exact(ops.matmul_many(&h, &[&m.gate, &m.up])?)?;
+                    let g = ops.swiglu(&g, &u)?;
                     ops.matmul(&g, &m.down)?
                 }
                 Ffn::Moe { router, experts } => {
@@ -260,10 +259,10 @@ impl<D: DeviceOps> Model<D> {
         layout: &KvLayout,
         seqs: &[StepSeq<'_>],
     ) -> Result<Vec<u32>, EngineError> {
-        match self.forward(kv, layout, seqs)? {
+        self.ops.scope(|| match self.forward(kv, layout, seqs)? {
             Some(x) => self.ops.argmax(&self.logits(&x)?),
             None => Ok(Vec::new()),
-        }
+        })
     }
 
     /// Runs a step and returns the logits of each sampling sequence, row-major
@@ -274,9 +273,15 @@ impl<D: DeviceOps> Model<D> {
         layout: &KvLayout,
         seqs: &[StepSeq<'_>],
     ) -> Result<Vec<f32>, EngineError> {
-        match self.forward(kv, layout, seqs)? {
+        self.ops.scope(|| match self.forward(kv, layout, seqs)? {
             Some(x) => self.ops.to_host(&self.logits(&x)?),
             None => Ok(Vec::new()),
-        }
+        })
     }
+}
+
+/// The `N` results of a `matmul_many` as an array.
+fn exact<A, const N: usize>(v: Vec<A>) -> Result<[A; N], EngineError> {
+    v.try_into()
+        .map_err(|_| EngineError::Tensor(format!("matmul_many gave other than {N} results")))
 }

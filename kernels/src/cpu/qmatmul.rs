@@ -1,0 +1,526 @@
+//! Quantized matrix products on the CPU for the GGUF block formats Q4_0, Q4_1 and Q8_0:
+//! one numeric path for every row count, so a row's result never depends on how many
+//! rows (sequences, prompt tokens) share the step.
+//!
+//! Weights keep their GGUF blocks of 32 (scales widened from f16 to f32, which is
+//! exact); activations are quantized per row to 8-bit blocks of 32 with an f32 scale,
+//! as llama.cpp does. A block's contribution is then an integer dot product scaled
+//! once:
+//!
+//! - Q8_0 (`w = d·q`, `q` in -127..=127): `d_w·d_x·Σ q·p`
+//! - Q4_1 (`w = d·q + m`, `q` in 0..=15): `d_w·d_x·Σ q·p + m_w·s_x`, with
+//!   `s_x = d_x·Σ p` computed when the row is quantized
+//! - Q4_0 (`w = d·(q - 8)`) is Q4_1 with `m = -8·d`.
+//!
+//! Each output element sums its blocks in the same order whatever the batch, so the
+//! SIMD kernel (AVX2 + FMA, [`super::qmatmul_avx2`]) and the portable one each give
+//! bit-identical rows at any batch size. Work is split over output columns with rayon,
+//! and within a task rows are taken in tiles so a weight block is unpacked once for up
+//! to [`ROW_TILE`] rows.
+
+use candle_core::quantized::{GgmlDType, QTensor};
+use half::f16;
+use rayon::prelude::*;
+
+use super::qmatmul_avx2::{self as avx2, Avx2};
+use crate::EngineError;
+
+/// Values per block in every supported format.
+pub const BLOCK: usize = 32;
+/// Rows of activations one kernel call takes: a weight block is unpacked once per tile.
+pub const ROW_TILE: usize = 4;
+/// Activation rows kept hot per pass over a task's weight columns (prompt chunks).
+const ACT_PASS_ROWS: usize = 64;
+/// Below this many multiply-adds a product runs on the calling thread.
+const SERIAL_MACS: usize = 1 << 16;
+
+/// A 4-bit block: `w = d·q + m` for the 32 nibbles of `qs` (low nibbles are values
+/// 0..16, high nibbles 16..32, as in GGUF).
+#[derive(Clone, Copy, Debug)]
+pub struct BlockQ4 {
+    /// Scale.
+    pub d: f32,
+    /// Offset (`-8·d` for Q4_0).
+    pub m: f32,
+    /// Packed nibbles.
+    pub qs: [u8; 16],
+}
+
+/// An 8-bit block: `w = d·q`.
+#[derive(Clone, Copy, Debug)]
+pub struct BlockQ8 {
+    /// Scale.
+    pub d: f32,
+    /// Values.
+    pub qs: [i8; BLOCK],
+}
+
+/// Blocks of one matrix, row-major: `rows × (cols / 32)`.
+#[derive(Debug)]
+enum Blocks {
+    Q4(Vec<BlockQ4>),
+    Q8(Vec<BlockQ8>),
+}
+
+/// A block of 32 activations quantized to 8 bits: `x ≈ d·p`.
+#[derive(Clone, Copy, Debug)]
+pub struct ActBlock {
+    /// Scale `d_x`.
+    pub d: f32,
+    /// `d_x·Σ p`, for the offset of Q4 weights.
+    pub s: f32,
+    /// Values `p`, in -127..=127.
+    pub qs: [i8; BLOCK],
+}
+
+/// Activations quantized per row to 8-bit blocks.
+#[derive(Debug, Default)]
+pub struct QuantizedRows {
+    blocks_per_row: usize,
+    blocks: Vec<ActBlock>,
+}
+
+/// One row of [`QuantizedRows`].
+pub type ActRow<'a> = &'a [ActBlock];
+
+impl QuantizedRows {
+    /// Quantizes `rows` rows of `cols` values (`cols` a multiple of 32).
+    pub fn quantize(x: &[f32], rows: usize, cols: usize) -> Self {
+        debug_assert_eq!(x.len(), rows * cols);
+        let blocks_per_row = cols / BLOCK;
+        let n = rows * blocks_per_row;
+        let mut out = Self {
+            blocks_per_row,
+            blocks: Vec::with_capacity(n),
+        };
+        for block in x.chunks_exact(BLOCK) {
+            let amax = block.iter().fold(0f32, |a, v| a.max(v.abs()));
+            let d = amax / 127.0;
+            let id = if d > 0.0 { 1.0 / d } else { 0.0 };
+            let mut qs = [0i8; BLOCK];
+            let mut sum = 0i32;
+            for (q, v) in qs.iter_mut().zip(block) {
+                // |v·id| <= 127 by construction; the clamp only guards rounding.
+                *q = (v * id).round().clamp(-127.0, 127.0) as i8;
+                sum += i32::from(*q);
+            }
+            out.blocks.push(ActBlock {
+                d,
+                s: d * sum as f32,
+                qs,
+            });
+        }
+        out
+    }
+
+    /// Row `r`.
+    pub fn row(&self, r: usize) -> ActRow<'_> {
+        &self.blocks[r * self.blocks_per_row..(r + 1) * self.blocks_per_row]
+    }
+}
+
+/// Bytes this module holds for `weights` weights of `dtype`, or `None` for a format
+/// it does not multiply.
+pub fn held_bytes(dtype: GgmlDType, weights: u64) -> Option<u64> {
+    let block = match dtype {
+        GgmlDType::Q4_0 | GgmlDType::Q4_1 => std::mem::size_of::<BlockQ4>(),
+        GgmlDType::Q8_0 => std::mem::size_of::<BlockQ8>(),
+        _ => return None,
+    };
+    Some(weights.div_ceil(BLOCK as u64) * block as u64)
+}
+
+/// A quantized matrix `[rows (out), cols (in)]`.
+#[derive(Debug)]
+pub struct QMatrix {
+    rows: usize,
+    cols: usize,
+    blocks: Blocks,
+}
+
+/// The kernels one matrix product runs: AVX2 where the CPU has it, else portable.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kernel {
+    /// Portable Rust, any CPU.
+    Portable,
+    /// AVX2 + FMA (x86-64); the value proves the CPU has them.
+    Avx2(Avx2),
+}
+
+impl Kernel {
+    /// The fastest kernel this CPU runs.
+    pub fn detect() -> Self {
+        Avx2::detect().map_or(Kernel::Portable, Kernel::Avx2)
+    }
+}
+
+/// Walks the output columns `first_col..` that `chunk` (column-major `[cols, rows]`)
+/// holds: per pass of up to `ACT_PASS_ROWS` activation rows, per column, per tile of
+/// up to [`ROW_TILE`] rows, `dot(weight row blocks, activation rows, outputs)`.
+#[inline(always)]
+pub(super) fn walk<B>(
+    blocks: &[B],
+    bpr: usize,
+    acts: &QuantizedRows,
+    rows: usize,
+    first_col: usize,
+    chunk: &mut [f32],
+    mut dot: impl FnMut(&[B], &[ActRow<'_>], &mut [f32]),
+) {
+    for pass in (0..rows).step_by(ACT_PASS_ROWS) {
+        let pass_end = (pass + ACT_PASS_ROWS).min(rows);
+        for (c, col_out) in chunk.chunks_exact_mut(rows).enumerate() {
+            let col = first_col + c;
+            let w = &blocks[col * bpr..(col + 1) * bpr];
+            let mut r = pass;
+            while r < pass_end {
+                let take = (pass_end - r).min(ROW_TILE);
+                let tile: [ActRow<'_>; ROW_TILE] =
+                    std::array::from_fn(|i| acts.row(r + i.min(take - 1)));
+                dot(w, &tile[..take], &mut col_out[r..r + take]);
+                r += take;
+            }
+        }
+    }
+}
+
+fn f16_at(bytes: &[u8], at: usize) -> f32 {
+    f16::from_le_bytes([bytes[at], bytes[at + 1]]).to_f32()
+}
+
+impl QMatrix {
+    /// Whether this module computes products for `dtype`.
+    pub fn supports(dtype: GgmlDType) -> bool {
+        matches!(dtype, GgmlDType::Q4_0 | GgmlDType::Q4_1 | GgmlDType::Q8_0)
+    }
+
+    /// Repacks a GGUF tensor `[out, in]` of a supported format.
+    pub fn from_qtensor(t: &QTensor) -> Result<Self, EngineError> {
+        let (rows, cols) = t.shape().dims2()?;
+        let raw = t.data()?;
+        Self::from_gguf_blocks(t.dtype(), rows, cols, &raw)
+    }
+
+    /// Repacks raw GGUF block bytes of a `[rows, cols]` matrix.
+    pub fn from_gguf_blocks(
+        dtype: GgmlDType,
+        rows: usize,
+        cols: usize,
+        raw: &[u8],
+    ) -> Result<Self, EngineError> {
+        let unsupported = || EngineError::Tensor(format!("no quantized product for {dtype:?}"));
+        if !cols.is_multiple_of(BLOCK) {
+            return Err(EngineError::Tensor(format!(
+                "{dtype:?} matrix has {cols} columns, not a multiple of {BLOCK}"
+            )));
+        }
+        let n = rows * cols / BLOCK;
+        let block_bytes = match dtype {
+            GgmlDType::Q4_0 => 18,
+            GgmlDType::Q4_1 => 20,
+            GgmlDType::Q8_0 => 34,
+            _ => return Err(unsupported()),
+        };
+        if raw.len() != n * block_bytes {
+            return Err(EngineError::Tensor(format!(
+                "{dtype:?} matrix [{rows}, {cols}] has {} bytes, expected {}",
+                raw.len(),
+                n * block_bytes
+            )));
+        }
+        let chunks = raw.chunks_exact(block_bytes);
+        let blocks = match dtype {
+            GgmlDType::Q4_0 => Blocks::Q4(
+                chunks
+                    .map(|b| {
+                        let d = f16_at(b, 0);
+                        let mut qs = [0u8; 16];
+                        qs.copy_from_slice(&b[2..18]);
+                        BlockQ4 { d, m: -8.0 * d, qs }
+                    })
+                    .collect(),
+            ),
+            GgmlDType::Q4_1 => Blocks::Q4(
+                chunks
+                    .map(|b| {
+                        let mut qs = [0u8; 16];
+                        qs.copy_from_slice(&b[4..20]);
+                        BlockQ4 {
+                            d: f16_at(b, 0),
+                            m: f16_at(b, 2),
+                            qs,
+                        }
+                    })
+                    .collect(),
+            ),
+            GgmlDType::Q8_0 => Blocks::Q8(
+                chunks
+                    .map(|b| {
+                        let mut qs = [0i8; BLOCK];
+                        for (q, &byte) in qs.iter_mut().zip(&b[2..34]) {
+                            *q = byte as i8;
+                        }
+                        BlockQ8 {
+                            d: f16_at(b, 0),
+                            qs,
+                        }
+                    })
+                    .collect(),
+            ),
+            _ => return Err(unsupported()),
+        };
+        Ok(Self { rows, cols, blocks })
+    }
+
+    /// Output width (rows of the matrix).
+    pub fn out_features(&self) -> usize {
+        self.rows
+    }
+
+    /// Input width (columns of the matrix).
+    pub fn in_features(&self) -> usize {
+        self.cols
+    }
+
+    /// Bytes held.
+    pub fn bytes(&self) -> u64 {
+        match &self.blocks {
+            Blocks::Q4(b) => std::mem::size_of_val(b.as_slice()) as u64,
+            Blocks::Q8(b) => std::mem::size_of_val(b.as_slice()) as u64,
+        }
+    }
+
+    /// `x [rows, in]` times the matrix transposed: `[rows, out]`, with the fastest
+    /// kernel this CPU has.
+    pub fn matmul(&self, x: &[f32], rows: usize) -> Vec<f32> {
+        self.matmul_with(Kernel::detect(), x, rows)
+    }
+
+    /// [`Self::matmul`] with a chosen kernel (tests compare them).
+    pub fn matmul_with(&self, kernel: Kernel, x: &[f32], rows: usize) -> Vec<f32> {
+        let mut out = Self::matmul_many_with(kernel, &[self], x, rows);
+        out.pop().unwrap_or_default()
+    }
+
+    /// Products of one input with several matrices of the same input width (q, k and
+    /// v; gate and up): the input is quantized once and all the columns are shared
+    /// out in one parallel pass. Returns one `[rows, out_i]` per matrix.
+    pub fn matmul_many(mats: &[&QMatrix], x: &[f32], rows: usize) -> Vec<Vec<f32>> {
+        Self::matmul_many_with(Kernel::detect(), mats, x, rows)
+    }
+
+    /// [`Self::matmul_many`] with a chosen kernel.
+    pub fn matmul_many_with(
+        kernel: Kernel,
+        mats: &[&QMatrix],
+        x: &[f32],
+        rows: usize,
+    ) -> Vec<Vec<f32>> {
+        let Some(first) = mats.first() else {
+            return Vec::new();
+        };
+        let cols = first.cols;
+        assert!(
+            mats.iter().all(|m| m.cols == cols) && x.len() == rows * cols,
+            "matmul_many: input widths differ"
+        );
+        let acts = QuantizedRows::quantize(x, rows, cols);
+        let total_out: usize = mats.iter().map(|m| m.rows).sum();
+        let tasks = if total_out * rows * cols < SERIAL_MACS {
+            1
+        } else {
+            4 * rayon::current_num_threads()
+        };
+        let cols_per_task = total_out.div_ceil(tasks).next_multiple_of(4).max(4);
+        // Column-major results `[out_i, rows]`: each task owns whole output columns.
+        let mut outs_t: Vec<Vec<f32>> = mats.iter().map(|m| vec![0f32; m.rows * rows]).collect();
+        let mut work: Vec<(&QMatrix, usize, &mut [f32])> = Vec::new();
+        for (m, out_t) in mats.iter().zip(outs_t.iter_mut()) {
+            for (t, chunk) in out_t.chunks_mut(cols_per_task * rows).enumerate() {
+                work.push((m, t * cols_per_task, chunk));
+            }
+        }
+        let run = |(m, first_col, chunk): (&QMatrix, usize, &mut [f32])| {
+            m.columns(kernel, &acts, rows, first_col, chunk);
+        };
+        if tasks == 1 {
+            work.into_iter().for_each(run);
+        } else {
+            work.into_par_iter().for_each(run);
+        }
+        mats.iter()
+            .zip(outs_t)
+            .map(|(m, out_t)| transpose(out_t, m.rows, rows))
+            .collect()
+    }
+
+    /// Output columns `first_col..` into `chunk` (column-major `[cols, rows]`).
+    fn columns(
+        &self,
+        kernel: Kernel,
+        acts: &QuantizedRows,
+        rows: usize,
+        first_col: usize,
+        chunk: &mut [f32],
+    ) {
+        let bpr = self.cols / BLOCK;
+        match (&self.blocks, kernel) {
+            (Blocks::Q4(b), Kernel::Avx2(k)) => avx2::q4(k, b, bpr, acts, rows, first_col, chunk),
+            (Blocks::Q8(b), Kernel::Avx2(k)) => avx2::q8(k, b, bpr, acts, rows, first_col, chunk),
+            (Blocks::Q4(b), Kernel::Portable) => {
+                walk(b, bpr, acts, rows, first_col, chunk, portable_q4)
+            }
+            (Blocks::Q8(b), Kernel::Portable) => {
+                walk(b, bpr, acts, rows, first_col, chunk, portable_q8)
+            }
+        }
+    }
+}
+
+/// `[cols, rows]` column-major to `[rows, cols]` row-major.
+fn transpose(t: Vec<f32>, cols: usize, rows: usize) -> Vec<f32> {
+    if rows == 1 {
+        return t;
+    }
+    let mut out = vec![0f32; rows * cols];
+    for (c, col) in t.chunks_exact(rows).enumerate() {
+        for (r, v) in col.iter().enumerate() {
+            out[r * cols + c] = *v;
+        }
+    }
+    out
+}
+
+/// Portable Q4 kernel: one weight row against a few activation rows.
+fn portable_q4(w: &[BlockQ4], acts: &[ActRow<'_>], out: &mut [f32]) {
+    for (r, a) in acts.iter().enumerate() {
+        let (mut acc, mut corr) = (0f32, 0f32);
+        for (wb, ab) in w.iter().zip(a.iter()) {
+            let mut dot = 0i32;
+            for (j, &byte) in wb.qs.iter().enumerate() {
+                dot += i32::from(byte & 0x0F) * i32::from(ab.qs[j]);
+                dot += i32::from(byte >> 4) * i32::from(ab.qs[j + 16]);
+            }
+            acc += wb.d * ab.d * dot as f32;
+            corr += wb.m * ab.s;
+        }
+        out[r] = acc + corr;
+    }
+}
+
+/// Portable Q8 kernel: one weight row against a few activation rows.
+fn portable_q8(w: &[BlockQ8], acts: &[ActRow<'_>], out: &mut [f32]) {
+    for (r, a) in acts.iter().enumerate() {
+        let mut acc = 0f32;
+        for (wb, ab) in w.iter().zip(a.iter()) {
+            let dot: i32 = wb
+                .qs
+                .iter()
+                .zip(&ab.qs)
+                .map(|(&q, &p)| i32::from(q) * i32::from(p))
+                .sum();
+            acc += wb.d * ab.d * dot as f32;
+        }
+        out[r] = acc;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{Device, Tensor};
+    use rand::{Rng, SeedableRng};
+
+    fn random_matrix(dtype: GgmlDType, rows: usize, cols: usize, seed: u64) -> (QTensor, Vec<f32>) {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        let w: Vec<f32> = (0..rows * cols)
+            .map(|_| rng.random_range(-1.0..1.0))
+            .collect();
+        let t = Tensor::from_vec(w, (rows, cols), &Device::Cpu).expect("tensor");
+        let q = QTensor::quantize(&t, dtype).expect("quantize");
+        let deq = q
+            .dequantize(&Device::Cpu)
+            .and_then(|d| d.flatten_all()?.to_vec1::<f32>())
+            .expect("dequantize");
+        (q, deq)
+    }
+
+    fn inputs(rows: usize, cols: usize, seed: u64) -> Vec<f32> {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        (0..rows * cols)
+            .map(|_| rng.random_range(-2.0..2.0))
+            .collect()
+    }
+
+    /// Against f64 products with the dequantized weights. Only the activations'
+    /// rounding separates them: each input is off by at most half its block's step
+    /// (`amax/127/2`), so a product is off by at most `Σ |w_i|·step_i/2` (plus f32
+    /// rounding, well under 1e-4 here).
+    #[test]
+    fn products_match_dequantized_weights() {
+        for dtype in [GgmlDType::Q4_0, GgmlDType::Q4_1, GgmlDType::Q8_0] {
+            let (rows, cols, m) = (67, 96, 9);
+            let (q, deq) = random_matrix(dtype, rows, cols, 1);
+            let qm = QMatrix::from_qtensor(&q).expect("repack");
+            let x = inputs(m, cols, 2);
+            let step: Vec<f64> = x
+                .chunks_exact(BLOCK)
+                .flat_map(|b| {
+                    let amax = b.iter().fold(0f32, |a, v| a.max(v.abs()));
+                    std::iter::repeat_n(f64::from(amax) / 127.0, BLOCK)
+                })
+                .collect();
+            for kernel in [Kernel::Portable, Kernel::detect()] {
+                let got = qm.matmul_with(kernel, &x, m);
+                for r in 0..m {
+                    for c in 0..rows {
+                        let (mut want, mut bound) = (0f64, 1e-4);
+                        for i in 0..cols {
+                            let w = f64::from(deq[c * cols + i]);
+                            want += f64::from(x[r * cols + i]) * w;
+                            bound += w.abs() * step[r * cols + i] / 2.0;
+                        }
+                        let err = (f64::from(got[r * rows + c]) - want).abs();
+                        assert!(
+                            err <= bound,
+                            "{dtype:?} {kernel:?} [{r},{c}]: {err} > {bound}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    /// Every row is bit-identical whether it is computed alone or in a batch, and the
+    /// SIMD kernel agrees with the portable one to float rounding.
+    #[test]
+    fn rows_do_not_depend_on_the_batch() {
+        for dtype in [GgmlDType::Q4_0, GgmlDType::Q4_1, GgmlDType::Q8_0] {
+            let (rows, cols, m) = (300, 64, 70);
+            let (q, _) = random_matrix(dtype, rows, cols, 3);
+            let qm = QMatrix::from_qtensor(&q).expect("repack");
+            let x = inputs(m, cols, 4);
+            let all = qm.matmul(&x, m);
+            for r in [0, 5, 63, 64, 69] {
+                let alone = qm.matmul(&x[r * cols..(r + 1) * cols], 1);
+                assert_eq!(alone, all[r * rows..(r + 1) * rows], "{dtype:?} row {r}");
+            }
+            let portable = qm.matmul_with(Kernel::Portable, &x, m);
+            for (a, b) in all.iter().zip(&portable) {
+                assert!(
+                    (a - b).abs() <= 1e-4 * (1.0 + b.abs()),
+                    "{dtype:?}: {a} vs {b}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn refuses_bad_blocks() {
+        let err = QMatrix::from_gguf_blocks(GgmlDType::Q4_1, 2, 32, &[0; 39]).expect_err("size");
+        assert!(err.to_string().contains("expected 40"), "{err}");
+        let err = QMatrix::from_gguf_blocks(GgmlDType::Q4_1, 2, 48, &[0; 60]).expect_err("cols");
+        assert!(err.to_string().contains("multiple of 32"), "{err}");
+        assert!(QMatrix::from_gguf_blocks(GgmlDType::F16, 1, 32, &[0; 64]).is_err());
+    }
+}
