@@ -40,9 +40,9 @@ fn act(x: &[f32], rows: usize, cols: usize) -> Tensor {
 }
 
 /// Relative L2 error of `x W^T` per format against float64 with the unquantized
-/// weights, at 1 row (quantized GEMV path) and 32 rows (dense path). The bounds are
-/// those of each format's rounding (f16: 11-bit mantissa; bf16: 8-bit; q8_0: 8-bit
-/// blocks, plus the activations' own 8-bit quantization in the GEMV; q4: 4-bit).
+/// weights, at 1 row (decode) and 32 rows (a prompt chunk). The bounds are those of
+/// each format's rounding (f16: 11-bit mantissa; bf16: 8-bit; q8_0: 8-bit blocks, plus
+/// the activations' own 8-bit quantization in the quantized kernels; q4: 4-bit).
 #[test]
 fn matmul_matches_a_float64_reference_per_format() {
     let (out, inn) = (96, 256);
