@@ -41,16 +41,9 @@ impl Linear {
     /// `x [rows, in]` times the matrix transposed: `[rows, out]`.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor, EngineError> {
         match self {
-            Linear::Quantized(q) => {
-                let rows = x.dim(0)?;
-                let xs = x.flatten_all()?.to_vec1::<f32>()?;
-                let out = q.matmul(&xs, rows);
-                Ok(Tensor::from_vec(
-                    out,
-                    (rows, q.out_features()),
-                    &Device::Cpu,
-                )?)
-            }
+            Linear::Quantized(_) => Self::forward_many(&[self], x)?
+                .pop()
+                .ok_or_else(|| EngineError::Tensor("quantized product gave no result".into())),
             Linear::Dense(t) => Ok(x.matmul(t)?),
         }
     }
@@ -85,7 +78,17 @@ impl Linear {
                     })
                     .collect()
             }
-            _ => ws.iter().map(|w| w.forward(x)).collect(),
+            _ => ws
+                .iter()
+                .map(|w| match w {
+                    Linear::Dense(t) => Ok(x.matmul(t)?),
+                    Linear::Quantized(q) => Err(EngineError::Tensor(format!(
+                        "input of shape {:?} for a matrix of input width {}",
+                        x.dims(),
+                        q.in_features()
+                    ))),
+                })
+                .collect(),
         }
     }
 }

@@ -259,10 +259,7 @@ impl<D: DeviceOps> Model<D> {
         layout: &KvLayout,
         seqs: &[StepSeq<'_>],
     ) -> Result<Vec<u32>, EngineError> {
-        self.ops.scope(|| match self.forward(kv, layout, seqs)? {
-            Some(x) => self.ops.argmax(&self.logits(&x)?),
-            None => Ok(Vec::new()),
-        })
+        self.step_with(kv, layout, seqs, |logits| self.ops.argmax(logits))
     }
 
     /// Runs a step and returns the logits of each sampling sequence, row-major
@@ -273,8 +270,20 @@ impl<D: DeviceOps> Model<D> {
         layout: &KvLayout,
         seqs: &[StepSeq<'_>],
     ) -> Result<Vec<f32>, EngineError> {
+        self.step_with(kv, layout, seqs, |logits| self.ops.to_host(logits))
+    }
+
+    /// Runs a step inside the device's scope and reads the sampling sequences'
+    /// logits with `read` (nothing when no sequence samples).
+    fn step_with<T: Send>(
+        &self,
+        kv: &mut D::Kv,
+        layout: &KvLayout,
+        seqs: &[StepSeq<'_>],
+        read: impl FnOnce(&D::Act) -> Result<Vec<T>, EngineError> + Send,
+    ) -> Result<Vec<T>, EngineError> {
         self.ops.scope(|| match self.forward(kv, layout, seqs)? {
-            Some(x) => self.ops.to_host(&self.logits(&x)?),
+            Some(x) => read(&self.logits(&x)?),
             None => Ok(Vec::new()),
         })
     }
