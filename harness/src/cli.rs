@@ -22,7 +22,7 @@ use crate::error::bad_input;
 use crate::output::{JsonLines, write_report};
 use crate::plan::{Overrides, resolve};
 use crate::progress::Progress;
-use crate::target::{DEFAULT_TARGET, TargetSpec};
+use crate::target::{DEFAULT_TARGET, TargetSpec, TargetsFile};
 
 /// infermeter: benchmark and profile LLM inference (latency, throughput, tokens).
 #[derive(Debug, Parser)]
@@ -37,7 +37,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run workloads against targets and write a report.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// List or show workloads and suites.
     #[command(subcommand)]
     Workloads(WorkloadsCommand),
@@ -142,9 +142,16 @@ pub struct RunArgs {
     /// Workload name or TOML file (repeatable).
     #[arg(long = "workload")]
     pub workloads: Vec<String>,
-    /// Target spec KIND[,key=value]* (repeatable).
+    /// Target spec KIND[,key=value]* or @NAME[,key=value]* from --targets (repeatable).
     #[arg(long = "target", default_value = DEFAULT_TARGET)]
     pub targets: Vec<String>,
+    /// TOML file of named targets ([targets.NAME] tables), used by --target @NAME.
+    #[arg(long = "targets")]
+    pub targets_file: Option<PathBuf>,
+    /// Most connections per remote target (requests wait for one; the wait shows in
+    /// queue_ms). Default: unbounded.
+    #[arg(long)]
+    pub max_connections: Option<usize>,
     /// Output directory (default: results/runs/<UTC timestamp>-<suite>).
     #[arg(long)]
     pub out: Option<PathBuf>,
@@ -189,7 +196,7 @@ pub struct RunArgs {
 /// Runs a parsed command line.
 pub async fn run(cli: Cli) -> Result<()> {
     match cli.command {
-        Command::Run(args) => run_command(args).await,
+        Command::Run(args) => run_command(*args).await,
         Command::Workloads(WorkloadsCommand::List) => {
             for l in suite::list()? {
                 println!("{:<9} {:<22} {}", l.kind, l.name, l.description);
@@ -326,14 +333,21 @@ async fn run_command(args: RunArgs) -> Result<()> {
     let plan = resolve(args.suite.as_deref(), &args.workloads, &overrides(&args))?;
     let drain_timeout = positive_secs("drain-timeout", args.drain_timeout)?;
     let request_timeout = positive_secs("request-timeout", args.request_timeout)?;
+    if args.max_connections == Some(0) {
+        return Err(bad_input("--max-connections must be at least 1"));
+    }
+    let file = match &args.targets_file {
+        Some(p) => Some(TargetsFile::read(p)?),
+        None => None,
+    };
     let specs = args
         .targets
         .iter()
-        .map(|t| TargetSpec::parse(t))
+        .map(|t| TargetSpec::resolve(t, file.as_ref()))
         .collect::<Result<Vec<_>>>()?;
     let targets = specs
         .iter()
-        .map(TargetSpec::build)
+        .map(|s| s.build(args.max_connections))
         .collect::<Result<Vec<_>>>()?;
     // Load every model before any file is written: a bad model file leaves nothing
     // behind, and loading is never timed.
@@ -472,6 +486,7 @@ async fn run_workload(
     let stream_sha256 = stream.digest();
     let total = stream.request_count() as u64;
     let target_label = format!("{} {} {}", info.kind, info.model, info.precision);
+    let local = info.kind.starts_with("local");
     let lp = LoadPoint {
         workload: spec.name.clone(),
         target_label,
@@ -480,6 +495,11 @@ async fn run_workload(
         drain_timeout,
         request_timeout,
         context_limit: info.context_limit_tokens,
+        fallback_source: if local {
+            TokenSource::Engine
+        } else {
+            TokenSource::Tokenizer
+        },
     };
     let (tx, mut rx) = mpsc::unbounded_channel();
     let driver = tokio::spawn(run_load_point(Arc::clone(target), lp, tx, irq));
@@ -510,11 +530,40 @@ fn entry(
 ) -> ResultEntry {
     let l = &spec.load;
     let mut notes = Vec::new();
-    let tokens = agg.tokens(if target.kind.starts_with("local") {
+    let local = target.kind.starts_with("local");
+    let mut tokens = agg.tokens(if local {
         TokenSource::Engine
     } else {
         TokenSource::Tokenizer
     });
+    if !local {
+        tokens.provenance = agg.provenance(workloads::text::TOKENIZER_NAME);
+    }
+    let requests = agg.requests();
+    if requests.retries > 0 {
+        notes.push(format!(
+            "{} attempts were retried (HTTP 429/502/503/504); retry waits are inside TTFT and E2E",
+            requests.retries
+        ));
+    }
+    if requests.stopped_early > 0 {
+        notes.push(format!(
+            "{} requests stopped before their requested output length (end of sequence); set exact_output=true where the server accepts ignore_eos",
+            requests.stopped_early
+        ));
+    }
+    if requests.protocol_warnings > 0 {
+        notes.push(format!(
+            "{} protocol warnings (see `warnings` in requests.jsonl)",
+            requests.protocol_warnings
+        ));
+    }
+    if target.settings.get("stream").is_some_and(|v| v == "false") {
+        notes.push(
+            "responses were not streamed: TTFT is the whole response's arrival (equal to E2E) and ITL is not measured"
+                .into(),
+        );
+    }
     if tokens.input_capped_requests > 0 {
         notes.push(format!(
             "{} requests had their input capped to fit the target's context of {} tokens",
@@ -562,7 +611,7 @@ fn entry(
             max_duration_s: l.duration_s,
             measured_s: (o.measured_s * 1000.0).round() / 1000.0,
         },
-        requests: agg.requests(),
+        requests,
         tokens,
         latency: agg.latency(),
         throughput: agg.throughput(o.measured_s),

@@ -15,81 +15,171 @@ use std::time::Instant as StdInstant;
 
 use results::{
     EngineStats, ErrorClass, Latency, LatencyHistogram, RequestCounts, TaskStats, Throughput,
-    TokenCounts, TokenSource,
+    TokenCounts, TokenProvenance, TokenSource,
 };
 use serde::Serialize;
 use tokio::time::Instant;
-use workloads::{EngineCounters, StreamSink};
+use workloads::{ChunkTokens, EngineCounters, ServerUsage, StreamSink};
 
 /// Timings of one request, stamped as its response arrives.
+///
+/// Remote targets report each transport read (`on_bytes`) before decoding it; tokens
+/// decoded from that read are stamped with the read's arrival, so parsing never adds
+/// to a measured latency. Per-chunk counts are provisional until the request ends:
+/// when the target reports the request's total (the server's usage), the counts are
+/// reconciled to it before ITL is computed (see [`RequestTimer::itl`]).
 #[derive(Debug)]
 pub struct RequestTimer {
-    /// When the request was handed to the target.
+    /// When the request went on the wire (the first attempt's send).
     pub sent: Instant,
+    send_stamped: bool,
     /// First response byte (remote targets).
     pub first_byte: Option<Instant>,
-    /// First output token.
+    /// Arrival of the latest transport read.
+    last_read: Option<Instant>,
+    /// First output token of any kind.
     pub first_token: Option<Instant>,
-    /// Latest chunk.
-    pub last_chunk: Option<Instant>,
-    /// Output tokens received.
+    /// First answer token (reasoning excluded).
+    pub first_answer: Option<Instant>,
+    /// Output tokens received (provisional counts).
     pub tokens: u32,
-    /// Chunks received.
-    pub chunks: u32,
-    /// Per-token gaps (ms).
-    pub itl_ms: Vec<f64>,
-    /// Per-chunk gaps (ms).
-    pub chunk_gap_ms: Vec<f64>,
+    /// Of those, reasoning tokens.
+    pub reasoning_tokens: u32,
+    /// Token-bearing chunks: arrival and provisional count.
+    chunks: Vec<(Instant, u32)>,
+    /// Attempts retried.
+    pub retries: u32,
+    /// Time waited before retries, ms.
+    pub retry_wait_ms: f64,
+    /// Protocol warnings.
+    pub warnings: Vec<String>,
 }
 
 impl RequestTimer {
-    /// A timer for a request sent at `sent`.
+    /// A timer for a request handed to the target at `sent`.
     pub fn new(sent: Instant) -> Self {
         Self {
             sent,
+            send_stamped: false,
             first_byte: None,
+            last_read: None,
             first_token: None,
-            last_chunk: None,
+            first_answer: None,
             tokens: 0,
-            chunks: 0,
-            itl_ms: Vec::new(),
-            chunk_gap_ms: Vec::new(),
+            reasoning_tokens: 0,
+            chunks: Vec::new(),
+            retries: 0,
+            retry_wait_ms: 0.0,
+            warnings: Vec::new(),
         }
     }
 
-    fn tokens_at(&mut self, at: Instant, count: u32) {
+    fn tokens_at(&mut self, at: Instant, count: u32, reasoning: bool) {
         if count == 0 {
             return;
         }
-        match self.last_chunk {
-            None => self.first_token = Some(at),
-            Some(prev) => {
-                let gap = ms(at.saturating_duration_since(prev));
-                self.chunk_gap_ms.push(gap);
-                let each = gap / f64::from(count);
-                self.itl_ms
-                    .extend(std::iter::repeat_n(each, count as usize));
-            }
+        self.first_token.get_or_insert(at);
+        if reasoning {
+            self.reasoning_tokens += count;
+        } else {
+            self.first_answer.get_or_insert(at);
         }
-        self.last_chunk = Some(at);
+        self.chunks.push((at, count));
         self.tokens += count;
-        self.chunks += 1;
+    }
+
+    /// Token-bearing chunks received.
+    pub fn chunks(&self) -> u32 {
+        self.chunks.len() as u32
+    }
+
+    /// Gaps between successive token-bearing chunks, ms.
+    pub fn chunk_gaps_ms(&self) -> Vec<f64> {
+        self.chunks
+            .windows(2)
+            .map(|w| ms(w[1].0.saturating_duration_since(w[0].0)))
+            .collect()
+    }
+
+    /// Per-token gaps, ms: a chunk of k tokens after a gap g gives k gaps of g/k (the
+    /// first chunk's tokens give none: their time is TTFT). With `total` (the
+    /// request's token count as the server reports it) different from the chunks' sum,
+    /// the counts are first rescaled to it, by cumulative rounding so they add up
+    /// exactly; a chunk left with no token merges its gap into the next. Returns the
+    /// gaps and whether counts were rescaled.
+    pub fn itl(&self, total: Option<u32>) -> (Vec<f64>, bool) {
+        let sum: u64 = self.chunks.iter().map(|c| u64::from(c.1)).sum();
+        let counts: Vec<u32> = match total {
+            Some(t) if sum > 0 && u64::from(t) != sum => {
+                let mut out = Vec::with_capacity(self.chunks.len());
+                let (mut cum, mut prev) = (0u64, 0u64);
+                for c in &self.chunks {
+                    cum += u64::from(c.1);
+                    // round(t * cum / sum), in integers.
+                    let now = (2 * u64::from(t) * cum + sum) / (2 * sum);
+                    out.push((now - prev) as u32);
+                    prev = now;
+                }
+                out
+            }
+            _ => self.chunks.iter().map(|c| c.1).collect(),
+        };
+        let rescaled = counts.iter().zip(&self.chunks).any(|(a, c)| *a != c.1);
+        let mut gaps = Vec::new();
+        let mut prev: Option<Instant> = None;
+        for (&(at, _), &k) in self.chunks.iter().zip(&counts) {
+            if k == 0 {
+                continue;
+            }
+            if let Some(p) = prev {
+                let each = ms(at.saturating_duration_since(p)) / f64::from(k);
+                gaps.extend(std::iter::repeat_n(each, k as usize));
+            }
+            prev = Some(at);
+        }
+        (gaps, rescaled)
     }
 }
 
 impl StreamSink for RequestTimer {
     fn on_bytes(&mut self, n: usize) {
-        if n > 0 && self.first_byte.is_none() {
-            self.first_byte = Some(Instant::now());
+        if n > 0 {
+            let now = Instant::now();
+            self.first_byte.get_or_insert(now);
+            self.last_read = Some(now);
         }
     }
 
     fn on_tokens(&mut self, count: u32) {
-        self.tokens_at(Instant::now(), count);
+        let at = self.last_read.unwrap_or_else(Instant::now);
+        self.tokens_at(at, count, false);
     }
 
     fn on_tokens_at(&mut self, at: StdInstant, count: u32) {
-        self.tokens_at(Instant::from_std(at), count);
+        self.tokens_at(Instant::from_std(at), count, false);
+    }
+
+    fn on_send(&mut self) {
+        if !self.send_stamped {
+            self.send_stamped = true;
+            self.sent = Instant::now();
+        }
+    }
+
+    fn on_reasoning_tokens(&mut self, count: u32) {
+        let at = self.last_read.unwrap_or_else(Instant::now);
+        self.tokens_at(at, count, true);
+    }
+
+    fn on_retry(&mut self, _class: ErrorClass, _status: Option<u16>, wait: std::time::Duration) {
+        self.retries += 1;
+        self.retry_wait_ms += ms(wait);
+    }
+
+    fn on_protocol_warning(&mut self, what: &str) {
+        if self.warnings.len() < 8 {
+            self.warnings.push(what.to_string());
+        }
     }
 }
 
@@ -126,30 +216,62 @@ pub struct RequestRecord {
     pub queue_ms: f64,
     /// First token minus actual send.
     pub ttft_ms: Option<f64>,
+    /// First answer token (reasoning excluded) minus actual send.
+    pub ttft_answer_ms: Option<f64>,
     /// First token minus intended send.
     pub ttft_from_intended_ms: Option<f64>,
     /// Completion minus actual send (also for failures: when the failure was seen).
     pub e2e_ms: f64,
     /// (completion - first token) / (tokens - 1).
     pub tpot_ms: Option<f64>,
-    /// Prompt tokens.
+    /// Prompt tokens, as counted by `input_source`.
     pub input_tokens: u32,
+    /// Where `input_tokens` came from.
+    pub input_source: TokenSource,
+    /// Prompt tokens of the request as sent, by the embedded tokenizer or the engine.
+    pub tokenizer_input_tokens: u32,
     /// Whether the prompt was shortened to fit the target's context.
     pub input_capped: bool,
     /// Output tokens asked for.
     pub max_output_tokens: u32,
-    /// Output tokens received.
+    /// Output tokens received, as counted by `output_source`.
     pub output_tokens: u32,
     /// Where the output count came from.
     pub output_source: TokenSource,
-    /// Stream chunks received.
+    /// The tokenizer's count of the received text (remote targets).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tokenizer_output_tokens: Option<u32>,
+    /// What the server reported, verbatim.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server_usage: Option<ServerUsage>,
+    /// How each chunk's tokens were counted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub chunk_tokens: Option<ChunkTokens>,
+    /// Whether per-chunk counts were rescaled to the server's total.
+    pub reconciled: bool,
+    /// Reasoning tokens among the received (per-chunk counts).
+    pub reasoning_tokens: u32,
+    /// Stream chunks that carried tokens.
     pub chunks: u32,
+    /// The server's finish reason, verbatim.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub finish_reason: Option<String>,
+    /// Attempts retried before the last one.
+    pub retries: u32,
+    /// Time spent waiting to retry, ms (inside `ttft_ms` and `e2e_ms`).
+    pub retry_wait_ms: f64,
+    /// Protocol rules the response broke without losing its measurement.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
     /// `ok` or `error`.
     pub status: &'static str,
     /// Error class, for failures.
     pub error_class: Option<ErrorClass>,
     /// Error message, for failures.
     pub error: Option<String>,
+    /// HTTP status of a failed HTTP request.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub http_status: Option<u16>,
     /// Input tokens the target served from its prefix cache, when it reports them.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub input_cached_tokens: Option<u32>,
@@ -180,6 +302,9 @@ pub struct Finished<'a> {
     pub scheduled: Instant,
     /// When the response completed or failed.
     pub ended: Instant,
+    /// Who counts tokens when the target reports nothing (`engine` for local
+    /// engines, `tokenizer` for remote targets).
+    pub fallback_source: TokenSource,
 }
 
 impl RequestRecord {
@@ -190,29 +315,41 @@ impl RequestRecord {
         outcome: Result<&workloads::Completion, &workloads::BackendError>,
     ) -> Self {
         let since = |a: Instant, b: Instant| ms(a.saturating_duration_since(b));
-        let (status, error_class, error, output_source) = match outcome {
-            Ok(c) => ("ok", None, None, c.output_source),
+        let tokenizer_input = f.request.input_tokens();
+        let ok = outcome.ok();
+        let (status, error_class, error, http_status) = match outcome {
+            Ok(_) => ("ok", None, None, None),
             Err(e) => (
                 "error",
                 Some(e.class),
                 Some(e.message.clone()),
-                TokenSource::Engine,
+                e.http_status,
             ),
         };
-        let output_tokens = match outcome {
-            Ok(c) => c.output_tokens,
-            Err(_) => timer.tokens,
-        };
-        let (input_cached_tokens, engine) = match outcome {
-            Ok(c) => (c.input_cached_tokens, c.engine.map(round_engine)),
-            Err(_) => (None, None),
-        };
-        let tpot_ms = match (timer.first_token, outcome) {
-            (Some(first), Ok(_)) if output_tokens >= 2 => {
+        let (input_tokens, input_source) = ok.map_or((tokenizer_input, f.fallback_source), |c| {
+            (c.input_tokens, c.input_source)
+        });
+        let (output_tokens, output_source) = ok.map_or((timer.tokens, f.fallback_source), |c| {
+            (c.output_tokens, c.output_source)
+        });
+        let tpot_ms = match (timer.first_token, ok) {
+            (Some(first), Some(_)) if output_tokens >= 2 => {
                 Some(since(f.ended, first) / f64::from(output_tokens - 1))
             }
             _ => None,
         };
+        // Per-chunk counts are reconciled to a count the server reported.
+        let total = ok
+            .and_then(|c| (c.output_source == TokenSource::ServerUsage).then_some(c.output_tokens));
+        let (itl_ms, reconciled) = timer.itl(total);
+        let stopped_early = ok.is_some_and(|c| c.output_tokens < f.request.max_output_tokens);
+        let mut warnings = timer.warnings.clone();
+        if stopped_early {
+            warnings.push(format!(
+                "stopped after {output_tokens} of {} output tokens",
+                f.request.max_output_tokens
+            ));
+        }
         RequestRecord {
             workload: f.workload.to_string(),
             target: f.target.to_string(),
@@ -225,28 +362,46 @@ impl RequestRecord {
             sent_s: us(timer.sent.saturating_duration_since(f.t0).as_secs_f64() * 1000.0) / 1000.0,
             queue_ms: us(since(timer.sent, f.scheduled)),
             ttft_ms: timer.first_token.map(|t| us(since(t, timer.sent))),
+            ttft_answer_ms: timer.first_answer.map(|t| us(since(t, timer.sent))),
             ttft_from_intended_ms: timer.first_token.map(|t| us(since(t, f.scheduled))),
             e2e_ms: us(since(f.ended, timer.sent)),
             tpot_ms: tpot_ms.map(us),
-            input_tokens: f.request.input_tokens(),
+            input_tokens,
+            input_source,
+            tokenizer_input_tokens: tokenizer_input,
             input_capped: f.input_capped,
             max_output_tokens: f.request.max_output_tokens,
             output_tokens,
             output_source,
-            chunks: timer.chunks,
+            tokenizer_output_tokens: ok.and_then(|c| c.tokenizer_output_tokens),
+            server_usage: ok.and_then(|c| c.server_usage),
+            chunk_tokens: ok.map(|c| c.chunk_tokens),
+            reconciled,
+            reasoning_tokens: timer.reasoning_tokens,
+            chunks: timer.chunks(),
+            finish_reason: ok.and_then(|c| c.finish_reason.clone()),
+            retries: timer.retries,
+            retry_wait_ms: us(timer.retry_wait_ms),
+            warnings,
             status,
             error_class,
             error,
-            input_cached_tokens,
-            engine,
-            itl_ms: timer.itl_ms,
-            chunk_gap_ms: timer.chunk_gap_ms,
+            http_status,
+            input_cached_tokens: ok.and_then(|c| c.input_cached_tokens),
+            engine: ok.and_then(|c| c.engine.map(round_engine)),
+            chunk_gap_ms: timer.chunk_gaps_ms(),
+            itl_ms,
         }
     }
 
     /// Whether the request succeeded.
     pub fn ok(&self) -> bool {
         self.error_class.is_none()
+    }
+
+    /// Whether it succeeded with fewer output tokens than asked for.
+    pub fn stopped_early(&self) -> bool {
+        self.ok() && self.output_tokens < self.max_output_tokens
     }
 }
 
@@ -303,6 +458,37 @@ pub struct Aggregate {
     engine_prefill: LatencyHistogram,
     engine_batch_sum: f64,
     engine_requests: u64,
+    ttft_answer: LatencyHistogram,
+    input_sources: Vec<TokenSource>,
+    retries: u64,
+    protocol_warnings: u64,
+    stopped_early: u64,
+    prov: ProvenanceSums,
+}
+
+/// Running sums behind [`TokenProvenance`].
+#[derive(Debug, Default)]
+struct ProvenanceSums {
+    seen: bool,
+    with_usage: u64,
+    without_usage: u64,
+    server_input: u64,
+    server_output: u64,
+    server_cached: u64,
+    server_reasoning: u64,
+    tokenizer_input: u64,
+    tokenizer_output: Option<u64>,
+    both_out: (u64, u64),
+    both_in: (u64, u64),
+    chunk_counts: BTreeMap<String, u64>,
+    reconciled: u64,
+}
+
+fn pct(tokenizer: u64, server: u64) -> Option<f64> {
+    (server > 0).then(|| {
+        let p = (tokenizer as f64 - server as f64) / server as f64 * 100.0;
+        (p * 1000.0).round() / 1000.0
+    })
 }
 
 impl Aggregate {
@@ -310,6 +496,11 @@ impl Aggregate {
     pub fn add(&mut self, r: &RequestRecord) {
         self.sent += 1;
         self.queue.record_ms(r.queue_ms);
+        self.retries += u64::from(r.retries);
+        self.protocol_warnings += r.warnings.len() as u64 - u64::from(r.stopped_early());
+        if !self.input_sources.contains(&r.input_source) {
+            self.input_sources.push(r.input_source);
+        }
         self.input_all += u64::from(r.input_tokens);
         self.output_all += u64::from(r.output_tokens);
         self.capped += u64::from(r.input_capped);
@@ -324,6 +515,11 @@ impl Aggregate {
             return;
         }
         self.ok += 1;
+        self.stopped_early += u64::from(r.stopped_early());
+        self.add_provenance(r);
+        if let Some(x) = r.ttft_answer_ms {
+            self.ttft_answer.record_ms(x);
+        }
         self.input_ok += u64::from(r.input_tokens);
         if let Some(c) = r.input_cached_tokens {
             *self.input_cached.get_or_insert(0) += u64::from(c);
@@ -347,6 +543,67 @@ impl Aggregate {
             self.tpot.record_ms(x);
         }
         self.e2e.record_ms(r.e2e_ms);
+    }
+
+    fn add_provenance(&mut self, r: &RequestRecord) {
+        let Some(chunks) = r.chunk_tokens.filter(|c| *c != ChunkTokens::Engine) else {
+            return;
+        };
+        let p = &mut self.prov;
+        p.seen = true;
+        let name = serde_json::to_value(chunks)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default();
+        *p.chunk_counts.entry(name).or_default() += 1;
+        p.reconciled += u64::from(r.reconciled);
+        p.tokenizer_input += u64::from(r.tokenizer_input_tokens);
+        if let Some(t) = r.tokenizer_output_tokens {
+            *p.tokenizer_output.get_or_insert(0) += u64::from(t);
+        }
+        match r.server_usage {
+            Some(u) => {
+                p.with_usage += 1;
+                p.server_input += u64::from(u.input_tokens.unwrap_or(0));
+                p.server_output += u64::from(u.output_tokens.unwrap_or(0));
+                p.server_cached += u64::from(u.cached_input_tokens.unwrap_or(0));
+                p.server_reasoning += u64::from(u.reasoning_tokens.unwrap_or(0));
+                if let (Some(s), Some(t)) = (u.output_tokens, r.tokenizer_output_tokens) {
+                    p.both_out.0 += u64::from(s);
+                    p.both_out.1 += u64::from(t);
+                }
+                if let Some(s) = u.input_tokens {
+                    p.both_in.0 += u64::from(s);
+                    p.both_in.1 += u64::from(r.tokenizer_input_tokens);
+                }
+            }
+            None => p.without_usage += 1,
+        }
+    }
+
+    /// Token provenance for remote targets; `None` when no request reported through
+    /// a remote protocol (local engines count exactly).
+    pub fn provenance(&self, tokenizer: &str) -> Option<TokenProvenance> {
+        let p = &self.prov;
+        p.seen.then(|| TokenProvenance {
+            tokenizer: if p.tokenizer_output.is_some() {
+                tokenizer.to_string()
+            } else {
+                "none".into()
+            },
+            requests_with_usage: p.with_usage,
+            requests_without_usage: p.without_usage,
+            server_input: p.server_input,
+            server_output: p.server_output,
+            server_cached_input: p.server_cached,
+            server_reasoning: p.server_reasoning,
+            tokenizer_input: p.tokenizer_input,
+            tokenizer_output: p.tokenizer_output,
+            output_disagreement_pct: pct(p.both_out.1, p.both_out.0),
+            input_disagreement_pct: pct(p.both_in.1, p.both_in.0),
+            chunk_counts: p.chunk_counts.clone(),
+            reconciled_requests: p.reconciled,
+        })
     }
 
     /// Adds a finished session.
@@ -378,16 +635,20 @@ impl Aggregate {
             ok: self.ok,
             failed: self.failed(),
             by_class: self.by_class.clone(),
+            retries: self.retries,
+            protocol_warnings: self.protocol_warnings,
+            stopped_early: self.stopped_early,
         }
     }
 
-    /// Token totals (input counted by the engine or the embedded tokenizer).
-    pub fn tokens(&self, input_source: TokenSource) -> TokenCounts {
-        let output_source = match self.output_sources.as_slice() {
+    /// Token totals; `fallback` names the source when no request was recorded.
+    pub fn tokens(&self, fallback: TokenSource) -> TokenCounts {
+        let one = |sources: &[TokenSource]| match sources {
             [one] => *one,
-            [] => TokenSource::Engine,
+            [] => fallback,
             _ => TokenSource::Mixed,
         };
+        let (input_source, output_source) = (one(&self.input_sources), one(&self.output_sources));
         TokenCounts {
             input: self.input_all,
             output: self.output_all,
@@ -395,6 +656,7 @@ impl Aggregate {
             output_source,
             input_capped_requests: self.capped,
             input_cached: self.input_cached,
+            provenance: None,
         }
     }
 
@@ -451,6 +713,7 @@ impl Aggregate {
             chunk_gap_ms: self.chunk_gap.summary(),
             tpot_ms: self.tpot.summary(),
             e2e_ms: self.e2e.summary(),
+            ttft_answer_ms: (!self.ttft_answer.is_empty()).then(|| self.ttft_answer.summary()),
         }
     }
 
@@ -508,12 +771,16 @@ mod tests {
         timer.on_tokens(1);
         timer.on_tokens(0); // empty chunks count for nothing
         assert_eq!(timer.tokens, 5);
-        assert_eq!(timer.chunks, 3);
+        assert_eq!(timer.chunks(), 3);
         assert_eq!(timer.first_token, Some(t0 + Duration::from_millis(100)));
-        assert_eq!(timer.itl_ms, vec![10.0, 10.0, 10.0, 20.0]);
-        assert_eq!(timer.chunk_gap_ms, vec![30.0, 20.0]);
+        let (itl, rescaled) = timer.itl(None);
+        assert_eq!(itl, vec![10.0, 10.0, 10.0, 20.0]);
+        assert!(!rescaled);
+        assert_eq!(timer.chunk_gaps_ms(), vec![30.0, 20.0]);
         // Per-token gaps add up to last token - first token.
-        assert_eq!(timer.itl_ms.iter().sum::<f64>(), 50.0);
+        assert_eq!(itl.iter().sum::<f64>(), 50.0);
+        // The server's own total agrees: nothing changes.
+        assert_eq!(timer.itl(Some(5)), (itl, false));
     }
 
     #[tokio::test(start_paused = true)]
@@ -521,7 +788,48 @@ mod tests {
         let mut timer = RequestTimer::new(Instant::now());
         tokio::time::advance(Duration::from_millis(5)).await;
         timer.on_tokens(4);
-        assert!(timer.itl_ms.is_empty());
+        assert!(timer.itl(None).0.is_empty());
         assert_eq!(timer.tokens, 4);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn tokens_are_stamped_when_their_bytes_arrived_not_when_decoded() {
+        let t0 = Instant::now();
+        let mut timer = RequestTimer::new(t0);
+        tokio::time::advance(Duration::from_millis(7)).await;
+        timer.on_send(); // the request went on the wire 7 ms after it was handed over
+        timer.on_send(); // a retry's send does not move it
+        tokio::time::advance(Duration::from_millis(40)).await;
+        timer.on_bytes(120);
+        tokio::time::advance(Duration::from_millis(3)).await; // decoding took 3 ms
+        timer.on_reasoning_tokens(2);
+        timer.on_tokens(1);
+        assert_eq!(timer.sent, t0 + Duration::from_millis(7));
+        assert_eq!(timer.first_token, Some(t0 + Duration::from_millis(47)));
+        assert_eq!(timer.first_answer, Some(t0 + Duration::from_millis(47)));
+        assert_eq!(timer.reasoning_tokens, 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn per_chunk_counts_are_reconciled_to_the_servers_total() {
+        let mut timer = RequestTimer::new(Instant::now());
+        // Tokenizer estimates: 1, 2, 2, 1 tokens, 10 ms apart.
+        for k in [1, 2, 2, 1] {
+            tokio::time::advance(Duration::from_millis(10)).await;
+            timer.on_tokens(k);
+        }
+        // The server says 12: counts become 2, 4, 4, 2 (cumulative rounding).
+        let (itl, rescaled) = timer.itl(Some(12));
+        assert!(rescaled);
+        assert_eq!(itl.len(), 10); // 12 tokens, the first chunk's 2 give none
+        assert!(
+            itl.iter()
+                .all(|&g| (g - 2.5).abs() < 1e-9 || (g - 5.0).abs() < 1e-9)
+        );
+        assert!((itl.iter().sum::<f64>() - 30.0).abs() < 1e-9);
+        // Fewer than chunks: some chunks get none and merge into the next.
+        let (itl, _) = timer.itl(Some(2));
+        assert_eq!(itl.len(), 1);
+        assert!((itl.iter().sum::<f64>() - 10.0).abs() < 1e-9, "{itl:?}");
     }
 }

@@ -62,6 +62,8 @@ pub struct LoadPoint {
     pub request_timeout: Duration,
     /// The target's context limit (requests are capped to fit it).
     pub context_limit: Option<u32>,
+    /// Who counts tokens when the target reports nothing.
+    pub fallback_source: results::TokenSource,
 }
 
 /// What happened, besides the measurements.
@@ -160,6 +162,7 @@ fn finished<'a>(ctx: &'a Ctx, req: &'a Request, capped: bool, scheduled: Instant
         t0: ctx.t0,
         scheduled,
         ended: Instant::now(),
+        fallback_source: ctx.lp.fallback_source,
     }
 }
 

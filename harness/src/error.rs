@@ -28,6 +28,7 @@ pub fn exit_code(err: &anyhow::Error) -> i32 {
             || cause.is::<workloads::WorkloadError>()
             || cause.is::<results::ResultsError>()
             || cause.is::<serde_json::Error>()
+            || cause.is::<providers::ProviderError>()
             || matches!(
                 cause.downcast_ref::<workloads::PrepareError>(),
                 Some(workloads::PrepareError::Config(_))

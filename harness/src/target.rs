@@ -1,6 +1,25 @@
-//! Target specs: `KIND[,key=value]*`, e.g. `local-cpu,model=smollm2-135m,precision=q4_1`.
+//! Target specs: `KIND[,key=value]*` (`local-cpu,model=smollm2-135m,precision=q4_1`,
+//! `openai,base_url=http://127.0.0.1:8080/v1,model=smollm2`), or `@NAME[,key=value]*`
+//! naming a table of a targets file (`--targets FILE`), whose settings the extra
+//! pairs override.
+//!
+//! A targets file is TOML, one table per target:
+//!
+//! ```toml
+//! [targets.llamacpp]
+//! kind = "openai"
+//! base_url = "http://127.0.0.1:8080/v1"
+//! model = "smollm2"
+//! api_key_env = "LLAMACPP_KEY"   # the variable's name; never the key
+//! [targets.llamacpp.body]        # extra JSON fields of every request
+//! temperature = 0
+//! [targets.llamacpp.prices]      # list prices, echoed into the report
+//! input_usd_per_m = 0.10
+//! output_usd_per_m = 0.40
+//! ```
 
 use std::collections::BTreeMap;
+use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Result;
@@ -10,7 +29,7 @@ use workloads::Backend;
 use crate::error::bad_input;
 
 /// Target kinds this build knows.
-pub const KINDS: &[&str] = &["local-cpu"];
+pub const KINDS: &[&str] = &["local-cpu", "openai", "anthropic"];
 
 /// The default target: the embedded engine with SmolLM2-135M.
 pub const DEFAULT_TARGET: &str = "local-cpu,model=smollm2-135m";
@@ -18,24 +37,170 @@ pub const DEFAULT_TARGET: &str = "local-cpu,model=smollm2-135m";
 /// A parsed target spec.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TargetSpec {
-    /// Kind (`local-cpu`).
+    /// Kind (`local-cpu`, `openai`, `anthropic`).
     pub kind: String,
     /// Settings, in key order.
     pub settings: BTreeMap<String, String>,
+    /// The targets-file name it came from, if any.
+    pub name: Option<String>,
+}
+
+/// Named targets read from a targets file: name -> (kind, settings).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TargetsFile {
+    /// The file, for messages.
+    pub path: String,
+    /// Targets by name.
+    pub targets: BTreeMap<String, TargetSpec>,
+}
+
+fn scalar(v: &toml::Value) -> Option<String> {
+    match v {
+        toml::Value::String(s) => Some(s.clone()),
+        toml::Value::Integer(i) => Some(i.to_string()),
+        toml::Value::Float(f) => Some(f.to_string()),
+        toml::Value::Boolean(b) => Some(b.to_string()),
+        toml::Value::Datetime(d) => Some(d.to_string()),
+        _ => None,
+    }
+}
+
+fn toml_to_json(v: &toml::Value) -> serde_json::Value {
+    match v {
+        toml::Value::String(s) => serde_json::Value::String(s.clone()),
+        toml::Value::Integer(i) => serde_json::json!(i),
+        toml::Value::Float(f) => serde_json::json!(f),
+        toml::Value::Boolean(b) => serde_json::json!(b),
+        toml::Value::Datetime(d) => serde_json::Value::String(d.to_string()),
+        toml::Value::Array(a) => serde_json::Value::Array(a.iter().map(toml_to_json).collect()),
+        toml::Value::Table(t) => serde_json::Value::Object(
+            t.iter()
+                .map(|(k, v)| (k.clone(), toml_to_json(v)))
+                .collect(),
+        ),
+    }
+}
+
+impl TargetsFile {
+    /// Reads and validates a targets file (shapes only; each target's settings are
+    /// checked when it is built).
+    pub fn read(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| bad_input(format!("--targets {}: {e}", path.display())))?;
+        Self::parse(&text, &path.display().to_string())
+    }
+
+    /// Parses a targets file's text.
+    pub fn parse(text: &str, path: &str) -> Result<Self> {
+        let doc: toml::Table = toml::from_str(text)
+            .map_err(|e| bad_input(format!("{path}: not TOML: {}", e.message())))?;
+        if let Some(k) = doc.keys().find(|k| *k != "targets") {
+            return Err(bad_input(format!(
+                "{path}: unknown top-level key `{k}` (a targets file has [targets.NAME] tables)"
+            )));
+        }
+        let Some(toml::Value::Table(targets)) = doc.get("targets") else {
+            return Err(bad_input(format!("{path}: no [targets.NAME] table")));
+        };
+        let mut out = BTreeMap::new();
+        for (name, t) in targets {
+            let at = format!("{path}: [targets.{name}]");
+            if name.is_empty() || name.contains([',', '=', '@']) {
+                return Err(bad_input(format!("{at}: a name may not contain , = or @")));
+            }
+            let toml::Value::Table(t) = t else {
+                return Err(bad_input(format!("{at} is not a table")));
+            };
+            let kind = match t.get("kind") {
+                Some(toml::Value::String(k)) if KINDS.contains(&k.as_str()) => k.clone(),
+                Some(v) => {
+                    return Err(bad_input(format!(
+                        "{at}: kind {v} is not one of {}",
+                        KINDS.join(", ")
+                    )));
+                }
+                None => return Err(bad_input(format!("{at}: `kind` is missing"))),
+            };
+            let mut settings = BTreeMap::new();
+            for (k, v) in t {
+                match (k.as_str(), v) {
+                    ("kind", _) => {}
+                    ("body", toml::Value::Table(body)) => {
+                        for (f, v) in body {
+                            settings.insert(format!("body.{f}"), toml_to_json(v).to_string());
+                        }
+                    }
+                    ("prices", toml::Value::Table(prices)) => {
+                        for (f, v) in prices {
+                            let v = scalar(v).ok_or_else(|| {
+                                bad_input(format!("{at}: prices.{f} is not a number or string"))
+                            })?;
+                            settings.insert(format!("price.{f}"), v);
+                        }
+                    }
+                    (_, v) => {
+                        let v = scalar(v).ok_or_else(|| {
+                            bad_input(format!(
+                                "{at}: `{k}` must be a string, number or boolean (tables: body, prices)"
+                            ))
+                        })?;
+                        settings.insert(k.clone(), v);
+                    }
+                }
+            }
+            out.insert(
+                name.clone(),
+                TargetSpec {
+                    kind,
+                    settings,
+                    name: Some(name.clone()),
+                },
+            );
+        }
+        Ok(Self {
+            path: path.to_string(),
+            targets: out,
+        })
+    }
 }
 
 impl TargetSpec {
-    /// Parses `KIND[,key=value]*`.
+    /// Parses `KIND[,key=value]*` (no targets file).
     pub fn parse(spec: &str) -> Result<Self> {
+        Self::resolve(spec, None)
+    }
+
+    /// Parses `KIND[,key=value]*` or `@NAME[,key=value]*`.
+    pub fn resolve(spec: &str, file: Option<&TargetsFile>) -> Result<Self> {
         let mut parts = spec.split(',');
-        let kind = parts.next().unwrap_or_default().trim().to_string();
-        if !KINDS.contains(&kind.as_str()) {
-            return Err(bad_input(format!(
-                "target `{spec}`: unknown kind `{kind}` (known: {})",
-                KINDS.join(", ")
-            )));
-        }
-        let mut settings = BTreeMap::new();
+        let head = parts.next().unwrap_or_default().trim().to_string();
+        let mut base = if let Some(name) = head.strip_prefix('@') {
+            let Some(file) = file else {
+                return Err(bad_input(format!(
+                    "target `{head}`: named targets need --targets FILE"
+                )));
+            };
+            file.targets.get(name).cloned().ok_or_else(|| {
+                bad_input(format!(
+                    "target `{head}`: no [targets.{name}] in {} (it has: {})",
+                    file.path,
+                    file.targets.keys().cloned().collect::<Vec<_>>().join(", ")
+                ))
+            })?
+        } else {
+            if !KINDS.contains(&head.as_str()) {
+                return Err(bad_input(format!(
+                    "target `{spec}`: unknown kind `{head}` (known: {})",
+                    KINDS.join(", ")
+                )));
+            }
+            TargetSpec {
+                kind: head,
+                settings: BTreeMap::new(),
+                name: None,
+            }
+        };
+        let mut given = BTreeMap::new();
         for part in parts {
             let Some((k, v)) = part.split_once('=') else {
                 return Err(bad_input(format!(
@@ -48,15 +213,16 @@ impl TargetSpec {
                     "target `{spec}`: `{part}` has an empty key or value"
                 )));
             }
-            if settings.insert(k.to_string(), v.to_string()).is_some() {
+            if given.insert(k.to_string(), v.to_string()).is_some() {
                 return Err(bad_input(format!("target `{spec}`: `{k}` is given twice")));
             }
         }
-        Ok(Self { kind, settings })
+        base.settings.extend(given);
+        Ok(base)
     }
 
-    /// Builds the target.
-    pub fn build(&self) -> Result<Arc<dyn Backend>> {
+    /// Builds the target; remote targets without `max_connections` get `default_max_connections`.
+    pub fn build(&self, default_max_connections: Option<usize>) -> Result<Arc<dyn Backend>> {
         match self.kind.as_str() {
             "local-cpu" => {
                 let config = LocalCpuConfig::from_settings(&self.settings, default_model_dirs())?;
@@ -65,8 +231,31 @@ impl TargetSpec {
                     self.settings.clone(),
                 )))
             }
-            other => Err(bad_input(format!("unknown target kind `{other}`"))),
+            kind => {
+                let mut settings = self.settings.clone();
+                if let Some(n) = default_max_connections {
+                    settings
+                        .entry("max_connections".into())
+                        .or_insert_with(|| n.to_string());
+                }
+                match providers::build(kind, &settings) {
+                    Some(Ok(b)) => Ok(Arc::new(b)),
+                    Some(Err(e)) => {
+                        let name = self
+                            .name
+                            .as_deref()
+                            .map_or(String::new(), |n| format!(" @{n}"));
+                        Err(bad_input(format!("target {kind}{name}: {e}")))
+                    }
+                    None => Err(bad_input(format!("unknown target kind `{kind}`"))),
+                }
+            }
         }
+    }
+
+    /// Whether the target runs in this process (counts tokens itself).
+    pub fn is_local(&self) -> bool {
+        self.kind.starts_with("local")
     }
 }
 
@@ -80,6 +269,8 @@ mod tests {
         assert_eq!(t.kind, "local-cpu");
         assert_eq!(t.settings["precision"], "q4_0");
         assert_eq!(TargetSpec::parse("local-cpu").unwrap().settings.len(), 0);
+        let t = TargetSpec::parse("openai,base_url=http://h/v1,model=m").unwrap();
+        assert_eq!(t.settings["base_url"], "http://h/v1");
     }
 
     #[test]
@@ -90,9 +281,64 @@ mod tests {
             "local-cpu,=x",
             "local-cpu,a=1,a=2",
             "",
+            "@named",
         ] {
             let err = TargetSpec::parse(bad).unwrap_err();
             assert_eq!(crate::error::exit_code(&err), 2, "{bad}: {err}");
+        }
+    }
+
+    const FILE: &str = r#"
+[targets.llamacpp]
+kind = "openai"
+base_url = "http://127.0.0.1:8080/v1"
+model = "smollm2"
+max_retries = 2
+[targets.llamacpp.body]
+temperature = 0
+stop = ["\n\n"]
+[targets.llamacpp.prices]
+input_usd_per_m = 0.1
+output_usd_per_m = 0.4
+
+[targets.claude]
+kind = "anthropic"
+base_url = "https://api.anthropic.com/v1"
+model = "claude-x"
+api_key_env = "ANTHROPIC_API_KEY"
+"#;
+
+    #[test]
+    fn named_targets_come_from_the_file_and_take_overrides() {
+        let f = TargetsFile::parse(FILE, "t.toml").unwrap();
+        let t = TargetSpec::resolve("@llamacpp,max_retries=5", Some(&f)).unwrap();
+        assert_eq!(t.kind, "openai");
+        assert_eq!(t.settings["max_retries"], "5");
+        assert_eq!(t.settings["body.temperature"], "0");
+        assert_eq!(t.settings["body.stop"], r#"["\n\n"]"#);
+        assert_eq!(t.settings["price.output_usd_per_m"], "0.4");
+        let b = t.build(None).unwrap();
+        let info = b.describe();
+        assert_eq!(info.prices.unwrap().input_usd_per_m, 0.1);
+        let err = TargetSpec::resolve("@nope", Some(&f)).unwrap_err();
+        assert!(err.to_string().contains("claude, llamacpp"), "{err}");
+    }
+
+    #[test]
+    fn refuses_bad_files() {
+        for (bad, want) in [
+            ("[targets.a]\nbase_url = 'x'", "`kind` is missing"),
+            ("[targets.a]\nkind = 'gpu'", "is not one of"),
+            ("[other]\n", "unknown top-level key"),
+            (
+                "[targets.a]\nkind = 'openai'\nextra = { a = 1 }",
+                "must be a string",
+            ),
+            ("not toml =", "not TOML"),
+        ] {
+            let err = TargetsFile::parse(bad, "t.toml").unwrap_err();
+            assert!(err.to_string().contains(want), "{bad}: {err}");
+            assert_eq!(crate::error::exit_code(&err), 2);
         }
     }
 }

@@ -54,6 +54,7 @@ impl Backend for Scripted {
             context_limit_tokens: None,
             weights: None,
             settings: Default::default(),
+            prices: None,
         }
     }
     async fn prepare(&self) -> Result<(), PrepareError> {
@@ -82,6 +83,10 @@ impl Backend for Scripted {
             output_token_ids: None,
             input_cached_tokens: None,
             engine: None,
+            server_usage: None,
+            tokenizer_output_tokens: None,
+            chunk_tokens: workloads::ChunkTokens::OnePerChunk,
+            finish_reason: None,
         })
     }
 }
@@ -112,6 +117,7 @@ async fn run(
         drain_timeout: drain,
         request_timeout: Duration::from_secs(3600),
         context_limit: None,
+        fallback_source: TokenSource::Tokenizer,
     };
     let (tx, mut rx) = mpsc::unbounded_channel();
     let (_irq_tx, irq_rx) = watch::channel(Interrupt::None);

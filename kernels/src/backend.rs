@@ -331,6 +331,7 @@ impl LocalCpuBackend {
             context_limit_tokens: Some(self.config.preset.context as u32),
             weights,
             settings,
+            prices: None,
         }
     }
 }
@@ -454,6 +455,10 @@ impl Backend for LocalCpuBackend {
                 mean_batch: stats.mean_batch,
                 max_batch: stats.max_batch,
             }),
+            server_usage: None,
+            tokenizer_output_tokens: None,
+            chunk_tokens: workloads::ChunkTokens::Engine,
+            finish_reason: None,
         })
     }
 

@@ -1,11 +1,47 @@
-//! Remote targets: OpenAI-compatible servers (vLLM, SGLang, llama.cpp, hosted APIs) and
-//! Anthropic's Messages API, behind the same [`workloads::Backend`] contract as the
-//! local engine.
+//! Remote targets: OpenAI-compatible servers (vLLM, SGLang, TGI, llama.cpp, Ollama,
+//! hosted APIs) and Anthropic's Messages API, behind the same [`workloads::Backend`]
+//! contract as the local engine.
 //!
-//! Not implemented yet: this build has no remote target (issue #4 adds them, with SSE
-//! parsing, usage normalisation, retries, rate limits and secret handling). The crate
-//! exists so the workspace has its final shape: `providers` depends on `workloads`
-//! only, never on `kernels`, and `harness` picks targets from both.
+//! - [`config`]: a target's settings, validated (secrets only by environment variable
+//!   name).
+//! - [`http`]: the [`HttpBackend`]: connection pool, retries, timeouts, stream reading
+//!   with arrival-time stamping and per-chunk token counting.
+//! - [`sse`]: server-sent events framing; [`codec`], [`openai`], [`anthropic`]: the
+//!   wire formats.
+//! - [`retry`]: `Retry-After` and backoff; [`secret`]: the API key and its scrubbing.
+//! - [`scripted`]: the project's fault-injecting loopback server, which the tests (and
+//!   anyone checking the harness's timing) drive with a script.
+//!
+//! `providers` depends on `workloads` only, never on `kernels`; `harness` picks
+//! targets from both.
 
-/// Target kinds this crate provides (none in this build).
-pub const KINDS: &[&str] = &[];
+pub mod anthropic;
+pub mod codec;
+pub mod config;
+pub mod error;
+pub mod http;
+pub mod openai;
+pub mod retry;
+pub mod scripted;
+pub mod secret;
+pub mod sse;
+
+pub use config::{HttpTargetConfig, Kind};
+pub use error::ProviderError;
+pub use http::HttpBackend;
+
+/// Target kinds this crate provides.
+pub const KINDS: &[&str] = &["openai", "anthropic"];
+
+/// Builds the target of `kind` (one of [`KINDS`]) from its settings.
+pub fn build(
+    kind: &str,
+    settings: &std::collections::BTreeMap<String, String>,
+) -> Option<Result<HttpBackend, ProviderError>> {
+    let kind = match kind {
+        "openai" => Kind::OpenAi,
+        "anthropic" => Kind::Anthropic,
+        _ => return None,
+    };
+    Some(HttpBackend::new(kind, settings))
+}

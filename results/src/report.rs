@@ -13,7 +13,7 @@ use crate::LatencySummary;
 /// The `schema` field of every report.
 pub const REPORT_SCHEMA: &str = "infermeter.report";
 /// The schema version this crate writes: `major.minor`; a minor bump only adds fields.
-pub const REPORT_SCHEMA_VERSION: &str = "1.1";
+pub const REPORT_SCHEMA_VERSION: &str = "1.2";
 
 /// A complete report.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -123,6 +123,27 @@ pub struct TargetInfo {
     pub weights: Option<WeightsInfo>,
     /// The target spec's other settings, secrets redacted.
     pub settings: BTreeMap<String, String>,
+    /// The target's list prices, as given in its spec (remote targets). Since 1.2.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prices: Option<RateCard>,
+}
+
+/// A provider's list prices for one model, in USD per million tokens.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RateCard {
+    /// Uncached input tokens.
+    pub input_usd_per_m: f64,
+    /// Input tokens read from the provider's prompt cache; `null` = priced as input.
+    pub cached_input_usd_per_m: Option<f64>,
+    /// Output tokens.
+    pub output_usd_per_m: f64,
+    /// Reasoning tokens; `null` = priced as output.
+    pub reasoning_usd_per_m: Option<f64>,
+    /// Where the prices come from (a URL or a document).
+    pub source: Option<String>,
+    /// When they were read (a date).
+    pub as_of: Option<String>,
 }
 
 /// Where a local engine's weights came from.
@@ -173,14 +194,22 @@ pub enum ErrorClass {
     Cancelled,
     /// Anything else.
     Other,
+    /// The connection could not be made, or broke before the response completed.
+    /// Since 1.2.
+    Connection,
+    /// The server reported an error inside an accepted response (an error event in
+    /// the stream). Since 1.2.
+    ServerError,
 }
 
 impl ErrorClass {
     /// Every class, in report order.
-    pub const ALL: [ErrorClass; 8] = [
+    pub const ALL: [ErrorClass; 10] = [
         ErrorClass::Timeout,
         ErrorClass::HttpStatus,
         ErrorClass::RateLimited,
+        ErrorClass::Connection,
+        ErrorClass::ServerError,
         ErrorClass::Protocol,
         ErrorClass::Truncated,
         ErrorClass::DeviceOom,
@@ -199,6 +228,8 @@ impl ErrorClass {
             ErrorClass::DeviceOom => "device_oom",
             ErrorClass::Cancelled => "cancelled",
             ErrorClass::Other => "other",
+            ErrorClass::Connection => "connection",
+            ErrorClass::ServerError => "server_error",
         }
     }
 }
@@ -217,6 +248,8 @@ pub enum TokenSource {
     Engine,
     /// A mix of sources across requests (see `requests.jsonl`).
     Mixed,
+    /// One token per non-empty stream chunk (no usage, no tokenizer). Since 1.2.
+    ChunkCount,
 }
 
 /// The arrival process of a load point.
@@ -286,6 +319,18 @@ pub struct RequestCounts {
     pub failed: u64,
     /// Failed requests by error class.
     pub by_class: BTreeMap<ErrorClass, u64>,
+    /// Attempts retried (HTTP 429/502/503/504 answered, then sent again): each is a
+    /// request the provider saw, and may bill. Since 1.2.
+    #[serde(default)]
+    pub retries: u64,
+    /// Responses that broke a protocol rule without losing their measurement (a
+    /// stream without its terminator). Since 1.2.
+    #[serde(default)]
+    pub protocol_warnings: u64,
+    /// Successful requests that stopped before the requested output length (the
+    /// model's end-of-sequence; `exact_output` asks servers not to). Since 1.2.
+    #[serde(default)]
+    pub stopped_early: u64,
 }
 
 /// Token totals over measured requests.
@@ -306,6 +351,46 @@ pub struct TokenCounts {
     /// target reports them; `null` when it does not report them. Since 1.1.
     #[serde(default)]
     pub input_cached: Option<u64>,
+    /// Who counted what: the server's reported totals beside the tokenizer's, over
+    /// successful requests; `null` for local engines (they count exactly). Since 1.2.
+    #[serde(default)]
+    pub provenance: Option<TokenProvenance>,
+}
+
+/// Token counts by source over the successful requests of a load point, and how far
+/// they disagree. Nothing is substituted: a request without server usage counts in
+/// `requests_without_usage` and in the tokenizer's totals only.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TokenProvenance {
+    /// Name of the tokenizer used (`smollm2-135m`), or `none`.
+    pub tokenizer: String,
+    /// Successful requests whose response carried usage.
+    pub requests_with_usage: u64,
+    /// Successful requests whose response carried none.
+    pub requests_without_usage: u64,
+    /// Prompt tokens the server reported (its chat template included).
+    pub server_input: u64,
+    /// Output tokens the server reported.
+    pub server_output: u64,
+    /// Prompt tokens the server reported as read from its cache.
+    pub server_cached_input: u64,
+    /// Output tokens the server reported as reasoning.
+    pub server_reasoning: u64,
+    /// Prompt tokens of the requests as sent, by the tokenizer (no chat template).
+    pub tokenizer_input: u64,
+    /// Output tokens by the tokenizer applied to the received text; `null` without one.
+    pub tokenizer_output: Option<u64>,
+    /// (tokenizer - server) / server x 100 over requests with both counts; `null`
+    /// when no request had both.
+    pub output_disagreement_pct: Option<f64>,
+    /// (tokenizer - server) / server x 100 for prompt tokens over requests with both.
+    pub input_disagreement_pct: Option<f64>,
+    /// Requests by how their per-chunk counts were made (`usage_delta`, `tokenizer`,
+    /// `one_per_chunk`).
+    pub chunk_counts: BTreeMap<String, u64>,
+    /// Requests whose per-chunk counts were rescaled to the server's total.
+    pub reconciled_requests: u64,
 }
 
 /// Latency summaries, all in milliseconds (see the README for exact definitions).
@@ -327,6 +412,10 @@ pub struct Latency {
     pub tpot_ms: LatencySummary,
     /// Completion minus actual send.
     pub e2e_ms: LatencySummary,
+    /// First answer token (reasoning excluded) minus actual send; equals `ttft_ms`
+    /// for models that do not reason aloud. Since 1.2.
+    #[serde(default)]
+    pub ttft_answer_ms: Option<LatencySummary>,
 }
 
 /// Throughput over the measured window.

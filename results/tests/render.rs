@@ -41,6 +41,7 @@ fn entry(name: &str, failed: u64, tasks: bool) -> ResultEntry {
                 bytes: 98_000_000,
             }),
             settings: BTreeMap::from([("max_batch".to_string(), "16".to_string())]),
+            prices: None,
         },
         load: LoadInfo {
             pattern: ArrivalPattern::Poisson,
@@ -75,6 +76,9 @@ fn entry(name: &str, failed: u64, tasks: bool) -> ResultEntry {
             ok: 4 - failed,
             failed,
             by_class,
+            retries: 0,
+            protocol_warnings: 0,
+            stopped_early: 0,
         },
         tokens: TokenCounts {
             input: 800,
@@ -83,6 +87,7 @@ fn entry(name: &str, failed: u64, tasks: bool) -> ResultEntry {
             output_source: TokenSource::Engine,
             input_capped_requests: 0,
             input_cached: tasks.then_some(600),
+            provenance: None,
         },
         latency: Latency {
             queue_ms: hist(&[0.01, 0.02, 0.02, 0.05]),
@@ -92,6 +97,7 @@ fn entry(name: &str, failed: u64, tasks: bool) -> ResultEntry {
             chunk_gap_ms: hist(&[15.0, 16.0, 17.0, 40.0]),
             tpot_ms: hist(&[16.0, 16.5, 17.0, 18.0]),
             e2e_ms: hist(&[600.0, 640.0, 700.0, 900.0]),
+            ttft_answer_ms: None,
         },
         throughput: Throughput {
             requests_per_s: 1.142857,

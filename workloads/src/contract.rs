@@ -2,7 +2,7 @@
 //! the target reports tokens as they arrive so that every target is timed the same way.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use results::{ErrorClass, TargetInfo, TokenSource};
@@ -90,6 +90,52 @@ pub trait StreamSink: Send {
     fn on_tokens(&mut self, count: u32);
     /// `count` output tokens were produced at `at` (in-process engines).
     fn on_tokens_at(&mut self, at: Instant, count: u32);
+    /// The request is going on the wire now (remote targets call it once per
+    /// attempt, after any wait for a connection slot; the first call is the actual
+    /// send).
+    fn on_send(&mut self) {}
+    /// `count` reasoning (thinking) tokens arrived in one chunk: tokens like any
+    /// other for TTFT and ITL, but not answer tokens.
+    fn on_reasoning_tokens(&mut self, count: u32) {
+        self.on_tokens(count);
+    }
+    /// An attempt failed with `class` (HTTP `status`) and will be retried after
+    /// `wait`.
+    fn on_retry(&mut self, _class: ErrorClass, _status: Option<u16>, _wait: Duration) {}
+    /// The response broke a protocol rule that did not cost its measurement (for
+    /// example a stream that ended after its finish reason without `[DONE]`).
+    fn on_protocol_warning(&mut self, _what: &str) {}
+}
+
+/// Token counts a server reported for one request, verbatim (`None` = not reported).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServerUsage {
+    /// Prompt tokens, as the server counted them (its chat template included).
+    pub input_tokens: Option<u32>,
+    /// Output tokens, reasoning included.
+    pub output_tokens: Option<u32>,
+    /// Prompt tokens served from the server's prefix cache.
+    pub cached_input_tokens: Option<u32>,
+    /// Of the output, reasoning tokens.
+    pub reasoning_tokens: Option<u32>,
+}
+
+/// How the tokens of each stream chunk were counted (ITL needs per-chunk counts;
+/// when the request's total is known they are reconciled to it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChunkTokens {
+    /// The engine produced them itself (exact).
+    Engine,
+    /// The server's cumulative usage on each chunk (vLLM `continuous_usage_stats`).
+    UsageDelta,
+    /// The tokenizer applied to each chunk's text.
+    Tokenizer,
+    /// One token per non-empty chunk (no usage, no tokenizer).
+    OnePerChunk,
+    /// Not streamed: the whole output arrived at once, counted by the server's usage
+    /// or else the tokenizer.
+    Unstreamed,
 }
 
 /// Why generation stopped.
@@ -121,6 +167,14 @@ pub struct Completion {
     pub input_cached_tokens: Option<u32>,
     /// A local engine's figures for this request.
     pub engine: Option<EngineRequestStats>,
+    /// What the server reported, verbatim (remote targets).
+    pub server_usage: Option<ServerUsage>,
+    /// The tokenizer's count of the output text (remote targets with a tokenizer).
+    pub tokenizer_output_tokens: Option<u32>,
+    /// How each chunk's tokens were counted.
+    pub chunk_tokens: ChunkTokens,
+    /// The server's finish reason, verbatim (`length`, `stop`, `max_tokens`, ...).
+    pub finish_reason: Option<String>,
 }
 
 /// A local engine's own figures for one request.

@@ -1,0 +1,642 @@
+//! The remote target: one HTTP client per target (keep-alive pool, HTTP/2 where the
+//! server offers it over TLS, rustls), requests encoded by the API's codec, responses
+//! read as they arrive.
+//!
+//! Timing: the sink is told about every read the moment `chunk()` returns it, before
+//! any framing or JSON work, and tokens decoded from that read are stamped with its
+//! arrival. Counting: per chunk from the server's cumulative usage when it sends usage
+//! on content chunks, else from the tokenizer, else one per non-empty chunk; the
+//! request's total is the server's usage when reported (the harness reconciles the
+//! per-chunk counts to it).
+//!
+//! Faults: a 429/502/503/504 answer is retried after `Retry-After` or a jittered
+//! backoff, within the retry budget, and every retry is reported to the sink; other
+//! statuses fail with a one-line summary of the body; a stream that breaks, stalls
+//! past the idle timeout, carries a malformed or oversized event, or ends before a
+//! finish reason fails with its class, keeping what arrived. A stream that ends after
+//! its finish reason without the terminator is accepted with a protocol warning.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use async_trait::async_trait;
+use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderValue, RETRY_AFTER};
+use results::{ErrorClass, TargetInfo, TokenSource};
+use serde_json::Value;
+use tokio::sync::Semaphore;
+use workloads::{
+    Backend, BackendError, ChunkTokens, Completion, FinishReason, PrepareError, Request,
+    ServerUsage, StreamSink,
+};
+
+use crate::anthropic::{self, AnthropicCodec};
+use crate::codec::{Codec, Piece, TextKind, Usage};
+use crate::config::{HttpTargetConfig, Kind, TokenizerChoice};
+use crate::error::ProviderError;
+use crate::openai::{self, OpenAiCodec};
+use crate::retry;
+use crate::secret::{Secret, scrub};
+use crate::sse::SseParser;
+
+/// Most bytes of an error body read for its summary.
+const ERROR_BODY_BYTES: usize = 64 * 1024;
+/// Most bytes of generated text kept per request (for the tokenizer's count).
+const MAX_TEXT_BYTES: usize = 16 << 20;
+
+/// An OpenAI-compatible or Anthropic target.
+pub struct HttpBackend {
+    cfg: HttpTargetConfig,
+    client: reqwest::Client,
+    secret: Option<Secret>,
+    permits: Option<Arc<Semaphore>>,
+    settings: BTreeMap<String, String>,
+}
+
+impl std::fmt::Debug for HttpBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpBackend")
+            .field("cfg", &self.cfg)
+            .field("secret", &self.secret)
+            .finish_non_exhaustive()
+    }
+}
+
+fn install_crypto_provider() {
+    // `Err` means a provider is already installed, which is what is needed.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+impl HttpBackend {
+    /// Builds a target of `kind` from its spec's settings; reads the API key from the
+    /// environment variable the settings name.
+    pub fn new(kind: Kind, settings: &BTreeMap<String, String>) -> Result<Self, ProviderError> {
+        let cfg = HttpTargetConfig::from_settings(kind, settings)?;
+        let secret = match &cfg.api_key_env {
+            Some(var) => Some(
+                Secret::from_env(var)
+                    .ok_or_else(|| ProviderError::MissingKey { var: var.clone() })?,
+            ),
+            None => None,
+        };
+        install_crypto_provider();
+        let mut headers = HeaderMap::new();
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        if let Some(key) = &secret {
+            let (name, value) = match kind {
+                Kind::OpenAi => ("authorization", format!("Bearer {}", key.expose())),
+                Kind::Anthropic => ("x-api-key", key.expose().to_string()),
+            };
+            let mut v = HeaderValue::from_str(&value).map_err(|_| ProviderError::Setting {
+                key: "api_key_env".into(),
+                message: "the key holds characters not allowed in an HTTP header".into(),
+            })?;
+            v.set_sensitive(true);
+            headers.insert(name, v);
+        }
+        if kind == Kind::Anthropic {
+            let v = HeaderValue::from_str(&cfg.anthropic_version).map_err(|_| {
+                ProviderError::setting("anthropic_version", "is not a header value".into())
+            })?;
+            headers.insert("anthropic-version", v);
+        }
+        let mut builder = reqwest::Client::builder()
+            .default_headers(headers)
+            .connect_timeout(cfg.connect_timeout)
+            .pool_idle_timeout(Duration::from_secs(90))
+            .tcp_nodelay(true)
+            .user_agent(concat!("infermeter/", env!("CARGO_PKG_VERSION")));
+        if let Some(n) = cfg.max_connections {
+            builder = builder.pool_max_idle_per_host(n);
+        }
+        if let Some(path) = &cfg.ca_bundle {
+            let pem = std::fs::read(path).map_err(|e| {
+                ProviderError::setting("ca_bundle", format!("{}: {e}", path.display()))
+            })?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
+                ProviderError::setting(
+                    "ca_bundle",
+                    format!("{}: not PEM certificates: {e}", path.display()),
+                )
+            })?;
+            if certs.is_empty() {
+                return Err(ProviderError::setting(
+                    "ca_bundle",
+                    format!("{}: no certificate found", path.display()),
+                ));
+            }
+            for c in certs {
+                builder = builder.add_root_certificate(c);
+            }
+        }
+        let client = builder
+            .build()
+            .map_err(|e| ProviderError::Client(e.to_string()))?;
+        let permits = cfg.max_connections.map(|n| Arc::new(Semaphore::new(n)));
+        let mut echo = settings.clone();
+        echo.retain(|k, _| !k.starts_with("price."));
+        Ok(Self {
+            cfg,
+            client,
+            secret,
+            permits,
+            settings: echo,
+        })
+    }
+
+    /// The validated configuration.
+    pub fn config(&self) -> &HttpTargetConfig {
+        &self.cfg
+    }
+
+    fn err(&self, class: ErrorClass, msg: impl AsRef<str>) -> BackendError {
+        BackendError::new(class, scrub(self.secret.as_ref(), msg.as_ref()))
+    }
+
+    fn codec(&self) -> Box<dyn Codec> {
+        match self.cfg.kind {
+            Kind::OpenAi => Box::new(OpenAiCodec),
+            Kind::Anthropic => Box::new(AnthropicCodec),
+        }
+    }
+
+    /// Sends the request, retrying within the budget; returns the accepted response.
+    async fn send(
+        &self,
+        body: &[u8],
+        sink: &mut dyn StreamSink,
+    ) -> Result<reqwest::Response, BackendError> {
+        let mut attempt = 0u32;
+        loop {
+            sink.on_send();
+            let pending = self
+                .client
+                .post(self.cfg.endpoint())
+                .body(body.to_vec())
+                .send();
+            // Streamed responses send their head at once; a non-streamed one only when
+            // generation is done, so only the request's total deadline bounds it.
+            let resp = if self.cfg.stream {
+                match tokio::time::timeout(self.cfg.idle_timeout, pending).await {
+                    Ok(r) => r,
+                    Err(_) => {
+                        return Err(self.err(
+                            ErrorClass::Timeout,
+                            format!(
+                                "no response head within the idle timeout of {:?}",
+                                self.cfg.idle_timeout
+                            ),
+                        ));
+                    }
+                }
+            } else {
+                pending.await
+            };
+            let resp = match resp {
+                Ok(r) => r,
+                Err(e) => return Err(self.transport_error(&e, "sending the request")),
+            };
+            let status = resp.status().as_u16();
+            if resp.status().is_success() {
+                return Ok(resp);
+            }
+            let class = if status == 429 {
+                ErrorClass::RateLimited
+            } else {
+                ErrorClass::HttpStatus
+            };
+            if retry::retryable(status) && attempt < self.cfg.max_retries {
+                let asked = retry::retry_after(
+                    resp.headers()
+                        .get(RETRY_AFTER)
+                        .and_then(|v| v.to_str().ok()),
+                    SystemTime::now(),
+                );
+                let wait = asked.unwrap_or_else(|| {
+                    retry::backoff(attempt, self.cfg.retry_max_wait, &mut rand::rng())
+                });
+                if wait <= self.cfg.retry_max_wait {
+                    drop(resp);
+                    sink.on_retry(class, Some(status), wait);
+                    tokio::time::sleep(wait).await;
+                    attempt += 1;
+                    continue;
+                }
+            }
+            let summary = self.error_summary(resp).await;
+            let mut e = self.err(
+                class,
+                format!(
+                    "HTTP {status}{}: {summary}",
+                    if attempt > 0 {
+                        format!(" after {attempt} retries")
+                    } else {
+                        String::new()
+                    }
+                ),
+            );
+            e.http_status = Some(status);
+            return Err(e);
+        }
+    }
+
+    fn transport_error(&self, e: &reqwest::Error, doing: &str) -> BackendError {
+        let class = if e.is_timeout() {
+            ErrorClass::Timeout
+        } else {
+            ErrorClass::Connection
+        };
+        // The error's source chain says why (refused, reset, TLS); the URL has no key.
+        let mut msg = format!("{doing}: {e}");
+        let mut src = std::error::Error::source(e);
+        while let Some(s) = src {
+            msg.push_str(&format!(": {s}"));
+            src = s.source();
+        }
+        self.err(class, msg)
+    }
+
+    /// One line from an error body: the API's error message when it is JSON, else the
+    /// first 200 characters.
+    async fn error_summary(&self, mut resp: reqwest::Response) -> String {
+        let mut body = Vec::new();
+        while body.len() < ERROR_BODY_BYTES {
+            match tokio::time::timeout(self.cfg.idle_timeout, resp.chunk()).await {
+                Ok(Ok(Some(b))) => body.extend_from_slice(&b),
+                _ => break,
+            }
+        }
+        let text = String::from_utf8_lossy(&body);
+        let from_json = serde_json::from_str::<Value>(&text).ok().and_then(|v| {
+            let e = v.get("error").unwrap_or(&v);
+            e.get("message")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+                .or_else(|| e.as_str().map(str::to_string))
+        });
+        let line = from_json.unwrap_or_else(|| text.to_string());
+        let line: String = line
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+            .chars()
+            .take(200)
+            .collect();
+        if line.is_empty() {
+            "(empty body)".into()
+        } else {
+            line
+        }
+    }
+}
+
+/// What a response has produced so far.
+struct Progress {
+    answer: String,
+    reasoning: String,
+    usage: Usage,
+    finish: Option<String>,
+    done: bool,
+    chunk_tokens: Option<ChunkTokens>,
+    tokens: u32,
+    /// The last cumulative output count seen on a content chunk.
+    usage_seen: Option<u32>,
+}
+
+impl Progress {
+    fn new() -> Self {
+        Self {
+            answer: String::new(),
+            reasoning: String::new(),
+            usage: Usage::default(),
+            finish: None,
+            done: false,
+            chunk_tokens: None,
+            tokens: 0,
+            usage_seen: None,
+        }
+    }
+
+    fn note_source(&mut self, s: ChunkTokens) {
+        // A stream that switches counting method is reported as its weakest one.
+        let rank = |c: ChunkTokens| match c {
+            ChunkTokens::Engine | ChunkTokens::UsageDelta | ChunkTokens::Unstreamed => 0,
+            ChunkTokens::Tokenizer => 1,
+            ChunkTokens::OnePerChunk => 2,
+        };
+        if self.chunk_tokens.is_none_or(|c| rank(s) > rank(c)) {
+            self.chunk_tokens = Some(s);
+        }
+    }
+}
+
+impl HttpBackend {
+    /// Applies the pieces decoded from one event: counts its tokens and tells the sink.
+    fn apply(
+        &self,
+        pieces: &mut Vec<Piece>,
+        p: &mut Progress,
+        sink: &mut dyn StreamSink,
+    ) -> Result<(), BackendError> {
+        let mut texts: Vec<(TextKind, String)> = Vec::new();
+        let mut usage_here = None;
+        for piece in pieces.drain(..) {
+            match piece {
+                Piece::Text(kind, t) => texts.push((kind, t)),
+                Piece::Usage(u) => {
+                    p.usage.merge(u);
+                    usage_here = u.output.or(usage_here);
+                }
+                Piece::Finish(r) => p.finish = Some(r),
+                Piece::Done => p.done = true,
+                Piece::ServerError(m) => {
+                    return Err(self.err(
+                        ErrorClass::ServerError,
+                        format!("error event after {} tokens: {m}", p.tokens),
+                    ));
+                }
+            }
+        }
+        if texts.is_empty() {
+            return Ok(());
+        }
+        // Usage on a content chunk is cumulative: its growth is this chunk's count.
+        let delta = usage_here.and_then(|now| {
+            let prev = p.usage_seen.unwrap_or(0);
+            p.usage_seen = Some(now);
+            (now > prev).then_some(now - prev)
+        });
+        let n_texts = texts.len();
+        for (i, (kind, text)) in texts.into_iter().enumerate() {
+            let count = match (delta, self.cfg.tokenizer) {
+                // The whole delta goes to the event's last text.
+                (Some(d), _) if i + 1 == n_texts => {
+                    p.note_source(ChunkTokens::UsageDelta);
+                    d
+                }
+                (Some(_), _) => 0,
+                (None, TokenizerChoice::Embedded) => {
+                    p.note_source(ChunkTokens::Tokenizer);
+                    (workloads::text::count_tokens(&text) as u32).max(1)
+                }
+                (None, TokenizerChoice::None) => {
+                    p.note_source(ChunkTokens::OnePerChunk);
+                    1
+                }
+            };
+            let buf = match kind {
+                TextKind::Answer => &mut p.answer,
+                TextKind::Reasoning => &mut p.reasoning,
+            };
+            if buf.len() + text.len() > MAX_TEXT_BYTES {
+                return Err(self.err(
+                    ErrorClass::Protocol,
+                    format!("more than {MAX_TEXT_BYTES} bytes of generated text"),
+                ));
+            }
+            buf.push_str(&text);
+            if count > 0 {
+                p.tokens += count;
+                match kind {
+                    TextKind::Answer => sink.on_tokens(count),
+                    TextKind::Reasoning => sink.on_reasoning_tokens(count),
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn read_stream(
+        &self,
+        mut resp: reqwest::Response,
+        p: &mut Progress,
+        sink: &mut dyn StreamSink,
+    ) -> Result<(), BackendError> {
+        let mut parser = SseParser::new(self.cfg.max_event_bytes);
+        let mut codec = self.codec();
+        let mut events = Vec::new();
+        let mut pieces = Vec::new();
+        loop {
+            let read = match tokio::time::timeout(self.cfg.idle_timeout, resp.chunk()).await {
+                Ok(r) => r,
+                Err(_) => {
+                    return Err(self.err(
+                        ErrorClass::Timeout,
+                        format!(
+                            "stream stalled: nothing for {:?} after {} tokens",
+                            self.cfg.idle_timeout, p.tokens
+                        ),
+                    ));
+                }
+            };
+            let bytes = match read {
+                Ok(Some(b)) => b,
+                Ok(None) => break,
+                Err(e) => {
+                    return Err(self
+                        .transport_error(&e, &format!("stream broke after {} tokens", p.tokens)));
+                }
+            };
+            sink.on_bytes(bytes.len());
+            if p.done {
+                continue;
+            }
+            parser.push(&bytes, &mut events).map_err(|e| {
+                self.err(
+                    ErrorClass::Protocol,
+                    format!("after {} tokens: {e}", p.tokens),
+                )
+            })?;
+            for ev in events.drain(..) {
+                if p.done {
+                    break;
+                }
+                codec.decode_event(&ev, &mut pieces).map_err(|e| {
+                    self.err(
+                        ErrorClass::Protocol,
+                        format!("after {} tokens: {e}", p.tokens),
+                    )
+                })?;
+                self.apply(&mut pieces, p, sink)?;
+            }
+        }
+        if p.done {
+            return Ok(());
+        }
+        if p.finish.is_some() {
+            sink.on_protocol_warning("stream ended after its finish reason without its terminator");
+            return Ok(());
+        }
+        let partial = if parser.has_partial() {
+            " in the middle of an event"
+        } else {
+            ""
+        };
+        Err(self.err(
+            ErrorClass::Protocol,
+            format!(
+                "stream ended{partial} before a finish reason, after {} tokens",
+                p.tokens
+            ),
+        ))
+    }
+
+    async fn read_body(
+        &self,
+        mut resp: reqwest::Response,
+        p: &mut Progress,
+        sink: &mut dyn StreamSink,
+    ) -> Result<(), BackendError> {
+        let mut body = Vec::new();
+        loop {
+            match resp.chunk().await {
+                Ok(Some(b)) => {
+                    sink.on_bytes(b.len());
+                    if body.len() + b.len() > self.cfg.max_event_bytes {
+                        return Err(self.err(
+                            ErrorClass::Protocol,
+                            format!(
+                                "response body larger than {} bytes",
+                                self.cfg.max_event_bytes
+                            ),
+                        ));
+                    }
+                    body.extend_from_slice(&b);
+                }
+                Ok(None) => break,
+                Err(e) => return Err(self.transport_error(&e, "reading the response body")),
+            }
+        }
+        let doc: Value = serde_json::from_slice(&body).map_err(|e| {
+            self.err(
+                ErrorClass::Protocol,
+                format!("response body is not JSON: {e}"),
+            )
+        })?;
+        let mut pieces = Vec::new();
+        self.codec()
+            .decode_body(&doc, &mut pieces)
+            .map_err(|e| self.err(ErrorClass::Protocol, e))?;
+        for piece in pieces {
+            match piece {
+                Piece::Text(TextKind::Answer, t) => p.answer.push_str(&t),
+                Piece::Text(TextKind::Reasoning, t) => p.reasoning.push_str(&t),
+                Piece::Usage(u) => p.usage.merge(u),
+                Piece::Finish(r) => p.finish = Some(r),
+                Piece::Done => {}
+                Piece::ServerError(m) => return Err(self.err(ErrorClass::ServerError, m)),
+            }
+        }
+        // Everything arrived at once: one chunk of the whole output.
+        let total = p
+            .usage
+            .output
+            .unwrap_or_else(|| self.tokenizer_count(&p.answer, &p.reasoning).unwrap_or(1));
+        p.tokens = total;
+        p.chunk_tokens = Some(ChunkTokens::Unstreamed);
+        if total > 0 {
+            sink.on_tokens(total);
+        }
+        if p.finish.is_none() {
+            p.finish = Some("unknown".into());
+        }
+        p.done = true;
+        Ok(())
+    }
+
+    fn tokenizer_count(&self, answer: &str, reasoning: &str) -> Option<u32> {
+        (self.cfg.tokenizer == TokenizerChoice::Embedded).then(|| {
+            (workloads::text::count_tokens(answer) + workloads::text::count_tokens(reasoning))
+                as u32
+        })
+    }
+}
+
+#[async_trait]
+impl Backend for HttpBackend {
+    fn describe(&self) -> TargetInfo {
+        let mut settings = self.settings.clone();
+        settings.remove("model");
+        TargetInfo {
+            kind: self.cfg.kind.name().into(),
+            model: self.cfg.model.clone(),
+            // What the server runs is its business; nothing here can verify it.
+            precision: "unknown".into(),
+            context_limit_tokens: self.cfg.context_limit,
+            weights: None,
+            settings,
+            prices: self.cfg.prices.clone(),
+        }
+    }
+
+    async fn prepare(&self) -> Result<(), PrepareError> {
+        // Nothing to load; the first request opens the first connection (its cost is
+        // measured, as a real client would pay it).
+        Ok(())
+    }
+
+    async fn generate(
+        &self,
+        req: &Request,
+        sink: &mut dyn StreamSink,
+    ) -> Result<Completion, BackendError> {
+        let body = match self.cfg.kind {
+            Kind::OpenAi => openai::body(&self.cfg, req),
+            Kind::Anthropic => anthropic::body(&self.cfg, req),
+        };
+        let body = serde_json::to_vec(&body)
+            .map_err(|e| self.err(ErrorClass::Other, format!("encoding the request: {e}")))?;
+        // Waiting for a connection slot is the client's queue: it shows in queue_ms,
+        // since the actual send is stamped when the request goes on the wire.
+        let _permit = match &self.permits {
+            Some(s) => Some(
+                Arc::clone(s)
+                    .acquire_owned()
+                    .await
+                    .map_err(|_| self.err(ErrorClass::Cancelled, "connection limit closed"))?,
+            ),
+            None => None,
+        };
+        let resp = self.send(&body, sink).await?;
+        let mut p = Progress::new();
+        if self.cfg.stream {
+            self.read_stream(resp, &mut p, sink).await?;
+        } else {
+            self.read_body(resp, &mut p, sink).await?;
+        }
+        let tokenizer_output_tokens = self.tokenizer_count(&p.answer, &p.reasoning);
+        let (output_tokens, output_source) = match (p.usage.output, tokenizer_output_tokens) {
+            (Some(n), _) => (n, TokenSource::ServerUsage),
+            (None, Some(n)) => (n, TokenSource::Tokenizer),
+            (None, None) => (p.tokens, TokenSource::ChunkCount),
+        };
+        let (input_tokens, input_source) = match p.usage.input {
+            Some(n) => (n, TokenSource::ServerUsage),
+            None => (req.input_tokens(), TokenSource::Tokenizer),
+        };
+        let finish = match p.finish.as_deref() {
+            Some("length" | "max_tokens") => FinishReason::Length,
+            _ => FinishReason::Stop,
+        };
+        let server_usage = (p.usage != Usage::default()).then_some(ServerUsage {
+            input_tokens: p.usage.input,
+            output_tokens: p.usage.output,
+            cached_input_tokens: p.usage.cached_input,
+            reasoning_tokens: p.usage.reasoning,
+        });
+        Ok(Completion {
+            input_tokens,
+            input_source,
+            output_tokens,
+            output_source,
+            finish,
+            output_token_ids: None,
+            input_cached_tokens: p.usage.cached_input,
+            engine: None,
+            server_usage,
+            tokenizer_output_tokens,
+            chunk_tokens: p.chunk_tokens.unwrap_or(ChunkTokens::OnePerChunk),
+            finish_reason: p.finish,
+        })
+    }
+}

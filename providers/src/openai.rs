@@ -1,0 +1,227 @@
+//! OpenAI-compatible APIs: `/v1/chat/completions` and `/v1/completions`, as served by
+//! OpenAI, vLLM, SGLang, TGI, llama.cpp, Ollama and most hosted providers.
+//!
+//! Streaming requests ask for `stream_options.include_usage`, so the last chunk
+//! carries the server's token counts; servers that send usage on every chunk
+//! (vLLM's `continuous_usage_stats`) give exact per-chunk counts. Reasoning text comes
+//! as `reasoning_content` (vLLM, SGLang, DeepSeek) or `reasoning` (OpenRouter, Ollama).
+
+use serde_json::{Map, Value, json};
+use workloads::{Request, Role};
+
+use crate::codec::{Codec, ErrorBody, Piece, TextKind, Usage, count, prompt_text};
+use crate::config::{Api, HttpTargetConfig, MaxTokensField};
+use crate::sse::SseEvent;
+
+/// The request body for `req`.
+pub fn body(cfg: &HttpTargetConfig, req: &Request) -> Value {
+    let mut body = Map::new();
+    body.insert("model".into(), json!(cfg.model));
+    match cfg.api {
+        Api::Chat => {
+            let messages: Vec<Value> = req
+                .messages
+                .iter()
+                .map(|m| {
+                    let role = match m.role {
+                        Role::System => "system",
+                        Role::User => "user",
+                        Role::Assistant => "assistant",
+                    };
+                    json!({"role": role, "content": m.text})
+                })
+                .collect();
+            body.insert("messages".into(), Value::Array(messages));
+        }
+        Api::Completions => {
+            body.insert("prompt".into(), json!(prompt_text(req)));
+        }
+    }
+    let field = match cfg.max_tokens_field {
+        MaxTokensField::MaxTokens => "max_tokens",
+        MaxTokensField::MaxCompletionTokens => "max_completion_tokens",
+    };
+    body.insert(field.into(), json!(req.max_output_tokens));
+    if cfg.exact_output {
+        body.insert("ignore_eos".into(), json!(true));
+        body.insert("min_tokens".into(), json!(req.max_output_tokens));
+    }
+    if cfg.stream {
+        body.insert("stream".into(), json!(true));
+        body.insert("stream_options".into(), json!({"include_usage": true}));
+    } else {
+        body.insert("stream".into(), json!(false));
+    }
+    for (k, v) in &cfg.body {
+        body.insert(k.clone(), v.clone());
+    }
+    Value::Object(body)
+}
+
+/// Decoder of OpenAI-compatible responses.
+#[derive(Debug, Default)]
+pub struct OpenAiCodec;
+
+fn usage(u: &Value) -> Option<Usage> {
+    let u = u.as_object()?;
+    Some(Usage {
+        input: count(u.get("prompt_tokens")),
+        output: count(u.get("completion_tokens")),
+        cached_input: u
+            .get("prompt_tokens_details")
+            .and_then(|d| count(d.get("cached_tokens"))),
+        reasoning: u
+            .get("completion_tokens_details")
+            .and_then(|d| count(d.get("reasoning_tokens"))),
+    })
+}
+
+fn text_of(v: Option<&Value>) -> Option<&str> {
+    v.and_then(Value::as_str).filter(|s| !s.is_empty())
+}
+
+/// Decodes one chunk object (streamed) or a whole response (not streamed, where
+/// `message` takes the place of `delta`).
+fn decode_object(doc: &Value, out: &mut Vec<Piece>) -> Result<(), String> {
+    let obj = doc
+        .as_object()
+        .ok_or_else(|| "an event's data is not a JSON object".to_string())?;
+    if let Some(err) = obj.get("error") {
+        let msg = serde_json::from_value::<ErrorBody>(err.clone())
+            .map(|e| e.summary())
+            .unwrap_or_else(|_| err.to_string());
+        out.push(Piece::ServerError(msg));
+        return Ok(());
+    }
+    match obj.get("choices") {
+        Some(Value::Array(choices)) => {
+            // One completion per request: choice 0 (servers send `n = 1` streams).
+            if let Some(c) = choices.first() {
+                let delta = c.get("delta").or_else(|| c.get("message"));
+                if let Some(d) = delta {
+                    let reasoning =
+                        text_of(d.get("reasoning_content")).or_else(|| text_of(d.get("reasoning")));
+                    if let Some(r) = reasoning {
+                        out.push(Piece::Text(TextKind::Reasoning, r.to_string()));
+                    }
+                    if let Some(t) = text_of(d.get("content")) {
+                        out.push(Piece::Text(TextKind::Answer, t.to_string()));
+                    }
+                }
+                if let Some(t) = text_of(c.get("text")) {
+                    out.push(Piece::Text(TextKind::Answer, t.to_string()));
+                }
+                if let Some(f) = c.get("finish_reason").and_then(Value::as_str) {
+                    out.push(Piece::Finish(f.to_string()));
+                }
+            }
+        }
+        None | Some(Value::Null) => {}
+        Some(_) => return Err("`choices` is not an array".into()),
+    }
+    if let Some(u) = obj.get("usage").and_then(usage) {
+        out.push(Piece::Usage(u));
+    }
+    Ok(())
+}
+
+impl Codec for OpenAiCodec {
+    fn decode_event(&mut self, ev: &SseEvent, out: &mut Vec<Piece>) -> Result<(), String> {
+        let data = ev.data.trim();
+        if data == "[DONE]" {
+            out.push(Piece::Done);
+            return Ok(());
+        }
+        if ev.event == "error" {
+            out.push(Piece::ServerError(data.chars().take(200).collect()));
+            return Ok(());
+        }
+        let doc: Value = serde_json::from_str(data).map_err(|e| {
+            format!(
+                "malformed event ({e}): {}",
+                data.chars().take(80).collect::<String>()
+            )
+        })?;
+        decode_object(&doc, out)
+    }
+
+    fn decode_body(&mut self, body: &Value, out: &mut Vec<Piece>) -> Result<(), String> {
+        decode_object(body, out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn decode(data: &str) -> Result<Vec<Piece>, String> {
+        let mut out = Vec::new();
+        OpenAiCodec.decode_event(
+            &SseEvent {
+                data: data.into(),
+                ..Default::default()
+            },
+            &mut out,
+        )?;
+        Ok(out)
+    }
+
+    #[test]
+    fn decodes_chat_chunks_reasoning_and_usage() {
+        assert_eq!(
+            decode(r#"{"choices":[{"delta":{"role":"assistant","content":""}}]}"#).unwrap(),
+            vec![]
+        );
+        assert_eq!(
+            decode(r#"{"choices":[{"delta":{"reasoning_content":"hmm"}}]}"#).unwrap(),
+            vec![Piece::Text(TextKind::Reasoning, "hmm".into())]
+        );
+        assert_eq!(
+            decode(r#"{"choices":[{"delta":{"content":" hi"},"finish_reason":"length"}]}"#)
+                .unwrap(),
+            vec![
+                Piece::Text(TextKind::Answer, " hi".into()),
+                Piece::Finish("length".into())
+            ]
+        );
+        let u = decode(
+            r#"{"choices":[],"usage":{"prompt_tokens":12,"completion_tokens":5,
+                "prompt_tokens_details":{"cached_tokens":8},
+                "completion_tokens_details":{"reasoning_tokens":2}}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            u,
+            vec![Piece::Usage(Usage {
+                input: Some(12),
+                output: Some(5),
+                cached_input: Some(8),
+                reasoning: Some(2)
+            })]
+        );
+        assert_eq!(decode("[DONE]").unwrap(), vec![Piece::Done]);
+    }
+
+    #[test]
+    fn decodes_completions_text_and_error_events() {
+        assert_eq!(
+            decode(r#"{"choices":[{"text":"abc","index":0,"finish_reason":null}]}"#).unwrap(),
+            vec![Piece::Text(TextKind::Answer, "abc".into())]
+        );
+        assert_eq!(
+            decode(r#"{"error":{"message":"overloaded","type":"server_error"}}"#).unwrap(),
+            vec![Piece::ServerError("server_error: overloaded".into())]
+        );
+    }
+
+    #[test]
+    fn refuses_malformed_events() {
+        assert!(
+            decode(r#"{"choices":[{"delta":"#)
+                .unwrap_err()
+                .contains("malformed")
+        );
+        assert!(decode(r#"[1,2]"#).is_err());
+        assert!(decode(r#"{"choices":7}"#).is_err());
+    }
+}
