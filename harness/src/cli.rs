@@ -504,6 +504,7 @@ async fn run_workload(
     let (tx, mut rx) = mpsc::unbounded_channel();
     let driver = tokio::spawn(run_load_point(Arc::clone(target), lp, tx, irq));
     let mut agg = Aggregate::default();
+    let mut cold = Aggregate::default();
     let mut progress = Progress::new(&spec.name, total, args.quiet);
     while let Some(m) = rx.recv().await {
         match m {
@@ -513,11 +514,21 @@ async fn run_workload(
                 agg.add(&r);
             }
             Measurement::Task(t) => agg.add_task(&t),
+            Measurement::ColdStart(r) => {
+                jsonl.append(&*r)?;
+                cold.add(&r);
+            }
         }
     }
     progress.finish();
     let outcome = driver.await.context("the load driver panicked")?;
-    Ok(entry(spec, seed, stream_sha256, info, &agg, &outcome))
+    let mut e = entry(spec, seed, stream_sha256, info, &agg, &outcome);
+    e.cold_start = spec
+        .load
+        .cold_start
+        .as_ref()
+        .and_then(|c| cold.cold_start(c.idle_s));
+    Ok(e)
 }
 
 fn entry(
@@ -617,6 +628,7 @@ fn entry(
         throughput: agg.throughput(o.measured_s),
         tasks: spec.reports_tasks().then(|| agg.tasks()),
         engine: agg.engine(o.engine_counters.0, o.engine_counters.1),
+        cold_start: None,
         energy: None,
         cost: None,
         notes,

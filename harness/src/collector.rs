@@ -14,8 +14,8 @@ use std::collections::BTreeMap;
 use std::time::Instant as StdInstant;
 
 use results::{
-    EngineStats, ErrorClass, Latency, LatencyHistogram, RequestCounts, TaskStats, Throughput,
-    TokenCounts, TokenProvenance, TokenSource,
+    ColdStartStats, EngineStats, ErrorClass, Latency, LatencyHistogram, RequestCounts, TaskStats,
+    Throughput, TokenCounts, TokenProvenance, TokenSource,
 };
 use serde::Serialize;
 use tokio::time::Instant;
@@ -278,6 +278,9 @@ pub struct RequestRecord {
     /// A local engine's figures for the request.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub engine: Option<workloads::EngineRequestStats>,
+    /// A cold-start probe (sent after an idle period, reported apart).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub cold_start: bool,
     #[serde(skip)]
     itl_ms: Vec<f64>,
     #[serde(skip)]
@@ -389,6 +392,7 @@ impl RequestRecord {
             http_status,
             input_cached_tokens: ok.and_then(|c| c.input_cached_tokens),
             engine: ok.and_then(|c| c.engine.map(round_engine)),
+            cold_start: false,
             chunk_gap_ms: timer.chunk_gaps_ms(),
             itl_ms,
         }
@@ -736,6 +740,18 @@ impl Aggregate {
                 .filter(|&t| t > 0.0)
                 .map(|t| 1000.0 / t),
         }
+    }
+
+    /// Cold-start figures, when probes were recorded into this aggregate.
+    pub fn cold_start(&self, idle_s: f64) -> Option<ColdStartStats> {
+        (self.sent > 0).then(|| ColdStartStats {
+            idle_s,
+            probes: self.sent,
+            ok: self.ok,
+            by_class: self.by_class.clone(),
+            ttft_ms: self.ttft.summary(),
+            e2e_ms: self.e2e.summary(),
+        })
     }
 
     /// Per-task figures.

@@ -44,6 +44,8 @@ pub enum Measurement {
     Request(Box<RequestRecord>),
     /// A session finished (or was cut short).
     Task(TaskRecord),
+    /// A cold-start probe finished or failed (reported apart).
+    ColdStart(Box<RequestRecord>),
 }
 
 /// Settings of one load point.
@@ -240,6 +242,48 @@ pub async fn run_load_point(
         if !matches!(res, Some(Ok(_))) {
             outcome.warmup_failed += 1;
         }
+    }
+
+    // Cold-start probes: each after its idle period, one at a time, reported apart.
+    let cold_t0 = Instant::now();
+    for req in &lp.stream.cold {
+        let mut irq = interrupt.clone();
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs_f64(lp.stream.cold_idle_s)) => {}
+            _ = irq.wait_for(|i| *i != Interrupt::None) => {}
+        }
+        if *interrupt.borrow() != Interrupt::None {
+            break;
+        }
+        let scheduled = Instant::now();
+        let mut timer = RequestTimer::new(scheduled);
+        let (r, capped) = match fit(req, lp.context_limit) {
+            Ok(x) => x,
+            Err(_) => (req.clone(), false),
+        };
+        let res = match tokio::time::timeout(lp.request_timeout, backend.generate(&r, &mut timer))
+            .await
+        {
+            Ok(r) => r,
+            Err(_) => Err(BackendError::new(
+                ErrorClass::Timeout,
+                format!("no completion within {:?}", lp.request_timeout),
+            )),
+        };
+        let f = Finished {
+            workload: &lp.workload,
+            target: &lp.target_label,
+            seed: lp.stream.seed,
+            request: &r,
+            input_capped: capped,
+            t0: cold_t0,
+            scheduled,
+            ended: Instant::now(),
+            fallback_source: lp.fallback_source,
+        };
+        let mut rec = RequestRecord::new(f, timer, res.as_ref());
+        rec.cold_start = true;
+        let _ = tx.send(Measurement::ColdStart(Box::new(rec)));
     }
 
     outcome.engine_counters.0 = backend.engine_counters();

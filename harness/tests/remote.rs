@@ -584,3 +584,62 @@ fn an_unreachable_server_fails_every_request_as_connection_and_the_run_completes
     assert!(msg.contains("sending the request"), "{msg}");
     assert_eq!(r.report["run"]["status"], "complete");
 }
+
+#[test]
+fn cold_start_probes_are_reported_apart() {
+    let dir = tempfile::tempdir().unwrap();
+    let wl = dir.path().join("cold.toml");
+    std::fs::write(
+        &wl,
+        r#"format = 1
+name = "cold-test"
+version = 1
+[load]
+arrival = "closed"
+concurrency = 1
+requests = 3
+cold_start = { idle_s = 0.3, probes = 2 }
+[input]
+dist = "fixed"
+value = 16.0
+[output]
+dist = "fixed"
+value = 4.0
+"#,
+    )
+    .unwrap();
+    let server = ScriptedServer::start(Script::normal(Pace {
+        ttft_ms: 15.0,
+        itl_ms: 2.0,
+        ..Pace::default()
+    }))
+    .unwrap();
+    let r = run(
+        &target(&server, ""),
+        wl.to_str().unwrap(),
+        &dir.path().join("a"),
+        &[],
+    );
+    let res = &r.report["results"][0];
+    let cold = &res["cold_start"];
+    assert_eq!(cold["probes"], 2, "{cold}");
+    assert_eq!(cold["ok"], 2);
+    assert_eq!(cold["idle_s"], 0.3);
+    let ttft = cold["ttft_ms"]["p50"].as_f64().unwrap();
+    assert!((ttft - 15.0).abs() < 2.0, "{ttft}");
+    assert_eq!(
+        res["requests"]["sent"], 3,
+        "probes stay out of the load point"
+    );
+    assert_eq!(
+        r.records.iter().filter(|r| r["cold_start"] == true).count(),
+        2
+    );
+    // The server saw a silence of 0.3 s before each probe.
+    let log = server.log();
+    let gap = log[1]
+        .received
+        .duration_since(log[0].received)
+        .as_secs_f64();
+    assert!(gap >= 0.3, "{gap}");
+}

@@ -131,6 +131,8 @@ async fn run(
                 records.push(*r);
             }
             Measurement::Task(t) => agg.add_task(&t),
+            // Cold-start probes come back as records flagged `cold_start`, outside `agg`.
+            Measurement::ColdStart(r) => records.push(*r),
         }
     }
     records.sort_by_key(|r| r.request);
@@ -247,4 +249,25 @@ async fn duration_bound_stops_sending_and_the_drain_deadline_cancels() {
         agg.requests().by_class.get(&ErrorClass::Cancelled),
         Some(&3)
     );
+}
+
+#[tokio::test(start_paused = true)]
+async fn cold_start_probes_wait_out_their_idle_period_and_stay_apart() {
+    let backend = Scripted::new(100, 10);
+    let spec = spec(
+        "arrival = \"constant\"\nrate_rps = 1.0\nrequests = 2\ncold_start = { idle_s = 30.0, probes = 2 }",
+        "",
+    );
+    let (records, agg, _) = run(backend, &spec, None, Duration::from_secs(30)).await;
+    let (cold, warm): (Vec<_>, Vec<_>) = records.iter().partition(|r| r.cold_start);
+    assert_eq!((cold.len(), warm.len()), (2, 2));
+    // Probe 1 at 30 s; it takes 140 ms; probe 2 after another 30 s of silence.
+    assert_eq!(cold[0].sent_s, 30.0);
+    assert_eq!(cold[1].sent_s, 60.14);
+    assert!(
+        cold.iter()
+            .all(|r| r.ttft_ms == Some(100.0) && r.queue_ms == 0.0)
+    );
+    // The measured load point never saw them.
+    assert_eq!(agg.requests().sent, 2);
 }

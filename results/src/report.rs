@@ -477,6 +477,10 @@ pub struct ResultEntry {
     /// that do not expose it (remote providers). Since 1.1.
     #[serde(default)]
     pub engine: Option<EngineStats>,
+    /// Cold-start probes (first request after an idle period), reported apart from
+    /// the load point's figures; `null` when the workload sends none. Since 1.2.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cold_start: Option<ColdStartStats>,
     /// Energy figures; `null` until energy probes exist (not measured).
     pub energy: Option<serde_json::Value>,
     /// Cost figures; `null` until price catalogs exist (not measured).
@@ -523,4 +527,23 @@ pub struct EngineStats {
     pub prefill_ms: LatencySummary,
     /// Mean sequences per step seen by each request, over requests.
     pub request_mean_batch: f64,
+}
+
+/// The first requests after idle periods, each probe sent after `idle_s` seconds with
+/// no traffic to the target (after warm-up, before the measured load).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ColdStartStats {
+    /// Seconds of silence before each probe.
+    pub idle_s: f64,
+    /// Probes sent.
+    pub probes: u64,
+    /// Probes that succeeded.
+    pub ok: u64,
+    /// Failed probes by error class.
+    pub by_class: BTreeMap<ErrorClass, u64>,
+    /// First token minus send, successful probes.
+    pub ttft_ms: LatencySummary,
+    /// Completion minus send, successful probes.
+    pub e2e_ms: LatencySummary,
 }

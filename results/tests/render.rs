@@ -114,6 +114,7 @@ fn entry(name: &str, failed: u64, tasks: bool) -> ResultEntry {
             input_tokens_per_task: Some(400.0),
             output_tokens_per_task: Some(60.0),
         }),
+        cold_start: None,
         energy: None,
         cost: None,
         notes: if failed > 0 {

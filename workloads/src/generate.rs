@@ -38,6 +38,10 @@ pub struct RequestStream {
     /// Warm-up requests (from their own seed domain, so they never change the
     /// measured stream).
     pub warmup: Vec<Request>,
+    /// Cold-start probes (their own seed domain; empty unless the spec asks).
+    pub cold: Vec<Request>,
+    /// Seconds of idle before each cold-start probe.
+    pub cold_idle_s: f64,
     /// Send offsets of sessions in seconds (open loop); `None` for closed loops.
     pub schedule: Option<Vec<f64>>,
     /// The arrival process.
@@ -78,6 +82,14 @@ impl RequestStream {
         h.update(b"warmup");
         for r in &self.warmup {
             hash_request(&mut h, r);
+        }
+        // Only streams with probes hash them, so older streams keep their digest.
+        if !self.cold.is_empty() {
+            h.update(b"cold");
+            h.update(self.cold_idle_s.to_bits().to_le_bytes());
+            for r in &self.cold {
+                hash_request(&mut h, r);
+            }
         }
         h.update(b"schedule");
         for t in self.schedule.iter().flatten() {
@@ -238,6 +250,20 @@ pub fn generate(spec: &WorkloadSpec, seed: u64) -> RequestStream {
         warmup.extend(s.calls.into_iter().take(left));
         w += 1;
     }
+    let (probes, cold_idle_s) = spec
+        .load
+        .cold_start
+        .as_ref()
+        .map_or((0, 0.0), |c| (c.probes, c.idle_s));
+    let cold: Vec<Request> = (0..u64::from(probes))
+        .map(|i| {
+            let s = generate_session(spec, i, derive_seed(seed, "cold", i), prefix.as_ref(), 0);
+            s.calls
+                .into_iter()
+                .next()
+                .expect("a session has at least one call")
+        })
+        .collect();
     let arrival = arrival_of(spec);
     let mut rng = ChaCha8Rng::seed_from_u64(derive_seed(seed, "arrivals", 0));
     let schedule = arrival.schedule(sessions.len(), &mut rng);
@@ -245,6 +271,8 @@ pub fn generate(spec: &WorkloadSpec, seed: u64) -> RequestStream {
         seed,
         sessions,
         warmup,
+        cold,
+        cold_idle_s,
         schedule,
         arrival,
     }

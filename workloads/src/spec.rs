@@ -73,6 +73,22 @@ pub struct LoadSpec {
     /// Requests sent before measuring, excluded from every figure.
     #[serde(default)]
     pub warmup_requests: u32,
+    /// Cold-start probes: after warm-up, each probe waits out an idle period with no
+    /// traffic, then sends one request; probes are reported apart (`cold_start` in
+    /// the result) and never enter the load point's figures.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cold_start: Option<ColdStartSpec>,
+}
+
+/// Cold-start probing: the first request after an idle period, as serverless
+/// providers (scale to zero) and cold caches serve it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ColdStartSpec {
+    /// Seconds of silence before each probe.
+    pub idle_s: f64,
+    /// Probes to send (each after its own idle period).
+    pub probes: u32,
 }
 
 /// Sessions: several calls in sequence, each seeing the previous ones' context.
@@ -302,6 +318,17 @@ impl WorkloadSpec {
                 "load.duration_s",
                 format!("must be a positive number, got {d}"),
             ));
+        }
+        if let Some(c) = &l.cold_start {
+            if !(c.idle_s.is_finite() && c.idle_s >= 0.0) {
+                return Err(bad(
+                    "load.cold_start.idle_s",
+                    format!("must be a non-negative number of seconds, got {}", c.idle_s),
+                ));
+            }
+            if c.probes == 0 {
+                return Err(bad("load.cold_start.probes", "must be at least 1".into()));
+            }
         }
         let s = &self.session;
         if s.calls.min == 0 || s.calls.max < s.calls.min {

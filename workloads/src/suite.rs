@@ -14,6 +14,7 @@ pub const WORKLOADS: &[(&str, &str)] = &[
     ("agent-loop", include_str!("../suite/agent-loop.toml")),
     ("batch-offline", include_str!("../suite/batch-offline.toml")),
     ("classify-tiny", include_str!("../suite/classify-tiny.toml")),
+    ("cold-start", include_str!("../suite/cold-start.toml")),
 ];
 
 /// Embedded suites: (name, TOML).
