@@ -1,0 +1,162 @@
+//! HTTPS with rustls: a loopback TLS server whose certificate is signed by a CA the
+//! test makes; the target trusts it only through `ca_bundle`, and without it the
+//! request fails as a connection error (certificate not trusted), never silently.
+
+#![allow(clippy::unwrap_used)]
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::sync::Arc;
+
+use infermeter_providers::{HttpBackend, Kind};
+use results::ErrorClass;
+use workloads::{Backend, Message, Request, Role, StreamSink};
+
+struct Count(u32);
+
+impl StreamSink for Count {
+    fn on_bytes(&mut self, _n: usize) {}
+    fn on_tokens(&mut self, count: u32) {
+        self.0 += count;
+    }
+    fn on_tokens_at(&mut self, _at: std::time::Instant, count: u32) {
+        self.0 += count;
+    }
+}
+
+/// Serves `n` connections, each one streamed chat response of 3 tokens.
+fn tls_server(config: Arc<rustls::ServerConfig>, n: usize) -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for conn in listener.incoming().take(n) {
+            let Ok(tcp) = conn else { continue };
+            let Ok(server) = rustls::ServerConnection::new(Arc::clone(&config)) else {
+                continue;
+            };
+            let mut tls = rustls::StreamOwned::new(server, tcp);
+            let mut length = 0usize;
+            let mut head_done = false;
+            {
+                let mut reader = BufReader::new(&mut tls);
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                        break;
+                    }
+                    if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                        length = v.trim().parse().unwrap_or(0);
+                    }
+                    if line == "\r\n" {
+                        let mut body = vec![0; length];
+                        head_done = reader.read_exact(&mut body).is_ok();
+                        break;
+                    }
+                }
+            }
+            if !head_done {
+                continue;
+            }
+            let mut events = String::new();
+            for t in [" a", " b", " c"] {
+                events.push_str(&format!(
+                    "data: {{\"choices\":[{{\"delta\":{{\"content\":\"{t}\"}}}}]}}\n\n"
+                ));
+            }
+            events.push_str(
+                "data: {\"choices\":[{\"delta\":{},\"finish_reason\":\"length\"}]}\n\ndata: [DONE]\n\n",
+            );
+            let resp = format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{events}",
+                events.len()
+            );
+            let _ = tls.write_all(resp.as_bytes());
+            tls.conn.send_close_notify();
+            let _ = tls.flush();
+        }
+    });
+    port
+}
+
+fn request() -> Request {
+    Request {
+        id: 0,
+        session: 0,
+        call: 0,
+        session_seed: 0,
+        messages: vec![Arc::new(Message {
+            role: Role::User,
+            text: "hello".into(),
+            token_ids: vec![],
+        })],
+        max_output_tokens: 3,
+        prefix: None,
+        think_ms: 0.0,
+    }
+}
+
+#[tokio::test]
+async fn https_works_with_a_given_ca_bundle_and_fails_without_it() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let params = rcgen::CertificateParams::new(vec!["localhost".to_string()]).unwrap();
+    let issuer = rcgen::Issuer::new(ca_params, ca_key);
+    let cert = params.signed_by(&key, &issuer).unwrap();
+    let config = rustls::ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![cert.der().clone()],
+            rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+        )
+        .unwrap();
+    let port = tls_server(Arc::new(config), 2);
+    let dir = tempfile::tempdir().unwrap();
+    let bundle = dir.path().join("ca.pem");
+    std::fs::write(&bundle, ca.pem()).unwrap();
+
+    let settings = |with_ca: bool| {
+        let mut s = BTreeMap::from([
+            (
+                "base_url".to_string(),
+                format!("https://localhost:{port}/v1"),
+            ),
+            ("model".to_string(), "m".to_string()),
+        ]);
+        if with_ca {
+            s.insert("ca_bundle".into(), bundle.display().to_string());
+        }
+        s
+    };
+    let trusted = HttpBackend::new(Kind::OpenAi, &settings(true)).unwrap();
+    let mut sink = Count(0);
+    let done = trusted.generate(&request(), &mut sink).await.unwrap();
+    assert_eq!(sink.0, 3);
+    assert_eq!(done.output_tokens, 3);
+
+    let untrusted = HttpBackend::new(Kind::OpenAi, &settings(false)).unwrap();
+    let err = untrusted
+        .generate(&request(), &mut Count(0))
+        .await
+        .unwrap_err();
+    assert_eq!(err.class, ErrorClass::Connection, "{err}");
+    assert!(err.message.to_lowercase().contains("certificate"), "{err}");
+}
+
+#[test]
+fn a_bad_ca_bundle_is_a_setting_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let bundle = dir.path().join("ca.pem");
+    std::fs::write(&bundle, "not a certificate").unwrap();
+    let s = BTreeMap::from([
+        ("base_url".to_string(), "https://localhost:1/v1".to_string()),
+        ("model".to_string(), "m".to_string()),
+        ("ca_bundle".to_string(), bundle.display().to_string()),
+    ]);
+    let err = HttpBackend::new(Kind::OpenAi, &s).unwrap_err().to_string();
+    assert!(err.contains("ca_bundle"), "{err}");
+}
