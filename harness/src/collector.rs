@@ -232,6 +232,9 @@ pub struct RequestRecord {
     pub tokenizer_input_tokens: u32,
     /// Whether the prompt was shortened to fit the target's context.
     pub input_capped: bool,
+    /// Whether the model stopped (end of sequence) before `max_output_tokens`.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub stopped_early: bool,
     /// Output tokens asked for.
     pub max_output_tokens: u32,
     /// Output tokens received, as counted by `output_source`.
@@ -345,14 +348,12 @@ impl RequestRecord {
         let total = ok
             .and_then(|c| (c.output_source == TokenSource::ServerUsage).then_some(c.output_tokens));
         let (itl_ms, reconciled) = timer.itl(total);
-        let stopped_early = ok.is_some_and(|c| c.output_tokens < f.request.max_output_tokens);
-        let mut warnings = timer.warnings.clone();
-        if stopped_early {
-            warnings.push(format!(
-                "stopped after {output_tokens} of {} output tokens",
-                f.request.max_output_tokens
-            ));
-        }
+        // Only the server's own finish reason says the model stopped: a tokenizer's
+        // count below the length asked for is a counting difference, not a stop.
+        let stopped_early = ok.is_some_and(|c| {
+            c.finish == workloads::FinishReason::Stop
+                && c.output_tokens < f.request.max_output_tokens
+        });
         RequestRecord {
             workload: f.workload.to_string(),
             target: f.target.to_string(),
@@ -373,6 +374,7 @@ impl RequestRecord {
             input_source,
             tokenizer_input_tokens: tokenizer_input,
             input_capped: f.input_capped,
+            stopped_early,
             max_output_tokens: f.request.max_output_tokens,
             output_tokens,
             output_source,
@@ -385,7 +387,7 @@ impl RequestRecord {
             finish_reason: ok.and_then(|c| c.finish_reason.clone()),
             retries: timer.retries,
             retry_wait_ms: us(timer.retry_wait_ms),
-            warnings,
+            warnings: timer.warnings.clone(),
             status,
             error_class,
             error,
@@ -401,11 +403,6 @@ impl RequestRecord {
     /// Whether the request succeeded.
     pub fn ok(&self) -> bool {
         self.error_class.is_none()
-    }
-
-    /// Whether it succeeded with fewer output tokens than asked for.
-    pub fn stopped_early(&self) -> bool {
-        self.ok() && self.output_tokens < self.max_output_tokens
     }
 }
 
@@ -501,7 +498,7 @@ impl Aggregate {
         self.sent += 1;
         self.queue.record_ms(r.queue_ms);
         self.retries += u64::from(r.retries);
-        self.protocol_warnings += r.warnings.len() as u64 - u64::from(r.stopped_early());
+        self.protocol_warnings += r.warnings.len() as u64;
         if !self.input_sources.contains(&r.input_source) {
             self.input_sources.push(r.input_source);
         }
@@ -519,7 +516,7 @@ impl Aggregate {
             return;
         }
         self.ok += 1;
-        self.stopped_early += u64::from(r.stopped_early());
+        self.stopped_early += u64::from(r.stopped_early);
         self.add_provenance(r);
         if let Some(x) = r.ttft_answer_ms {
             self.ttft_answer.record_ms(x);

@@ -635,7 +635,11 @@ impl Backend for HttpBackend {
             engine: None,
             server_usage,
             tokenizer_output_tokens,
-            chunk_tokens: p.chunk_tokens.unwrap_or(ChunkTokens::OnePerChunk),
+            // No text at all: the method that would have counted it.
+            chunk_tokens: p.chunk_tokens.unwrap_or(match self.cfg.tokenizer {
+                TokenizerChoice::Embedded => ChunkTokens::Tokenizer,
+                TokenizerChoice::None => ChunkTokens::OnePerChunk,
+            }),
             finish_reason: p.finish,
         })
     }
