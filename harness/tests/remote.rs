@@ -171,6 +171,12 @@ fn timings_match_the_servers_schedule() {
     assert_eq!(prov["output_disagreement_pct"], 0.0);
     assert_eq!(prov["chunk_counts"]["tokenizer"], 12);
     check_timing(&r, &server, (40.0, 8.0, 8.0), "one token per chunk");
+    // Keep-alive: 12 requests, 2 in flight, over at most a few connections.
+    assert!(
+        server.connections() <= 3,
+        "{} connections",
+        server.connections()
+    );
     // The server saw what the target spec asked for.
     let body = &server.log()[0].body;
     assert_eq!(body["stream_options"]["include_usage"], true);

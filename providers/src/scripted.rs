@@ -141,6 +141,7 @@ impl RequestLog {
 struct Shared {
     script: Script,
     arrivals: AtomicU64,
+    connections: AtomicU64,
     log: Mutex<Vec<RequestLog>>,
     stop: AtomicBool,
 }
@@ -159,6 +160,7 @@ impl ScriptedServer {
         let shared = Arc::new(Shared {
             script,
             arrivals: AtomicU64::new(0),
+            connections: AtomicU64::new(0),
             log: Mutex::new(Vec::new()),
             stop: AtomicBool::new(false),
         });
@@ -171,6 +173,7 @@ impl ScriptedServer {
                         break;
                     }
                     let Ok(conn) = conn else { continue };
+                    s.connections.fetch_add(1, Ordering::Relaxed);
                     let s = Arc::clone(&s);
                     let _ = std::thread::Builder::new()
                         .name("scripted-conn".into())
@@ -188,6 +191,12 @@ impl ScriptedServer {
     /// `http://127.0.0.1:PORT/v1`.
     pub fn base_url(&self) -> String {
         format!("http://{}/v1", self.addr)
+    }
+
+    /// TCP connections accepted so far (keep-alive reuse shows as fewer connections
+    /// than requests).
+    pub fn connections(&self) -> u64 {
+        self.shared.connections.load(Ordering::Relaxed)
     }
 
     /// What the server did so far, in arrival order.

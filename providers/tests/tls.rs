@@ -1,6 +1,8 @@
 //! HTTPS with rustls: a loopback TLS server whose certificate is signed by a CA the
 //! test makes; the target trusts it only through `ca_bundle`, and without it the
-//! request fails as a connection error (certificate not trusted), never silently.
+//! request fails as a connection error (certificate not trusted), never silently. A
+//! server that offers only HTTP/2 (ALPN `h2`) gets concurrent requests multiplexed on
+//! one connection.
 
 #![allow(clippy::unwrap_used)]
 
@@ -8,6 +10,8 @@ use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
 
 use infermeter_providers::{HttpBackend, Kind};
 use results::ErrorClass;
@@ -96,8 +100,8 @@ fn request() -> Request {
     }
 }
 
-#[tokio::test]
-async fn https_works_with_a_given_ca_bundle_and_fails_without_it() {
+/// A CA, a `localhost` certificate it signed (as a server config), and the CA's PEM.
+fn certificates() -> (rustls::ServerConfig, String) {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let ca_key = rcgen::KeyPair::generate().unwrap();
     let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
@@ -114,37 +118,115 @@ async fn https_works_with_a_given_ca_bundle_and_fails_without_it() {
             rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
         )
         .unwrap();
+    (config, ca.pem())
+}
+
+fn settings(port: u16, bundle: Option<&std::path::Path>) -> BTreeMap<String, String> {
+    let mut s = BTreeMap::from([
+        (
+            "base_url".to_string(),
+            format!("https://localhost:{port}/v1"),
+        ),
+        ("model".to_string(), "m".to_string()),
+    ]);
+    if let Some(b) = bundle {
+        s.insert("ca_bundle".into(), b.display().to_string());
+    }
+    s
+}
+
+#[tokio::test]
+async fn https_works_with_a_given_ca_bundle_and_fails_without_it() {
+    let (config, ca_pem) = certificates();
     let port = tls_server(Arc::new(config), 2);
     let dir = tempfile::tempdir().unwrap();
     let bundle = dir.path().join("ca.pem");
-    std::fs::write(&bundle, ca.pem()).unwrap();
+    std::fs::write(&bundle, ca_pem).unwrap();
 
-    let settings = |with_ca: bool| {
-        let mut s = BTreeMap::from([
-            (
-                "base_url".to_string(),
-                format!("https://localhost:{port}/v1"),
-            ),
-            ("model".to_string(), "m".to_string()),
-        ]);
-        if with_ca {
-            s.insert("ca_bundle".into(), bundle.display().to_string());
-        }
-        s
-    };
-    let trusted = HttpBackend::new(Kind::OpenAi, &settings(true)).unwrap();
+    let trusted = HttpBackend::new(Kind::OpenAi, &settings(port, Some(&bundle))).unwrap();
     let mut sink = Count(0);
     let done = trusted.generate(&request(), &mut sink).await.unwrap();
     assert_eq!(sink.0, 3);
     assert_eq!(done.output_tokens, 3);
 
-    let untrusted = HttpBackend::new(Kind::OpenAi, &settings(false)).unwrap();
+    let untrusted = HttpBackend::new(Kind::OpenAi, &settings(port, None)).unwrap();
     let err = untrusted
         .generate(&request(), &mut Count(0))
         .await
         .unwrap_err();
     assert_eq!(err.class, ErrorClass::Connection, "{err}");
     assert!(err.message.to_lowercase().contains("certificate"), "{err}");
+}
+
+/// Accepts one TLS connection offering only `h2` and answers every stream on it with
+/// a 3-token SSE response; returns the port and a counter of streams served.
+async fn h2_server(mut config: rustls::ServerConfig) -> (u16, Arc<AtomicU32>) {
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let served = Arc::new(AtomicU32::new(0));
+    let count = Arc::clone(&served);
+    tokio::spawn(async move {
+        // One connection only: a client that opened a second one would hang.
+        let (tcp, _) = listener.accept().await.unwrap();
+        let tls = acceptor.accept(tcp).await.unwrap();
+        let mut conn = h2::server::handshake(tls).await.unwrap();
+        while let Some(Ok((req, mut respond))) = conn.accept().await {
+            let count = Arc::clone(&count);
+            tokio::spawn(async move {
+                let mut body = req.into_body();
+                while let Some(Ok(chunk)) = body.data().await {
+                    let _ = body.flow_control().release_capacity(chunk.len());
+                }
+                let resp = http::Response::builder()
+                    .status(200)
+                    .header("content-type", "text/event-stream")
+                    .body(())
+                    .unwrap();
+                let mut send = respond.send_response(resp, false).unwrap();
+                for t in [" a", " b", " c"] {
+                    let ev = format!(
+                        "data: {{\"choices\":[{{\"delta\":{{\"content\":\"{t}\"}}}}]}}\n\n"
+                    );
+                    send.send_data(bytes::Bytes::from(ev), false).unwrap();
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                let tail = "data: {\"choices\":[{\"delta\":{},\"finish_reason\":\"length\"}]}\n\ndata: [DONE]\n\n";
+                send.send_data(bytes::Bytes::from(tail), true).unwrap();
+                count.fetch_add(1, Ordering::SeqCst);
+            });
+        }
+    });
+    (port, served)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http2_is_used_when_the_server_offers_it_and_multiplexes_requests() {
+    let (config, ca_pem) = certificates();
+    let (port, served) = h2_server(config).await;
+    let dir = tempfile::tempdir().unwrap();
+    let bundle = dir.path().join("ca.pem");
+    std::fs::write(&bundle, ca_pem).unwrap();
+    let target = Arc::new(HttpBackend::new(Kind::OpenAi, &settings(port, Some(&bundle))).unwrap());
+    let mut tasks = Vec::new();
+    for _ in 0..3 {
+        let t = Arc::clone(&target);
+        tasks.push(tokio::spawn(async move {
+            let mut sink = Count(0);
+            let done = t.generate(&request(), &mut sink).await;
+            (done.map(|c| c.output_tokens), sink.0)
+        }));
+    }
+    for task in tasks {
+        let (done, counted) = tokio::time::timeout(Duration::from_secs(10), task)
+            .await
+            .expect("every request is served on the one connection")
+            .unwrap();
+        assert_eq!(done.unwrap(), 3);
+        assert_eq!(counted, 3);
+    }
+    assert_eq!(served.load(Ordering::SeqCst), 3);
 }
 
 #[test]
