@@ -51,6 +51,8 @@ pub struct RequestTimer {
     pub retries: u32,
     /// Time waited before retries, ms.
     pub retry_wait_ms: f64,
+    /// Each retried attempt: its HTTP status and the wait before the next, ms.
+    pub retried: Vec<RetriedAttempt>,
     /// Protocol warnings.
     pub warnings: Vec<String>,
 }
@@ -70,6 +72,7 @@ impl RequestTimer {
             chunks: Vec::new(),
             retries: 0,
             retry_wait_ms: 0.0,
+            retried: Vec::new(),
             warnings: Vec::new(),
         }
     }
@@ -171,9 +174,14 @@ impl StreamSink for RequestTimer {
         self.tokens_at(at, count, true);
     }
 
-    fn on_retry(&mut self, _class: ErrorClass, _status: Option<u16>, wait: std::time::Duration) {
+    fn on_retry(&mut self, class: ErrorClass, status: Option<u16>, wait: std::time::Duration) {
         self.retries += 1;
         self.retry_wait_ms += ms(wait);
+        self.retried.push(RetriedAttempt {
+            class,
+            http_status: status,
+            wait_ms: us(ms(wait)),
+        });
     }
 
     fn on_protocol_warning(&mut self, what: &str) {
@@ -181,6 +189,18 @@ impl StreamSink for RequestTimer {
             self.warnings.push(what.to_string());
         }
     }
+}
+
+/// An attempt that failed and was sent again (retries are requests the provider saw,
+/// and may bill).
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct RetriedAttempt {
+    /// What it failed with.
+    pub class: ErrorClass,
+    /// Its HTTP status.
+    pub http_status: Option<u16>,
+    /// Wait before the next attempt, ms.
+    pub wait_ms: f64,
 }
 
 /// Milliseconds of a duration, at the clock's nanosecond resolution.
@@ -263,6 +283,9 @@ pub struct RequestRecord {
     pub retries: u32,
     /// Time spent waiting to retry, ms (inside `ttft_ms` and `e2e_ms`).
     pub retry_wait_ms: f64,
+    /// Each retried attempt.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub retried: Vec<RetriedAttempt>,
     /// Protocol rules the response broke without losing its measurement.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
@@ -387,6 +410,7 @@ impl RequestRecord {
             finish_reason: ok.and_then(|c| c.finish_reason.clone()),
             retries: timer.retries,
             retry_wait_ms: us(timer.retry_wait_ms),
+            retried: timer.retried.clone(),
             warnings: timer.warnings.clone(),
             status,
             error_class,

@@ -89,6 +89,9 @@ impl LlamaServer {
                 "--model_alias",
                 "smollm2",
             ])
+            // By default a new request aborts the one being served; queue them instead,
+            // as production servers do.
+            .args(["--interrupt_requests", "False"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

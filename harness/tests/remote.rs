@@ -443,6 +443,8 @@ fn a_429_beyond_the_retry_budget_is_rate_limited() {
     let rec = &r.records[0];
     assert_eq!(rec["error"], "HTTP 429 after 2 retries: slow down");
     assert_eq!(rec["retries"], 2);
+    assert_eq!(rec["retried"][1]["http_status"], 429, "{rec}");
+    assert_eq!(rec["retried"][1]["class"], "rate_limited");
 }
 
 #[test]
@@ -548,7 +550,9 @@ model = "slow-model"
             "--target",
             "@fast",
             "--target",
-            "@slow,max_connections=1",
+            "@slow",
+            "--max-connections",
+            "1",
             "--workload",
             &wl,
         ])
