@@ -75,7 +75,11 @@ impl SseParser {
 
     /// Feeds the bytes of one read; appends the events they complete to `out`.
     pub fn push(&mut self, mut bytes: &[u8], out: &mut Vec<SseEvent>) -> Result<(), SseError> {
-        if self.at_start && !bytes.is_empty() {
+        // An empty read changes nothing (it must not end a pending CR's pairing).
+        if bytes.is_empty() {
+            return Ok(());
+        }
+        if self.at_start {
             // The BOM may be split across reads only in theory; servers send it whole.
             if let Some(rest) = bytes.strip_prefix(b"\xEF\xBB\xBF") {
                 bytes = rest;
@@ -218,6 +222,9 @@ mod tests {
     fn crlf_split_across_reads_is_one_line_end() {
         let ev = parse_all(&[b"data: a\r", b"\n\r", b"\n"]).unwrap();
         assert_eq!(data(&ev), ["a"]);
+        // Even with an empty read between the CR and its LF (found by the property test).
+        let ev = parse_all(&[b"event: aa\r", b"", b"\ndata: 0\r\n\r\n"]).unwrap();
+        assert_eq!(ev[0].event, "aa");
     }
 
     #[test]
