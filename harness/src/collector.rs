@@ -53,6 +53,8 @@ pub struct RequestTimer {
     pub retry_wait_ms: f64,
     /// Each retried attempt: its HTTP status and the wait before the next, ms.
     pub retried: Vec<RetriedAttempt>,
+    /// When the target said the response was complete (the terminator's arrival).
+    pub completed: Option<Instant>,
     /// Protocol warnings.
     pub warnings: Vec<String>,
 }
@@ -73,6 +75,7 @@ impl RequestTimer {
             retries: 0,
             retry_wait_ms: 0.0,
             retried: Vec::new(),
+            completed: None,
             warnings: Vec::new(),
         }
     }
@@ -182,6 +185,10 @@ impl StreamSink for RequestTimer {
             http_status: status,
             wait_ms: us(ms(wait)),
         });
+    }
+
+    fn on_complete(&mut self) {
+        self.completed = Some(self.last_read.unwrap_or_else(Instant::now));
     }
 
     fn on_protocol_warning(&mut self, what: &str) {
@@ -344,6 +351,15 @@ impl RequestRecord {
         outcome: Result<&workloads::Completion, &workloads::BackendError>,
     ) -> Self {
         let since = |a: Instant, b: Instant| ms(a.saturating_duration_since(b));
+        // A successful response ends when its terminator arrived, not when the target
+        // was done with the connection.
+        let f = Finished {
+            ended: match (outcome, timer.completed) {
+                (Ok(_), Some(at)) => at.min(f.ended),
+                _ => f.ended,
+            },
+            ..f
+        };
         let tokenizer_input = f.request.input_tokens();
         let ok = outcome.ok();
         let (status, error_class, error, http_status) = match outcome {

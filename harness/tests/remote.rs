@@ -333,6 +333,7 @@ fn each_fault_gets_its_class_and_nothing_else_is_lost() {
         (13, Behaviour::Oversized { bytes: 4 << 20 }),
         (15, Behaviour::ErrorEvent { after_tokens: 1 }),
         (17, status(400, None)),
+        (19, Behaviour::LingerAfterDone { ms: 800 }),
     ]);
     let server = ScriptedServer::start(Script {
         default: Behaviour::Normal(pace),
@@ -411,6 +412,17 @@ fn each_fault_gets_its_class_and_nothing_else_is_lost() {
     );
     let no_done = r.records.iter().find(|r| r["warnings"].is_array()).unwrap();
     assert_eq!(no_done["status"], "ok");
+    // A body held open after its terminator: the response ended at the terminator.
+    let lingered = r
+        .records
+        .iter()
+        .filter(|r| r["status"] == "ok")
+        .map(|r| r["e2e_ms"].as_f64().unwrap())
+        .fold(0.0, f64::max);
+    assert!(
+        lingered < 400.0,
+        "an E2E of {lingered} ms includes the linger"
+    );
     // The run's report is complete: latencies of the successful requests are there.
     assert_eq!(res["latency"]["ttft_ms"]["count"], 13);
     assert_eq!(r.report["run"]["status"], "complete");

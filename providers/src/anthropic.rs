@@ -107,7 +107,12 @@ impl Codec for AnthropicCodec {
         match kind {
             "message_start" => {
                 if let Some(u) = doc.get("message").and_then(|m| m.get("usage")) {
-                    out.push(Piece::Usage(usage(u)));
+                    // Its output count is a placeholder (1); the total comes in
+                    // message_delta.
+                    out.push(Piece::Usage(Usage {
+                        output: None,
+                        ..usage(u)
+                    }));
                 }
             }
             "content_block_delta" => {
@@ -220,7 +225,7 @@ mod tests {
             start,
             vec![Piece::Usage(Usage {
                 input: Some(100),
-                output: Some(1),
+                output: None,
                 cached_input: Some(90),
                 reasoning: None
             })]

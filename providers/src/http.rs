@@ -41,6 +41,8 @@ use crate::sse::SseParser;
 
 /// Most bytes of an error body read for its summary.
 const ERROR_BODY_BYTES: usize = 64 * 1024;
+/// How long the rest of a finished stream is read for connection reuse.
+const DRAIN: Duration = Duration::from_millis(100);
 /// Most bytes of generated text kept per request (for the tokenizer's count).
 const MAX_TEXT_BYTES: usize = 16 << 20;
 
@@ -438,9 +440,6 @@ impl HttpBackend {
                 }
             };
             sink.on_bytes(bytes.len());
-            if p.done {
-                continue;
-            }
             parser.push(&bytes, &mut events).map_err(|e| {
                 self.err(
                     ErrorClass::Protocol,
@@ -459,9 +458,16 @@ impl HttpBackend {
                 })?;
                 self.apply(&mut pieces, p, sink)?;
             }
-        }
-        if p.done {
-            return Ok(());
+            if p.done {
+                sink.on_complete();
+                // Read the body's end so the connection can be reused, but only
+                // briefly: the response's timing is already stamped.
+                let drain = tokio::time::timeout(DRAIN, async {
+                    while let Ok(Some(_)) = resp.chunk().await {}
+                });
+                let _ = drain.await;
+                return Ok(());
+            }
         }
         if p.finish.is_some() {
             sink.on_protocol_warning("stream ended after its finish reason without its terminator");

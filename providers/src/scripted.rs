@@ -90,6 +90,12 @@ pub enum Behaviour {
     /// Answer 401 with a body that echoes the request's credentials (as some
     /// providers do).
     EchoCredentials,
+    /// Stream normally (default pace), then keep the body open this long after the
+    /// terminator before ending it.
+    LingerAfterDone {
+        /// Milliseconds between the terminator and the end of the body.
+        ms: u64,
+    },
 }
 
 /// The script: the default behaviour and the exceptions, by arrival index (0-based
@@ -596,6 +602,14 @@ fn respond(
                 left -= k;
             }
             write_chunk(w, b"\"\n\n") && w.write_all(b"0\r\n\r\n").is_ok()
+        }
+        Behaviour::LingerAfterDone { ms } => {
+            let tail = finish_events(format, prompt, n, 0, usage, true);
+            if !write_chunk(w, tail.as_bytes()) {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(*ms));
+            w.write_all(b"0\r\n\r\n").and_then(|()| w.flush()).is_ok()
         }
         _ => {
             let done = !matches!(behaviour, Behaviour::NoTerminator);

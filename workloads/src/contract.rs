@@ -102,6 +102,10 @@ pub trait StreamSink: Send {
     /// An attempt failed with `class` (HTTP `status`) and will be retried after
     /// `wait`.
     fn on_retry(&mut self, _class: ErrorClass, _status: Option<u16>, _wait: Duration) {}
+    /// The response is complete: its last event arrived with the latest bytes
+    /// (remote targets call it when the terminator arrives, before draining the
+    /// connection for reuse, so the drain is not timed).
+    fn on_complete(&mut self) {}
     /// The response broke a protocol rule that did not cost its measurement (for
     /// example a stream that ended after its finish reason without `[DONE]`).
     fn on_protocol_warning(&mut self, _what: &str) {}
