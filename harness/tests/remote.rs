@@ -364,7 +364,7 @@ fn each_fault_gets_its_class_and_nothing_else_is_lost() {
     assert_eq!(reqs["retries"], 2, "429 and 503 were retried once each");
     assert_eq!(reqs["protocol_warnings"], 1, "the missing terminator");
     // 20 requests + 2 retries reached the server.
-    assert_eq!(server.log().len(), 22);
+    assert_eq!(server.arrivals(), 22);
     // Failures keep their partial measurements and say what happened.
     let failed: Vec<&Value> = r
         .records

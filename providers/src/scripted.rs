@@ -199,6 +199,12 @@ impl ScriptedServer {
         format!("http://{}/v1", self.addr)
     }
 
+    /// HTTP requests received so far (retries included); a request's log entry is
+    /// written when its response is done, so this may run ahead of [`Self::log`].
+    pub fn arrivals(&self) -> u64 {
+        self.shared.arrivals.load(Ordering::Relaxed)
+    }
+
     /// TCP connections accepted so far (keep-alive reuse shows as fewer connections
     /// than requests).
     pub fn connections(&self) -> u64 {
