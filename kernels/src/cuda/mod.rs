@@ -1,0 +1,188 @@
+//! The CUDA device, first part: the kernel sources and their run-time compilation.
+//!
+//! Kernels are CUDA C files under `kernels/cuda/` (embedded in the binary), each
+//! compiled with NVRTC through cudarc, with `prelude.cuh` prepended (16-bit float
+//! conversions, warp and block sums; no CUDA headers are needed). cudarc loads the
+//! CUDA libraries dynamically: the binary builds and runs on machines without CUDA,
+//! and [`probe_device`] turns a missing driver into [`CudaError::NoDriver`].
+//!
+//! Status: the sources compile for `compute_80` and `compute_90` (checked in CI on a
+//! CPU-only machine); the device ops that launch them, and their correctness against
+//! the CPU reference, need a GPU and are not in this build.
+
+pub mod probe;
+
+use cudarc::nvrtc::{CompileError, CompileOptions, Ptx};
+use thiserror::Error;
+
+/// Prepended to every kernel source.
+pub const PRELUDE: &str = include_str!("../../cuda/prelude.cuh");
+
+/// A kernel source file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Source {
+    /// RMSNorm, RoPE, SwiGLU, add, embedding gather, argmax.
+    Elementwise,
+    /// Decode GEMV for F32, F16, BF16, Q8_0, Q4_0, Q4_1 weights, batch 1-8.
+    Gemv,
+}
+
+impl Source {
+    /// Every source.
+    pub const ALL: [Source; 2] = [Source::Elementwise, Source::Gemv];
+
+    /// File name under `kernels/cuda/`.
+    pub fn file(self) -> &'static str {
+        match self {
+            Source::Elementwise => "elementwise.cu",
+            Source::Gemv => "gemv.cu",
+        }
+    }
+
+    /// The file's text.
+    pub fn text(self) -> &'static str {
+        match self {
+            Source::Elementwise => include_str!("../../cuda/elementwise.cu"),
+            Source::Gemv => include_str!("../../cuda/gemv.cu"),
+        }
+    }
+
+    /// The kernels (`extern "C" __global__` functions) it defines.
+    pub fn entries(self) -> &'static [&'static str] {
+        match self {
+            Source::Elementwise => &[
+                "rms_norm_f32",
+                "rope_f32",
+                "swiglu_f32",
+                "add_f32",
+                "embed_f32",
+                "argmax_f32",
+            ],
+            Source::Gemv => &[
+                "gemv_f32",
+                "gemv_f16",
+                "gemv_bf16",
+                "gemv_q8_0",
+                "gemv_q4_0",
+                "gemv_q4_1",
+            ],
+        }
+    }
+
+    /// The program handed to NVRTC: the prelude, then the file.
+    pub fn program(self) -> String {
+        format!("{PRELUDE}\n#line 1 \"{}\"\n{}", self.file(), self.text())
+    }
+}
+
+/// A virtual GPU architecture to compile for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Arch {
+    /// Ampere (A100): `compute_80`.
+    Sm80,
+    /// Hopper (H100, H200): `compute_90`.
+    Sm90,
+}
+
+impl Arch {
+    /// The NVRTC `--gpu-architecture` value.
+    pub fn name(self) -> &'static str {
+        match self {
+            Arch::Sm80 => "compute_80",
+            Arch::Sm90 => "compute_90",
+        }
+    }
+}
+
+/// Why the CUDA path cannot run.
+#[derive(Clone, Debug, PartialEq, Eq, Error)]
+pub enum CudaError {
+    /// The driver library is not installed.
+    #[error(
+        "no CUDA driver found (libcuda could not be loaded): the local-cuda target needs an NVIDIA GPU and its driver"
+    )]
+    NoDriver,
+    /// The driver loads but the device does not open.
+    #[error("no usable CUDA device {ordinal}: {reason}")]
+    NoDevice {
+        /// Device ordinal.
+        ordinal: usize,
+        /// The driver's error.
+        reason: String,
+    },
+    /// NVRTC is not installed.
+    #[error(
+        "NVRTC (libnvrtc) could not be loaded: install the CUDA toolkit or the PyPI package nvidia-cuda-nvrtc and put its lib folder on LD_LIBRARY_PATH"
+    )]
+    NoNvrtc,
+    /// A kernel source does not compile.
+    #[error("kernel source {file} does not compile for {arch}: {log}")]
+    Compile {
+        /// Source file.
+        file: &'static str,
+        /// Target architecture.
+        arch: &'static str,
+        /// NVRTC's log (or error).
+        log: String,
+    },
+}
+
+/// Compiles `source` to PTX for `arch`.
+pub fn compile(source: Source, arch: Arch) -> Result<Ptx, CudaError> {
+    if !probe::nvrtc_present() {
+        return Err(CudaError::NoNvrtc);
+    }
+    let opts = CompileOptions {
+        arch: Some(arch.name()),
+        name: Some(source.file().to_string()),
+        ..Default::default()
+    };
+    cudarc::nvrtc::compile_ptx_with_opts(source.program(), opts).map_err(|e| CudaError::Compile {
+        file: source.file(),
+        arch: arch.name(),
+        log: match e {
+            CompileError::CompileError { log, .. } => log.to_string_lossy().trim().to_string(),
+            other => other.to_string(),
+        },
+    })
+}
+
+/// What the driver says about a device.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeviceInfo {
+    /// Device ordinal.
+    pub ordinal: usize,
+    /// Device name.
+    pub name: String,
+}
+
+/// Opens device `ordinal`, or says why it cannot.
+pub fn probe_device(ordinal: usize) -> Result<DeviceInfo, CudaError> {
+    if !probe::driver_present() {
+        return Err(CudaError::NoDriver);
+    }
+    let no_device = |e: cudarc::driver::DriverError| CudaError::NoDevice {
+        ordinal,
+        reason: e.to_string(),
+    };
+    let ctx = cudarc::driver::CudaContext::new(ordinal).map_err(no_device)?;
+    let name = ctx.name().map_err(no_device)?;
+    Ok(DeviceInfo { ordinal, name })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_declared_entry_is_defined_in_its_source() {
+        for s in Source::ALL {
+            for e in s.entries() {
+                let decl = format!("extern \"C\" __global__ void {e}(");
+                assert!(s.text().contains(&decl), "{}: {e}", s.file());
+            }
+            let defined = s.text().matches("extern \"C\" __global__").count();
+            assert_eq!(defined, s.entries().len(), "{}", s.file());
+        }
+    }
+}
