@@ -6,10 +6,15 @@
 //! CUDA libraries dynamically: the binary builds and runs on machines without CUDA,
 //! and [`probe_device`] turns a missing driver into [`CudaError::NoDriver`].
 //!
+//! - [`gpu::Gpu`]: one device, its modules (compiled once per source for the device's
+//!   own architecture) and safe launchers with their shapes checked.
+//!
 //! Status: the sources compile for `compute_80` and `compute_90` (checked in CI on a
-//! CPU-only machine); the device ops that launch them, and their correctness against
-//! the CPU reference, need a GPU and are not in this build.
+//! CPU-only machine) and the launchers type-check; their correctness against the CPU
+//! reference (`kernels/tests/cuda_ops.rs`) runs only on a GPU, and the runtime's
+//! [`crate::ops::DeviceOps`] for CUDA is not written yet.
 
+pub mod gpu;
 pub mod probe;
 
 use cudarc::nvrtc::{CompileError, CompileOptions, Ptx};
@@ -115,6 +120,22 @@ pub enum CudaError {
         "NVRTC (libnvrtc) could not be loaded: install the CUDA toolkit or the PyPI package nvidia-cuda-nvrtc and put its lib folder on LD_LIBRARY_PATH"
     )]
     NoNvrtc,
+    /// The driver refused an operation (module load, allocation, launch, copy).
+    #[error("CUDA {what}: {reason}")]
+    Launch {
+        /// What was being done.
+        what: &'static str,
+        /// The driver's error.
+        reason: String,
+    },
+    /// Buffers do not match the shape an op was given.
+    #[error("CUDA {what}: buffers do not match the shape: {message}")]
+    Shape {
+        /// The op.
+        what: &'static str,
+        /// What does not match.
+        message: String,
+    },
     /// A kernel source does not compile.
     #[error("kernel source {file} does not compile for {arch}: {log}")]
     Compile {
@@ -129,17 +150,23 @@ pub enum CudaError {
 
 /// Compiles `source` to PTX for `arch`.
 pub fn compile(source: Source, arch: Arch) -> Result<Ptx, CudaError> {
+    compile_for(source, Some(arch.name()))
+}
+
+/// Compiles `source` to PTX for the NVRTC architecture `arch` (NVRTC's default when
+/// `None`).
+pub fn compile_for(source: Source, arch: Option<&'static str>) -> Result<Ptx, CudaError> {
     if !probe::nvrtc_present() {
         return Err(CudaError::NoNvrtc);
     }
     let opts = CompileOptions {
-        arch: Some(arch.name()),
+        arch,
         name: Some(source.file().to_string()),
         ..Default::default()
     };
     cudarc::nvrtc::compile_ptx_with_opts(source.program(), opts).map_err(|e| CudaError::Compile {
         file: source.file(),
-        arch: arch.name(),
+        arch: arch.unwrap_or("default"),
         log: match e {
             CompileError::CompileError { log, .. } => log.to_string_lossy().trim().to_string(),
             other => other.to_string(),

@@ -1,0 +1,399 @@
+//! One GPU: its context and stream, the modules compiled for it (cached per source),
+//! and safe launchers of the kernels with their shapes checked before launch.
+//!
+//! Every launcher checks the sizes of its buffers against the shape it is given, so a
+//! wrong shape is an error, never an out-of-bounds access; every launch's result is
+//! checked. Launching is `unsafe` in cudarc (the kernel's signature is not checked
+//! against the arguments); each launcher passes exactly the kernel's parameters, in
+//! order, with the types its source declares.
+//!
+//! Status: compiled and type-checked on CPU-only machines; run only where a GPU is
+//! present (`kernels/tests/cuda_ops.rs`, skipped with its reason elsewhere).
+
+#![allow(unsafe_code)]
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use cudarc::driver::{
+    CudaContext, CudaFunction, CudaModule, CudaSlice, CudaStream, DriverError, LaunchConfig,
+    PushKernelArg,
+};
+
+use super::{CudaError, Source, compile_for};
+
+/// Weight formats of the decode GEMV.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum GemvFormat {
+    /// 4-byte floats.
+    F32,
+    /// IEEE half floats.
+    F16,
+    /// bfloat16.
+    Bf16,
+    /// GGUF Q8_0 blocks (34 bytes per 32 weights).
+    Q8_0,
+    /// GGUF Q4_0 blocks (18 bytes per 32 weights).
+    Q4_0,
+    /// GGUF Q4_1 blocks (20 bytes per 32 weights).
+    Q4_1,
+}
+
+impl GemvFormat {
+    /// The kernel's name.
+    pub fn kernel(self) -> &'static str {
+        match self {
+            GemvFormat::F32 => "gemv_f32",
+            GemvFormat::F16 => "gemv_f16",
+            GemvFormat::Bf16 => "gemv_bf16",
+            GemvFormat::Q8_0 => "gemv_q8_0",
+            GemvFormat::Q4_0 => "gemv_q4_0",
+            GemvFormat::Q4_1 => "gemv_q4_1",
+        }
+    }
+
+    /// Bytes of a row of `k` weights (`k` a multiple of 32 for block formats).
+    pub fn row_bytes(self, k: usize) -> usize {
+        match self {
+            GemvFormat::F32 => 4 * k,
+            GemvFormat::F16 | GemvFormat::Bf16 => 2 * k,
+            GemvFormat::Q8_0 => k / 32 * 34,
+            GemvFormat::Q4_0 => k / 32 * 18,
+            GemvFormat::Q4_1 => k / 32 * 20,
+        }
+    }
+
+    /// Whether weights come in blocks of 32.
+    pub fn blocked(self) -> bool {
+        matches!(self, GemvFormat::Q8_0 | GemvFormat::Q4_0 | GemvFormat::Q4_1)
+    }
+}
+
+/// Most rows one GEMV launch takes (`MAX_BATCH` in `gemv.cu`).
+pub const GEMV_MAX_BATCH: usize = 8;
+
+/// An open GPU.
+pub struct Gpu {
+    ctx: Arc<CudaContext>,
+    stream: Arc<CudaStream>,
+    arch: Option<&'static str>,
+    modules: Mutex<HashMap<Source, Arc<CudaModule>>>,
+    name: String,
+}
+
+fn driver(what: &'static str) -> impl Fn(DriverError) -> CudaError {
+    move |e| CudaError::Launch {
+        what,
+        reason: e.to_string(),
+    }
+}
+
+fn shape(what: &'static str, msg: String) -> CudaError {
+    CudaError::Shape { what, message: msg }
+}
+
+/// The NVRTC architecture name for a compute capability this build knows.
+fn arch_of(major: i32, minor: i32) -> Option<&'static str> {
+    Some(match (major, minor) {
+        (8, 0) => "compute_80",
+        (8, 6) => "compute_86",
+        (8, 9) => "compute_89",
+        (9, 0) => "compute_90",
+        (10, 0) => "compute_100",
+        (12, 0) => "compute_120",
+        _ => return None,
+    })
+}
+
+fn grid_1d(n: usize, block: u32) -> LaunchConfig {
+    let blocks = n.div_ceil(block as usize).clamp(1, 65_535) as u32;
+    LaunchConfig {
+        grid_dim: (blocks, 1, 1),
+        block_dim: (block, 1, 1),
+        shared_mem_bytes: 0,
+    }
+}
+
+impl Gpu {
+    /// Opens GPU `ordinal`.
+    pub fn open(ordinal: usize) -> Result<Self, CudaError> {
+        let info = super::probe_device(ordinal)?;
+        let no_device = |e: DriverError| CudaError::NoDevice {
+            ordinal,
+            reason: e.to_string(),
+        };
+        let ctx = CudaContext::new(ordinal).map_err(no_device)?;
+        let (major, minor) = ctx.compute_capability().map_err(no_device)?;
+        let stream = ctx.default_stream();
+        Ok(Self {
+            ctx,
+            stream,
+            arch: arch_of(major, minor),
+            modules: Mutex::new(HashMap::new()),
+            name: info.name,
+        })
+    }
+
+    /// The device's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The stream every launch goes to.
+    pub fn stream(&self) -> &Arc<CudaStream> {
+        &self.stream
+    }
+
+    /// Kernel `name` of `source`, compiling and loading the source on first use.
+    pub fn function(&self, source: Source, name: &str) -> Result<CudaFunction, CudaError> {
+        let module = {
+            let mut modules = self.modules.lock().unwrap_or_else(|p| p.into_inner());
+            match modules.get(&source) {
+                Some(m) => Arc::clone(m),
+                None => {
+                    let ptx = compile_for(source, self.arch)?;
+                    let m = self
+                        .ctx
+                        .load_module(ptx)
+                        .map_err(driver("loading a module"))?;
+                    modules.insert(source, Arc::clone(&m));
+                    m
+                }
+            }
+        };
+        module
+            .load_function(name)
+            .map_err(driver("finding a kernel"))
+    }
+
+    /// Copies host data to a new device buffer.
+    pub fn upload<T: cudarc::driver::DeviceRepr>(
+        &self,
+        data: &[T],
+    ) -> Result<CudaSlice<T>, CudaError> {
+        self.stream.clone_htod(data).map_err(driver("uploading"))
+    }
+
+    /// Copies a device buffer to the host (waits for the stream).
+    pub fn download<T: cudarc::driver::DeviceRepr + Default + Clone>(
+        &self,
+        data: &CudaSlice<T>,
+    ) -> Result<Vec<T>, CudaError> {
+        self.stream.clone_dtoh(data).map_err(driver("downloading"))
+    }
+
+    /// A buffer of `n` floats filled with NaN, so a kernel that skips an element is
+    /// caught by any comparison.
+    pub fn poisoned(&self, n: usize) -> Result<CudaSlice<f32>, CudaError> {
+        self.upload(&vec![f32::NAN; n])
+    }
+
+    /// `y [batch, n_out] = x [batch, k] . w [n_out, k]^T`, `w` in `format`.
+    pub fn gemv(
+        &self,
+        format: GemvFormat,
+        w: &CudaSlice<u8>,
+        x: &CudaSlice<f32>,
+        y: &mut CudaSlice<f32>,
+        (n_out, k, batch): (usize, usize, usize),
+    ) -> Result<(), CudaError> {
+        let what = "gemv";
+        if batch == 0 || batch > GEMV_MAX_BATCH {
+            return Err(shape(
+                what,
+                format!("batch {batch} is not 1..={GEMV_MAX_BATCH}"),
+            ));
+        }
+        if format.blocked() && k % 32 != 0 {
+            return Err(shape(what, format!("k = {k} is not a multiple of 32")));
+        }
+        if w.len() != n_out * format.row_bytes(k) {
+            return Err(shape(
+                what,
+                format!("{} weight bytes for [{n_out}, {k}] {format:?}", w.len()),
+            ));
+        }
+        if x.len() != batch * k || y.len() != batch * n_out {
+            return Err(shape(
+                what,
+                format!("x {} / y {} for batch {batch}", x.len(), y.len()),
+            ));
+        }
+        let f = self.function(Source::Gemv, format.kernel())?;
+        let (n_out_i, k_i, batch_i) = (n_out as i32, k as i32, batch as i32);
+        let cfg = LaunchConfig {
+            grid_dim: (n_out as u32, 1, 1),
+            block_dim: (128, 1, 1),
+            shared_mem_bytes: 0,
+        };
+        let mut b = self.stream.launch_builder(&f);
+        b.arg(w).arg(x).arg(y).arg(&n_out_i).arg(&k_i).arg(&batch_i);
+        // SAFETY: the arguments are the kernel's (w, x, y, n_out, k, batch) in order and
+        // type; their sizes were checked against the shape above.
+        unsafe { b.launch(cfg) }.map_err(driver("launching gemv"))?;
+        Ok(())
+    }
+
+    /// RMSNorm of `rows` rows of `groups` groups of `width` columns, times `w [width]`.
+    pub fn rms_norm(
+        &self,
+        x: &CudaSlice<f32>,
+        w: &CudaSlice<f32>,
+        y: &mut CudaSlice<f32>,
+        (rows, groups, width): (usize, usize, usize),
+        eps: f32,
+    ) -> Result<(), CudaError> {
+        let n = rows * groups * width;
+        if x.len() != n || y.len() != n || w.len() != width {
+            return Err(shape(
+                "rms_norm",
+                format!("x {} y {} w {}", x.len(), y.len(), w.len()),
+            ));
+        }
+        let f = self.function(Source::Elementwise, "rms_norm_f32")?;
+        let (groups_i, width_i) = (groups as i32, width as i32);
+        let cfg = LaunchConfig {
+            grid_dim: ((rows * groups) as u32, 1, 1),
+            block_dim: (256, 1, 1),
+            shared_mem_bytes: 0,
+        };
+        let mut b = self.stream.launch_builder(&f);
+        b.arg(x)
+            .arg(w)
+            .arg(y)
+            .arg(&groups_i)
+            .arg(&width_i)
+            .arg(&eps);
+        // SAFETY: (x, w, y, groups, width, eps) as declared; sizes checked.
+        unsafe { b.launch(cfg) }.map_err(driver("launching rms_norm"))?;
+        Ok(())
+    }
+
+    /// RoPE in place on `x [rows, heads*head_dim]`, row `r` at `positions[r]`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn rope(
+        &self,
+        x: &mut CudaSlice<f32>,
+        positions: &CudaSlice<u32>,
+        cos: &CudaSlice<f32>,
+        sin: &CudaSlice<f32>,
+        (rows, heads, head_dim): (usize, usize, usize),
+        context: usize,
+        interleaved: bool,
+    ) -> Result<(), CudaError> {
+        let half = head_dim / 2;
+        if head_dim % 2 != 0
+            || x.len() != rows * heads * head_dim
+            || positions.len() != rows
+            || cos.len() != context * half
+            || sin.len() != context * half
+        {
+            return Err(shape(
+                "rope",
+                format!("x {} positions {}", x.len(), positions.len()),
+            ));
+        }
+        let f = self.function(Source::Elementwise, "rope_f32")?;
+        let (heads_i, head_dim_i, inter) = (heads as i32, head_dim as i32, i32::from(interleaved));
+        let cfg = LaunchConfig {
+            grid_dim: (rows as u32, heads as u32, 1),
+            block_dim: (half.div_ceil(32).max(1) as u32 * 32, 1, 1),
+            shared_mem_bytes: 0,
+        };
+        let mut b = self.stream.launch_builder(&f);
+        b.arg(x)
+            .arg(positions)
+            .arg(cos)
+            .arg(sin)
+            .arg(&heads_i)
+            .arg(&head_dim_i)
+            .arg(&inter);
+        // SAFETY: (x, positions, cos, sin, heads, head_dim, interleaved) as declared;
+        // sizes checked; positions must be < context (the caller's invariant, as on CPU).
+        unsafe { b.launch(cfg) }.map_err(driver("launching rope"))?;
+        Ok(())
+    }
+
+    /// `y = silu(gate) * up` (`swiglu = true`) or `y = gate + up`, elementwise.
+    pub fn elementwise(
+        &self,
+        swiglu: bool,
+        a: &CudaSlice<f32>,
+        b: &CudaSlice<f32>,
+        y: &mut CudaSlice<f32>,
+    ) -> Result<(), CudaError> {
+        let n = a.len();
+        if b.len() != n || y.len() != n {
+            return Err(shape(
+                "elementwise",
+                format!("{} / {} / {}", n, b.len(), y.len()),
+            ));
+        }
+        let name = if swiglu { "swiglu_f32" } else { "add_f32" };
+        let f = self.function(Source::Elementwise, name)?;
+        let n64 = n as u64;
+        let mut l = self.stream.launch_builder(&f);
+        l.arg(a).arg(b).arg(y).arg(&n64);
+        // SAFETY: (a, b, y, n) as declared (size_t is 64-bit on every CUDA platform).
+        unsafe { l.launch(grid_1d(n, 256)) }.map_err(driver("launching an elementwise op"))?;
+        Ok(())
+    }
+
+    /// `y[r] = table[ids[r]]`, rows of `cols` floats.
+    pub fn embed(
+        &self,
+        table: &CudaSlice<f32>,
+        ids: &CudaSlice<u32>,
+        y: &mut CudaSlice<f32>,
+        (vocab, cols): (usize, usize),
+        max_id: u32,
+    ) -> Result<(), CudaError> {
+        if table.len() != vocab * cols || y.len() != ids.len() * cols || max_id as usize >= vocab {
+            return Err(shape(
+                "embed",
+                format!("ids up to {max_id} of a {vocab}-row table"),
+            ));
+        }
+        let f = self.function(Source::Elementwise, "embed_f32")?;
+        let cols_i = cols as i32;
+        let cfg = LaunchConfig {
+            grid_dim: (ids.len() as u32, 1, 1),
+            block_dim: (256, 1, 1),
+            shared_mem_bytes: 0,
+        };
+        let mut b = self.stream.launch_builder(&f);
+        b.arg(table).arg(ids).arg(y).arg(&cols_i);
+        // SAFETY: (table, ids, y, cols) as declared; every id < vocab (checked by the
+        // caller's `max_id`).
+        unsafe { b.launch(cfg) }.map_err(driver("launching embed"))?;
+        Ok(())
+    }
+
+    /// Index of the largest value of each row of `x [rows, cols]`.
+    pub fn argmax(
+        &self,
+        x: &CudaSlice<f32>,
+        rows: usize,
+        cols: usize,
+    ) -> Result<Vec<u32>, CudaError> {
+        if x.len() != rows * cols {
+            return Err(shape(
+                "argmax",
+                format!("{} values for [{rows}, {cols}]", x.len()),
+            ));
+        }
+        let f = self.function(Source::Elementwise, "argmax_f32")?;
+        let mut out = self.upload(&vec![u32::MAX; rows])?;
+        let cols_i = cols as i32;
+        let cfg = LaunchConfig {
+            grid_dim: (rows as u32, 1, 1),
+            block_dim: (256, 1, 1),
+            shared_mem_bytes: 0,
+        };
+        let mut b = self.stream.launch_builder(&f);
+        b.arg(x).arg(&mut out).arg(&cols_i);
+        // SAFETY: (x, out, cols) as declared; sizes checked.
+        unsafe { b.launch(cfg) }.map_err(driver("launching argmax"))?;
+        self.download(&out)
+    }
+}
