@@ -71,6 +71,12 @@ impl From<candle_core::Error> for EngineError {
     }
 }
 
+impl From<crate::cuda::CudaError> for EngineError {
+    fn from(e: crate::cuda::CudaError) -> Self {
+        EngineError::Tensor(format!("cuda: {e}"))
+    }
+}
+
 fn gib(bytes: u64) -> String {
     format!(
         "{:.2} GiB ({bytes} bytes)",

@@ -82,8 +82,14 @@ fn gemv_matches_the_reference_for_every_format_and_batch() {
             let dw = gpu.upload(&bytes).unwrap();
             let dx = gpu.upload(&x).unwrap();
             let mut dy = gpu.poisoned(batch * n_out).unwrap();
-            gpu.gemv(format, &dw, &dx, &mut dy, (n_out, k, batch))
-                .unwrap();
+            gpu.gemv(
+                format,
+                &dw,
+                &dx.as_view(),
+                &mut dy.as_view_mut(),
+                (n_out, k, batch),
+            )
+            .unwrap();
             let got = gpu.download(&dy).unwrap();
             // FP32 accumulation over k = 512 terms: well inside 1e-5 of the sum of |terms|.
             check(
@@ -106,12 +112,24 @@ fn gemv_refuses_shapes_that_do_not_match_its_buffers() {
     let mut y = gpu.poisoned(1).unwrap();
     // 4 Q4_0 blocks are one row of 128 weights, not two rows.
     assert!(
-        gpu.gemv(GemvFormat::Q4_0, &w, &x, &mut y, (2, 128, 1))
-            .is_err()
+        gpu.gemv(
+            GemvFormat::Q4_0,
+            &w,
+            &x.as_view(),
+            &mut y.as_view_mut(),
+            (2, 128, 1)
+        )
+        .is_err()
     );
     assert!(
-        gpu.gemv(GemvFormat::Q4_0, &w, &x, &mut y, (1, 128, 9))
-            .is_err()
+        gpu.gemv(
+            GemvFormat::Q4_0,
+            &w,
+            &x.as_view(),
+            &mut y.as_view_mut(),
+            (1, 128, 9)
+        )
+        .is_err()
     );
 }
 

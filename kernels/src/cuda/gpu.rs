@@ -16,8 +16,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use cudarc::driver::{
-    CudaContext, CudaFunction, CudaModule, CudaSlice, CudaStream, DriverError, LaunchConfig,
-    PushKernelArg,
+    CudaContext, CudaFunction, CudaModule, CudaSlice, CudaStream, CudaView, CudaViewMut,
+    DriverError, LaunchConfig, PushKernelArg,
 };
 
 use super::{CudaError, Source, compile_for};
@@ -193,8 +193,8 @@ impl Gpu {
         &self,
         format: GemvFormat,
         w: &CudaSlice<u8>,
-        x: &CudaSlice<f32>,
-        y: &mut CudaSlice<f32>,
+        x: &CudaView<'_, f32>,
+        y: &mut CudaViewMut<'_, f32>,
         (n_out, k, batch): (usize, usize, usize),
     ) -> Result<(), CudaError> {
         let what = "gemv";
@@ -395,5 +395,147 @@ impl Gpu {
         // SAFETY: (x, out, cols) as declared; sizes checked.
         unsafe { b.launch(cfg) }.map_err(driver("launching argmax"))?;
         self.download(&out)
+    }
+
+    /// Writes rows of `k` and `v` `[T, row]` into `slots` of one layer's caches.
+    pub fn kv_write(
+        &self,
+        k: &CudaSlice<f32>,
+        v: &CudaSlice<f32>,
+        slots: &CudaSlice<u32>,
+        (kc, vc): (&mut CudaSlice<f32>, &mut CudaSlice<f32>),
+        row: usize,
+        max_slot: u32,
+    ) -> Result<(), CudaError> {
+        let t = slots.len();
+        if k.len() != t * row
+            || v.len() != t * row
+            || (max_slot as usize + 1) * row > kc.len()
+            || kc.len() != vc.len()
+        {
+            return Err(shape(
+                "kv_write",
+                format!("{t} slots (up to {max_slot}) of {row} values"),
+            ));
+        }
+        if t == 0 {
+            return Ok(());
+        }
+        let f = self.function(Source::Attention, "kv_write_f32")?;
+        let row_i = row as i32;
+        let cfg = LaunchConfig {
+            grid_dim: (t as u32, 1, 1),
+            block_dim: (256, 1, 1),
+            shared_mem_bytes: 0,
+        };
+        let mut b = self.stream.launch_builder(&f);
+        b.arg(k).arg(v).arg(slots).arg(kc).arg(vc).arg(&row_i);
+        // SAFETY: (k, v, slots, kc, vc, row) as declared; every slot < max_slot + 1 fits.
+        unsafe { b.launch(cfg) }.map_err(driver("launching kv_write"))?;
+        Ok(())
+    }
+
+    /// Causal GQA of `q [T, heads*head_dim]` over one layer's caches: row `r` sees
+    /// positions `0..=row_pos[r]` through the block table at `tables[row_table[r]..]`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn attention(
+        &self,
+        q: &CudaSlice<f32>,
+        (kc, vc): (&CudaSlice<f32>, &CudaSlice<f32>),
+        rows: (&CudaSlice<u32>, &CudaSlice<u32>),
+        tables: &CudaSlice<u32>,
+        out: &mut CudaSlice<f32>,
+        (heads, kv_heads, head_dim, block_size): (usize, usize, usize, usize),
+    ) -> Result<(), CudaError> {
+        let (row_pos, row_table) = rows;
+        let t = row_pos.len();
+        if heads == 0 || kv_heads == 0 || heads % kv_heads != 0 || head_dim > 512 || block_size == 0
+        {
+            return Err(shape(
+                "attention",
+                format!("{heads} heads over {kv_heads} KV heads of {head_dim}"),
+            ));
+        }
+        if q.len() != t * heads * head_dim
+            || out.len() != q.len()
+            || row_table.len() != t
+            || kc.len() != vc.len()
+        {
+            return Err(shape("attention", format!("q {} for {t} rows", q.len())));
+        }
+        if t == 0 {
+            return Ok(());
+        }
+        let f = self.function(Source::Attention, "attention_f32")?;
+        let (h_i, kvh_i, hd_i, bs_i) = (
+            heads as i32,
+            kv_heads as i32,
+            head_dim as i32,
+            block_size as i32,
+        );
+        let scale = 1.0 / (head_dim as f32).sqrt();
+        let cfg = LaunchConfig {
+            grid_dim: (t as u32, heads as u32, 1),
+            block_dim: (128, 1, 1),
+            shared_mem_bytes: 0,
+        };
+        let mut b = self.stream.launch_builder(&f);
+        b.arg(q)
+            .arg(kc)
+            .arg(vc)
+            .arg(row_pos)
+            .arg(row_table)
+            .arg(tables)
+            .arg(out);
+        b.arg(&h_i).arg(&kvh_i).arg(&hd_i).arg(&bs_i).arg(&scale);
+        // SAFETY: arguments as declared; head_dim <= 128 x 4 (MAX_DIMS_PER_THREAD);
+        // the caller built row_pos, row_table and tables from the sequences' block
+        // tables, which cover every position (the runtime's invariant, as on CPU).
+        unsafe { b.launch(cfg) }.map_err(driver("launching attention"))?;
+        Ok(())
+    }
+
+    /// `out[rows[i]] += w[i] * y[i]`, rows of `cols` floats.
+    pub fn scatter_add_scaled(
+        &self,
+        y: &CudaSlice<f32>,
+        rows: &CudaSlice<u32>,
+        w: &CudaSlice<f32>,
+        out: &mut CudaSlice<f32>,
+        cols: usize,
+        max_row: u32,
+    ) -> Result<(), CudaError> {
+        let n = rows.len();
+        if y.len() != n * cols || w.len() != n || (max_row as usize + 1) * cols > out.len() {
+            return Err(shape(
+                "scatter_add",
+                format!("{n} rows up to {max_row} of {cols}"),
+            ));
+        }
+        if n == 0 {
+            return Ok(());
+        }
+        let f = self.function(Source::Attention, "scatter_add_scaled_f32")?;
+        let cols_i = cols as i32;
+        let cfg = LaunchConfig {
+            grid_dim: (n as u32, 1, 1),
+            block_dim: (256, 1, 1),
+            shared_mem_bytes: 0,
+        };
+        let mut b = self.stream.launch_builder(&f);
+        b.arg(y).arg(rows).arg(w).arg(out).arg(&cols_i);
+        // SAFETY: (y, rows, w, out, cols) as declared; every row <= max_row fits.
+        unsafe { b.launch(cfg) }.map_err(driver("launching scatter_add"))?;
+        Ok(())
+    }
+
+    /// A device copy of `x`.
+    pub fn copy(&self, x: &CudaSlice<f32>) -> Result<CudaSlice<f32>, CudaError> {
+        self.stream.clone_dtod(x).map_err(driver("copying"))
+    }
+
+    /// A zeroed buffer of `n` floats.
+    pub fn zeros(&self, n: usize) -> Result<CudaSlice<f32>, CudaError> {
+        self.stream.alloc_zeros(n).map_err(driver("allocating"))
     }
 }

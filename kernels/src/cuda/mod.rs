@@ -15,6 +15,7 @@
 //! [`crate::ops::DeviceOps`] for CUDA is not written yet.
 
 pub mod gpu;
+pub mod ops;
 pub mod probe;
 
 use cudarc::nvrtc::{CompileError, CompileOptions, Ptx};
@@ -30,17 +31,20 @@ pub enum Source {
     Elementwise,
     /// Decode GEMV for F32, F16, BF16, Q8_0, Q4_0, Q4_1 weights, batch 1-8.
     Gemv,
+    /// The paged KV cache write, attention over it, and the MoE combine.
+    Attention,
 }
 
 impl Source {
     /// Every source.
-    pub const ALL: [Source; 2] = [Source::Elementwise, Source::Gemv];
+    pub const ALL: [Source; 3] = [Source::Elementwise, Source::Gemv, Source::Attention];
 
     /// File name under `kernels/cuda/`.
     pub fn file(self) -> &'static str {
         match self {
             Source::Elementwise => "elementwise.cu",
             Source::Gemv => "gemv.cu",
+            Source::Attention => "attention.cu",
         }
     }
 
@@ -49,6 +53,7 @@ impl Source {
         match self {
             Source::Elementwise => include_str!("../../cuda/elementwise.cu"),
             Source::Gemv => include_str!("../../cuda/gemv.cu"),
+            Source::Attention => include_str!("../../cuda/attention.cu"),
         }
     }
 
@@ -71,6 +76,7 @@ impl Source {
                 "gemv_q4_0",
                 "gemv_q4_1",
             ],
+            Source::Attention => &["kv_write_f32", "attention_f32", "scatter_add_scaled_f32"],
         }
     }
 
