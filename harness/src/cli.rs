@@ -52,6 +52,9 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = FormatArg::Table)]
         format: FormatArg,
     },
+    /// Print this machine's hardware fingerprint (CPU, memory, OS, virtualisation,
+    /// GPUs through NVML) as JSON: the `hardware` section of every report.
+    Hw,
     /// Check a workload file (TOML) or a report (JSON) against its schema.
     Validate {
         /// The file.
@@ -214,6 +217,14 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Report { path, format } => {
             let report = read_report(&path)?;
             print!("{}", render::render(&report, format.into()));
+            Ok(())
+        }
+        Command::Hw => {
+            let hw = crate::hardware::fingerprint();
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&hw).context("writing the fingerprint")?
+            );
             Ok(())
         }
         Command::Validate { file } => {
@@ -401,6 +412,7 @@ async fn run_command(args: RunArgs) -> Result<()> {
     };
     let mut status = RunStatus::Complete;
     'targets: for target in &targets {
+        let idle = idle_power(&target.describe().kind).await;
         for (spec, seed) in &plan.workloads {
             if *irq_rx.borrow() != Interrupt::None {
                 break 'targets;
@@ -414,6 +426,7 @@ async fn run_command(args: RunArgs) -> Result<()> {
                 request_timeout,
                 &mut jsonl,
                 irq_rx.clone(),
+                idle,
             )
             .await?;
             report.results.push(entry);
@@ -430,6 +443,21 @@ async fn run_command(args: RunArgs) -> Result<()> {
     print!("{}", render::render(&report, Format::Table));
     println!("report: {}", report_path.display());
     Ok(())
+}
+
+/// How often energy probes are read during a load point.
+const ENERGY_SAMPLE_INTERVAL: Duration = Duration::from_millis(100);
+
+/// Mean power over 1 s with no load, from the probes that measure targets of `kind`;
+/// `None` when there are none.
+async fn idle_power(kind: &str) -> Option<f64> {
+    let probes = crate::energy::probes_for(kind).ok()?;
+    let sampler = crate::energy::Sampler::start(probes, ENERGY_SAMPLE_INTERVAL);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let recorded = tokio::task::spawn_blocking(move || sampler.stop())
+        .await
+        .ok()?;
+    crate::energy::mean_power_w(&recorded)
 }
 
 fn finish(report: &mut Report, status: RunStatus, path: &Path) -> Result<()> {
@@ -480,6 +508,7 @@ async fn run_workload(
     request_timeout: Duration,
     jsonl: &mut JsonLines,
     irq: watch::Receiver<Interrupt>,
+    idle_power_w: Option<f64>,
 ) -> Result<ResultEntry> {
     let info = target.describe();
     let stream = generate(spec, seed);
@@ -500,6 +529,15 @@ async fn run_workload(
         } else {
             TokenSource::Tokenizer
         },
+    };
+    // Energy: the probes that measure this target, sampled through the load point.
+    let probes = crate::energy::probes_for(&info.kind);
+    let (sampler, energy_reason) = match probes {
+        Ok(p) => (
+            Some(crate::energy::Sampler::start(p, ENERGY_SAMPLE_INTERVAL)),
+            None,
+        ),
+        Err(reason) => (None, Some(reason)),
     };
     let (tx, mut rx) = mpsc::unbounded_channel();
     let driver = tokio::spawn(run_load_point(Arc::clone(target), lp, tx, irq));
@@ -522,7 +560,27 @@ async fn run_workload(
     }
     progress.finish();
     let outcome = driver.await.context("the load driver panicked")?;
+    let recorded = match sampler {
+        Some(s) => tokio::task::spawn_blocking(move || s.stop())
+            .await
+            .context("the energy sampler panicked")?,
+        None => Vec::new(),
+    };
     let mut e = entry(spec, seed, stream_sha256, info, &agg, &outcome);
+    e.energy = Some(match (energy_reason, outcome.window) {
+        (Some(reason), _) => results::EnergyStats::unavailable(&reason),
+        (None, None) => results::EnergyStats::unavailable("the load point measured nothing"),
+        (None, Some(window)) => crate::energy::stats(
+            &recorded,
+            window,
+            idle_power_w,
+            crate::energy::Work {
+                output_tokens: e.tokens.output,
+                total_tokens: e.tokens.input + e.tokens.output,
+                requests_ok: e.requests.ok,
+            },
+        ),
+    });
     e.cold_start = spec
         .load
         .cold_start

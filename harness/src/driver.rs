@@ -81,6 +81,9 @@ pub struct Outcome {
     pub duration_hit: bool,
     /// Whether the drain deadline cancelled requests.
     pub drain_cancelled: bool,
+    /// The measured window on the monotonic clock: measurement start (after
+    /// warm-up and cold-start probes) and the last completion.
+    pub window: Option<(std::time::Instant, std::time::Instant)>,
     /// A local engine's counters when measurement started (after warm-up) and when
     /// the drain ended.
     pub engine_counters: (
@@ -395,5 +398,6 @@ pub async fn run_load_point(
         (ctx.lp.stream.sessions.len() - started.load(Ordering::Relaxed)) as u64;
     let last_end = *ctx.last_end.lock().unwrap_or_else(|p| p.into_inner());
     outcome.measured_s = last_end.saturating_duration_since(t0).as_secs_f64();
+    outcome.window = Some((t0.into_std(), last_end.into_std()));
     outcome
 }

@@ -5,6 +5,7 @@
 pub mod cli;
 pub mod collector;
 pub mod driver;
+pub mod energy;
 pub mod error;
 pub mod hardware;
 pub mod models;

@@ -405,3 +405,86 @@ fn local_cuda_without_a_driver_exits_2_saying_so() {
 fn infermeter_kernels_driver_present() -> bool {
     kernels::cuda::probe::driver_present()
 }
+
+#[test]
+fn hw_prints_the_fingerprint_as_json() {
+    let out = stdout_of(&["hw"]);
+    let hw: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert!(hw["cpu_logical_cores"].as_u64().unwrap() >= 1, "{hw}");
+    assert!(hw["memory_bytes"].as_u64().unwrap() > 0);
+    assert!(!hw["cpu_model"].as_str().unwrap().is_empty());
+    // This machine has no GPU: the list is empty and says why.
+    if hw["gpus"].as_array().unwrap().is_empty() {
+        assert!(hw["gpu_probe"].as_str().unwrap().contains("NVML"), "{hw}");
+    }
+    assert!(hw["virtualization"].is_array());
+}
+
+/// A RAPL tree in a temporary folder, its package counter driven at a constant 20 W by
+/// a thread (written atomically every 5 ms, wrapping at its range): the run's energy
+/// comes from the real sampler and window arithmetic, and must be 20 W x its window.
+#[test]
+fn a_cpu_run_reports_rapl_energy_when_the_machine_exposes_it() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    const WATTS: f64 = 20.0;
+    const RANGE_UJ: u64 = 262_143_328_850;
+    let tmp = tmp();
+    let pkg = tmp.path().join("powercap/intel-rapl:0");
+    std::fs::create_dir_all(&pkg).unwrap();
+    std::fs::write(pkg.join("name"), "package-0\n").unwrap();
+    std::fs::write(
+        pkg.join("max_energy_range_uj"),
+        format!("{}\n", RANGE_UJ - 1),
+    )
+    .unwrap();
+    // Start near the end of the range, so the run sees the counter wrap.
+    let start_uj = RANGE_UJ - 30_000_000;
+    std::fs::write(pkg.join("energy_uj"), format!("{start_uj}\n")).unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let (stop, pkg) = (Arc::clone(&stop), pkg.clone());
+        std::thread::spawn(move || {
+            let t0 = std::time::Instant::now();
+            while !stop.load(Ordering::Relaxed) {
+                let uj = start_uj + (t0.elapsed().as_secs_f64() * WATTS * 1e6) as u64;
+                let part = pkg.join("energy_uj.part");
+                std::fs::write(&part, format!("{}\n", uj % RANGE_UJ)).unwrap();
+                std::fs::rename(&part, pkg.join("energy_uj")).unwrap();
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+        })
+    };
+    let out = tmp.path().join("run");
+    infermeter()
+        .env("INFERMETER_POWERCAP", tmp.path().join("powercap"))
+        .args([
+            "run",
+            "--workload",
+            "quick/classify-tiny",
+            "--requests",
+            "3",
+        ])
+        .args(["--warmup", "0", "--quiet", "--out"])
+        .arg(&out)
+        .assert()
+        .success();
+    stop.store(true, Ordering::Relaxed);
+    writer.join().unwrap();
+    let report = read_json(&out.join("report.json"));
+    let e = &report["results"][0]["energy"];
+    assert_eq!(e["source"], "rapl", "{e}");
+    let (j, window) = (
+        e["energy_j"].as_f64().unwrap(),
+        e["window_s"].as_f64().unwrap(),
+    );
+    assert!(window > 0.5, "{e}");
+    assert!(
+        (j / window - WATTS).abs() < WATTS * 0.05,
+        "{j} J over {window} s: {e}"
+    );
+    let idle = e["idle_power_w"].as_f64().unwrap();
+    assert!((idle - WATTS).abs() < WATTS * 0.05, "{e}");
+    assert!(e["tokens_per_j_output"].as_f64().unwrap() > 0.0);
+    assert_eq!(e["reason"], serde_json::Value::Null);
+}

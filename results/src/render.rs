@@ -216,6 +216,27 @@ fn notes(report: &Report) -> String {
         for note in &r.notes {
             let _ = writeln!(out, "{label}: {note}");
         }
+        if let Some(e) = &r.energy {
+            match (e.energy_j, &e.reason) {
+                (Some(j), _) => {
+                    let per = e
+                        .tokens_per_j_output
+                        .map_or(String::new(), |t| format!(", {t:.2} output tokens/J"));
+                    let _ = writeln!(
+                        out,
+                        "{label}: energy {j:.1} J over {:.1} s{per}",
+                        e.window_s.unwrap_or(0.0)
+                    );
+                }
+                (None, Some(reason)) => {
+                    let _ = writeln!(out, "{label}: energy not measured: {reason}");
+                }
+                (None, None) => {}
+            }
+            for flag in &e.flags {
+                let _ = writeln!(out, "{label}: WARNING energy: {flag}");
+            }
+        }
     }
     out
 }

@@ -93,6 +93,13 @@ pub struct Hardware {
     pub arch: String,
     /// GPUs visible to the run; empty when none.
     pub gpus: Vec<GpuInfo>,
+    /// Why `gpus` is empty (no NVML, no GPU), when it is. Since 1.2.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gpu_probe: Option<String>,
+    /// Hints that the host is virtualised or containerised (`hypervisor`, `docker`,
+    /// `kubernetes`, the DMI vendor, ...). Since 1.2.
+    #[serde(default)]
+    pub virtualization: Vec<String>,
 }
 
 /// One GPU visible to the run.
@@ -105,6 +112,48 @@ pub struct GpuInfo {
     pub memory_bytes: u64,
     /// Driver version.
     pub driver_version: Option<String>,
+    /// SHA-256 of the GPU's UUID (the UUID itself is not published). Since 1.2.
+    #[serde(default)]
+    pub uuid_sha256: Option<String>,
+    /// Compute capability, `major.minor`. Since 1.2.
+    #[serde(default)]
+    pub compute_capability: Option<String>,
+    /// CUDA version the driver supports, `major.minor`. Since 1.2.
+    #[serde(default)]
+    pub cuda_version: Option<String>,
+    /// Enforced power limit, watts. Since 1.2.
+    #[serde(default)]
+    pub power_limit_w: Option<f64>,
+    /// Default power limit, watts. Since 1.2.
+    #[serde(default)]
+    pub default_power_limit_w: Option<f64>,
+    /// SM clock now, MHz. Since 1.2.
+    #[serde(default)]
+    pub sm_clock_mhz: Option<u32>,
+    /// Maximum SM clock, MHz. Since 1.2.
+    #[serde(default)]
+    pub sm_clock_max_mhz: Option<u32>,
+    /// Application SM clock, MHz. Since 1.2.
+    #[serde(default)]
+    pub sm_clock_application_mhz: Option<u32>,
+    /// Memory clock now, MHz. Since 1.2.
+    #[serde(default)]
+    pub memory_clock_mhz: Option<u32>,
+    /// ECC on. Since 1.2.
+    #[serde(default)]
+    pub ecc_enabled: Option<bool>,
+    /// MIG mode on. Since 1.2.
+    #[serde(default)]
+    pub mig_enabled: Option<bool>,
+    /// Persistence mode on. Since 1.2.
+    #[serde(default)]
+    pub persistence_mode: Option<bool>,
+    /// PCIe link generation now. Since 1.2.
+    #[serde(default)]
+    pub pcie_generation: Option<u32>,
+    /// PCIe link width now (lanes). Since 1.2.
+    #[serde(default)]
+    pub pcie_width: Option<u32>,
 }
 
 /// A target as it describes itself; copied into every result it produced.
@@ -481,8 +530,9 @@ pub struct ResultEntry {
     /// the load point's figures; `null` when the workload sends none. Since 1.2.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cold_start: Option<ColdStartStats>,
-    /// Energy figures; `null` until energy probes exist (not measured).
-    pub energy: Option<serde_json::Value>,
+    /// Energy over the load point's window; `source: null` with a `reason` when it
+    /// was not measured (never 0). `null` in reports before 1.2.
+    pub energy: Option<EnergyStats>,
     /// Cost figures; `null` until price catalogs exist (not measured).
     pub cost: Option<serde_json::Value>,
     /// Things the reader must know about this result (caps applied, limits hit).
@@ -546,4 +596,82 @@ pub struct ColdStartStats {
     pub ttft_ms: LatencySummary,
     /// Completion minus send, successful probes.
     pub e2e_ms: LatencySummary,
+}
+
+/// Where energy figures came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum EnergySource {
+    /// NVML's total-energy counter, differenced over the window.
+    NvmlCounter,
+    /// NVML power samples integrated over the window (no counter).
+    NvmlPowerIntegrated,
+    /// Linux powercap RAPL counters (CPU packages and DRAM).
+    Rapl,
+}
+
+/// Energy of one load point. Every figure is `null` when not measured, and `reason`
+/// then says why; a figure is never 0 for "unknown". Since 1.2.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EnergyStats {
+    /// The source of `energy_j`; `null` when energy was not measured.
+    pub source: Option<EnergySource>,
+    /// Why energy was not measured.
+    pub reason: Option<String>,
+    /// What was measured (probe and its domains or devices).
+    pub devices: Vec<String>,
+    /// Seconds of the window the figures cover.
+    pub window_s: Option<f64>,
+    /// Energy over the window, joules.
+    pub energy_j: Option<f64>,
+    /// `energy_j / window_s`, watts.
+    pub avg_power_w: Option<f64>,
+    /// Largest sampled power in the window, watts (devices that report power).
+    pub peak_power_w: Option<f64>,
+    /// Mean power over 1 s before the run's first load point, watts.
+    pub idle_power_w: Option<f64>,
+    /// Output tokens per joule.
+    pub tokens_per_j_output: Option<f64>,
+    /// Input plus output tokens per joule.
+    pub tokens_per_j_total: Option<f64>,
+    /// Joules per output token.
+    pub j_per_output_token: Option<f64>,
+    /// Joules per successful request (the window's energy shared by its requests).
+    pub j_per_request: Option<f64>,
+    /// Sampled power integrated over the window, joules (the cross-check).
+    pub integrated_power_j: Option<f64>,
+    /// `(integrated_power_j - energy_j) / energy_j x 100`.
+    pub disagreement_pct: Option<f64>,
+    /// Whether the device throttled in the window; `null` when unknown.
+    pub throttled: Option<bool>,
+    /// Throttle reasons seen in the window.
+    pub throttle_reasons: Vec<String>,
+    /// Why the figures need care (disagreement, throttling, a short window).
+    pub flags: Vec<String>,
+}
+
+impl EnergyStats {
+    /// Not measured, because of `reason`.
+    pub fn unavailable(reason: &str) -> Self {
+        Self {
+            source: None,
+            reason: Some(reason.to_string()),
+            devices: Vec::new(),
+            window_s: None,
+            energy_j: None,
+            avg_power_w: None,
+            peak_power_w: None,
+            idle_power_w: None,
+            tokens_per_j_output: None,
+            tokens_per_j_total: None,
+            j_per_output_token: None,
+            j_per_request: None,
+            integrated_power_j: None,
+            disagreement_pct: None,
+            throttled: None,
+            throttle_reasons: Vec::new(),
+            flags: Vec::new(),
+        }
+    }
 }

@@ -150,6 +150,8 @@ fn report() -> Report {
             kernel: None,
             arch: "x86_64".into(),
             gpus: vec![],
+            gpu_probe: None,
+            virtualization: vec![],
         },
         results: vec![
             entry("quick/chat-short", 0, true),
