@@ -567,19 +567,44 @@ async fn run_workload(
         None => Vec::new(),
     };
     let mut e = entry(spec, seed, stream_sha256, info, &agg, &outcome);
-    e.energy = Some(match (energy_reason, outcome.window) {
+    // Energy over the steady state when there is one, else the measured window; the
+    // work it is divided by is the share of the load point's work done in it, taken
+    // as proportional to time.
+    let window = outcome
+        .steady
+        .map(|w| (w, "steady-state"))
+        .or(outcome.window.map(|w| (w, "measured")));
+    e.energy = Some(match (energy_reason, window) {
         (Some(reason), _) => results::EnergyStats::unavailable(&reason),
         (None, None) => results::EnergyStats::unavailable("the load point measured nothing"),
-        (None, Some(window)) => crate::energy::stats(
-            &recorded,
-            window,
-            idle_power_w,
-            crate::energy::Work {
-                output_tokens: e.tokens.output,
-                total_tokens: e.tokens.input + e.tokens.output,
-                requests_ok: e.requests.ok,
-            },
-        ),
+        (None, Some((w, kind))) => {
+            let share = match outcome.window {
+                Some(m) if kind == "steady-state" => {
+                    let whole = m.1.saturating_duration_since(m.0).as_secs_f64();
+                    let part = w.1.saturating_duration_since(w.0).as_secs_f64();
+                    if whole > 0.0 { part / whole } else { 1.0 }
+                }
+                _ => 1.0,
+            };
+            let scaled = |n: u64| (n as f64 * share).round() as u64;
+            let mut stats = crate::energy::stats(
+                &recorded,
+                w,
+                idle_power_w,
+                crate::energy::Work {
+                    output_tokens: scaled(e.tokens.output),
+                    total_tokens: scaled(e.tokens.input + e.tokens.output),
+                    requests_ok: scaled(e.requests.ok),
+                },
+            );
+            stats.window_kind = stats.energy_j.map(|_| kind.to_string());
+            if kind == "measured" && stats.energy_j.is_some() {
+                stats.flags.push(
+                    "no steady state (load too short or too uneven): the whole measured window, ramp-up and drain included".into(),
+                );
+            }
+            stats
+        }
     });
     e.cold_start = spec
         .load

@@ -26,6 +26,10 @@ use workloads::{Backend, BackendError, Request};
 
 use crate::collector::{Finished, RequestRecord, RequestTimer, TaskRecord, ms};
 
+/// Shortest steady-state window used for energy, seconds (an energy counter needs
+/// about a second to move by a reliable amount).
+pub const STEADY_MIN_S: f64 = 1.0;
+
 /// Interrupt level shared by a whole run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Interrupt {
@@ -84,6 +88,8 @@ pub struct Outcome {
     /// The measured window on the monotonic clock: measurement start (after
     /// warm-up and cold-start probes) and the last completion.
     pub window: Option<(std::time::Instant, std::time::Instant)>,
+    /// The steady-state part of it ([`crate::steady`]), when there is one.
+    pub steady: Option<(std::time::Instant, std::time::Instant)>,
     /// A local engine's counters when measurement started (after warm-up) and when
     /// the drain ended.
     pub engine_counters: (
@@ -102,6 +108,8 @@ struct Ctx {
     /// No request is sent at or after this instant (the duration bound).
     send_deadline: Option<Instant>,
     last_end: std::sync::Mutex<Instant>,
+    /// Sends (+1) and completions (-1), for the steady-state window.
+    flight: std::sync::Mutex<Vec<(Instant, i32)>>,
 }
 
 impl Ctx {
@@ -196,6 +204,12 @@ async fn run_session(ctx: Arc<Ctx>, session: SessionPlan, start: Instant) {
         {
             let mut last = ctx.last_end.lock().unwrap_or_else(|p| p.into_inner());
             *last = (*last).max(end);
+        }
+        {
+            let sent = ctx.t0 + Duration::from_secs_f64(rec.sent_s);
+            let mut flight = ctx.flight.lock().unwrap_or_else(|p| p.into_inner());
+            flight.push((sent, 1));
+            flight.push((end, -1));
         }
         calls += 1;
         input += u64::from(rec.input_tokens);
@@ -332,6 +346,7 @@ pub async fn run_load_point(
         t0,
         send_deadline: duration_deadline,
         last_end: std::sync::Mutex::new(t0),
+        flight: std::sync::Mutex::new(Vec::new()),
     });
     let mut running = JoinSet::new();
     let mut stop = stop_rx.clone();
@@ -399,5 +414,16 @@ pub async fn run_load_point(
     let last_end = *ctx.last_end.lock().unwrap_or_else(|p| p.into_inner());
     outcome.measured_s = last_end.saturating_duration_since(t0).as_secs_f64();
     outcome.window = Some((t0.into_std(), last_end.into_std()));
+    let events: Vec<(f64, i32)> = ctx
+        .flight
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .iter()
+        .map(|&(t, d)| (t.saturating_duration_since(t0).as_secs_f64(), d))
+        .collect();
+    outcome.steady = crate::steady::steady_window(&events, STEADY_MIN_S).map(|(a, b)| {
+        let at = |s: f64| (t0 + Duration::from_secs_f64(s)).into_std();
+        (at(a), at(b))
+    });
     outcome
 }

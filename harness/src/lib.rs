@@ -12,4 +12,5 @@ pub mod models;
 pub mod output;
 pub mod plan;
 pub mod progress;
+pub mod steady;
 pub mod target;

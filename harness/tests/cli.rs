@@ -463,9 +463,9 @@ fn a_cpu_run_reports_rapl_energy_when_the_machine_exposes_it() {
             "--workload",
             "quick/classify-tiny",
             "--requests",
-            "3",
+            "8",
         ])
-        .args(["--warmup", "0", "--quiet", "--out"])
+        .args(["--concurrency", "2", "--warmup", "0", "--quiet", "--out"])
         .arg(&out)
         .assert()
         .success();
@@ -479,6 +479,11 @@ fn a_cpu_run_reports_rapl_energy_when_the_machine_exposes_it() {
         e["window_s"].as_f64().unwrap(),
     );
     assert!(window > 0.5, "{e}");
+    // Two workers busy from the start to the last send: a steady window inside the
+    // measured one.
+    assert_eq!(e["window_kind"], "steady-state", "{e}");
+    let measured = report["results"][0]["load"]["measured_s"].as_f64().unwrap();
+    assert!(window < measured, "{window} vs {measured}");
     assert!(
         (j / window - WATTS).abs() < WATTS * 0.05,
         "{j} J over {window} s: {e}"

@@ -621,6 +621,10 @@ pub struct EnergyStats {
     pub reason: Option<String>,
     /// What was measured (probe and its domains or devices).
     pub devices: Vec<String>,
+    /// Which window: `steady-state` (first reaching the typical number in flight to
+    /// the last send) or `measured` (first send to last completion, when there is no
+    /// steady state).
+    pub window_kind: Option<String>,
     /// Seconds of the window the figures cover.
     pub window_s: Option<f64>,
     /// Energy over the window, joules.
@@ -658,6 +662,7 @@ impl EnergyStats {
             source: None,
             reason: Some(reason.to_string()),
             devices: Vec::new(),
+            window_kind: None,
             window_s: None,
             energy_j: None,
             avg_power_w: None,

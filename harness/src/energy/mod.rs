@@ -12,9 +12,9 @@
 //! (NVML); a remote target's energy is spent elsewhere and is not measured. Absent or
 //! unreadable probes give `energy` with `source: null` and the `reason`, never 0.
 //!
-//! The window is the load point's measured window (first send to last completion),
-//! warm-up excluded; trimming ramp-up and drain to a steady state is not done yet.
-//! The idle power is measured over 1 s before the run's first load point.
+//! The window is the load point's steady state ([`crate::steady`]) or, without one,
+//! its measured window (first send to last completion), warm-up excluded. The idle
+//! power is measured over 1 s before each target's first load point.
 
 pub mod nvml;
 pub mod rapl;
@@ -95,10 +95,12 @@ pub struct Sampler {
 }
 
 impl Sampler {
-    /// Starts sampling `probes` every `interval` (a first sample at once).
+    /// Starts sampling `probes` every `interval`; returns once the first sample is
+    /// taken, so every window that starts after this call is covered.
     pub fn start(mut probes: Vec<Box<dyn Probe>>, interval: Duration) -> Self {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = Arc::clone(&stop);
+        let (first_tx, first_rx) = std::sync::mpsc::channel::<()>();
         let handle = std::thread::spawn(move || {
             let start = Instant::now();
             let mut recs: Vec<Recorded> = probes
@@ -119,6 +121,7 @@ impl Sampler {
                     let readings = p.read();
                     r.samples.push((start.elapsed().as_secs_f64(), readings));
                 }
+                let _ = first_tx.send(());
                 if done {
                     break;
                 }
@@ -139,6 +142,8 @@ impl Sampler {
             }
             recs
         });
+        // A thread that died before its first sample shows as an empty recording.
+        let _ = first_rx.recv();
         Self { stop, handle }
     }
 
