@@ -631,7 +631,11 @@ fn entry(
         TokenSource::Tokenizer
     });
     if !local {
-        tokens.provenance = agg.provenance(workloads::text::TOKENIZER_NAME);
+        let tokenizer = match target.settings.get("tokenizer").map(String::as_str) {
+            None | Some("embedded") => workloads::text::TOKENIZER_NAME,
+            Some(other) => other,
+        };
+        tokens.provenance = agg.provenance(tokenizer);
     }
     let requests = agg.requests();
     if requests.retries > 0 {

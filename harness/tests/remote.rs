@@ -665,3 +665,40 @@ value = 4.0
         .as_secs_f64();
     assert!(gap >= 0.3, "{gap}");
 }
+
+#[test]
+fn a_tokenizer_file_counts_what_the_server_does_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let wl = workload(dir.path(), 4, 2, 10);
+    // The served model's tokenizer.json (here SmolLM2's own, written out).
+    let tok = dir.path().join("tokenizer.json");
+    std::fs::write(&tok, workloads::text::tokenizer().to_string(false).unwrap()).unwrap();
+    let server = ScriptedServer::start(Script::normal(Pace::default())).unwrap();
+    // The completions API without include_usage honoured: no usage, so the file counts.
+    let spec = format!(
+        "{},body.stream_options={{\"include_usage\":false}},tokenizer={}",
+        target(&server, ""),
+        tok.display()
+    );
+    let r = run(&spec, &wl, &dir.path().join("a"), &[]);
+    let res = &r.report["results"][0];
+    assert_eq!(res["tokens"]["output_source"], "tokenizer", "{}", res["tokens"]);
+    assert_eq!(res["tokens"]["output"], 40);
+    assert_eq!(
+        res["tokens"]["provenance"]["tokenizer"],
+        tok.display().to_string()
+    );
+    // A file that is not a tokenizer is bad input, named.
+    std::fs::write(dir.path().join("bad.json"), "{}").unwrap();
+    let out = infermeter()
+        .args(["run", "--quiet", "--workload", &wl, "--target"])
+        .arg(format!(
+            "{},tokenizer={}",
+            target(&server, ""),
+            dir.path().join("bad.json").display()
+        ))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("bad.json"));
+}

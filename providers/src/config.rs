@@ -8,10 +8,12 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use results::RateCard;
 use serde_json::Value;
+use tokenizers::Tokenizer;
 
 use crate::error::ProviderError;
 
@@ -53,13 +55,60 @@ pub enum MaxTokensField {
 }
 
 /// How output tokens are counted when the server gives no per-chunk usage.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub enum TokenizerChoice {
     /// The embedded SmolLM2 tokenizer (exact for SmolLM2 servers, an estimate for
     /// other models).
     Embedded,
+    /// The served model's own `tokenizer.json` (Hugging Face format).
+    File(TokenizerFile),
     /// No tokenizer: one token per non-empty chunk.
     None,
+}
+
+/// A tokenizer read from a file.
+#[derive(Clone)]
+pub struct TokenizerFile {
+    /// The file.
+    pub path: String,
+    tokenizer: Arc<Tokenizer>,
+}
+
+impl std::fmt::Debug for TokenizerFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "TokenizerFile({})", self.path)
+    }
+}
+
+impl PartialEq for TokenizerFile {
+    fn eq(&self, other: &Self) -> bool {
+        self.path == other.path
+    }
+}
+
+impl TokenizerChoice {
+    /// Tokens of `text`; `None` without a tokenizer.
+    pub fn count(&self, text: &str) -> Option<usize> {
+        match self {
+            TokenizerChoice::Embedded => Some(workloads::text::count_tokens(text)),
+            TokenizerChoice::File(f) => Some(
+                f.tokenizer
+                    .encode_fast(text, false)
+                    .map(|e| e.len())
+                    .unwrap_or(0),
+            ),
+            TokenizerChoice::None => None,
+        }
+    }
+
+    /// Its name in reports.
+    pub fn name(&self) -> String {
+        match self {
+            TokenizerChoice::Embedded => workloads::text::TOKENIZER_NAME.to_string(),
+            TokenizerChoice::File(f) => f.path.clone(),
+            TokenizerChoice::None => "none".to_string(),
+        }
+    }
 }
 
 /// Settings keys a remote target accepts (besides `body.*` and `price.*`).
@@ -300,10 +349,22 @@ impl HttpTargetConfig {
         let tokenizer = match get("tokenizer") {
             None | Some("embedded") | Some("smollm2-135m") => TokenizerChoice::Embedded,
             Some("none") => TokenizerChoice::None,
+            Some(path) if path.ends_with(".json") => {
+                let tokenizer = Tokenizer::from_file(path).map_err(|e| {
+                    ProviderError::setting(
+                        "tokenizer",
+                        format!("{path}: not a readable tokenizer.json: {e}"),
+                    )
+                })?;
+                TokenizerChoice::File(TokenizerFile {
+                    path: path.to_string(),
+                    tokenizer: Arc::new(tokenizer),
+                })
+            }
             Some(v) => {
                 return Err(ProviderError::setting(
                     "tokenizer",
-                    format!("`{v}` is not embedded or none"),
+                    format!("`{v}` is not embedded, none or a path to a tokenizer.json"),
                 ));
             }
         };

@@ -370,18 +370,18 @@ impl HttpBackend {
         });
         let n_texts = texts.len();
         for (i, (kind, text)) in texts.into_iter().enumerate() {
-            let count = match (delta, self.cfg.tokenizer) {
+            let count = match (delta, self.cfg.tokenizer.count(&text)) {
                 // The whole delta goes to the event's last text.
                 (Some(d), _) if i + 1 == n_texts => {
                     p.note_source(ChunkTokens::UsageDelta);
                     d
                 }
                 (Some(_), _) => 0,
-                (None, TokenizerChoice::Embedded) => {
+                (None, Some(n)) => {
                     p.note_source(ChunkTokens::Tokenizer);
-                    (workloads::text::count_tokens(&text) as u32).max(1)
+                    (n as u32).max(1)
                 }
-                (None, TokenizerChoice::None) => {
+                (None, None) => {
                     p.note_source(ChunkTokens::OnePerChunk);
                     1
                 }
@@ -551,10 +551,8 @@ impl HttpBackend {
     }
 
     fn tokenizer_count(&self, answer: &str, reasoning: &str) -> Option<u32> {
-        (self.cfg.tokenizer == TokenizerChoice::Embedded).then(|| {
-            (workloads::text::count_tokens(answer) + workloads::text::count_tokens(reasoning))
-                as u32
-        })
+        let t = &self.cfg.tokenizer;
+        Some((t.count(answer)? + t.count(reasoning)?) as u32)
     }
 }
 
@@ -643,8 +641,8 @@ impl Backend for HttpBackend {
             tokenizer_output_tokens,
             // No text at all: the method that would have counted it.
             chunk_tokens: p.chunk_tokens.unwrap_or(match self.cfg.tokenizer {
-                TokenizerChoice::Embedded => ChunkTokens::Tokenizer,
                 TokenizerChoice::None => ChunkTokens::OnePerChunk,
+                _ => ChunkTokens::Tokenizer,
             }),
             finish_reason: p.finish,
         })
