@@ -682,7 +682,11 @@ fn a_tokenizer_file_counts_what_the_server_does_not() {
     );
     let r = run(&spec, &wl, &dir.path().join("a"), &[]);
     let res = &r.report["results"][0];
-    assert_eq!(res["tokens"]["output_source"], "tokenizer", "{}", res["tokens"]);
+    assert_eq!(
+        res["tokens"]["output_source"], "tokenizer",
+        "{}",
+        res["tokens"]
+    );
     assert_eq!(res["tokens"]["output"], 40);
     assert_eq!(
         res["tokens"]["provenance"]["tokenizer"],

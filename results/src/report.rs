@@ -653,6 +653,18 @@ pub struct EnergyStats {
     pub throttle_reasons: Vec<String>,
     /// Why the figures need care (disagreement, throttling, a short window).
     pub flags: Vec<String>,
+    /// Mean SM clock over the window's samples, MHz (GPUs).
+    pub sm_clock_mhz_mean: Option<f64>,
+    /// Mean memory clock, MHz (GPUs).
+    pub memory_clock_mhz_mean: Option<f64>,
+    /// Mean GPU utilisation, percent.
+    pub utilization_pct_mean: Option<f64>,
+    /// Highest GPU temperature, degrees C.
+    pub temperature_c_max: Option<u32>,
+    /// Most device memory in use, bytes.
+    pub memory_used_bytes_max: Option<u64>,
+    /// Lowest enforced power limit seen, watts.
+    pub power_limit_w: Option<f64>,
 }
 
 impl EnergyStats {
@@ -677,6 +689,12 @@ impl EnergyStats {
             throttled: None,
             throttle_reasons: Vec::new(),
             flags: Vec::new(),
+            sm_clock_mhz_mean: None,
+            memory_clock_mhz_mean: None,
+            utilization_pct_mean: None,
+            temperature_c_max: None,
+            memory_used_bytes_max: None,
+            power_limit_w: None,
         }
     }
 }

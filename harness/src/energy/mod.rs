@@ -44,6 +44,25 @@ pub struct ProbeReading {
     pub power_w: Option<f64>,
     /// Throttle reasons active at the reading.
     pub throttle: Vec<String>,
+    /// Device state alongside (GPUs).
+    pub state: Option<DeviceState>,
+}
+
+/// What a GPU reports besides energy, read with each sample.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct DeviceState {
+    /// SM clock, MHz.
+    pub sm_clock_mhz: Option<u32>,
+    /// Memory clock, MHz.
+    pub memory_clock_mhz: Option<u32>,
+    /// GPU temperature, degrees C.
+    pub temperature_c: Option<u32>,
+    /// GPU utilisation, percent.
+    pub utilization_pct: Option<u32>,
+    /// Device memory in use, bytes.
+    pub memory_used_bytes: Option<u64>,
+    /// Enforced power limit, watts.
+    pub power_limit_w: Option<f64>,
 }
 
 /// An energy source with one or more channels.
@@ -277,6 +296,25 @@ pub fn stats(
     reasons.dedup();
     s.throttled = Some(!reasons.is_empty());
     s.throttle_reasons = reasons;
+    let states: Vec<DeviceState> = rec
+        .samples
+        .iter()
+        .filter(|(t, _)| *t >= w.0 && *t <= w.1)
+        .flat_map(|(_, r)| r.iter().filter_map(|x| x.state))
+        .collect();
+    let mean = |f: &dyn Fn(&DeviceState) -> Option<u32>| {
+        let v: Vec<f64> = states.iter().filter_map(|d| f(d).map(f64::from)).collect();
+        (!v.is_empty()).then(|| r3(v.iter().sum::<f64>() / v.len() as f64))
+    };
+    s.sm_clock_mhz_mean = mean(&|d| d.sm_clock_mhz);
+    s.memory_clock_mhz_mean = mean(&|d| d.memory_clock_mhz);
+    s.utilization_pct_mean = mean(&|d| d.utilization_pct);
+    s.temperature_c_max = states.iter().filter_map(|d| d.temperature_c).max();
+    s.memory_used_bytes_max = states.iter().filter_map(|d| d.memory_used_bytes).max();
+    s.power_limit_w = states
+        .iter()
+        .filter_map(|d| d.power_limit_w)
+        .fold(None, |m: Option<f64>, p| Some(m.map_or(p, |m| m.min(p))));
     if let Some(d) = s.disagreement_pct
         && d.abs() > DISAGREEMENT_FLAG_PCT
     {
@@ -332,6 +370,15 @@ mod tests {
                 } else {
                     vec![]
                 },
+                // A GPU-like state: clocks fixed, temperature rising 10 C per second.
+                state: Some(DeviceState {
+                    sm_clock_mhz: Some(1980),
+                    memory_clock_mhz: Some(2619),
+                    temperature_c: Some(40 + (t * 10.0) as u32),
+                    utilization_pct: Some(100),
+                    memory_used_bytes: Some(1 << 30),
+                    power_limit_w: Some(700.0),
+                }),
             }]
         }
         fn counter_range(&self, _c: usize) -> Option<u64> {
@@ -383,6 +430,13 @@ mod tests {
         assert_eq!(s.throttled, Some(false));
         assert_eq!(s.idle_power_w, Some(10.0));
         assert!(s.flags.iter().any(|f| f.contains("short")), "{:?}", s.flags);
+        assert_eq!(s.sm_clock_mhz_mean, Some(1980.0));
+        assert_eq!(s.utilization_pct_mean, Some(100.0));
+        assert_eq!(s.power_limit_w, Some(700.0));
+        assert_eq!(s.memory_used_bytes_max, Some(1 << 30));
+        // The window ends about 0.6-0.7 s in: its hottest sample is 45-47 C.
+        let hottest = s.temperature_c_max.unwrap();
+        assert!((45..=47).contains(&hottest), "{hottest}");
     }
 
     #[test]

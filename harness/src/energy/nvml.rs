@@ -1,6 +1,7 @@
 //! GPU energy and state through NVML (`nvml-wrapper`, which loads `libnvidia-ml`
 //! at run time): per visible GPU the total-energy counter (mJ, 64-bit, no wrap),
-//! power draw (W) and throttle reasons, read at each sample.
+//! power draw (W), throttle reasons, SM and memory clocks, temperature, utilisation,
+//! memory in use and the power limit, read at each sample.
 //!
 //! Status: compiled and type-checked; this development machine has no NVML, so only
 //! its absence (a `null` energy with the reason) is exercised here.
@@ -8,7 +9,9 @@
 use nvml_wrapper::Nvml;
 use nvml_wrapper::bitmasks::device::ThrottleReasons;
 
-use super::{Probe, ProbeReading};
+use nvml_wrapper::enum_wrappers::device::{Clock, TemperatureSensor};
+
+use super::{DeviceState, Probe, ProbeReading};
 
 /// Every visible GPU.
 pub struct NvmlProbe {
@@ -91,6 +94,14 @@ impl Probe for NvmlProbe {
                         .current_throttle_reasons()
                         .map(throttle_names)
                         .unwrap_or_default(),
+                    state: Some(DeviceState {
+                        sm_clock_mhz: d.clock_info(Clock::SM).ok(),
+                        memory_clock_mhz: d.clock_info(Clock::Memory).ok(),
+                        temperature_c: d.temperature(TemperatureSensor::Gpu).ok(),
+                        utilization_pct: d.utilization_rates().ok().map(|u| u.gpu),
+                        memory_used_bytes: d.memory_info().ok().map(|m| m.used),
+                        power_limit_w: d.enforced_power_limit().ok().map(|mw| f64::from(mw) / 1e3),
+                    }),
                 },
                 Err(_) => ProbeReading::default(),
             })

@@ -111,6 +111,7 @@ impl Probe for RaplProbe {
                 counter: read_u64(&d.energy).ok(),
                 power_w: None,
                 throttle: Vec::new(),
+                state: None,
             })
             .collect()
     }
