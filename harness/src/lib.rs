@@ -14,3 +14,4 @@ pub mod plan;
 pub mod progress;
 pub mod steady;
 pub mod target;
+pub mod timer;
