@@ -303,6 +303,10 @@ struct Progress {
     tokens: u32,
     /// The last cumulative output count seen on a content chunk.
     usage_seen: Option<u32>,
+    /// Whether the server sends usage on every content chunk, decided by the first
+    /// one: only then is usage on a content chunk a per-chunk count (a server that
+    /// puts its final total on the last content chunk must not have it counted there).
+    usage_per_chunk: Option<bool>,
 }
 
 impl Progress {
@@ -316,6 +320,7 @@ impl Progress {
             chunk_tokens: None,
             tokens: 0,
             usage_seen: None,
+            usage_per_chunk: None,
         }
     }
 
@@ -363,7 +368,8 @@ impl HttpBackend {
             return Ok(());
         }
         // Usage on a content chunk is cumulative: its growth is this chunk's count.
-        let delta = usage_here.and_then(|now| {
+        let per_chunk = *p.usage_per_chunk.get_or_insert(usage_here.is_some());
+        let delta = usage_here.filter(|_| per_chunk).and_then(|now| {
             let prev = p.usage_seen.unwrap_or(0);
             p.usage_seen = Some(now);
             (now > prev).then_some(now - prev)
@@ -646,5 +652,67 @@ impl Backend for HttpBackend {
             }),
             finish_reason: p.finish,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Records the counts the sink is given.
+    #[derive(Default)]
+    struct Counts(Vec<u32>);
+
+    impl StreamSink for Counts {
+        fn on_bytes(&mut self, _n: usize) {}
+        fn on_tokens(&mut self, count: u32) {
+            self.0.push(count);
+        }
+        fn on_tokens_at(&mut self, _at: std::time::Instant, count: u32) {
+            self.0.push(count);
+        }
+    }
+
+    fn backend() -> HttpBackend {
+        let settings = BTreeMap::from([
+            ("base_url".to_string(), "http://127.0.0.1:1/v1".to_string()),
+            ("model".to_string(), "m".to_string()),
+        ]);
+        HttpBackend::new(Kind::OpenAi, &settings).unwrap()
+    }
+
+    fn chunk(text: &str, output: Option<u32>) -> Vec<Piece> {
+        let mut v = vec![Piece::Text(TextKind::Answer, text.into())];
+        if let Some(o) = output {
+            v.push(Piece::Usage(Usage {
+                output: Some(o),
+                ..Usage::default()
+            }));
+        }
+        v
+    }
+
+    #[test]
+    fn usage_on_every_chunk_counts_each_chunk() {
+        let (b, mut p, mut sink) = (backend(), Progress::new(), Counts::default());
+        for (text, cum) in [(" the", 1), (" the the", 3), (" the", 4)] {
+            b.apply(&mut chunk(text, Some(cum)), &mut p, &mut sink)
+                .unwrap();
+        }
+        assert_eq!(sink.0, vec![1, 2, 1]);
+        assert_eq!(p.chunk_tokens, Some(ChunkTokens::UsageDelta));
+    }
+
+    #[test]
+    fn a_final_total_on_the_last_content_chunk_is_not_that_chunks_count() {
+        let (b, mut p, mut sink) = (backend(), Progress::new(), Counts::default());
+        b.apply(&mut chunk(" the the", None), &mut p, &mut sink)
+            .unwrap();
+        b.apply(&mut chunk(" the", Some(3)), &mut p, &mut sink)
+            .unwrap();
+        // Tokenizer counts per chunk; the total (3) is kept for reconciliation.
+        assert_eq!(sink.0, vec![2, 1]);
+        assert_eq!(p.usage.output, Some(3));
+        assert_eq!(p.chunk_tokens, Some(ChunkTokens::Tokenizer));
     }
 }
