@@ -306,6 +306,12 @@ pub fn validate(file: &Path) -> Result<String> {
     } else {
         let text = std::fs::read_to_string(file)
             .map_err(|e| bad_input(format!("{}: {e}", file.display())))?;
+        // A targets file has [targets.NAME] tables; anything else is a workload spec.
+        let is_targets = toml::from_str::<toml::Table>(&text)
+            .is_ok_and(|t| t.contains_key("targets") && !t.contains_key("format"));
+        if is_targets {
+            return validate_targets(&text, file);
+        }
         let spec = WorkloadSpec::from_toml(&text, &file.display().to_string())?;
         Ok(format!(
             "ok: {} is a valid workload spec (format {}) named {}",
@@ -314,6 +320,29 @@ pub fn validate(file: &Path) -> Result<String> {
             spec.name
         ))
     }
+}
+
+/// Checks every target of a targets file as it would be built, except that API keys
+/// are not read (validation must work where the keys are not set).
+fn validate_targets(text: &str, file: &Path) -> Result<String> {
+    let f = TargetsFile::parse(text, &file.display().to_string())?;
+    for (name, t) in &f.targets {
+        let kind = match t.kind.as_str() {
+            "openai" => Some(providers::Kind::OpenAi),
+            "anthropic" => Some(providers::Kind::Anthropic),
+            _ => None,
+        };
+        if let Some(kind) = kind {
+            providers::HttpTargetConfig::from_settings(kind, &t.settings)
+                .map_err(|e| bad_input(format!("{}: [targets.{name}]: {e}", file.display())))?;
+        }
+    }
+    Ok(format!(
+        "ok: {} is a valid targets file with {} targets: {}",
+        file.display(),
+        f.targets.len(),
+        f.targets.keys().cloned().collect::<Vec<_>>().join(", ")
+    ))
 }
 
 fn overrides(a: &RunArgs) -> Overrides {

@@ -359,3 +359,30 @@ api_key_env = "ANTHROPIC_API_KEY"
         }
     }
 }
+
+#[cfg(test)]
+mod validate_tests {
+    #[test]
+    fn validate_checks_targets_files_without_reading_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let ok = dir.path().join("targets.toml");
+        std::fs::write(
+            &ok,
+            "[targets.a]\nkind = \"openai\"\nbase_url = \"http://h/v1\"\nmodel = \"m\"\napi_key_env = \"UNSET_VARIABLE_XYZ\"\n",
+        )
+        .unwrap();
+        let msg = crate::cli::validate(&ok).unwrap();
+        assert!(
+            msg.contains("valid targets file with 1 targets: a"),
+            "{msg}"
+        );
+        let bad = dir.path().join("bad.toml");
+        std::fs::write(&bad, "[targets.b]\nkind = \"openai\"\nmodel = \"m\"\n").unwrap();
+        let err = crate::cli::validate(&bad).unwrap_err();
+        assert!(
+            err.to_string().contains("[targets.b]") && err.to_string().contains("base_url"),
+            "{err}"
+        );
+        assert_eq!(crate::error::exit_code(&err), 2);
+    }
+}
