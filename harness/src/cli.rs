@@ -55,7 +55,7 @@ pub enum Command {
     /// Print this machine's hardware fingerprint (CPU, memory, OS, virtualisation,
     /// GPUs through NVML) as JSON: the `hardware` section of every report.
     Hw,
-    /// Check a workload file (TOML) or a report (JSON) against its schema.
+    /// Check a report (JSON) against its schema, or a workload or targets file (TOML).
     Validate {
         /// The file.
         file: PathBuf,
@@ -285,7 +285,7 @@ fn read_report(path: &Path) -> Result<Report> {
     serde_json::from_value(doc).map_err(|e| bad_input(format!("{}: {e}", path.display())))
 }
 
-/// `validate`: a report (`.json`) against the committed schema, or a workload file.
+/// `validate`: a report (`.json`) against the committed schema, or a workload or targets file.
 pub fn validate(file: &Path) -> Result<String> {
     let is_json = file.extension().is_some_and(|e| e == "json");
     if is_json {
