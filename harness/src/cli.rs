@@ -640,6 +640,7 @@ async fn run_workload(
         .cold_start
         .as_ref()
         .and_then(|c| cold.cold_start(c.idle_s));
+    e.cost = Some(results::cost::cost_of(&e));
     Ok(e)
 }
 

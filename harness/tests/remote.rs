@@ -578,6 +578,35 @@ model = "slow-model"
     assert_eq!(results.len(), 2);
     assert_eq!(results[0]["target"]["model"], "fast-model");
     assert_eq!(results[0]["target"]["prices"]["output_usd_per_m"], 0.6);
+    // Priced from the rate card and the report's own token counts.
+    let cost = &results[0]["cost"];
+    let tokens = &results[0]["tokens"];
+    let (input, output) = (
+        tokens["input"].as_f64().unwrap(),
+        tokens["output"].as_f64().unwrap(),
+    );
+    assert_eq!(output, 4.0 * 8.0);
+    let want = input * 0.15e-6 + output * 0.60e-6;
+    assert!(
+        (cost["usd_total"].as_f64().unwrap() - want).abs() < 2e-6,
+        "{cost}"
+    );
+    assert_eq!(cost["source"], "rate-card");
+    assert_eq!(cost["tokens_basis"], "server_usage");
+    assert_eq!(cost["usd_per_m_blended_3_1"], 0.2625);
+    assert!(
+        (cost["usd_per_m_output"].as_f64().unwrap() - 0.6).abs() < 1e-6,
+        "{cost}"
+    );
+    assert!((cost["usd_per_request"].as_f64().unwrap() - want / 4.0).abs() < 2e-6);
+    // No rate card: not priced, and said why.
+    assert!(results[1]["cost"]["usd_total"].is_null());
+    assert!(
+        results[1]["cost"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("no rate card")
+    );
     assert_eq!(results[1]["target"]["kind"], "anthropic");
     assert_eq!(results[1]["target"]["settings"]["max_connections"], "1");
     let ttft = |i: usize| results[i]["latency"]["ttft_ms"]["p50"].as_f64().unwrap();

@@ -216,6 +216,23 @@ fn notes(report: &Report) -> String {
         for note in &r.notes {
             let _ = writeln!(out, "{label}: {note}");
         }
+        if let Some(c) = &r.cost {
+            match (c.usd_total, &c.reason) {
+                (Some(total), _) => {
+                    let blended = c
+                        .usd_per_m_blended_workload
+                        .map_or(String::new(), |b| format!(", ${b:.4}/M tokens of this mix"));
+                    let task = c
+                        .usd_per_task
+                        .map_or(String::new(), |t| format!(", ${t:.6} per task"));
+                    let _ = writeln!(out, "{label}: cost ${total:.6}{blended}{task} (rate card)");
+                }
+                (None, Some(reason)) => {
+                    let _ = writeln!(out, "{label}: cost not priced: {reason}");
+                }
+                (None, None) => {}
+            }
+        }
         if let Some(e) = &r.energy {
             match (e.energy_j, &e.reason) {
                 (Some(j), _) => {

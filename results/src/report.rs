@@ -533,8 +533,9 @@ pub struct ResultEntry {
     /// Energy over the load point's window; `source: null` with a `reason` when it
     /// was not measured (never 0). `null` in reports before 1.2.
     pub energy: Option<EnergyStats>,
-    /// Cost figures; `null` until price catalogs exist (not measured).
-    pub cost: Option<serde_json::Value>,
+    /// Cost from the target's rate card; `source: null` with a `reason` when it was
+    /// not priced. `null` in reports before 1.2.
+    pub cost: Option<crate::cost::CostStats>,
     /// Things the reader must know about this result (caps applied, limits hit).
     pub notes: Vec<String>,
 }

@@ -204,3 +204,56 @@ fn merged_summaries_in_a_report_equal_the_union() {
     assert_eq!(m.max, a.max);
     assert!((m.max.unwrap() - 400.0).abs() <= 0.4);
 }
+
+/// Cached input and reasoning output at their own prices; per-task figures over tasks
+/// started and completed; local targets without a catalog are not priced.
+#[test]
+fn rate_cards_price_cached_input_and_reasoning_apart() {
+    use infermeter_results::cost::{CostSource, cost_of, price_with_rate_card};
+    use infermeter_results::{RateCard, TokenProvenance};
+    let mut e = entry("agent-loop", 1, true);
+    assert!(cost_of(&e).reason.unwrap().contains("local target"));
+    e.target.kind = "openai".into();
+    e.tokens.input = 800;
+    e.tokens.output = 120;
+    e.tokens.provenance = Some(TokenProvenance {
+        tokenizer: "smollm2-135m".into(),
+        requests_with_usage: 3,
+        requests_without_usage: 0,
+        server_input: 800,
+        server_output: 120,
+        server_cached_input: 600,
+        server_reasoning: 20,
+        tokenizer_input: 780,
+        tokenizer_output: Some(118),
+        output_disagreement_pct: Some(-1.667),
+        input_disagreement_pct: Some(-2.5),
+        chunk_counts: BTreeMap::new(),
+        reconciled_requests: 0,
+    });
+    let card = RateCard {
+        input_usd_per_m: 3.0,
+        cached_input_usd_per_m: Some(0.3),
+        output_usd_per_m: 15.0,
+        reasoning_usd_per_m: Some(30.0),
+        source: None,
+        as_of: None,
+    };
+    let c = price_with_rate_card(&e, &card);
+    assert_eq!(c.source, Some(CostSource::RateCard));
+    assert_eq!((c.input_tokens, c.cached_input_tokens), (200, 600));
+    assert_eq!((c.output_tokens, c.reasoning_tokens), (100, 20));
+    // 200 x 3 + 600 x 0.3 + 100 x 15 + 20 x 30 = 600 + 180 + 1500 + 600 micro-dollars.
+    assert_eq!(c.usd_total, Some(0.00288));
+    assert_eq!(c.usd_cached_input, Some(0.00018));
+    assert_eq!(c.usd_per_m_input, Some(0.975)); // (600 + 180) / 800 tokens
+    assert_eq!(c.usd_per_m_blended_3_1, Some(6.0));
+    let tasks = e.tasks.as_ref().unwrap();
+    assert_eq!(
+        c.usd_per_task,
+        Some(((0.00288 / tasks.started as f64) * 1e6).round() / 1e6)
+    );
+    // With a rate card on the target, the report's own cost is this one.
+    e.target.prices = Some(card);
+    assert_eq!(cost_of(&e), c);
+}
