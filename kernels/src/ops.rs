@@ -82,6 +82,38 @@ pub struct Routing {
     pub weights: Vec<f32>,
 }
 
+impl Routing {
+    /// Routes every row of row-major `logits` (`cols` experts per row) with
+    /// [`route_row`]: the host reference every device shares.
+    pub fn from_logits(logits: &[f32], cols: usize, top_k: usize, renormalise: bool) -> Self {
+        let rows = logits.len().checked_div(cols).unwrap_or(0);
+        let mut experts = Vec::with_capacity(rows * top_k);
+        let mut weights = Vec::with_capacity(rows * top_k);
+        for row in logits.chunks_exact(cols.max(1)) {
+            let (ids, w) = route_row(row, top_k, renormalise);
+            experts.extend(ids);
+            weights.extend(w);
+        }
+        Self {
+            top_k,
+            experts,
+            weights,
+        }
+    }
+
+    /// The rows routed to `expert` and their mixing weights, in row order.
+    pub fn rows_of(&self, expert: usize) -> (Vec<u32>, Vec<f32>) {
+        let (mut rows, mut weights) = (Vec::new(), Vec::new());
+        for (i, (&id, &w)) in self.experts.iter().zip(&self.weights).enumerate() {
+            if id as usize == expert {
+                rows.push((i / self.top_k) as u32);
+                weights.push(w);
+            }
+        }
+        (rows, weights)
+    }
+}
+
 /// One expert's SwiGLU MLP.
 pub struct ExpertWeights<W> {
     /// Gate projection `[intermediate, hidden]`.

@@ -11,7 +11,8 @@
 
 use candle_core::quantized::{GgmlDType, QTensor};
 use candle_core::{Device, Tensor};
-use infermeter_kernels::cuda::gpu::{GEMV_MAX_BATCH, GemvFormat, Gpu};
+use infermeter_kernels::cuda::gpu::{GEMV_MAX_BATCH, Gpu};
+use infermeter_kernels::format::Precision;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -48,12 +49,12 @@ fn gemv_matches_the_reference_for_every_format_and_batch() {
     let Some(gpu) = gpu("gemv") else { return };
     let (n_out, k) = (96usize, 512usize);
     for (format, dtype) in [
-        (GemvFormat::F32, GgmlDType::F32),
-        (GemvFormat::F16, GgmlDType::F16),
-        (GemvFormat::Bf16, GgmlDType::BF16),
-        (GemvFormat::Q8_0, GgmlDType::Q8_0),
-        (GemvFormat::Q4_0, GgmlDType::Q4_0),
-        (GemvFormat::Q4_1, GgmlDType::Q4_1),
+        (Precision::F32, GgmlDType::F32),
+        (Precision::F16, GgmlDType::F16),
+        (Precision::Bf16, GgmlDType::BF16),
+        (Precision::Q8_0, GgmlDType::Q8_0),
+        (Precision::Q4_0, GgmlDType::Q4_0),
+        (Precision::Q4_1, GgmlDType::Q4_1),
     ] {
         for (seed, batch) in [1usize, 3, GEMV_MAX_BATCH].into_iter().enumerate() {
             let w = random(n_out * k, 100 + seed as u64);
@@ -113,7 +114,7 @@ fn gemv_refuses_shapes_that_do_not_match_its_buffers() {
     // 4 Q4_0 blocks are one row of 128 weights, not two rows.
     assert!(
         gpu.gemv(
-            GemvFormat::Q4_0,
+            Precision::Q4_0,
             &w,
             &x.as_view(),
             &mut y.as_view_mut(),
@@ -123,7 +124,7 @@ fn gemv_refuses_shapes_that_do_not_match_its_buffers() {
     );
     assert!(
         gpu.gemv(
-            GemvFormat::Q4_0,
+            Precision::Q4_0,
             &w,
             &x.as_view(),
             &mut y.as_view_mut(),

@@ -9,7 +9,7 @@ use super::attention::{LayerKv, attention};
 use super::linear::Linear;
 use crate::EngineError;
 use crate::config::RopeStyle;
-use crate::ops::{AttnSeq, DeviceOps, ExpertWeights, KvLayout, Routing, route_row};
+use crate::ops::{AttnSeq, DeviceOps, ExpertWeights, KvLayout, Routing};
 
 /// The CPU device.
 #[derive(Clone, Copy, Debug, Default)]
@@ -180,20 +180,9 @@ impl DeviceOps for CpuOps {
         top_k: usize,
         renormalise: bool,
     ) -> Result<Routing, EngineError> {
-        let (rows, e) = dims2(logits)?;
+        let (_, e) = dims2(logits)?;
         let all = logits.flatten_all()?.to_vec1::<f32>()?;
-        let mut experts = Vec::with_capacity(rows * top_k);
-        let mut weights = Vec::with_capacity(rows * top_k);
-        for r in 0..rows {
-            let (ids, w) = route_row(&all[r * e..(r + 1) * e], top_k, renormalise);
-            experts.extend(ids);
-            weights.extend(w);
-        }
-        Ok(Routing {
-            top_k,
-            experts,
-            weights,
-        })
+        Ok(Routing::from_logits(&all, e, top_k, renormalise))
     }
 
     fn expert_dispatch(
@@ -204,15 +193,8 @@ impl DeviceOps for CpuOps {
     ) -> Result<Tensor, EngineError> {
         let dev = Device::Cpu;
         let mut out = x.zeros_like()?;
-        let k = routing.top_k;
         for (e, ew) in experts.iter().enumerate() {
-            let (mut rows, mut weights) = (Vec::new(), Vec::new());
-            for (i, (&id, &w)) in routing.experts.iter().zip(&routing.weights).enumerate() {
-                if id as usize == e {
-                    rows.push((i / k) as u32);
-                    weights.push(w);
-                }
-            }
+            let (rows, weights) = routing.rows_of(e);
             if rows.is_empty() {
                 continue;
             }

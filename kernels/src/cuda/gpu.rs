@@ -21,51 +21,17 @@ use cudarc::driver::{
 };
 
 use super::{CudaError, Source, compile_for};
+use crate::format::Precision;
 
-/// Weight formats of the decode GEMV.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum GemvFormat {
-    /// 4-byte floats.
-    F32,
-    /// IEEE half floats.
-    F16,
-    /// bfloat16.
-    Bf16,
-    /// GGUF Q8_0 blocks (34 bytes per 32 weights).
-    Q8_0,
-    /// GGUF Q4_0 blocks (18 bytes per 32 weights).
-    Q4_0,
-    /// GGUF Q4_1 blocks (20 bytes per 32 weights).
-    Q4_1,
-}
-
-impl GemvFormat {
-    /// The kernel's name.
-    pub fn kernel(self) -> &'static str {
-        match self {
-            GemvFormat::F32 => "gemv_f32",
-            GemvFormat::F16 => "gemv_f16",
-            GemvFormat::Bf16 => "gemv_bf16",
-            GemvFormat::Q8_0 => "gemv_q8_0",
-            GemvFormat::Q4_0 => "gemv_q4_0",
-            GemvFormat::Q4_1 => "gemv_q4_1",
-        }
-    }
-
-    /// Bytes of a row of `k` weights (`k` a multiple of 32 for block formats).
-    pub fn row_bytes(self, k: usize) -> usize {
-        match self {
-            GemvFormat::F32 => 4 * k,
-            GemvFormat::F16 | GemvFormat::Bf16 => 2 * k,
-            GemvFormat::Q8_0 => k / 32 * 34,
-            GemvFormat::Q4_0 => k / 32 * 18,
-            GemvFormat::Q4_1 => k / 32 * 20,
-        }
-    }
-
-    /// Whether weights come in blocks of 32.
-    pub fn blocked(self) -> bool {
-        matches!(self, GemvFormat::Q8_0 | GemvFormat::Q4_0 | GemvFormat::Q4_1)
+/// The GEMV kernel of a weight format.
+fn gemv_kernel(format: Precision) -> &'static str {
+    match format {
+        Precision::F32 => "gemv_f32",
+        Precision::F16 => "gemv_f16",
+        Precision::Bf16 => "gemv_bf16",
+        Precision::Q8_0 => "gemv_q8_0",
+        Precision::Q4_0 => "gemv_q4_0",
+        Precision::Q4_1 => "gemv_q4_1",
     }
 }
 
@@ -191,7 +157,7 @@ impl Gpu {
     /// `y [batch, n_out] = x [batch, k] . w [n_out, k]^T`, `w` in `format`.
     pub fn gemv(
         &self,
-        format: GemvFormat,
+        format: Precision,
         w: &CudaSlice<u8>,
         x: &CudaView<'_, f32>,
         y: &mut CudaViewMut<'_, f32>,
@@ -204,10 +170,14 @@ impl Gpu {
                 format!("batch {batch} is not 1..={GEMV_MAX_BATCH}"),
             ));
         }
-        if format.blocked() && k % 32 != 0 {
-            return Err(shape(what, format!("k = {k} is not a multiple of 32")));
+        let per_block = format.block().0 as usize;
+        if k % per_block != 0 {
+            return Err(shape(
+                what,
+                format!("k = {k} is not a multiple of {per_block}"),
+            ));
         }
-        if w.len() != n_out * format.row_bytes(k) {
+        if w.len() != n_out * format.bytes_for(k as u64) as usize {
             return Err(shape(
                 what,
                 format!("{} weight bytes for [{n_out}, {k}] {format:?}", w.len()),
@@ -219,7 +189,7 @@ impl Gpu {
                 format!("x {} / y {} for batch {batch}", x.len(), y.len()),
             ));
         }
-        let f = self.function(Source::Gemv, format.kernel())?;
+        let f = self.function(Source::Gemv, gemv_kernel(format))?;
         let (n_out_i, k_i, batch_i) = (n_out as i32, k as i32, batch as i32);
         let cfg = LaunchConfig {
             grid_dim: (n_out as u32, 1, 1),

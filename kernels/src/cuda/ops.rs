@@ -19,11 +19,11 @@ use candle_core::quantized::QTensor;
 use cudarc::driver::CudaSlice;
 
 use super::CudaError;
-use super::gpu::{GEMV_MAX_BATCH, GemvFormat, Gpu};
+use super::gpu::{GEMV_MAX_BATCH, Gpu};
 use crate::EngineError;
 use crate::config::RopeStyle;
 use crate::format::Precision;
-use crate::ops::{AttnSeq, DeviceOps, ExpertWeights, KvLayout, Routing, route_row};
+use crate::ops::{AttnSeq, DeviceOps, ExpertWeights, KvLayout, Routing};
 
 /// The CUDA device.
 #[derive(Clone)]
@@ -56,7 +56,7 @@ pub struct CudaAct {
 /// A weight matrix `[out, in]` on the device, in its storage format.
 pub struct CudaWeight {
     bytes: CudaSlice<u8>,
-    format: GemvFormat,
+    format: Precision,
     out: usize,
     inp: usize,
 }
@@ -77,17 +77,6 @@ pub struct CudaKv {
 
 fn err(msg: String) -> EngineError {
     EngineError::Tensor(format!("cuda: {msg}"))
-}
-
-fn format_of(p: Precision) -> GemvFormat {
-    match p {
-        Precision::F32 => GemvFormat::F32,
-        Precision::F16 => GemvFormat::F16,
-        Precision::Bf16 => GemvFormat::Bf16,
-        Precision::Q8_0 => GemvFormat::Q8_0,
-        Precision::Q4_0 => GemvFormat::Q4_0,
-        Precision::Q4_1 => GemvFormat::Q4_1,
-    }
 }
 
 impl CudaOps {
@@ -135,17 +124,16 @@ impl DeviceOps for CudaOps {
     }
 
     fn weight(&self, host: Arc<QTensor>) -> Result<CudaWeight, EngineError> {
-        let precision = Precision::from_ggml(host.dtype())
+        let format = Precision::from_ggml(host.dtype())
             .ok_or_else(|| err(format!("weight format {:?} is not supported", host.dtype())))?;
         let (out, inp) = host
             .shape()
             .dims2()
             .map_err(|e| err(format!("a weight is not a matrix: {e}")))?;
         let bytes = host.data()?;
-        let format = format_of(precision);
-        if bytes.len() != out * format.row_bytes(inp) {
+        if bytes.len() != out * format.bytes_for(inp as u64) as usize {
             return Err(err(format!(
-                "{} bytes for a [{out}, {inp}] {precision:?} weight",
+                "{} bytes for a [{out}, {inp}] {format:?} weight",
                 bytes.len()
             )));
         }
@@ -354,19 +342,7 @@ impl DeviceOps for CudaOps {
         renormalise: bool,
     ) -> Result<Routing, EngineError> {
         let all = self.to_host(logits)?;
-        let e = logits.cols;
-        let mut experts = Vec::with_capacity(logits.rows * top_k);
-        let mut weights = Vec::with_capacity(logits.rows * top_k);
-        for r in 0..logits.rows {
-            let (ids, w) = route_row(&all[r * e..(r + 1) * e], top_k, renormalise);
-            experts.extend(ids);
-            weights.extend(w);
-        }
-        Ok(Routing {
-            top_k,
-            experts,
-            weights,
-        })
+        Ok(Routing::from_logits(&all, logits.cols, top_k, renormalise))
     }
 
     fn expert_dispatch(
@@ -376,15 +352,8 @@ impl DeviceOps for CudaOps {
         experts: &[ExpertWeights<CudaWeight>],
     ) -> Result<CudaAct, EngineError> {
         let mut out = self.gpu.zeros(x.rows * x.cols)?;
-        let k = routing.top_k;
         for (e, ew) in experts.iter().enumerate() {
-            let (mut rows, mut weights) = (Vec::new(), Vec::new());
-            for (i, (&id, &w)) in routing.experts.iter().zip(&routing.weights).enumerate() {
-                if id as usize == e {
-                    rows.push((i / k) as u32);
-                    weights.push(w);
-                }
-            }
+            let (rows, weights) = routing.rows_of(e);
             if rows.is_empty() {
                 continue;
             }
