@@ -194,6 +194,55 @@ pub struct RunArgs {
     /// No progress output.
     #[arg(long, short)]
     pub quiet: bool,
+    /// Pricing: price catalog, tier and region (default: the shipped catalog's).
+    #[command(flatten)]
+    pub pricing: PricingArgs,
+}
+
+/// Which catalog, tier and region price a run or a report.
+#[derive(Debug, Args, Clone, Default)]
+pub struct PricingArgs {
+    /// Price catalog (TOML; default: the catalog shipped in results/catalog/default.toml).
+    #[arg(long)]
+    pub catalog: Option<PathBuf>,
+    /// Hardware price tier (`on-demand`, `spot`, `reserved-1y`, `reserved-3y`;
+    /// default: the catalog's).
+    #[arg(long)]
+    pub tier: Option<String>,
+    /// Region (default: the catalog's).
+    #[arg(long)]
+    pub region: Option<String>,
+}
+
+impl PricingArgs {
+    /// Reads the catalog (the shipped one when none is named).
+    pub fn catalog(&self) -> Result<results::catalog::Catalog> {
+        match &self.catalog {
+            None => Ok(results::catalog::Catalog::default_catalog()),
+            Some(p) => {
+                let text = std::fs::read_to_string(p)
+                    .map_err(|e| bad_input(format!("--catalog {}: {e}", p.display())))?;
+                results::catalog::Catalog::parse(&text, &p.display().to_string())
+                    .map_err(|e| bad_input(e.0))
+            }
+        }
+    }
+
+    /// The pricing these flags ask for, checked against `catalog`.
+    pub fn pricing<'a>(
+        &'a self,
+        catalog: &'a results::catalog::Catalog,
+        catalog_rate_cards_first: bool,
+    ) -> Result<results::cost::Pricing<'a>> {
+        let p = results::cost::Pricing {
+            catalog,
+            tier: self.tier.as_deref().unwrap_or(&catalog.default_tier),
+            region: self.region.as_deref().unwrap_or(&catalog.default_region),
+            catalog_rate_cards_first,
+        };
+        p.check().map_err(|e| bad_input(e.0))?;
+        Ok(p)
+    }
 }
 
 /// Runs a parsed command line.
@@ -371,6 +420,8 @@ fn positive_secs(name: &str, v: f64) -> Result<Duration> {
 
 async fn run_command(args: RunArgs) -> Result<()> {
     let plan = resolve(args.suite.as_deref(), &args.workloads, &overrides(&args))?;
+    let catalog = args.pricing.catalog()?;
+    let pricing = args.pricing.pricing(&catalog, false)?;
     let drain_timeout = positive_secs("drain-timeout", args.drain_timeout)?;
     let request_timeout = positive_secs("request-timeout", args.request_timeout)?;
     if args.max_connections == Some(0) {
@@ -458,6 +509,12 @@ async fn run_command(args: RunArgs) -> Result<()> {
                 idle,
             )
             .await?;
+            let mut entry = entry;
+            entry.cost = Some(results::cost::price(
+                &entry,
+                &report.hardware,
+                Some(&pricing),
+            ));
             report.results.push(entry);
             // Every finished load point is on disk at once: a killed run loses nothing.
             report.run.finished_at =
@@ -640,8 +697,19 @@ async fn run_workload(
         .cold_start
         .as_ref()
         .and_then(|c| cold.cold_start(c.idle_s));
-    e.cost = Some(results::cost::cost_of(&e));
     Ok(e)
+}
+
+/// A monotonic instant as RFC 3339 UTC wall time with microseconds.
+fn wall_clock(at: std::time::Instant) -> String {
+    let now = std::time::Instant::now();
+    let wall = chrono::Utc::now();
+    let t = if at <= now {
+        wall - chrono::Duration::from_std(now - at).unwrap_or_default()
+    } else {
+        wall + chrono::Duration::from_std(at - now).unwrap_or_default()
+    };
+    t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
 }
 
 fn entry(
@@ -738,6 +806,8 @@ fn entry(
             max_requests: Some(l.requests),
             max_duration_s: l.duration_s,
             measured_s: (o.measured_s * 1000.0).round() / 1000.0,
+            window_start: o.window.map(|w| wall_clock(w.0)),
+            window_end: o.window.map(|w| wall_clock(w.1)),
         },
         requests,
         tokens,

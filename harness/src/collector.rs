@@ -548,6 +548,8 @@ impl Aggregate {
             } else {
                 0.0
             },
+            prefill_busy_s: Some((a.prefill_busy_ns - b.prefill_busy_ns) as f64 / 1e9),
+            decode_busy_s: Some((a.decode_busy_ns - b.decode_busy_ns) as f64 / 1e9),
         })
     }
 

@@ -476,6 +476,8 @@ impl Backend for LocalCpuBackend {
             blocks_total: c.kv.blocks_total,
             block_tokens: self.config.block_size as u32,
             max_batch: self.config.scheduler.max_batch as u32,
+            prefill_busy_ns: c.prefill_busy_ns,
+            decode_busy_ns: c.decode_busy_ns,
         })
     }
 }

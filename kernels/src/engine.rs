@@ -78,6 +78,11 @@ pub struct EngineCounters {
     pub kv: KvCounters,
     /// Most KV blocks in use since the window was last reset.
     pub window_blocks_peak: u64,
+    /// Step time spent on prompt tokens, nanoseconds: a step of prompt chunks only
+    /// counts whole, a mixed step by its prompt tokens' share of its tokens.
+    pub prefill_busy_ns: u64,
+    /// Step time spent on decode tokens, nanoseconds (the rest of every step).
+    pub decode_busy_ns: u64,
 }
 
 struct Payload {
@@ -222,7 +227,26 @@ fn run<D: DeviceOps>(
                 sample: w.sample,
             })
             .collect();
-        match model.step(&mut kv, &layout, &seqs) {
+        let prompt_tokens: usize = work
+            .iter()
+            .filter(|w| !sched.running[w.seq].decoding())
+            .map(|w| w.tokens.len())
+            .sum();
+        let step_tokens: usize = work.iter().map(|w| w.tokens.len()).sum();
+        let step_started = Instant::now();
+        let stepped = model.step(&mut kv, &layout, &seqs);
+        {
+            let busy_ns = step_started.elapsed().as_nanos() as u64;
+            let prefill_ns = if step_tokens == 0 {
+                0
+            } else {
+                (busy_ns as u128 * prompt_tokens as u128 / step_tokens as u128) as u64
+            };
+            let mut c = counters.lock().unwrap_or_else(|e| e.into_inner());
+            c.prefill_busy_ns += prefill_ns;
+            c.decode_busy_ns += busy_ns - prefill_ns;
+        }
+        match stepped {
             Ok(sampled) => {
                 let at = Instant::now();
                 let finished = sched.complete(&work, &sampled, |s, id| {

@@ -1,16 +1,22 @@
 //! Cost derived from a result's own figures and a price, so any report can be priced
-//! again (another rate card, another date) without running anything.
+//! again (another catalog, tier, region or date) without running anything.
 //!
-//! Remote targets are priced from their rate card (`target.prices`): tokens of every
-//! sent request (failed ones included: providers bill what they processed; retried
-//! 429s are not billed and not counted) times the list prices, cached input and
-//! reasoning output at their own prices where the server reported them. Local targets
-//! need a hardware price catalog, which this build does not have: their cost says so.
+//! Remote targets are priced from a rate card: tokens of every sent request (failed
+//! ones included: providers bill what they processed; retried 429s are not billed and
+//! not counted) times the list prices, cached input and reasoning output at their own
+//! prices where the server reported them.
+//!
+//! Local targets are priced from the hardware they ran on: the load point's measured
+//! window times the billed units (GPUs, or the host's logical CPUs) times the
+//! catalog's $/unit-hour, split into input (prefill) and output (decode) by the engine's
+//! measured busy-time share. Idle time in the window is paid for, and split the same
+//! way: an under-loaded machine costs more per token, as it does in a bill.
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::{RateCard, ResultEntry};
+use crate::catalog::{Catalog, CatalogError, HardwarePriceRef, HardwareQuery};
+use crate::{Hardware, RateCard, ResultEntry};
 
 /// Where cost figures came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -18,6 +24,8 @@ use crate::{RateCard, ResultEntry};
 pub enum CostSource {
     /// A provider's list prices times tokens.
     RateCard,
+    /// Hardware $/hour times the measured window (local targets). Since 1.3.
+    HardwareHour,
 }
 
 /// Cost of one load point, USD. Every figure is `null` when not priced, with
@@ -64,6 +72,38 @@ pub struct CostStats {
     pub usd_per_task: Option<f64>,
     /// Total per task completed.
     pub usd_per_successful_task: Option<f64>,
+    /// The rate card priced with (remote targets), from the target spec or a
+    /// catalog. Since 1.3.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_card: Option<RateCard>,
+    /// The hardware price priced with (local targets). Since 1.3.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hardware: Option<HardwarePriceRef>,
+    /// Unit-seconds billed: the measured window times the units (local). Since 1.3.
+    #[serde(default)]
+    pub billed_unit_s: Option<f64>,
+    /// Share of the engine's busy time spent on prompt tokens, 0-1 (local). Since 1.3.
+    #[serde(default)]
+    pub input_time_share: Option<f64>,
+    /// Input cost per million prompt tokens the engine computed (cache hits
+    /// excluded): what an input token costs without a prefix cache hit (local).
+    /// Since 1.3.
+    #[serde(default)]
+    pub usd_per_m_uncached_input: Option<f64>,
+    /// Cost per million cached input tokens: the rate card's price (remote);
+    /// `null` for local targets, whose cache hits cost no step time of their own (their
+    /// saving shows as `usd_per_m_input` below `usd_per_m_uncached_input`). Since 1.3.
+    #[serde(default)]
+    pub usd_per_m_cached_input: Option<f64>,
+    /// Electricity for the measured energy, USD per million output tokens: joules
+    /// per output token x PUE x the region's $/kWh (local targets with measured
+    /// energy). Informational: rented hardware's $/hour already includes power, so it
+    /// is not added to `usd_total`. Since 1.3.
+    #[serde(default)]
+    pub energy_usd_per_m_output: Option<f64>,
+    /// The same per million input plus output tokens. Since 1.3.
+    #[serde(default)]
+    pub energy_usd_per_m_total: Option<f64>,
 }
 
 impl CostStats {
@@ -89,13 +129,21 @@ impl CostStats {
             usd_per_request: None,
             usd_per_task: None,
             usd_per_successful_task: None,
+            rate_card: None,
+            hardware: None,
+            billed_unit_s: None,
+            input_time_share: None,
+            usd_per_m_uncached_input: None,
+            usd_per_m_cached_input: None,
+            energy_usd_per_m_output: None,
+            energy_usd_per_m_total: None,
         }
     }
 }
 
 fn usd(x: f64) -> f64 {
-    // Micro-dollar resolution: exact enough for prices per token.
-    (x * 1e6).round() / 1e6
+    // Nano-dollar resolution: a short load point on a CPU host costs micro-dollars.
+    (x * 1e9).round() / 1e9
 }
 
 /// Prices `entry` with `card` (its own `target.prices` by default).
@@ -149,16 +197,201 @@ pub fn price_with_rate_card(entry: &ResultEntry, card: &RateCard) -> CostStats {
         usd_per_request: (sent > 0).then(|| usd(total / sent as f64)),
         usd_per_task: (started > 0).then(|| usd(total / started as f64)),
         usd_per_successful_task: (completed > 0).then(|| usd(total / completed as f64)),
+        rate_card: Some(card.clone()),
+        hardware: None,
+        billed_unit_s: None,
+        input_time_share: None,
+        usd_per_m_uncached_input: None,
+        usd_per_m_cached_input: Some(card.cached_input_usd_per_m.unwrap_or(card.input_usd_per_m)),
+        energy_usd_per_m_output: None,
+        energy_usd_per_m_total: None,
     }
 }
 
-/// The cost of `entry` as a report carries it: its rate card's when it has one, else
-/// why it is not priced.
+/// Prices a local target's `entry` with the hardware price `hw`.
+pub fn price_with_hardware(entry: &ResultEntry, hw: &HardwarePriceRef) -> CostStats {
+    let t = &entry.tokens;
+    let window_s = entry.load.measured_s;
+    let unit_s = window_s * f64::from(hw.units);
+    let total = unit_s * hw.usd_per_unit_hour / 3600.0;
+    let engine = entry.engine.as_ref();
+    let share = engine.and_then(|e| {
+        let (p, d) = (e.prefill_busy_s?, e.decode_busy_s?);
+        (p + d > 0.0).then(|| p / (p + d))
+    });
+    let cached = engine
+        .map(|e| e.prompt_tokens_cached)
+        .or(t.input_cached)
+        .unwrap_or(0)
+        .min(t.input);
+    let per_m =
+        |dollars: f64, tokens: u64| (tokens > 0).then(|| usd(dollars / tokens as f64 * 1e6));
+    let usd_input = share.map(|s| total * s);
+    let usd_output = share.map(|s| total * (1.0 - s));
+    let per_m_input = usd_input.and_then(|d| per_m(d, t.input));
+    let per_m_output = usd_output.and_then(|d| per_m(d, t.output));
+    let sent = entry.requests.sent;
+    let (started, completed) = entry
+        .tasks
+        .as_ref()
+        .map_or((0, 0), |k| (k.started, k.completed));
+    let energy = entry.energy.as_ref();
+    let usd_per_j = hw.pue * hw.electricity_usd_per_kwh / 3.6e6;
+    CostStats {
+        source: Some(CostSource::HardwareHour),
+        reason: None,
+        tokens_basis: Some("engine".into()),
+        input_tokens: t.input - cached,
+        cached_input_tokens: cached,
+        output_tokens: t.output,
+        reasoning_tokens: 0,
+        usd_total: Some(usd(total)),
+        usd_input: usd_input.map(usd),
+        usd_cached_input: None,
+        usd_output: usd_output.map(usd),
+        usd_reasoning: None,
+        usd_per_m_input: per_m_input,
+        usd_per_m_output: per_m_output,
+        usd_per_m_blended_3_1: per_m_input
+            .zip(per_m_output)
+            .map(|(i, o)| usd((3.0 * i + o) / 4.0)),
+        usd_per_m_blended_workload: per_m(total, t.input + t.output),
+        usd_per_request: (sent > 0).then(|| usd(total / sent as f64)),
+        usd_per_task: (started > 0).then(|| usd(total / started as f64)),
+        usd_per_successful_task: (completed > 0).then(|| usd(total / completed as f64)),
+        rate_card: None,
+        hardware: Some(hw.clone()),
+        billed_unit_s: Some((unit_s * 1000.0).round() / 1000.0),
+        input_time_share: share.map(|s| (s * 1e6).round() / 1e6),
+        usd_per_m_uncached_input: usd_input.and_then(|d| per_m(d, t.input - cached)),
+        usd_per_m_cached_input: None,
+        energy_usd_per_m_output: energy
+            .and_then(|e| e.j_per_output_token)
+            .map(|j| usd(j * 1e6 * usd_per_j)),
+        energy_usd_per_m_total: energy
+            .and_then(|e| e.tokens_per_j_total)
+            .filter(|&x| x > 0.0)
+            .map(|x| usd(1e6 / x * usd_per_j)),
+    }
+}
+
+/// How to price with a catalog.
+#[derive(Clone, Copy, Debug)]
+pub struct Pricing<'a> {
+    /// The catalog.
+    pub catalog: &'a Catalog,
+    /// Hardware tier (`on-demand`, `spot`, ...).
+    pub tier: &'a str,
+    /// Region.
+    pub region: &'a str,
+    /// Whether the catalog's rate card wins over one in the target spec (re-pricing
+    /// applies a catalog; a run prefers what its spec says).
+    pub catalog_rate_cards_first: bool,
+}
+
+impl<'a> Pricing<'a> {
+    /// The catalog's defaults for tier and region.
+    pub fn defaults(catalog: &'a Catalog) -> Self {
+        Self {
+            catalog,
+            tier: &catalog.default_tier,
+            region: &catalog.default_region,
+            catalog_rate_cards_first: false,
+        }
+    }
+
+    /// Checks that `tier` and `region` exist in the catalog.
+    pub fn check(&self) -> Result<(), CatalogError> {
+        self.catalog.region(self.region)?;
+        if !self.catalog.tiers().contains(self.tier) {
+            return Err(CatalogError(format!(
+                "tier `{}` has no prices in catalog {} (tiers: {})",
+                self.tier,
+                self.catalog.label(),
+                self.catalog
+                    .tiers()
+                    .into_iter()
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// What `entry`'s target bills by: its GPU or its host's CPUs; `Err` says why it
+/// cannot be priced by hardware.
+pub fn hardware_query<'a>(
+    entry: &ResultEntry,
+    hardware: &'a Hardware,
+) -> Result<HardwareQuery<'a>, String> {
+    match entry.target.kind.as_str() {
+        "local-cuda" => {
+            let gpu = hardware.gpus.first().ok_or_else(|| {
+                "local-cuda target, but the report's hardware lists no GPU".to_string()
+            })?;
+            Ok(HardwareQuery {
+                gpu_name: Some(&gpu.name),
+                arch: &hardware.arch,
+                units: 1,
+            })
+        }
+        "local-cpu" => Ok(HardwareQuery {
+            gpu_name: None,
+            arch: &hardware.arch,
+            units: hardware.cpu_logical_cores.max(1),
+        }),
+        other => Err(format!("target kind `{other}` is not priced by hardware")),
+    }
+}
+
+/// The cost of `entry` (run on `hardware`) with `pricing`; without a catalog only
+/// rate cards in the target spec price anything. A figure that cannot be priced says
+/// why in `reason`.
+pub fn price(entry: &ResultEntry, hardware: &Hardware, pricing: Option<&Pricing<'_>>) -> CostStats {
+    let local = entry.target.kind.starts_with("local");
+    if local {
+        let Some(p) = pricing else {
+            return CostStats::unpriced(
+                "local target: needs a hardware price catalog ($/hour); none was given",
+            );
+        };
+        let priced = hardware_query(entry, hardware).and_then(|q| {
+            p.catalog
+                .hardware_price(&q, p.tier, p.region)
+                .map_err(|e| e.0)
+        });
+        return match priced {
+            Ok(hw) => price_with_hardware(entry, &hw),
+            Err(reason) => CostStats::unpriced(&reason),
+        };
+    }
+    let from_catalog = pricing.and_then(|p| {
+        p.catalog
+            .rate_card(&entry.target.kind, &entry.target.model)
+            .map(|c| (c, p.catalog_rate_cards_first))
+    });
+    let card = match (from_catalog, &entry.target.prices) {
+        (Some((cat, true)), _) => Some(cat),
+        (_, Some(own)) => Some(own.clone()),
+        (Some((cat, false)), None) => Some(cat),
+        (None, None) => None,
+    };
+    match card {
+        Some(card) => price_with_rate_card(entry, &card),
+        None => CostStats::unpriced(&format!(
+            "no rate card for model `{}` of target kind `{}`: give the target's prices (price.input_usd_per_m, price.output_usd_per_m) or add a [[rate_card]] to the catalog",
+            entry.target.model, entry.target.kind
+        )),
+    }
+}
+
+/// The cost of `entry` from its own rate card alone (no catalog).
 pub fn cost_of(entry: &ResultEntry) -> CostStats {
     match &entry.target.prices {
         Some(card) => price_with_rate_card(entry, card),
         None if entry.target.kind.starts_with("local") => CostStats::unpriced(
-            "local target: needs a hardware price catalog ($/hour), which this build does not have",
+            "local target: needs a hardware price catalog ($/hour); none was given",
         ),
         None => CostStats::unpriced(
             "no rate card: give the target's prices (price.input_usd_per_m, price.output_usd_per_m)",

@@ -3,9 +3,11 @@
 //! or JSON. This crate is the leaf of the workspace: it knows nothing of async runtimes,
 //! HTTP or GPUs, so any tool can read and merge reports by depending on it alone.
 
+pub mod catalog;
 pub mod cost;
 pub mod error;
 pub mod histogram;
+pub mod merge;
 pub mod render;
 pub mod report;
 pub mod schema;

@@ -225,7 +225,14 @@ fn notes(report: &Report) -> String {
                     let task = c
                         .usd_per_task
                         .map_or(String::new(), |t| format!(", ${t:.6} per task"));
-                    let _ = writeln!(out, "{label}: cost ${total:.6}{blended}{task} (rate card)");
+                    let basis = match (&c.hardware, &c.rate_card) {
+                        (Some(h), _) => format!(
+                            "{} x {} {} {} {} at ${}/unit-hour",
+                            h.units, h.part, h.tier, h.region, h.catalog, h.usd_per_unit_hour
+                        ),
+                        _ => "rate card".to_string(),
+                    };
+                    let _ = writeln!(out, "{label}: cost ${total:.6}{blended}{task} ({basis})");
                 }
                 (None, Some(reason)) => {
                     let _ = writeln!(out, "{label}: cost not priced: {reason}");

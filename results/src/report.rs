@@ -13,7 +13,7 @@ use crate::LatencySummary;
 /// The `schema` field of every report.
 pub const REPORT_SCHEMA: &str = "infermeter.report";
 /// The schema version this crate writes: `major.minor`; a minor bump only adds fields.
-pub const REPORT_SCHEMA_VERSION: &str = "1.2";
+pub const REPORT_SCHEMA_VERSION: &str = "1.3";
 
 /// A complete report.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -354,6 +354,14 @@ pub struct LoadInfo {
     pub max_duration_s: Option<f64>,
     /// Seconds from the first measured send to the last completion.
     pub measured_s: f64,
+    /// RFC 3339 UTC time (microseconds) the measured window began; merges of reports
+    /// from several machines take throughput over the union of their windows.
+    /// Since 1.3.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window_start: Option<String>,
+    /// RFC 3339 UTC time (microseconds) the measured window ended. Since 1.3.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window_end: Option<String>,
 }
 
 /// Request counts.
@@ -578,6 +586,13 @@ pub struct EngineStats {
     pub prefill_ms: LatencySummary,
     /// Mean sequences per step seen by each request, over requests.
     pub request_mean_batch: f64,
+    /// Seconds of engine steps spent on prompt tokens (a step of prompt chunks counts
+    /// whole, a mixed step by its prompt tokens' share of its tokens). Since 1.3.
+    #[serde(default)]
+    pub prefill_busy_s: Option<f64>,
+    /// Seconds of engine steps spent on decode tokens. Since 1.3.
+    #[serde(default)]
+    pub decode_busy_s: Option<f64>,
 }
 
 /// The first requests after idle periods, each probe sent after `idle_s` seconds with

@@ -220,6 +220,11 @@ pub struct EngineCounters {
     pub block_tokens: u32,
     /// The batch limit.
     pub max_batch: u32,
+    /// Step time spent on prompt tokens, nanoseconds (mixed steps split by token
+    /// share).
+    pub prefill_busy_ns: u64,
+    /// Step time spent on decode tokens, nanoseconds.
+    pub decode_busy_ns: u64,
 }
 
 /// A failed request: its class and a one-line message. The timings of whatever

@@ -1,0 +1,129 @@
+//! Merging is exact: reports of two parts of a stream of requests merge into the
+//! figures one report of the whole stream has.
+
+#![allow(clippy::unwrap_used)]
+
+use infermeter_results::merge::merge;
+use infermeter_results::*;
+use proptest::prelude::*;
+
+mod common;
+use common::{entry, hist};
+
+/// One request's figures: (ttft ms, tpot ms, e2e ms, output tokens).
+type Sample = (f64, f64, f64, u64);
+
+fn at(offset_s: f64) -> String {
+    let t0 = chrono::DateTime::parse_from_rfc3339("2026-11-25T12:00:00Z").unwrap();
+    (t0 + chrono::Duration::microseconds((offset_s * 1e6) as i64))
+        .to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+}
+
+/// A result of `samples` measured over `[start_s, end_s]`.
+fn part(samples: &[Sample], start_s: f64, end_s: f64) -> Report {
+    let mut e = entry("chat-short", 0, false);
+    let col = |f: fn(&Sample) -> f64| samples.iter().map(f).collect::<Vec<_>>();
+    e.latency.ttft_ms = hist(&col(|s| s.0));
+    e.latency.tpot_ms = hist(&col(|s| s.1));
+    e.latency.e2e_ms = hist(&col(|s| s.2));
+    let n = samples.len() as u64;
+    e.requests.sent = n;
+    e.requests.ok = n;
+    e.requests.failed = 0;
+    e.requests.by_class.clear();
+    e.tokens.output = samples.iter().map(|s| s.3).sum();
+    e.tokens.input = 100 * n;
+    let window = end_s - start_s;
+    e.load.measured_s = window;
+    e.load.window_start = Some(at(start_s));
+    e.load.window_end = Some(at(end_s));
+    e.throughput.requests_per_s = n as f64 / window;
+    e.throughput.input_tokens_per_s = e.tokens.input as f64 / window;
+    e.throughput.output_tokens_per_s = e.tokens.output as f64 / window;
+    e.throughput.output_tokens_per_s_per_user = e.latency.tpot_ms.p50.map(|t| 1000.0 / t);
+    let mut r = common::report();
+    r.results = vec![e];
+    r
+}
+
+fn same_summary(a: &LatencySummary, b: &LatencySummary) {
+    assert_eq!(
+        (
+            a.count, a.mean, a.min, a.p50, a.p90, a.p95, a.p99, a.p99_9, a.max
+        ),
+        (
+            b.count, b.mean, b.min, b.p50, b.p90, b.p95, b.p99, b.p99_9, b.max
+        )
+    );
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(32))]
+
+    #[test]
+    fn two_halves_merge_into_the_whole(
+        samples in prop::collection::vec((1.0f64..20_000.0, 0.5f64..200.0, 10.0f64..60_000.0, 1u64..512), 2..120),
+        cut in any::<prop::sample::Index>(),
+        first_end in 1.0f64..50.0,
+        second_start in 0.0f64..50.0,
+        second_len in 1.0f64..50.0,
+    ) {
+        let k = cut.index(samples.len());
+        let end = second_start + second_len;
+        let a = part(&samples[..k], 0.0, first_end);
+        let b = part(&samples[k..], second_start, end);
+        let whole = part(&samples, 0.0, first_end.max(end));
+        let m = merge(&[a, b], vec!["test".into()]).unwrap();
+        let (m, w) = (&m.results[0], &whole.results[0]);
+        same_summary(&m.latency.ttft_ms, &w.latency.ttft_ms);
+        same_summary(&m.latency.tpot_ms, &w.latency.tpot_ms);
+        same_summary(&m.latency.e2e_ms, &w.latency.e2e_ms);
+        prop_assert_eq!(m.requests.sent, w.requests.sent);
+        prop_assert_eq!(m.tokens.output, w.tokens.output);
+        prop_assert!((m.load.measured_s - w.load.measured_s).abs() < 1e-3);
+        let rel = |x: f64, y: f64| ((x - y) / y).abs();
+        prop_assert!(rel(m.throughput.output_tokens_per_s, w.throughput.output_tokens_per_s) < 1e-4);
+        prop_assert!(rel(m.throughput.requests_per_s, w.throughput.requests_per_s) < 1e-4);
+        prop_assert_eq!(m.throughput.output_tokens_per_s_per_user, w.throughput.output_tokens_per_s_per_user);
+    }
+}
+
+#[test]
+fn different_workloads_or_load_points_are_refused_by_name() {
+    let a = part(&[(1.0, 1.0, 1.0, 1)], 0.0, 1.0);
+    let mut b = a.clone();
+    b.results[0].workload.name = "rag-long".into();
+    let e = merge(&[a.clone(), b], vec![]).unwrap_err();
+    assert!(e.0.contains("report 2 has a result report 1 lacks"), "{e}");
+    assert!(e.0.contains("rag-long"), "{e}");
+    let mut c = a.clone();
+    c.results[0].target.weights.as_mut().unwrap().sha256 = "00".repeat(32);
+    let e = merge(&[a.clone(), c], vec![]).unwrap_err();
+    assert!(e.0.contains("target weights differ"), "{e}");
+    let mut d = a.clone();
+    d.schema_version = "2.0".into();
+    let e = merge(&[a, d], vec![]).unwrap_err();
+    assert!(e.0.contains("major versions differ"), "{e}");
+}
+
+#[test]
+fn costs_add_up_and_are_divided_by_the_merged_counts() {
+    use infermeter_results::cost::price_with_rate_card;
+    let mut a = part(&[(1.0, 1.0, 1.0, 100), (2.0, 1.0, 1.0, 100)], 0.0, 1.0);
+    a.results[0].target.kind = "openai".into();
+    let card = RateCard {
+        input_usd_per_m: 1.0,
+        cached_input_usd_per_m: None,
+        output_usd_per_m: 2.0,
+        reasoning_usd_per_m: None,
+        source: None,
+        as_of: None,
+    };
+    a.results[0].cost = Some(price_with_rate_card(&a.results[0], &card));
+    let m = merge(&[a.clone(), a.clone()], vec![]).unwrap();
+    let c = m.results[0].cost.as_ref().unwrap();
+    let one = a.results[0].cost.as_ref().unwrap();
+    assert_eq!(c.usd_total, Some(2.0 * one.usd_total.unwrap()));
+    assert_eq!(c.usd_per_request, one.usd_per_request);
+    assert_eq!(c.usd_per_m_output, one.usd_per_m_output);
+}
