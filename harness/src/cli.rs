@@ -44,21 +44,108 @@ pub enum Command {
     /// List the model presets of the local engines.
     #[command(subcommand)]
     Models(ModelsCommand),
-    /// Render a saved report.
+    /// Render a saved report (table, Markdown, CSV, JSON, or one self-contained HTML
+    /// page with charts).
     Report {
         /// Path to a report.json.
         path: PathBuf,
         /// Output format.
         #[arg(long, value_enum, default_value_t = FormatArg::Table)]
         format: FormatArg,
+        /// Write to this file instead of standard output.
+        #[arg(long)]
+        out: Option<PathBuf>,
     },
+    /// Run a workload at a series of load points (or up to saturation) and judge each
+    /// against an SLO: throughput vs interactivity, Pareto front, goodput.
+    Sweep(Box<crate::sweep::SweepArgs>),
+    /// Compare a candidate run with a baseline; exit 1 when a gated metric regressed.
+    Compare {
+        /// Baseline: a report.json, or a directory of repeated runs' reports.
+        base: PathBuf,
+        /// Candidate: a report.json, or a directory of repeated runs' reports.
+        cand: PathBuf,
+        /// Regression threshold: PCT for every gated metric, or METRIC=PCT
+        /// (repeatable; percentage points for error_rate_pct).
+        #[arg(long)]
+        threshold: Vec<String>,
+        /// Metrics to gate, comma-separated (default: ttft_p99_ms, tpot_p99_ms,
+        /// e2e_p50_ms, output_tokens_per_s, tokens_per_j_output,
+        /// usd_per_m_blended_workload, error_rate_pct).
+        #[arg(long, value_delimiter = ',')]
+        metrics: Vec<String>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = CompareFormat::Table)]
+        format: CompareFormat,
+    },
+    /// Merge reports of the same workloads and targets (shards, machines) exactly.
+    Merge {
+        /// The reports.
+        #[arg(required = true, num_args = 2..)]
+        reports: Vec<PathBuf>,
+        /// Where to write the merged report.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Price reports again, or export router price tables.
+    #[command(subcommand)]
+    Prices(PricesCommand),
     /// Print this machine's hardware fingerprint (CPU, memory, OS, virtualisation,
     /// GPUs through NVML) as JSON: the `hardware` section of every report.
     Hw,
-    /// Check a report (JSON) against its schema, or a workload or targets file (TOML).
+    /// Check a report (JSON) against its schema, or a workload, targets or price
+    /// catalog file (TOML).
     Validate {
         /// The file.
         file: PathBuf,
+    },
+}
+
+/// `compare` output formats.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum CompareFormat {
+    /// Terminal table.
+    Table,
+    /// Markdown table.
+    Md,
+    /// JSON.
+    Json,
+}
+
+/// Router price table formats.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ExportFormat {
+    /// LiteLLM's model_prices_and_context_window.json entries.
+    Litellm,
+    /// infermeter's routing table (prices, latency, interactivity, energy).
+    Routing,
+}
+
+/// `prices` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum PricesCommand {
+    /// Price a report again with a catalog, tier and region, without running anything.
+    Apply {
+        /// The report.
+        report: PathBuf,
+        /// Catalog, tier and region.
+        #[command(flatten)]
+        pricing: PricingArgs,
+        /// Write the re-priced report here (default: print it).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Export router price tables from reports.
+    Export {
+        /// The reports.
+        #[arg(required = true)]
+        reports: Vec<PathBuf>,
+        /// Table format.
+        #[arg(long, value_enum)]
+        format: ExportFormat,
+        /// Where to write it.
+        #[arg(long)]
+        out: PathBuf,
     },
 }
 
@@ -96,6 +183,8 @@ pub enum FormatArg {
     Csv,
     /// The report JSON.
     Json,
+    /// One self-contained HTML page with charts.
+    Html,
 }
 
 impl From<FormatArg> for Format {
@@ -105,6 +194,7 @@ impl From<FormatArg> for Format {
             FormatArg::Md => Format::Markdown,
             FormatArg::Csv => Format::Csv,
             FormatArg::Json => Format::Json,
+            FormatArg::Html => Format::Html,
         }
     }
 }
@@ -263,10 +353,48 @@ pub async fn run(cli: Cli) -> Result<()> {
             print!("{}", crate::models::list());
             Ok(())
         }
-        Command::Report { path, format } => {
+        Command::Report { path, format, out } => {
             let report = read_report(&path)?;
-            print!("{}", render::render(&report, format.into()));
+            let text = render::render(&report, format.into());
+            match out {
+                None => print!("{text}"),
+                Some(o) => std::fs::write(&o, text)
+                    .map_err(|e| bad_input(format!("--out {}: {e}", o.display())))?,
+            }
             Ok(())
+        }
+        Command::Sweep(args) => crate::sweep::sweep_command(*args).await,
+        Command::Compare {
+            base,
+            cand,
+            threshold,
+            metrics,
+            format,
+        } => {
+            let gate = crate::analysis::gate(&metrics, &threshold)?;
+            let format = match format {
+                CompareFormat::Table => "table",
+                CompareFormat::Md => "md",
+                CompareFormat::Json => "json",
+            };
+            crate::analysis::compare_command(&base, &cand, &gate, format)
+        }
+        Command::Merge { reports, out } => crate::analysis::merge_command(&reports, &out),
+        Command::Prices(PricesCommand::Apply {
+            report,
+            pricing,
+            out,
+        }) => crate::analysis::apply_command(&report, &pricing, out.as_deref()),
+        Command::Prices(PricesCommand::Export {
+            reports,
+            format,
+            out,
+        }) => {
+            let f = match format {
+                ExportFormat::Litellm => "litellm",
+                ExportFormat::Routing => "routing",
+            };
+            crate::analysis::export_command(&reports, f, &out)
         }
         Command::Hw => {
             let hw = crate::hardware::fingerprint();
@@ -324,7 +452,8 @@ pub fn show_workload(name: &str, seed: Option<u64>) -> Result<String> {
     Ok(out)
 }
 
-fn read_report(path: &Path) -> Result<Report> {
+/// Reads a report and checks it against the schema; every problem is bad input.
+pub fn read_report(path: &Path) -> Result<Report> {
     let text =
         std::fs::read_to_string(path).map_err(|e| bad_input(format!("{}: {e}", path.display())))?;
     let doc: serde_json::Value = serde_json::from_str(&text)
@@ -355,11 +484,35 @@ pub fn validate(file: &Path) -> Result<String> {
     } else {
         let text = std::fs::read_to_string(file)
             .map_err(|e| bad_input(format!("{}: {e}", file.display())))?;
-        // A targets file has [targets.NAME] tables; anything else is a workload spec.
-        let is_targets = toml::from_str::<toml::Table>(&text)
-            .is_ok_and(|t| t.contains_key("targets") && !t.contains_key("format"));
+        // A targets file has [targets.NAME] tables, a catalog [[hardware_price]] or
+        // [[rate_card]] arrays; anything else is a workload spec.
+        let table = toml::from_str::<toml::Table>(&text).ok();
+        let is_targets = table
+            .as_ref()
+            .is_some_and(|t| t.contains_key("targets") && !t.contains_key("format"));
         if is_targets {
             return validate_targets(&text, file);
+        }
+        let is_catalog = table.as_ref().is_some_and(|t| {
+            ["hardware_price", "rate_card", "part", "region"]
+                .iter()
+                .any(|k| t.contains_key(*k))
+        });
+        if is_catalog {
+            let c = results::catalog::Catalog::parse(&text, &file.display().to_string())
+                .map_err(|e| bad_input(e.0))?;
+            return Ok(format!(
+                "ok: {} is a valid price catalog {} with {} hardware prices, {} rate cards, regions: {}",
+                file.display(),
+                c.label(),
+                c.hardware_price.len(),
+                c.rate_card.len(),
+                c.region
+                    .iter()
+                    .map(|r| r.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
         }
         let spec = WorkloadSpec::from_toml(&text, &file.display().to_string())?;
         Ok(format!(
@@ -420,6 +573,29 @@ fn positive_secs(name: &str, v: f64) -> Result<Duration> {
 
 async fn run_command(args: RunArgs) -> Result<()> {
     let plan = resolve(args.suite.as_deref(), &args.workloads, &overrides(&args))?;
+    let seed = args
+        .seed
+        .unwrap_or_else(|| plan.workloads.first().map_or(1, |(_, s)| *s));
+    let points = plan.workloads.clone();
+    let mut next = move |_target: usize, done: &[ResultEntry]| points.get(done.len()).cloned();
+    execute(&args, &plan.label, seed, None, &mut next).await?;
+    Ok(())
+}
+
+/// Chooses the next load point of a target from the results it has so far; `None`
+/// ends the target's run.
+pub type NextPoint<'a> = dyn FnMut(usize, &[ResultEntry]) -> Option<(WorkloadSpec, u64)> + 'a;
+
+/// Builds and prepares the targets of `args`, then runs the load points `next` gives
+/// each, writing the report after every load point; prints the table and returns the
+/// report.
+pub(crate) async fn execute(
+    args: &RunArgs,
+    label: &str,
+    seed: u64,
+    slo: Option<&crate::slo::Slo>,
+    next: &mut NextPoint<'_>,
+) -> Result<Report> {
     let catalog = args.pricing.catalog()?;
     let pricing = args.pricing.pricing(&catalog, false)?;
     let drain_timeout = positive_secs("drain-timeout", args.drain_timeout)?;
@@ -447,7 +623,7 @@ async fn run_command(args: RunArgs) -> Result<()> {
     }
 
     let started = chrono::Utc::now();
-    let run_id = format!("{}-{}", started.format("%Y%m%dT%H%M%SZ"), plan.label);
+    let run_id = format!("{}-{}", started.format("%Y%m%dT%H%M%SZ"), label);
     let out_dir = args
         .out
         .clone()
@@ -483,38 +659,38 @@ async fn run_command(args: RunArgs) -> Result<()> {
             finished_at: started.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
             status: RunStatus::Interrupted,
             command: std::env::args().collect(),
-            seed: args
-                .seed
-                .unwrap_or_else(|| plan.workloads.first().map_or(1, |(_, s)| *s)),
+            seed,
         },
         hardware: crate::hardware::fingerprint(),
         results: Vec::new(),
     };
     let mut status = RunStatus::Complete;
-    'targets: for target in &targets {
+    'targets: for (i, target) in targets.iter().enumerate() {
         let idle = idle_power(&target.describe().kind).await;
-        for (spec, seed) in &plan.workloads {
+        let mut done: Vec<ResultEntry> = Vec::new();
+        while let Some((spec, seed)) = next(i, &done) {
             if *irq_rx.borrow() != Interrupt::None {
                 break 'targets;
             }
-            let entry = run_workload(
+            let mut entry = run_workload(
                 target,
-                spec,
-                *seed,
-                &args,
+                &spec,
+                seed,
+                args,
                 drain_timeout,
                 request_timeout,
                 &mut jsonl,
                 irq_rx.clone(),
                 idle,
+                slo,
             )
             .await?;
-            let mut entry = entry;
             entry.cost = Some(results::cost::price(
                 &entry,
                 &report.hardware,
                 Some(&pricing),
             ));
+            done.push(entry.clone());
             report.results.push(entry);
             // Every finished load point is on disk at once: a killed run loses nothing.
             report.run.finished_at =
@@ -528,7 +704,7 @@ async fn run_command(args: RunArgs) -> Result<()> {
     finish(&mut report, status, &report_path)?;
     print!("{}", render::render(&report, Format::Table));
     println!("report: {}", report_path.display());
-    Ok(())
+    Ok(report)
 }
 
 /// How often energy probes are read during a load point.
@@ -595,6 +771,7 @@ async fn run_workload(
     jsonl: &mut JsonLines,
     irq: watch::Receiver<Interrupt>,
     idle_power_w: Option<f64>,
+    slo: Option<&crate::slo::Slo>,
 ) -> Result<ResultEntry> {
     let info = target.describe();
     let stream = generate(spec, seed);
@@ -628,6 +805,7 @@ async fn run_workload(
     let (tx, mut rx) = mpsc::unbounded_channel();
     let driver = tokio::spawn(run_load_point(Arc::clone(target), lp, tx, irq));
     let mut agg = Aggregate::default();
+    agg.slo = slo.cloned();
     let mut cold = Aggregate::default();
     let mut progress = Progress::new(&spec.name, total, args.quiet);
     while let Some(m) = rx.recv().await {
@@ -697,6 +875,7 @@ async fn run_workload(
         .cold_start
         .as_ref()
         .and_then(|c| cold.cold_start(c.idle_s));
+    e.slo = slo.map(|s| s.judge(&e, agg.slo_met));
     Ok(e)
 }
 
@@ -818,6 +997,7 @@ fn entry(
         cold_start: None,
         energy: None,
         cost: None,
+        slo: None,
         notes,
     }
 }

@@ -280,6 +280,10 @@ pub struct TaskRecord {
 /// Histograms and counts of one load point.
 #[derive(Debug, Default)]
 pub struct Aggregate {
+    /// The SLO whose per-request bounds are counted in `slo_met`.
+    pub slo: Option<crate::slo::Slo>,
+    /// Successful requests that met every per-request bound of `slo`.
+    pub slo_met: u64,
     queue: LatencyHistogram,
     ttft: LatencyHistogram,
     ttft_intended: LatencyHistogram,
@@ -363,6 +367,9 @@ impl Aggregate {
             return;
         }
         self.ok += 1;
+        if self.slo.as_ref().is_some_and(|s| s.request_meets(r)) {
+            self.slo_met += 1;
+        }
         self.stopped_early += u64::from(r.stopped_early);
         self.add_provenance(r);
         if let Some(x) = r.ttft_answer_ms {

@@ -2,6 +2,7 @@
 //! the per-request collector, hardware fingerprinting and report assembly. `main.rs`
 //! only parses arguments, calls [`cli::run`] and maps errors to exit codes.
 
+pub mod analysis;
 pub mod cli;
 pub mod collector;
 pub mod driver;
@@ -12,6 +13,8 @@ pub mod models;
 pub mod output;
 pub mod plan;
 pub mod progress;
+pub mod slo;
 pub mod steady;
+pub mod sweep;
 pub mod target;
 pub mod timer;

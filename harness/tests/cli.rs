@@ -4,16 +4,10 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::path::{Path, PathBuf};
-
-use assert_cmd::Command;
 use predicates::prelude::*;
 
-fn infermeter() -> Command {
-    let mut cmd = Command::cargo_bin("infermeter").unwrap();
-    cmd.env_remove("INFERMETER_LOG");
-    cmd
-}
+mod common;
+use common::{gguf, infermeter, read_json};
 
 fn stdout_of(args: &[&str]) -> String {
     let out = infermeter()
@@ -172,16 +166,6 @@ fn bad_files_exit_2_naming_the_file() {
         .stderr(predicate::str::contains("report.json"));
 }
 
-fn gguf() -> PathBuf {
-    let home = PathBuf::from(std::env::var_os("HOME").unwrap());
-    let dir = std::env::var_os("INFERMETER_MODELS")
-        .map(PathBuf::from)
-        .unwrap_or(home.join(".cache/infermeter/models"));
-    let f = dir.join("SmolLM2-135M-Instruct.Q4_1.gguf");
-    assert!(f.exists(), "{}: not found: run ci/setup.sh", f.display());
-    f
-}
-
 #[test]
 fn a_truncated_model_file_exits_2_before_anything_is_written() {
     let tmp = tmp();
@@ -199,10 +183,6 @@ fn a_truncated_model_file_exits_2_before_anything_is_written() {
         ],
         "SmolLM2-truncated.gguf",
     );
-}
-
-fn read_json(path: &Path) -> serde_json::Value {
-    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
 #[test]
@@ -251,9 +231,22 @@ fn a_real_run_on_smollm2_writes_a_valid_report() {
     assert_eq!(r["tokens"]["output_source"], "engine");
     assert!(r["latency"]["ttft_ms"]["p50"].as_f64().unwrap() > 0.0);
     assert_eq!(r["latency"]["e2e_ms"]["count"], 3);
-    // A local target is not priced (no hardware catalog), and says so.
-    assert!(r["cost"]["usd_total"].is_null(), "{}", r["cost"]);
-    assert!(r["cost"]["reason"].as_str().unwrap().contains("catalog"));
+    // A local target is priced from the shipped catalog: the measured window times
+    // the host's logical CPUs times the catalog's on-demand $/vCPU-hour, split into
+    // input and output by the engine's busy time.
+    let c = &r["cost"];
+    assert_eq!(c["source"], "hardware-hour", "{c}");
+    let cores = report["hardware"]["cpu_logical_cores"].as_f64().unwrap();
+    assert_eq!(c["hardware"]["units"].as_f64().unwrap(), cores);
+    assert_eq!(c["hardware"]["tier"], "on-demand");
+    let per_hour = c["hardware"]["usd_per_unit_hour"].as_f64().unwrap();
+    let want = r["load"]["measured_s"].as_f64().unwrap() * cores * per_hour / 3600.0;
+    let total = c["usd_total"].as_f64().unwrap();
+    assert!((total - want).abs() < 1e-8, "{total} vs {want}");
+    let split = c["usd_input"].as_f64().unwrap() + c["usd_output"].as_f64().unwrap();
+    assert!((split - total).abs() < 2e-9, "{c}");
+    let share = c["input_time_share"].as_f64().unwrap();
+    assert!(share > 0.0 && share < 1.0, "{c}");
     // Energy: measured where RAPL is readable, else null figures with the reason.
     let e = &r["energy"];
     assert!(

@@ -70,6 +70,23 @@ impl LatencyHistogram {
         (!self.is_empty()).then(|| self.hist.value_at_quantile(q) as f64 / 1000.0)
     }
 
+    /// The cumulative distribution: (value in ms, fraction of values at or below it)
+    /// at every recorded bucket, in increasing order.
+    pub fn cdf_ms(&self) -> Vec<(f64, f64)> {
+        let n = self.hist.len() as f64;
+        let mut below = 0u64;
+        self.hist
+            .iter_recorded()
+            .map(|v| {
+                below += v.count_at_value();
+                (
+                    self.hist.highest_equivalent(v.value_iterated_to()) as f64 / 1000.0,
+                    below as f64 / n,
+                )
+            })
+            .collect()
+    }
+
     /// Count, mean, percentiles and the serialized histogram.
     pub fn summary(&self) -> LatencySummary {
         let q = |q: f64| self.quantile_ms(q);

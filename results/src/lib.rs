@@ -4,9 +4,12 @@
 //! HTTP or GPUs, so any tool can read and merge reports by depending on it alone.
 
 pub mod catalog;
+pub mod compare;
 pub mod cost;
 pub mod error;
+pub mod export;
 pub mod histogram;
+pub mod html;
 pub mod merge;
 pub mod render;
 pub mod report;

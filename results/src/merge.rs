@@ -33,6 +33,19 @@ pub fn result_key(e: &ResultEntry) -> String {
     )
 }
 
+/// The key results are paired by in comparisons: [`result_key`] without the spec
+/// digest, so a changed workload pairs up (and is reported as not comparable).
+pub fn pair_key(e: &ResultEntry) -> String {
+    format!(
+        "{} {} {} / {} / {}",
+        e.target.kind,
+        e.target.model,
+        e.target.precision,
+        e.workload.name,
+        load_label(e)
+    )
+}
+
 /// A load point as people read it (`poisson 2 rps`, `closed c=8`).
 pub fn load_label(e: &ResultEntry) -> String {
     let l = &e.load;
@@ -211,6 +224,35 @@ fn merge_entries(group: &[&ResultEntry]) -> Result<ResultEntry, MergeError> {
             || e.load.concurrency != first.load.concurrency
         {
             return Err(err(&key, "load points differ".into()));
+        }
+        // Replicas of one endpoint may differ in their address; any other setting
+        // makes them different configurations.
+        let differing: Vec<&String> = e
+            .target
+            .settings
+            .iter()
+            .filter(|(k, v)| k.as_str() != "base_url" && first.target.settings.get(*k) != Some(v))
+            .map(|(k, _)| k)
+            .chain(
+                first
+                    .target
+                    .settings
+                    .keys()
+                    .filter(|k| k.as_str() != "base_url" && !e.target.settings.contains_key(*k)),
+            )
+            .collect();
+        if !differing.is_empty() {
+            return Err(err(
+                &key,
+                format!(
+                    "target settings differ: {}",
+                    differing
+                        .iter()
+                        .map(|k| k.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            ));
         }
         let sha = |x: &ResultEntry| x.target.weights.as_ref().map(|w| w.sha256.clone());
         if sha(e) != sha(first) {

@@ -6,7 +6,8 @@ use std::fmt::Write as _;
 use tabled::settings::Style;
 use tabled::{Table, Tabled};
 
-use crate::{Report, ResultEntry};
+use crate::Report;
+use crate::merge::load_label;
 
 /// Output formats of `infermeter report`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -19,6 +20,8 @@ pub enum Format {
     Csv,
     /// The report itself, pretty-printed.
     Json,
+    /// One self-contained HTML page with charts ([`crate::html`]).
+    Html,
 }
 
 /// One row of the summary: one result entry.
@@ -66,9 +69,15 @@ pub struct SummaryRow {
     /// A local engine's prefix-cache hit ratio (0-1).
     #[tabled(rename = "cache_hit_ratio")]
     pub cache_hit_ratio: String,
+    /// Cost per million tokens of the workload's mix, USD.
+    #[tabled(rename = "usd_per_m_tokens")]
+    pub usd_per_m_tokens: String,
+    /// Output tokens per joule.
+    #[tabled(rename = "tok_per_j_output")]
+    pub tokens_per_j_output: String,
 }
 
-const HEADERS: [&str; 14] = [
+pub(crate) const HEADERS: [&str; 16] = [
     "target",
     "workload",
     "load",
@@ -83,6 +92,8 @@ const HEADERS: [&str; 14] = [
     "task_p50_ms",
     "batch_occupancy",
     "cache_hit_ratio",
+    "usd_per_m_tokens",
+    "tok_per_j_output",
 ];
 
 fn num(x: Option<f64>) -> String {
@@ -91,19 +102,6 @@ fn num(x: Option<f64>) -> String {
         Some(v) if v >= 100.0 => format!("{v:.0}"),
         Some(v) if v >= 10.0 => format!("{v:.1}"),
         Some(v) => format!("{v:.2}"),
-    }
-}
-
-fn load_label(r: &ResultEntry) -> String {
-    let l = &r.load;
-    let pattern = serde_json::to_value(l.pattern)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_string))
-        .unwrap_or_default();
-    match (l.rate_rps, l.concurrency) {
-        (Some(rate), _) => format!("{pattern} {rate} rps"),
-        (None, Some(c)) => format!("{pattern} c={c}"),
-        (None, None) => pattern,
     }
 }
 
@@ -130,11 +128,25 @@ pub fn summary_rows(report: &Report) -> Vec<SummaryRow> {
             task_p50_ms: num(r.tasks.as_ref().and_then(|t| t.task_ms.p50)),
             batch_occupancy: num(r.engine.as_ref().map(|e| e.mean_batch_occupancy)),
             cache_hit_ratio: num(r.engine.as_ref().and_then(|e| e.cache_hit_ratio)),
+            usd_per_m_tokens: usd(r.cost.as_ref().and_then(|c| c.usd_per_m_blended_workload)),
+            tokens_per_j_output: num(r.energy.as_ref().and_then(|e| e.tokens_per_j_output)),
         })
         .collect()
 }
 
-fn cells(row: &SummaryRow) -> [&str; 14] {
+/// Dollars with four significant digits (cents to micro-dollars).
+fn usd(x: Option<f64>) -> String {
+    match x {
+        None => "-".to_string(),
+        Some(v) if v >= 1.0 || v <= 0.0 => format!("{v:.2}"),
+        Some(v) => format!(
+            "{v:.*}",
+            (3 - v.log10().floor() as i32).clamp(2, 12) as usize
+        ),
+    }
+}
+
+pub(crate) fn cells(row: &SummaryRow) -> [&str; 16] {
     [
         &row.target,
         &row.workload,
@@ -150,6 +162,8 @@ fn cells(row: &SummaryRow) -> [&str; 14] {
         &row.task_p50_ms,
         &row.batch_occupancy,
         &row.cache_hit_ratio,
+        &row.usd_per_m_tokens,
+        &row.tokens_per_j_output,
     ]
 }
 
@@ -183,6 +197,7 @@ pub fn render(report: &Report, format: Format) -> String {
             }
             out.push_str(&notes(report));
         }
+        Format::Html => out = crate::html::render(report),
         Format::Csv => {
             let _ = writeln!(out, "{}", HEADERS.join(","));
             for row in &rows {

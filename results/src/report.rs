@@ -544,8 +544,31 @@ pub struct ResultEntry {
     /// Cost from the target's rate card; `source: null` with a `reason` when it was
     /// not priced. `null` in reports before 1.2.
     pub cost: Option<crate::cost::CostStats>,
+    /// The service-level objective this load point was judged by (`sweep --slo`);
+    /// `null` when none was given. Since 1.3.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slo: Option<SloVerdict>,
     /// Things the reader must know about this result (caps applied, limits hit).
     pub notes: Vec<String>,
+}
+
+/// A load point judged against a service-level objective. Since 1.3.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SloVerdict {
+    /// The objective: `ttft_p99_ms`, `tpot_p99_ms`, `e2e_p95_ms`, ... and its bound
+    /// in milliseconds.
+    pub objectives: BTreeMap<String, f64>,
+    /// Whether every objective was met (and at least one request succeeded).
+    pub pass: bool,
+    /// The objectives missed, with the measured value (`ttft_p99_ms 2412 > 2000`).
+    pub missed: Vec<String>,
+    /// Measured requests that met every per-request bound (failed requests miss).
+    pub requests_meeting: u64,
+    /// `requests_meeting` per second of the measured window: goodput.
+    pub goodput_rps: f64,
+    /// `requests_meeting / sent`, 0-1.
+    pub goodput_ratio: Option<f64>,
 }
 
 /// A local engine's own view of one load point: batching, the KV cache and where each
