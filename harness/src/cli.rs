@@ -703,6 +703,10 @@ pub(crate) async fn execute(
     }
     finish(&mut report, status, &report_path)?;
     print!("{}", render::render(&report, Format::Table));
+    let html_path = out_dir.join("report.html");
+    std::fs::write(&html_path, render::render(&report, Format::Html))
+        .with_context(|| format!("writing {}", html_path.display()))?;
+    println!("html: {}", html_path.display());
     println!("report: {}", report_path.display());
     Ok(report)
 }

@@ -213,6 +213,10 @@ fn a_real_run_on_smollm2_writes_a_valid_report() {
         format!("report: {}", report_path.display())
     );
     assert!(stdout.contains("quick/classify-tiny"), "{stdout}");
+    // The HTML report is written beside it when the run ends.
+    let html = std::fs::read_to_string(out.join("report.html")).unwrap();
+    assert!(stdout.contains(&format!("html: {}", out.join("report.html").display())));
+    assert!(html.contains("quick/classify-tiny") && html.contains("<svg class=\"chart\""));
 
     infermeter()
         .arg("validate")

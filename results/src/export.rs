@@ -98,9 +98,12 @@ fn operating_points(reports: &[Report]) -> (Vec<Point<'_>>, Vec<String>) {
     (out, skipped)
 }
 
-/// Per-token prices of an operating point: (input uncached, cached input, output),
-/// USD per token. `None` when the cost cannot be split into input and output.
-fn per_token(e: &ResultEntry) -> Option<(f64, Option<f64>, f64)> {
+/// Per-token prices, USD: (uncached input, cached input when priced, output).
+type PerToken = (f64, Option<f64>, f64);
+
+/// Per-token prices of an operating point; `None` when the cost cannot be split into
+/// input and output.
+fn per_token(e: &ResultEntry) -> Option<PerToken> {
     let c = e.cost.as_ref()?;
     if let Some(card) = &c.rate_card {
         return Some((
@@ -149,19 +152,29 @@ pub fn litellm_key(e: &ResultEntry) -> String {
     )
 }
 
+/// Operating points with their per-token prices (see [`per_token`]); points whose cost
+/// cannot be split into input and output are skipped, and said so.
+fn priced_points(reports: &[Report]) -> (Vec<(Point<'_>, PerToken)>, Vec<String>) {
+    let (points, mut skipped) = operating_points(reports);
+    let mut out = Vec::new();
+    for p in points {
+        match per_token(p.entry) {
+            Some(prices) => out.push((p, prices)),
+            None => skipped.push(format!(
+                "{}: the cost has no input/output split",
+                litellm_key(p.entry)
+            )),
+        }
+    }
+    (out, skipped)
+}
+
 /// LiteLLM `model_prices_and_context_window.json` entries, and what was skipped.
 pub fn litellm(reports: &[Report]) -> (Value, Vec<String>) {
-    let (points, mut skipped) = operating_points(reports);
+    let (points, skipped) = priced_points(reports);
     let mut out = serde_json::Map::new();
-    for p in points {
+    for (p, (input, cached, output)) in points {
         let e = p.entry;
-        let Some((input, cached, output)) = per_token(e) else {
-            skipped.push(format!(
-                "{}: the cost has no input/output split",
-                litellm_key(e)
-            ));
-            continue;
-        };
         let provider = match e.target.kind.as_str() {
             "anthropic" => "anthropic",
             _ => "openai",
@@ -255,17 +268,10 @@ pub struct Route {
 
 /// The routing table, and what was skipped.
 pub fn routing(reports: &[Report]) -> (Value, Vec<String>) {
-    let (points, mut skipped) = operating_points(reports);
+    let (points, skipped) = priced_points(reports);
     let mut routes = Vec::new();
-    for p in points {
+    for (p, (input, cached, output)) in points {
         let e = p.entry;
-        let Some((input, cached, output)) = per_token(e) else {
-            skipped.push(format!(
-                "{}: the cost has no input/output split",
-                litellm_key(e)
-            ));
-            continue;
-        };
         let c = e.cost.as_ref();
         routes.push(Route {
             model: e.target.model.clone(),

@@ -7,7 +7,7 @@
 
 use std::fmt::Write as _;
 
-use crate::merge::load_label;
+use crate::merge::pair_key as label;
 use crate::render::{HEADERS, cells, summary_rows};
 use crate::{LatencySummary, Report, ResultEntry};
 
@@ -26,17 +26,6 @@ fn esc(s: &str) -> String {
         .replace('<', "&lt;")
         .replace('>', "&gt;")
         .replace('"', "&quot;")
-}
-
-fn label(e: &ResultEntry) -> String {
-    format!(
-        "{} {} {} / {} / {}",
-        e.target.kind,
-        e.target.model,
-        e.target.precision,
-        e.workload.name,
-        load_label(e)
-    )
 }
 
 fn fmt_num(v: f64) -> String {
