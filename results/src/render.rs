@@ -242,8 +242,17 @@ fn notes(report: &Report) -> String {
                         .map_or(String::new(), |t| format!(", ${t:.6} per task"));
                     let basis = match (&c.hardware, &c.rate_card) {
                         (Some(h), _) => format!(
-                            "{} x {} {} {} {} at ${}/unit-hour",
-                            h.units, h.part, h.tier, h.region, h.catalog, h.usd_per_unit_hour
+                            "{} {} x ${}/h: {}, {}, {}, catalog {}",
+                            h.units,
+                            match h.unit {
+                                crate::catalog::PartUnit::Gpu => "GPU",
+                                crate::catalog::PartUnit::Vcpu => "vCPU",
+                            },
+                            h.usd_per_unit_hour,
+                            h.part,
+                            h.tier,
+                            h.region,
+                            h.catalog
                         ),
                         _ => "rate card".to_string(),
                     };
