@@ -362,16 +362,20 @@ fn bar_chart(
         let row = 26.0;
         let h = PAD_T + row * have.len() as f64 + 30.0;
         let max = have.iter().map(|b| b.1).fold(0.0, f64::max).max(1e-300);
-        let label_w = 300.0;
+        // Labels are as wide as the longest (about 6.2 px a character at 11 px), bars
+        // get the chart's usual plotting width beside them.
+        let longest = have.iter().map(|b| b.0.chars().count()).max().unwrap_or(0);
+        let label_w = (longest as f64 * 6.2 + 12.0).max(120.0);
+        let width = label_w + W - 300.0;
         let _ = write!(
             out,
-            r#"<figure><figcaption>{}</figcaption><svg class="chart" id="{id}" viewBox="0 0 {W} {h}" width="{W}" height="{h}" role="img" aria-label="{}">"#,
+            r#"<figure><figcaption>{}</figcaption><svg class="chart" id="{id}" viewBox="0 0 {width:.0} {h}" width="{width:.0}" height="{h}" role="img" aria-label="{}">"#,
             esc(title),
             esc(title)
         );
         for (i, (n, v)) in have.iter().enumerate() {
             let y = PAD_T + row * i as f64;
-            let w = (v / max) * (W - label_w - 90.0);
+            let w = (v / max) * (width - label_w - 110.0);
             let _ = write!(
                 out,
                 r#"<text x="{:.1}" y="{:.1}" font-size="11" text-anchor="end">{}</text><rect class="mark" x="{label_w}" y="{y:.1}" width="{:.1}" height="{:.1}" fill="{}"><title>{}: {} {}</title></rect><text x="{:.1}" y="{:.1}" font-size="11">{} {}</text>"#,
