@@ -287,6 +287,26 @@ pub struct RunArgs {
     /// Pricing: price catalog, tier and region (default: the shipped catalog's).
     #[command(flatten)]
     pub pricing: PricingArgs,
+    /// Send only shard I of N (1-based) of every request stream: the sessions whose
+    /// index is I-1 modulo N, at the times the whole run would send them (a closed
+    /// loop's concurrency is divided by N). `merge` of all N shard reports gives the
+    /// whole run's figures.
+    #[arg(long, value_name = "I/N", value_parser = parse_shard)]
+    pub shard: Option<results::ShardRef>,
+}
+
+/// Parses `--shard I/N`.
+pub fn parse_shard(text: &str) -> std::result::Result<results::ShardRef, String> {
+    let (i, n) = text
+        .split_once('/')
+        .ok_or_else(|| format!("`{text}`: expected I/N, e.g. 2/4"))?;
+    let parse = |x: &str| x.trim().parse::<u32>().ok();
+    match (parse(i), parse(n)) {
+        (Some(index), Some(count)) if count >= 1 && (1..=count).contains(&index) => {
+            Ok(results::ShardRef { index, count })
+        }
+        _ => Err(format!("`{text}`: expected I/N with 1 <= I <= N, e.g. 2/4")),
+    }
 }
 
 /// Which catalog, tier and region price a run or a report.
@@ -576,6 +596,21 @@ async fn run_command(args: RunArgs) -> Result<()> {
     let seed = args
         .seed
         .unwrap_or_else(|| plan.workloads.first().map_or(1, |(_, s)| *s));
+    if let Some(sh) = args.shard {
+        for (spec, _) in &plan.workloads {
+            if let Some(c) = spec
+                .load
+                .concurrency
+                .filter(|_| spec.load.arrival == ArrivalPattern::Closed)
+                && c % sh.count != 0
+            {
+                return Err(bad_input(format!(
+                    "--shard {}/{}: {}: a closed loop of {c} sessions cannot be split into {} equal shards",
+                    sh.index, sh.count, spec.name, sh.count
+                )));
+            }
+        }
+    }
     let points = plan.workloads.clone();
     let mut next = move |_target: usize, done: &[ResultEntry]| points.get(done.len()).cloned();
     execute(&args, &plan.label, seed, None, &mut next).await?;
@@ -635,12 +670,22 @@ pub(crate) async fn execute(
 
     let (irq_tx, irq_rx) = watch::channel(Interrupt::None);
     tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
+        // SIGTERM (a pre-empted runner, `kill`, Kubernetes) is Ctrl-C: stop sending,
+        // drain, write the report as `interrupted`; a second signal cancels.
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        let mut interrupted = async || {
+            tokio::select! {
+                r = tokio::signal::ctrl_c() => r.is_ok(),
+                Some(()) = async { match term.as_mut() { Some(t) => t.recv().await, None => std::future::pending().await } } => true,
+            }
+        };
+        if interrupted().await {
             eprintln!(
-                "interrupt: no new requests; draining (Ctrl-C again to cancel in-flight requests)"
+                "interrupt: no new requests; draining (Ctrl-C or SIGTERM again to cancel in-flight requests)"
             );
             let _ = irq_tx.send(Interrupt::Stop);
-            if tokio::signal::ctrl_c().await.is_ok() {
+            if interrupted().await {
                 let _ = irq_tx.send(Interrupt::Cancel);
             }
         }
@@ -778,8 +823,17 @@ async fn run_workload(
     slo: Option<&crate::slo::Slo>,
 ) -> Result<ResultEntry> {
     let info = target.describe();
-    let stream = generate(spec, seed);
-    let stream_sha256 = stream.digest();
+    let whole = generate(spec, seed);
+    let stream_sha256 = whole.digest();
+    let stream = match args.shard {
+        None => whole,
+        Some(s) => whole.shard(s.index - 1, s.count).map_err(|e| {
+            bad_input(format!(
+                "--shard {}/{}: {}: {e}",
+                s.index, s.count, spec.name
+            ))
+        })?,
+    };
     let total = stream.request_count() as u64;
     let target_label = format!("{} {} {}", info.kind, info.model, info.precision);
     let local = info.kind.starts_with("local");
@@ -880,6 +934,13 @@ async fn run_workload(
         .as_ref()
         .and_then(|c| cold.cold_start(c.idle_s));
     e.slo = slo.map(|s| s.judge(&e, agg.slo_met));
+    e.workload.shard = args.shard;
+    if let Some(s) = args.shard {
+        e.notes.push(format!(
+            "shard {} of {}: this report holds part of the stream; merge all {} shards for the whole run",
+            s.index, s.count, s.count
+        ));
+    }
     Ok(e)
 }
 
@@ -895,7 +956,9 @@ fn wall_clock(at: std::time::Instant) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
 }
 
-fn entry(
+/// The result entry of one load point from its aggregate and outcome (cost, energy and
+/// SLO are added by the caller).
+pub fn entry(
     spec: &WorkloadSpec,
     seed: u64,
     stream_sha256: String,
@@ -978,6 +1041,7 @@ fn entry(
             spec_sha256: spec.sha256(),
             stream_sha256,
             seed,
+            shard: None,
         },
         target,
         load: LoadInfo {

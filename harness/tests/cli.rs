@@ -111,6 +111,20 @@ fn bad_names_and_flags_exit_2() {
         "invalid value 'sometimes'",
     );
     bad_input(&["run", "--concurrency", "2", "--rate", "3"], "not both");
+    bad_input(&["run", "--shard", "0/2"], "expected I/N with 1 <= I <= N");
+    bad_input(&["run", "--shard", "half"], "expected I/N");
+    bad_input(
+        &[
+            "run",
+            "--workload",
+            "chat-short",
+            "--concurrency",
+            "3",
+            "--shard",
+            "1/2",
+        ],
+        "a closed loop of 3 sessions cannot be split into 2 equal shards",
+    );
 }
 
 #[test]
@@ -322,6 +336,16 @@ fn synthetic_weights_run_when_asked_and_say_so() {
 
 #[test]
 fn ctrl_c_stops_sending_drains_and_writes_an_interrupted_report() {
+    interrupted_by("-INT");
+}
+
+/// A pre-empted runner (or Kubernetes) sends SIGTERM: the same as Ctrl-C.
+#[test]
+fn sigterm_stops_sending_drains_and_writes_an_interrupted_report() {
+    interrupted_by("-TERM");
+}
+
+fn interrupted_by(signal: &str) {
     let tmp = tmp();
     let out = tmp.path().join("run");
     let child = std::process::Command::new(assert_cmd::cargo::cargo_bin("infermeter"))
@@ -355,7 +379,7 @@ fn ctrl_c_stops_sending_drains_and_writes_an_interrupted_report() {
         std::thread::sleep(std::time::Duration::from_millis(200));
     }
     let status = std::process::Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
+        .args([signal, &child.id().to_string()])
         .status()
         .unwrap();
     assert!(status.success());

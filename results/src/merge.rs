@@ -259,7 +259,37 @@ fn merge_entries(group: &[&ResultEntry]) -> Result<ResultEntry, MergeError> {
             return Err(err(&key, "target weights differ (weights.sha256)".into()));
         }
     }
+    let shards: Vec<crate::ShardRef> = group.iter().filter_map(|e| e.workload.shard).collect();
+    if !shards.is_empty() {
+        let n = shards[0].count;
+        let mut got: Vec<u32> = shards.iter().map(|s| s.index).collect();
+        got.sort_unstable();
+        let complete = shards.len() == group.len()
+            && shards.iter().all(|s| s.count == n)
+            && got == (1..=n).collect::<Vec<_>>();
+        if !complete {
+            let list: Vec<String> = group
+                .iter()
+                .map(|e| {
+                    e.workload.shard.map_or("the whole stream".into(), |s| {
+                        format!("{}/{}", s.index, s.count)
+                    })
+                })
+                .collect();
+            return Err(err(
+                &key,
+                format!(
+                    "shards {} are not one complete set (each of 1/N .. N/N once)",
+                    list.join(", ")
+                ),
+            ));
+        }
+    }
     let mut out = first.clone();
+    if !shards.is_empty() {
+        out.workload.shard = None;
+        out.notes.retain(|n| !n.starts_with("shard "));
+    }
     let sum = |f: &dyn Fn(&ResultEntry) -> u64| group.iter().map(|e| f(e)).sum::<u64>();
 
     // Requests.

@@ -328,10 +328,27 @@ pub struct WorkloadRef {
     /// SHA-256 of the fully resolved spec (canonical JSON).
     pub spec_sha256: String,
     /// SHA-256 of the generated request stream, so two runs can be shown to have
-    /// sent the same requests.
+    /// sent the same requests (of the whole stream, also in a shard's report).
     pub stream_sha256: String,
     /// Seed of the request stream.
     pub seed: u64,
+    /// Which part of the stream was sent (`run --shard I/N`); `null` for all of it.
+    /// Since 1.3.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<ShardRef>,
+}
+
+/// One of N shards of a request stream: the sessions whose index is `index - 1`
+/// modulo `count`. Since 1.3.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
+#[serde(deny_unknown_fields)]
+pub struct ShardRef {
+    /// 1-based shard number.
+    pub index: u32,
+    /// Shards the stream was split into.
+    pub count: u32,
 }
 
 /// The load applied at one load point.

@@ -54,6 +54,50 @@ impl RequestStream {
         self.sessions.iter().map(|s| s.calls.len()).sum()
     }
 
+    /// Shard `index` (0-based) of `count`: the sessions whose index is `index` modulo
+    /// `count`, at the times the whole stream would send them, so that `count` shards
+    /// run side by side send exactly the requests of one run. A closed loop's
+    /// concurrency is divided among the shards (it must divide evenly); every shard
+    /// runs the warm-up; cold-start probes run in shard 0 only.
+    pub fn shard(&self, index: u32, count: u32) -> Result<RequestStream, String> {
+        if count == 0 || index >= count {
+            return Err(format!("shard {} of {count} does not exist", index + 1));
+        }
+        let n = u64::from(count);
+        let keep: Vec<usize> = (0..self.sessions.len())
+            .filter(|&i| self.sessions[i].index % n == u64::from(index))
+            .collect();
+        let arrival = match self.arrival {
+            Arrival::Closed { concurrency } => {
+                if concurrency % count != 0 {
+                    return Err(format!(
+                        "a closed loop of {concurrency} sessions cannot be split into {count} equal shards"
+                    ));
+                }
+                Arrival::Closed {
+                    concurrency: concurrency / count,
+                }
+            }
+            a => a,
+        };
+        Ok(RequestStream {
+            seed: self.seed,
+            sessions: keep.iter().map(|&i| self.sessions[i].clone()).collect(),
+            warmup: self.warmup.clone(),
+            cold: if index == 0 {
+                self.cold.clone()
+            } else {
+                Vec::new()
+            },
+            cold_idle_s: self.cold_idle_s,
+            schedule: self
+                .schedule
+                .as_ref()
+                .map(|s| keep.iter().map(|&i| s[i]).collect()),
+            arrival,
+        })
+    }
+
     /// SHA-256 (hex) over every measured request (session, call, think time, output
     /// length, prefix, each message's role and token ids), every warm-up request, and
     /// the schedule.
@@ -340,6 +384,44 @@ pub fn fit_to_context(req: &Request, context_tokens: u32) -> Result<Option<Reque
 mod tests {
     use super::*;
     use crate::suite;
+
+    #[test]
+    fn shards_partition_the_stream_at_its_own_times() {
+        let mut spec = suite::workload("chat-short").unwrap();
+        spec.load.requests = 40;
+        let whole = generate(&spec, 5);
+        let shards: Vec<RequestStream> = (0..3).map(|i| whole.shard(i, 3).unwrap()).collect();
+        let mut seen: Vec<(u64, f64)> = shards
+            .iter()
+            .flat_map(|s| {
+                s.sessions
+                    .iter()
+                    .map(|x| x.index)
+                    .zip(s.schedule.clone().unwrap())
+            })
+            .collect();
+        seen.sort_by_key(|x| x.0);
+        let all: Vec<(u64, f64)> = whole
+            .sessions
+            .iter()
+            .map(|x| x.index)
+            .zip(whole.schedule.clone().unwrap())
+            .collect();
+        assert_eq!(seen, all, "every session once, at the whole stream's time");
+        let requests: usize = shards.iter().map(RequestStream::request_count).sum();
+        assert_eq!(requests, whole.request_count());
+        assert!(whole.shard(3, 3).is_err());
+        let mut closed = spec.clone();
+        closed.load.arrival = ArrivalPattern::Closed;
+        closed.load.rate_rps = None;
+        closed.load.concurrency = Some(4);
+        let c = generate(&closed, 5);
+        assert_eq!(
+            c.shard(1, 2).unwrap().arrival,
+            Arrival::Closed { concurrency: 2 }
+        );
+        assert!(c.shard(0, 3).unwrap_err().contains("cannot be split"));
+    }
 
     #[test]
     fn same_seed_same_stream_other_seed_other_stream() {

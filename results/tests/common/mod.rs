@@ -24,6 +24,7 @@ pub fn entry(name: &str, failed: u64, tasks: bool) -> ResultEntry {
             spec_sha256: "ab".repeat(32),
             stream_sha256: "cd".repeat(32),
             seed: 7,
+            shard: None,
         },
         target: TargetInfo {
             kind: "local-cpu".into(),
