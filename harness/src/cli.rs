@@ -90,6 +90,12 @@ pub enum Command {
     /// Price reports again, or export router price tables.
     #[command(subcommand)]
     Prices(PricesCommand),
+    /// Rebuild the report of a killed run from its directory (report.json and
+    /// requests.jsonl); the result has status `interrupted`.
+    Recover {
+        /// The run's output directory.
+        dir: PathBuf,
+    },
     /// Print this machine's hardware fingerprint (CPU, memory, OS, virtualisation,
     /// GPUs through NVML) as JSON: the `hardware` section of every report.
     Hw,
@@ -400,6 +406,22 @@ pub async fn run(cli: Cli) -> Result<()> {
             crate::analysis::compare_command(&base, &cand, &gate, format)
         }
         Command::Merge { reports, out } => crate::analysis::merge_command(&reports, &out),
+        Command::Recover { dir } => {
+            let r = crate::recover::recover(&dir).await?;
+            println!(
+                "recovered {}: {} finished load points kept, {} rebuilt from {} request lines{}",
+                dir.join("report.json").display(),
+                r.finished_points,
+                r.rebuilt_points,
+                r.lines,
+                if r.torn_last_line {
+                    "; a last line cut by the kill was ignored"
+                } else {
+                    ""
+                }
+            );
+            Ok(())
+        }
         Command::Prices(PricesCommand::Apply {
             report,
             pricing,
@@ -567,7 +589,8 @@ fn validate_targets(text: &str, file: &Path) -> Result<String> {
     ))
 }
 
-fn overrides(a: &RunArgs) -> Overrides {
+/// The load overrides a `run` command line gives.
+pub fn overrides(a: &RunArgs) -> Overrides {
     Overrides {
         seed: a.seed,
         requests: a.requests,
@@ -709,6 +732,9 @@ pub(crate) async fn execute(
         hardware: crate::hardware::fingerprint(),
         results: Vec::new(),
     };
+    // On disk from the start, as `interrupted` until the run ends: a killed run leaves
+    // what `infermeter recover` needs.
+    write_report(&report_path, &report)?;
     let mut status = RunStatus::Complete;
     'targets: for (i, target) in targets.iter().enumerate() {
         let idle = idle_power(&target.describe().kind).await;

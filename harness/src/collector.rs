@@ -16,7 +16,7 @@ use results::{
     ColdStartStats, EngineStats, ErrorClass, Latency, LatencyHistogram, RequestCounts, TaskStats,
     Throughput, TokenCounts, TokenProvenance, TokenSource,
 };
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 use workloads::{ChunkTokens, EngineCounters, ServerUsage};
 
@@ -28,7 +28,7 @@ pub(crate) fn us(x: f64) -> f64 {
 }
 
 /// One finished (or failed) request: a line of `requests.jsonl`.
-#[derive(Clone, Debug, Serialize, PartialEq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct RequestRecord {
     /// Workload name.
     pub workload: String,
@@ -67,7 +67,7 @@ pub struct RequestRecord {
     /// Whether the prompt was shortened to fit the target's context.
     pub input_capped: bool,
     /// Whether the model stopped (end of sequence) before `max_output_tokens`.
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub stopped_early: bool,
     /// Output tokens asked for.
     pub max_output_tokens: u32,
@@ -76,13 +76,13 @@ pub struct RequestRecord {
     /// Where the output count came from.
     pub output_source: TokenSource,
     /// The tokenizer's count of the received text (remote targets).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tokenizer_output_tokens: Option<u32>,
     /// What the server reported, verbatim.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub server_usage: Option<ServerUsage>,
     /// How each chunk's tokens were counted.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub chunk_tokens: Option<ChunkTokens>,
     /// Whether per-chunk counts were rescaled to the server's total.
     pub reconciled: bool,
@@ -91,40 +91,43 @@ pub struct RequestRecord {
     /// Stream chunks that carried tokens.
     pub chunks: u32,
     /// The server's finish reason, verbatim.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub finish_reason: Option<String>,
     /// Attempts retried before the last one.
     pub retries: u32,
     /// Time spent waiting to retry, ms (inside `ttft_ms` and `e2e_ms`).
     pub retry_wait_ms: f64,
     /// Each retried attempt.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub retried: Vec<RetriedAttempt>,
     /// Protocol rules the response broke without losing its measurement.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
     /// `ok` or `error`.
-    pub status: &'static str,
+    pub status: String,
     /// Error class, for failures.
     pub error_class: Option<ErrorClass>,
     /// Error message, for failures.
     pub error: Option<String>,
     /// HTTP status of a failed HTTP request.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub http_status: Option<u16>,
     /// Input tokens the target served from its prefix cache, when it reports them.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub input_cached_tokens: Option<u32>,
     /// A local engine's figures for the request.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub engine: Option<workloads::EngineRequestStats>,
     /// A cold-start probe (sent after an idle period, reported apart).
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub cold_start: bool,
-    #[serde(skip)]
-    itl_ms: Vec<f64>,
-    #[serde(skip)]
-    chunk_gap_ms: Vec<f64>,
+    /// Every inter-token gap, ms (see `itl_ms` in the README), so that a report can be
+    /// rebuilt from this file alone (`infermeter recover`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub itl_ms: Vec<f64>,
+    /// Every gap between stream chunks, ms.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub chunk_gap_ms: Vec<f64>,
 }
 
 /// What the driver knows about a request besides its timer.
@@ -235,7 +238,7 @@ impl RequestRecord {
             retry_wait_ms: us(timer.retry_wait_ms),
             retried: timer.retried.clone(),
             warnings: timer.warnings.clone(),
-            status,
+            status: status.to_string(),
             error_class,
             error,
             http_status,

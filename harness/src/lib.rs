@@ -13,6 +13,7 @@ pub mod models;
 pub mod output;
 pub mod plan;
 pub mod progress;
+pub mod recover;
 pub mod slo;
 pub mod steady;
 pub mod sweep;

@@ -5,7 +5,7 @@
 use std::time::Instant as StdInstant;
 
 use results::ErrorClass;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 use workloads::StreamSink;
 
@@ -190,7 +190,7 @@ impl StreamSink for RequestTimer {
 
 /// An attempt that failed and was sent again (retries are requests the provider saw,
 /// and may bill).
-#[derive(Clone, Debug, Serialize, PartialEq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct RetriedAttempt {
     /// What it failed with.
     pub class: ErrorClass,

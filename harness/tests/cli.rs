@@ -339,6 +339,93 @@ fn ctrl_c_stops_sending_drains_and_writes_an_interrupted_report() {
     interrupted_by("-INT");
 }
 
+/// kill -9 mid-run: every complete line of requests.jsonl is a valid record, and
+/// `recover` rebuilds the report (status `interrupted`) from them.
+#[test]
+fn kill_9_leaves_valid_lines_and_recover_rebuilds_the_report() {
+    let tmp = tmp();
+    let out = tmp.path().join("run");
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("infermeter"))
+        .args([
+            "run",
+            "--workload",
+            "quick/classify-tiny",
+            "--requests",
+            "500",
+            "--rate",
+            "5",
+            "--warmup",
+            "0",
+            "--quiet",
+            "--target",
+            "local-cpu,model=tiny-dense",
+        ])
+        .arg("--out")
+        .arg(&out)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let jsonl = out.join("requests.jsonl");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while std::fs::read_to_string(&jsonl).map_or(0, |s| s.lines().count()) < 5 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no requests within 120 s"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let text = std::fs::read_to_string(&jsonl).unwrap();
+    let complete: Vec<&str> = text
+        .split_inclusive('\n')
+        .filter(|l| l.ends_with('\n'))
+        .collect();
+    for l in &complete {
+        let v: serde_json::Value = serde_json::from_str(l).unwrap();
+        assert!(v["e2e_ms"].as_f64().is_some(), "{l}");
+    }
+    // The report was on disk from the start, as interrupted, with no finished point.
+    let before = read_json(&out.join("report.json"));
+    assert_eq!(before["run"]["status"], "interrupted");
+    assert_eq!(before["results"].as_array().unwrap().len(), 0);
+
+    infermeter()
+        .arg("recover")
+        .arg(&out)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("1 rebuilt from"));
+    let r = read_json(&out.join("report.json"));
+    assert_eq!(r["run"]["status"], "interrupted");
+    let e = &r["results"][0];
+    assert_eq!(
+        e["requests"]["sent"].as_u64().unwrap(),
+        complete.len() as u64
+    );
+    assert_eq!(
+        e["latency"]["e2e_ms"]["count"].as_u64().unwrap(),
+        e["requests"]["ok"].as_u64().unwrap()
+    );
+    assert!(e["latency"]["itl_ms"]["count"].as_u64().unwrap() > 0);
+    assert!(
+        e["notes"]
+            .to_string()
+            .contains("recovered by `infermeter recover`")
+    );
+    assert_eq!(e["cost"]["source"], "hardware-hour");
+    infermeter()
+        .arg("validate")
+        .arg(out.join("report.json"))
+        .assert()
+        .success();
+    assert!(out.join("report.html").exists());
+    // Recovering again changes nothing.
+    infermeter().arg("recover").arg(&out).assert().success();
+    assert_eq!(read_json(&out.join("report.json"))["results"], r["results"]);
+}
+
 /// A pre-empted runner (or Kubernetes) sends SIGTERM: the same as Ctrl-C.
 #[test]
 fn sigterm_stops_sending_drains_and_writes_an_interrupted_report() {

@@ -182,7 +182,7 @@ pub struct Completion {
 }
 
 /// A local engine's own figures for one request.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct EngineRequestStats {
     /// Submission to admission (waiting for a batch slot or KV blocks), ms.
     pub queue_ms: f64,
