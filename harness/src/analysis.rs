@@ -1,5 +1,5 @@
 //! Commands that work on saved reports, never on a target: `compare`, `merge`,
-//! `prices apply` and `prices export`.
+//! `prices apply`, `prices export`, `publish` and `history`.
 
 use std::path::{Path, PathBuf};
 
@@ -210,5 +210,69 @@ pub fn export_command(paths: &[PathBuf], format: &str, out: &Path) -> Result<()>
         .and_then(|()| std::fs::rename(&tmp, out))
         .map_err(|e| bad_input(format!("--out {}: {e}", out.display())))?;
     println!("{entries} {format} entries: {}", out.display());
+    Ok(())
+}
+
+/// `publish REPORT... --archive DIR`.
+pub fn publish_command(paths: &[PathBuf], archive: &Path) -> Result<()> {
+    let a = results::archive::Archive::at(archive);
+    for p in paths {
+        let report = read_report(p)?;
+        let bytes = std::fs::read(p).map_err(|e| bad_input(format!("{}: {e}", p.display())))?;
+        let (sha, new) = a
+            .publish(&bytes, &report)
+            .map_err(|e| bad_input(format!("--archive {}: {e}", archive.display())))?;
+        println!(
+            "{} {}: {} ({})",
+            if new { "published" } else { "already archived" },
+            p.display(),
+            sha,
+            report.run.id
+        );
+    }
+    Ok(())
+}
+
+/// `history --archive DIR --metric M [--filter TEXT]`.
+pub fn history_command(
+    archive: &Path,
+    metric: &str,
+    filter: &str,
+    format: crate::cli::CompareFormat,
+) -> Result<()> {
+    let a = results::archive::Archive::at(archive);
+    let points = results::archive::history(&a, metric, filter).map_err(|e| bad_input(e.0))?;
+    if points.is_empty() {
+        return Err(bad_input(format!(
+            "--archive {}: no result matches `{filter}`",
+            archive.display()
+        )));
+    }
+    match format {
+        crate::cli::CompareFormat::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&points).map_err(|e| anyhow!("serializing: {e}"))?
+        ),
+        f => {
+            let mut b = tabled::builder::Builder::default();
+            b.push_record(["started_at", "run", "hardware", "result", metric]);
+            for p in &points {
+                b.push_record([
+                    p.started_at.clone(),
+                    p.run_id.clone(),
+                    p.hardware.clone(),
+                    p.result.clone(),
+                    p.value.map_or("-".into(), |v| format!("{v:.6}")),
+                ]);
+            }
+            let mut t = b.build();
+            if f == crate::cli::CompareFormat::Md {
+                t.with(tabled::settings::Style::markdown());
+            } else {
+                t.with(tabled::settings::Style::rounded());
+            }
+            println!("{t}");
+        }
+    }
     Ok(())
 }

@@ -90,6 +90,31 @@ pub enum Command {
     /// Price reports again, or export router price tables.
     #[command(subcommand)]
     Prices(PricesCommand),
+    /// Store reports in a results archive, content-addressed (sha256), with an index
+    /// by date, hardware, target and workload.
+    Publish {
+        /// The reports.
+        #[arg(required = true)]
+        reports: Vec<PathBuf>,
+        /// The archive directory.
+        #[arg(long)]
+        archive: PathBuf,
+    },
+    /// Print a metric's time series from a results archive.
+    History {
+        /// The archive directory.
+        #[arg(long)]
+        archive: PathBuf,
+        /// The metric (a `compare` metric: ttft_p99_ms, output_tokens_per_s, ...).
+        #[arg(long)]
+        metric: String,
+        /// Only results whose `target / workload / load` contains this text.
+        #[arg(long, default_value = "")]
+        filter: String,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = CompareFormat::Table)]
+        format: CompareFormat,
+    },
     /// Rebuild the report of a killed run from its directory (report.json and
     /// requests.jsonl); the result has status `interrupted`.
     Recover {
@@ -406,6 +431,15 @@ pub async fn run(cli: Cli) -> Result<()> {
             crate::analysis::compare_command(&base, &cand, &gate, format)
         }
         Command::Merge { reports, out } => crate::analysis::merge_command(&reports, &out),
+        Command::Publish { reports, archive } => {
+            crate::analysis::publish_command(&reports, &archive)
+        }
+        Command::History {
+            archive,
+            metric,
+            filter,
+            format,
+        } => crate::analysis::history_command(&archive, &metric, &filter, format),
         Command::Recover { dir } => {
             let r = crate::recover::recover(&dir).await?;
             println!(

@@ -364,6 +364,10 @@ pub async fn run_load_point(
                 }
                 started.fetch_add(1, Ordering::Relaxed);
                 running.spawn(run_session(Arc::clone(&ctx), session, at));
+                // Reap finished sessions as we go: a JoinSet keeps every finished
+                // task until it is joined, which would make memory grow with the
+                // number of requests of an open-loop run.
+                while running.try_join_next().is_some() {}
             }
         }
         None => {

@@ -3,6 +3,7 @@
 //! or JSON. This crate is the leaf of the workspace: it knows nothing of async runtimes,
 //! HTTP or GPUs, so any tool can read and merge reports by depending on it alone.
 
+pub mod archive;
 pub mod catalog;
 pub mod compare;
 pub mod cost;

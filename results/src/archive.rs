@@ -1,0 +1,243 @@
+//! A results archive: reports stored content-addressed (by the SHA-256 of their bytes)
+//! under `objects/`, with an index (`index.json`) by date, hardware, target and
+//! workload, so nightly history outlives CI artifact expiry and can be read back as a
+//! time series of any metric.
+//!
+//! Layout: `DIR/objects/<sha256>.json` (the report, byte for byte) and `DIR/index.json`
+//! (`{"schema": "infermeter.archive", "schema_version": "1.0", "reports": [...]}`),
+//! rewritten atomically on every publish. Publishing the same report twice stores it
+//! once.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::Report;
+use crate::compare::metric;
+use crate::merge::pair_key;
+
+/// The `schema` of an archive index.
+pub const ARCHIVE_SCHEMA: &str = "infermeter.archive";
+
+/// One archived report.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IndexEntry {
+    /// SHA-256 of the report's bytes: its file is `objects/<sha256>.json`.
+    pub sha256: String,
+    /// The run's id.
+    pub run_id: String,
+    /// When the run started (RFC 3339); the time axis of a history.
+    pub started_at: String,
+    /// The run's status.
+    pub status: String,
+    /// Tool version and commit.
+    pub tool: String,
+    /// CPU model, logical cores and GPUs.
+    pub hardware: String,
+    /// Targets (`kind model precision`) in the report.
+    pub targets: Vec<String>,
+    /// Workloads in the report.
+    pub workloads: Vec<String>,
+}
+
+/// The archive's index.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Index {
+    /// Always `infermeter.archive`.
+    pub schema: String,
+    /// `major.minor`.
+    pub schema_version: String,
+    /// Archived reports, oldest run first.
+    pub reports: Vec<IndexEntry>,
+}
+
+/// Why the archive could not be read or written.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ArchiveError(pub String);
+
+fn io(path: &Path, e: std::io::Error) -> ArchiveError {
+    ArchiveError(format!("{}: {e}", path.display()))
+}
+
+/// A one-line description of a report's hardware.
+pub fn hardware_label(r: &Report) -> String {
+    let gpus: Vec<&str> = r.hardware.gpus.iter().map(|g| g.name.as_str()).collect();
+    format!(
+        "{} x{}{}",
+        r.hardware.cpu_model,
+        r.hardware.cpu_logical_cores,
+        if gpus.is_empty() {
+            String::new()
+        } else {
+            format!(" + {}", gpus.join(", "))
+        }
+    )
+}
+
+/// An archive directory.
+pub struct Archive {
+    dir: PathBuf,
+}
+
+impl Archive {
+    /// The archive at `dir` (created on first publish).
+    pub fn at(dir: &Path) -> Self {
+        Self {
+            dir: dir.to_path_buf(),
+        }
+    }
+
+    fn index_path(&self) -> PathBuf {
+        self.dir.join("index.json")
+    }
+
+    /// The index; empty when the archive does not exist yet.
+    pub fn index(&self) -> Result<Index, ArchiveError> {
+        let path = self.index_path();
+        match std::fs::read_to_string(&path) {
+            Ok(text) => {
+                let idx: Index = serde_json::from_str(&text)
+                    .map_err(|e| ArchiveError(format!("{}: {e}", path.display())))?;
+                if idx.schema != ARCHIVE_SCHEMA {
+                    return Err(ArchiveError(format!(
+                        "{}: schema is `{}`, not {ARCHIVE_SCHEMA}",
+                        path.display(),
+                        idx.schema
+                    )));
+                }
+                Ok(idx)
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Index {
+                schema: ARCHIVE_SCHEMA.into(),
+                schema_version: "1.0".into(),
+                reports: Vec::new(),
+            }),
+            Err(e) => Err(io(&path, e)),
+        }
+    }
+
+    /// Stores `bytes` (a report, already validated as `report`); returns its SHA-256
+    /// and whether it was new.
+    pub fn publish(&self, bytes: &[u8], report: &Report) -> Result<(String, bool), ArchiveError> {
+        let sha = hex(&Sha256::digest(bytes));
+        let objects = self.dir.join("objects");
+        std::fs::create_dir_all(&objects).map_err(|e| io(&objects, e))?;
+        let mut index = self.index()?;
+        if index.reports.iter().any(|e| e.sha256 == sha) {
+            return Ok((sha, false));
+        }
+        let object = objects.join(format!("{sha}.json"));
+        write_atomically(&object, bytes)?;
+        let mut targets: Vec<String> = report
+            .results
+            .iter()
+            .map(|e| {
+                format!(
+                    "{} {} {}",
+                    e.target.kind, e.target.model, e.target.precision
+                )
+            })
+            .collect();
+        targets.dedup();
+        let mut workloads: Vec<String> = report
+            .results
+            .iter()
+            .map(|e| e.workload.name.clone())
+            .collect();
+        workloads.dedup();
+        index.reports.push(IndexEntry {
+            sha256: sha.clone(),
+            run_id: report.run.id.clone(),
+            started_at: report.run.started_at.clone(),
+            status: serde_json::to_value(report.run.status)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default(),
+            tool: format!(
+                "{} {}",
+                report.tool.version,
+                report.tool.git_sha.as_deref().unwrap_or("")
+            )
+            .trim()
+            .to_string(),
+            hardware: hardware_label(report),
+            targets,
+            workloads,
+        });
+        index
+            .reports
+            .sort_by(|a, b| a.started_at.cmp(&b.started_at));
+        let text = serde_json::to_string_pretty(&index)
+            .map_err(|e| ArchiveError(format!("serializing the index: {e}")))?;
+        write_atomically(&self.index_path(), format!("{text}\n").as_bytes())?;
+        Ok((sha, true))
+    }
+
+    /// The report stored as `sha256`.
+    pub fn load(&self, sha256: &str) -> Result<Report, ArchiveError> {
+        let path = self.dir.join("objects").join(format!("{sha256}.json"));
+        let text = std::fs::read_to_string(&path).map_err(|e| io(&path, e))?;
+        serde_json::from_str(&text).map_err(|e| ArchiveError(format!("{}: {e}", path.display())))
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), ArchiveError> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, bytes).map_err(|e| io(&tmp, e))?;
+    std::fs::rename(&tmp, path).map_err(|e| io(path, e))
+}
+
+/// One point of a history.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct HistoryPoint {
+    /// When the run started.
+    pub started_at: String,
+    /// The run's id.
+    pub run_id: String,
+    /// Its hardware.
+    pub hardware: String,
+    /// Target / workload / load point.
+    pub result: String,
+    /// The metric's value; `null` when the run did not measure it.
+    pub value: Option<f64>,
+}
+
+/// The time series of `metric_name` over the archive, oldest first, for results whose
+/// key contains `filter` (every result when empty).
+pub fn history(
+    archive: &Archive,
+    metric_name: &str,
+    filter: &str,
+) -> Result<Vec<HistoryPoint>, ArchiveError> {
+    let m = metric(metric_name).ok_or_else(|| {
+        ArchiveError(format!(
+            "unknown metric `{metric_name}` (metrics: {})",
+            crate::compare::metric_names()
+        ))
+    })?;
+    let mut out = Vec::new();
+    for entry in archive.index()?.reports {
+        let report = archive.load(&entry.sha256)?;
+        for e in &report.results {
+            let key = pair_key(e);
+            if filter.is_empty() || key.contains(filter) {
+                out.push(HistoryPoint {
+                    started_at: entry.started_at.clone(),
+                    run_id: entry.run_id.clone(),
+                    hardware: entry.hardware.clone(),
+                    result: key,
+                    value: (m.get)(e),
+                });
+            }
+        }
+    }
+    Ok(out)
+}
