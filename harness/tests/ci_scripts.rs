@@ -207,6 +207,47 @@ fn shards_from_kubernetes_and_slurm_merge_and_the_nightly_step_gates() {
         .find(|l| l.contains("| output_tokens_per_s "))
         .unwrap();
     assert!(row.contains("REGRESSED"), "{table}");
+
+    // The nightly history: both reports archived (the second twice: stored once),
+    // read back as a time series.
+    let archive = tmp.path().join("archive");
+    let bin = assert_cmd::cargo::cargo_bin("infermeter");
+    let publish = |p: &Path| {
+        ok(Command::new(&bin)
+            .arg("publish")
+            .arg(p)
+            .arg("--archive")
+            .arg(&archive)
+            .output()
+            .unwrap())
+    };
+    assert!(publish(&tmp.path().join("baselines/cpu/report.json")).starts_with("published"));
+    assert!(publish(&published.join("cpu/report.json")).starts_with("published"));
+    assert!(publish(&published.join("cpu/report.json")).starts_with("already archived"));
+    assert_eq!(
+        std::fs::read_dir(archive.join("objects")).unwrap().count(),
+        2
+    );
+    let said = ok(Command::new(&bin)
+        .args([
+            "history",
+            "--metric",
+            "output_tokens_per_s",
+            "--format",
+            "json",
+            "--archive",
+        ])
+        .arg(&archive)
+        .output()
+        .unwrap());
+    let points: serde_json::Value = serde_json::from_str(&said).unwrap();
+    assert_eq!(points.as_array().unwrap().len(), 2, "{said}");
+    let out = Command::new(&bin)
+        .args(["history", "--metric", "speed", "--archive"])
+        .arg(&archive)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
 }
 
 fn shard_into(results: &Path, i: u32) {
