@@ -47,8 +47,10 @@ pub struct SseParser {
     line: Vec<u8>,
     /// The previous read ended in CR: an LF at the start of the next is its pair.
     after_cr: bool,
-    /// Nothing has been read yet (a BOM may come first).
+    /// No content byte has been read yet (a BOM may come first).
     at_start: bool,
+    /// Bytes of a BOM matched so far at the start (a BOM may be split across reads).
+    bom_matched: usize,
     event: String,
     data: String,
     has_data: bool,
@@ -65,6 +67,7 @@ impl SseParser {
             line: Vec::new(),
             after_cr: false,
             at_start: true,
+            bom_matched: 0,
             event: String::new(),
             data: String::new(),
             has_data: false,
@@ -80,12 +83,34 @@ impl SseParser {
             return Ok(());
         }
         if self.at_start {
-            // The BOM may be split across reads only in theory; servers send it whole.
-            if let Some(rest) = bytes.strip_prefix(b"\xEF\xBB\xBF") {
-                bytes = rest;
+            // A leading BOM is dropped, even when reads split it.
+            const BOM: &[u8] = b"\xEF\xBB\xBF";
+            let want = &BOM[self.bom_matched..];
+            let n = want.len().min(bytes.len());
+            if bytes[..n] == want[..n] {
+                self.bom_matched += n;
+                bytes = &bytes[n..];
+                if self.bom_matched < BOM.len() {
+                    return Ok(());
+                }
+                self.at_start = false;
+            } else {
+                // Not a BOM after all: the bytes held back are content.
+                self.at_start = false;
+                let held = &BOM[..self.bom_matched];
+                if !held.is_empty() {
+                    self.push_content(held, out)?;
+                }
             }
-            self.at_start = false;
+            if bytes.is_empty() {
+                return Ok(());
+            }
         }
+        self.push_content(bytes, out)
+    }
+
+    /// The bytes of one read past any BOM.
+    fn push_content(&mut self, mut bytes: &[u8], out: &mut Vec<SseEvent>) -> Result<(), SseError> {
         if self.after_cr {
             self.after_cr = false;
             if let Some(rest) = bytes.strip_prefix(b"\n") {
@@ -121,7 +146,7 @@ impl SseParser {
 
     /// Whether bytes of an unfinished event are held (the stream ended mid-event).
     pub fn has_partial(&self) -> bool {
-        !self.line.is_empty() || self.has_data
+        !self.line.is_empty() || self.has_data || (self.at_start && self.bom_matched > 0)
     }
 
     fn grow(&self, more: usize) -> Result<(), SseError> {
@@ -194,6 +219,37 @@ mod tests {
 
     fn data(events: &[SseEvent]) -> Vec<&str> {
         events.iter().map(|e| e.data.as_str()).collect()
+    }
+
+    /// Found by `cargo fuzz run sse`: a BOM split across two reads was kept as content,
+    /// so the stream framed differently (here: failed) than when read whole.
+    #[test]
+    fn a_bom_split_across_reads_is_dropped_as_when_whole() {
+        let mut body = b"\xEF\xBB\xBF:\x00\x00\xFF\xFF\xFF\xFF\xFF\xFF\xFFF".to_vec();
+        body.extend([0u8; 14]);
+        body.extend(b"data");
+        body.extend([0u8; 43]);
+        body.push(b'\n');
+        let whole = parse_all(&[&body]);
+        assert!(whole.is_ok(), "{whole:?}");
+        for cut in 0..=body.len().min(8) {
+            assert_eq!(
+                parse_all(&[&body[..cut], &body[cut..]]),
+                whole,
+                "cut at {cut}"
+            );
+        }
+        let ok = b"\xEF\xBB\xBFdata: x\n\n";
+        for cut in 0..=4 {
+            let got = parse_all(&[&ok[..cut], &ok[cut..]]).unwrap();
+            assert_eq!(data(&got), ["x"], "cut at {cut}");
+        }
+        // Two bytes of a BOM then something else: those bytes are content.
+        let not_bom = b"\xEF\xBBdata: x\n\n";
+        assert_eq!(
+            parse_all(&[&not_bom[..1], &not_bom[1..]]),
+            parse_all(&[not_bom])
+        );
     }
 
     #[test]
