@@ -722,6 +722,7 @@ pub(crate) async fn execute(
         .unwrap_or_else(|| PathBuf::from("results/runs").join(&run_id));
     std::fs::create_dir_all(&out_dir)
         .map_err(|e| bad_input(format!("--out {}: {e}", out_dir.display())))?;
+    crate::output::check_free_space(&out_dir)?;
     let report_path = out_dir.join("report.json");
     let mut jsonl = JsonLines::create(&out_dir.join("requests.jsonl"))?;
 

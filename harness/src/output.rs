@@ -1,6 +1,7 @@
 //! Files a run writes: `report.json`, written atomically (temp file + rename) so a
 //! reader never sees half a report, and `requests.jsonl`, one line per request,
-//! flushed as each request finishes so a killed run keeps every measurement.
+//! flushed as each request finishes so a killed run keeps every measurement; and the
+//! free-space check made before a run starts.
 
 use std::fs::{self, File};
 use std::io::{BufWriter, Write};
@@ -41,12 +42,53 @@ impl JsonLines {
         })
     }
 
-    /// Appends a record and flushes it.
+    /// Appends a record and flushes it. A write that fails (a full disk) is an error
+    /// naming the file; what was written before stays.
     pub fn append<T: serde::Serialize>(&mut self, record: &T) -> Result<()> {
-        serde_json::to_writer(&mut self.out, record)?;
-        self.out.write_all(b"\n")?;
+        let mut line = serde_json::to_vec(record).context("serializing a request record")?;
+        line.push(b'\n');
         self.out
-            .flush()
+            .write_all(&line)
+            .and_then(|()| self.out.flush())
             .with_context(|| format!("writing {}", self.path.display()))
     }
+}
+
+/// Free bytes a run needs on its output file system before it starts, unless
+/// `INFERMETER_MIN_FREE_BYTES` says otherwise: 64 MiB (a request line is 1-10 KiB).
+pub const DEFAULT_MIN_FREE_BYTES: u64 = 64 << 20;
+
+/// Refuses to start a run whose output directory's file system has less than the
+/// minimum free (bad input, naming the mount point and both figures).
+pub fn check_free_space(dir: &Path) -> Result<()> {
+    let need = match std::env::var("INFERMETER_MIN_FREE_BYTES") {
+        Ok(v) => v.trim().parse::<u64>().map_err(|_| {
+            crate::error::bad_input(format!(
+                "INFERMETER_MIN_FREE_BYTES must be a number of bytes, got `{v}`"
+            ))
+        })?,
+        Err(_) => DEFAULT_MIN_FREE_BYTES,
+    };
+    let dir = fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
+    let disks = sysinfo::Disks::new_with_refreshed_list();
+    // The file system holding `dir`: the mount point that is its longest prefix.
+    let Some(disk) = disks
+        .list()
+        .iter()
+        .filter(|d| dir.starts_with(d.mount_point()))
+        .max_by_key(|d| d.mount_point().as_os_str().len())
+    else {
+        return Ok(()); // Not found (an unusual mount): the write checks still apply.
+    };
+    let free = disk.available_space();
+    if free < need {
+        return Err(crate::error::bad_input(format!(
+            "--out {}: only {:.1} MiB free on {}, and a run needs {:.1} MiB (INFERMETER_MIN_FREE_BYTES)",
+            dir.display(),
+            free as f64 / (1 << 20) as f64,
+            disk.mount_point().display(),
+            need as f64 / (1 << 20) as f64
+        )));
+    }
+    Ok(())
 }

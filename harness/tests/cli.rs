@@ -426,6 +426,51 @@ fn kill_9_leaves_valid_lines_and_recover_rebuilds_the_report() {
     assert_eq!(read_json(&out.join("report.json"))["results"], r["results"]);
 }
 
+/// Too little free space on the output's file system is refused before anything is
+/// written; a disk that fills during the run stops it with an error naming the file,
+/// keeping the report written so far.
+#[test]
+fn a_full_disk_is_refused_before_the_run_and_stops_it_during() {
+    let tmp = tmp();
+    let out = tmp.path().join("run");
+    infermeter()
+        .args(["run", "--workload", "quick/classify-tiny", "--quiet"])
+        .args(["--target", "local-cpu,model=tiny-dense"])
+        .arg("--out")
+        .arg(&out)
+        .env("INFERMETER_MIN_FREE_BYTES", "1000000000000000000")
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("MiB free on"));
+    assert!(!out.join("report.json").exists());
+
+    // requests.jsonl on /dev/full: every write fails with ENOSPC.
+    std::fs::create_dir_all(&out).unwrap();
+    std::os::unix::fs::symlink("/dev/full", out.join("requests.jsonl")).unwrap();
+    let assert = infermeter()
+        .args([
+            "run",
+            "--workload",
+            "quick/classify-tiny",
+            "--requests",
+            "3",
+            "--quiet",
+        ])
+        .args(["--target", "local-cpu,model=tiny-dense"])
+        .arg("--out")
+        .arg(&out)
+        .assert()
+        .code(1);
+    let stderr = String::from_utf8_lossy(&assert.get_output().stderr);
+    assert!(
+        stderr.contains("writing") && stderr.contains("No space left on device"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    let r = read_json(&out.join("report.json"));
+    assert_eq!(r["run"]["status"], "interrupted");
+}
+
 /// A pre-empted runner (or Kubernetes) sends SIGTERM: the same as Ctrl-C.
 #[test]
 fn sigterm_stops_sending_drains_and_writes_an_interrupted_report() {
