@@ -922,6 +922,7 @@ async fn run_workload(
         Err(reason) => (None, Some(reason)),
     };
     let (tx, mut rx) = mpsc::unbounded_channel();
+    let probe = crate::client::ClientProbe::start();
     let driver = tokio::spawn(run_load_point(Arc::clone(target), lp, tx, irq));
     let mut agg = Aggregate::default();
     agg.slo = slo.cloned();
@@ -950,6 +951,20 @@ async fn run_workload(
         None => Vec::new(),
     };
     let mut e = entry(spec, seed, stream_sha256, info, &agg, &outcome);
+    let client = probe.finish(
+        e.requests.sent,
+        e.tokens.output,
+        e.latency.queue_ms.p99,
+        e.load.measured_s,
+        local,
+    );
+    if client.client_bound {
+        e.notes.push(format!(
+            "WARNING client-bound: {}; latencies may include the client's own delays",
+            client.reasons.join("; ")
+        ));
+    }
+    e.client = Some(client);
     // Energy over the steady state when there is one, else the measured window; the
     // work it is divided by is the share of the load point's work done in it, taken
     // as proportional to time.
@@ -1126,6 +1141,7 @@ pub fn entry(
         cold_start: None,
         energy: None,
         cost: None,
+        client: None,
         slo: None,
         notes,
     }

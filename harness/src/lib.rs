@@ -4,6 +4,7 @@
 
 pub mod analysis;
 pub mod cli;
+pub mod client;
 pub mod collector;
 pub mod driver;
 pub mod energy;

@@ -94,6 +94,13 @@ fn soak(dir: &Path, server: &ScriptedServer, requests: u32) -> u64 {
         .lines()
         .count();
     assert_eq!(lines, requests as usize, "every request is on disk");
+    // The report measures the client too.
+    let c = &e["client"];
+    assert!(c["cpu_s"].as_f64().unwrap() > 0.0, "{c}");
+    assert!(c["cpu_us_per_request"].as_f64().unwrap() > 0.0, "{c}");
+    assert_eq!(c["cpu_includes_engine"], false);
+    assert!(c["peak_rss_bytes"].as_u64().unwrap() > 1 << 20, "{c}");
+    assert!(c["loop_lag_ms"]["count"].as_u64().unwrap() > 0, "{c}");
     peak
 }
 

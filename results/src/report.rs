@@ -561,12 +561,41 @@ pub struct ResultEntry {
     /// Cost from the target's rate card; `source: null` with a `reason` when it was
     /// not priced. `null` in reports before 1.2.
     pub cost: Option<crate::cost::CostStats>,
+    /// The harness's own cost and lateness over this load point, and whether the
+    /// client may have limited it. Since 1.3.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client: Option<ClientStats>,
     /// The service-level objective this load point was judged by (`sweep --slo`);
     /// `null` when none was given. Since 1.3.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub slo: Option<SloVerdict>,
     /// Things the reader must know about this result (caps applied, limits hit).
     pub notes: Vec<String>,
+}
+
+/// What the harness itself spent and how late it ran during a load point. Since 1.3.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ClientStats {
+    /// CPU time (user + system) of the infermeter process over the load point,
+    /// seconds; `null` where the OS does not say.
+    pub cpu_s: Option<f64>,
+    /// Whether `cpu_s` includes a local engine running in the same process.
+    pub cpu_includes_engine: bool,
+    /// `cpu_s` per sent request, microseconds.
+    pub cpu_us_per_request: Option<f64>,
+    /// `cpu_s` per output token, microseconds.
+    pub cpu_us_per_output_token: Option<f64>,
+    /// Peak resident memory of the process so far (VmHWM), bytes.
+    pub peak_rss_bytes: Option<u64>,
+    /// Every 10 ms through the load point, how long a ready task waited for the
+    /// driver's event loop (a yield to the back of its run queue), ms.
+    pub loop_lag_ms: LatencySummary,
+    /// Whether the client may have limited the run (see `reasons`).
+    pub client_bound: bool,
+    /// Why: event-loop lag p99 over 1 ms, schedule lag p99 over 2 ms, or the process
+    /// using 90% or more of the machine's CPUs.
+    pub reasons: Vec<String>,
 }
 
 /// A load point judged against a service-level objective. Since 1.3.

@@ -119,6 +119,7 @@ pub fn entry(name: &str, failed: u64, tasks: bool) -> ResultEntry {
         cold_start: None,
         energy: None,
         cost: None,
+        client: None,
         slo: None,
         notes: if failed > 0 {
             vec!["a note, with a comma".into()]

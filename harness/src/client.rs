@@ -1,0 +1,194 @@
+//! The harness measuring itself during a load point: its process's CPU time and peak
+//! memory, and, every 10 ms, how long a ready task waits for the driver's event loop. When the
+//! loop or the schedule ran late, or the process used (nearly) every CPU, the result is
+//! flagged `client_bound`: its latencies may include the client's own delays.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use results::{ClientStats, LatencyHistogram};
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+/// How often the event loop's lag is sampled.
+pub const TICK: Duration = Duration::from_millis(10);
+/// Event-loop lag p99 (ms) above which the client is said to have limited the run.
+pub const LAG_LIMIT_MS: f64 = 1.0;
+/// Schedule lag p99 (ms) above which the client is said to have limited the run:
+/// tokio's timer fires up to 1 ms after its deadline by design, so sends run up to
+/// 1 ms late on an idle machine; beyond 2 ms the client was held up.
+pub const SCHEDULE_LIMIT_MS: f64 = 2.0;
+/// Share of the machine's CPUs above which the client is said to have limited it.
+pub const CPU_LIMIT: f64 = 0.9;
+
+/// CPU time of this process, seconds (user + system), from `/proc/self/stat`.
+pub fn process_cpu_s() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name (which may hold spaces) start after the last ')'.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
+    // The kernel reports USER_HZ ticks, 100 per second on Linux.
+    Some(ticks as f64 / 100.0)
+}
+
+/// Peak resident memory of this process (VmHWM), bytes.
+pub fn peak_rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let kib: u64 = status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()?;
+    Some(kib * 1024)
+}
+
+/// A running self-measurement.
+pub struct ClientProbe {
+    cpu_start: Option<f64>,
+    lag: Arc<Mutex<LatencyHistogram>>,
+    stop: watch::Sender<bool>,
+}
+
+impl ClientProbe {
+    /// Starts the ticker on the current runtime.
+    pub fn start() -> Self {
+        let lag = Arc::new(Mutex::new(LatencyHistogram::new()));
+        let (stop, mut stopped) = watch::channel(false);
+        let l = Arc::clone(&lag);
+        tokio::spawn(async move {
+            let mut due = Instant::now() + TICK;
+            loop {
+                tokio::select! {
+                    _ = tokio::time::sleep_until(due) => {}
+                    _ = stopped.changed() => break,
+                }
+                // How long a ready task waits for the loop: yield to the back of the
+                // run queue and time the return (timer granularity, 1 ms in tokio,
+                // plays no part).
+                let asked = Instant::now();
+                tokio::task::yield_now().await;
+                l.lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .record_ms(asked.elapsed().as_secs_f64() * 1000.0);
+                due += TICK;
+                // After a long stall, tick from now rather than in a burst.
+                let now = Instant::now();
+                if due < now {
+                    due = now + TICK;
+                }
+            }
+        });
+        Self {
+            cpu_start: process_cpu_s(),
+            lag,
+            stop,
+        }
+    }
+
+    /// Stops the ticker and judges the load point: `requests` sent, `output_tokens`,
+    /// its schedule lag p99 (ms), its window (s), and whether a local engine shares
+    /// the process.
+    pub fn finish(
+        self,
+        requests: u64,
+        output_tokens: u64,
+        queue_p99_ms: Option<f64>,
+        window_s: f64,
+        local_engine: bool,
+    ) -> ClientStats {
+        let _ = self.stop.send(true);
+        let cpu_s = match (self.cpu_start, process_cpu_s()) {
+            (Some(a), Some(b)) => Some(((b - a) * 1000.0).round() / 1000.0),
+            _ => None,
+        };
+        let lag = self.lag.lock().unwrap_or_else(|e| e.into_inner()).summary();
+        let mut reasons = Vec::new();
+        if let Some(p) = lag.p99.filter(|&p| p > LAG_LIMIT_MS) {
+            reasons.push(format!(
+                "the driver's event loop ran late: ticker lag p99 {p} ms (over {LAG_LIMIT_MS} ms)"
+            ));
+        }
+        if let Some(q) = queue_p99_ms.filter(|&q| q > SCHEDULE_LIMIT_MS) {
+            reasons.push(format!(
+                "requests were sent late: schedule lag p99 {q} ms (over {SCHEDULE_LIMIT_MS} ms; includes waits for a connection slot)"
+            ));
+        }
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+        if let Some(c) = cpu_s.filter(|_| window_s > 0.0 && !local_engine) {
+            let share = c / window_s / cpus;
+            if share >= CPU_LIMIT {
+                reasons.push(format!(
+                    "the client used {:.0}% of the machine's {cpus} CPUs",
+                    share * 100.0
+                ));
+            }
+        }
+        let per = |n: u64| cpu_s.filter(|_| n > 0).map(|c| c * 1e6 / n as f64);
+        ClientStats {
+            cpu_s,
+            cpu_includes_engine: local_engine,
+            cpu_us_per_request: per(requests),
+            cpu_us_per_output_token: per(output_tokens),
+            peak_rss_bytes: peak_rss_bytes(),
+            loop_lag_ms: lag,
+            client_bound: !reasons.is_empty(),
+            reasons,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_process_reports_its_cpu_and_memory() {
+        let a = process_cpu_s().expect("/proc/self/stat");
+        // Burn a little CPU: the counter moves (10 ms resolution).
+        let t = std::time::Instant::now();
+        let mut x = 0u64;
+        while t.elapsed() < Duration::from_millis(60) {
+            x = x.wrapping_mul(31).wrapping_add(7);
+        }
+        std::hint::black_box(x);
+        let b = process_cpu_s().unwrap();
+        assert!(b > a, "{a} -> {b}");
+        assert!(peak_rss_bytes().unwrap() > 1 << 20);
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_busy_event_loop_is_flagged_client_bound() {
+        let probe = ClientProbe::start();
+        // Another task that keeps the only runtime thread busy 5 ms at a time: a
+        // ready task waits behind it.
+        let busy = tokio::spawn(async {
+            let end = std::time::Instant::now() + Duration::from_millis(120);
+            while std::time::Instant::now() < end {
+                let t = std::time::Instant::now();
+                while t.elapsed() < Duration::from_millis(5) {
+                    std::hint::spin_loop();
+                }
+                tokio::task::yield_now().await;
+            }
+        });
+        busy.await.unwrap();
+        let s = probe.finish(10, 100, Some(0.1), 0.12, false);
+        assert!(s.client_bound, "{s:?}");
+        assert!(s.reasons[0].contains("event loop ran late"), "{s:?}");
+        assert!(s.loop_lag_ms.max.unwrap() >= 4.0, "{s:?}");
+        // A schedule lag over 1 ms is a reason of its own.
+        let late = ClientProbe::start().finish(10, 100, Some(3.0), 1.0, false);
+        assert!(
+            late.reasons.iter().any(|r| r.contains("sent late")),
+            "{late:?}"
+        );
+
+        let quiet = ClientProbe::start();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let s = quiet.finish(10, 100, Some(0.1), 0.1, false);
+        assert!(s.loop_lag_ms.count >= 5, "{s:?}");
+    }
+}
