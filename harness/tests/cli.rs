@@ -4,6 +4,8 @@
 
 #![allow(clippy::unwrap_used)]
 
+use std::path::Path;
+
 use predicates::prelude::*;
 
 mod common;
@@ -345,36 +347,9 @@ fn ctrl_c_stops_sending_drains_and_writes_an_interrupted_report() {
 fn kill_9_leaves_valid_lines_and_recover_rebuilds_the_report() {
     let tmp = tmp();
     let out = tmp.path().join("run");
-    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("infermeter"))
-        .args([
-            "run",
-            "--workload",
-            "quick/classify-tiny",
-            "--requests",
-            "500",
-            "--rate",
-            "5",
-            "--warmup",
-            "0",
-            "--quiet",
-            "--target",
-            "local-cpu,model=tiny-dense",
-        ])
-        .arg("--out")
-        .arg(&out)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_run("5", "local-cpu,model=tiny-dense", &out);
     let jsonl = out.join("requests.jsonl");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
-    while std::fs::read_to_string(&jsonl).map_or(0, |s| s.lines().count()) < 5 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no requests within 120 s"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
+    wait_for_lines(&jsonl, 5);
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
     let text = std::fs::read_to_string(&jsonl).unwrap();
@@ -477,39 +452,47 @@ fn sigterm_stops_sending_drains_and_writes_an_interrupted_report() {
     interrupted_by("-TERM");
 }
 
-fn interrupted_by(signal: &str) {
-    let tmp = tmp();
-    let out = tmp.path().join("run");
-    let child = std::process::Command::new(assert_cmd::cargo::cargo_bin("infermeter"))
+/// Starts a long open-loop run (500 classify-tiny requests at `rate`/s) of `target`
+/// into `out`, in the background.
+fn spawn_run(rate: &str, target: &str, out: &Path) -> std::process::Child {
+    std::process::Command::new(assert_cmd::cargo::cargo_bin("infermeter"))
         .args([
             "run",
             "--workload",
             "quick/classify-tiny",
             "--requests",
             "500",
-            "--rate",
-            "2",
-            "--warmup",
-            "0",
-            "--quiet",
         ])
-        .args(["--target", &format!("local-cpu,model={}", gguf().display())])
+        .args([
+            "--rate", rate, "--warmup", "0", "--quiet", "--target", target,
+        ])
         .arg("--out")
-        .arg(&out)
+        .arg(out)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
-        .unwrap();
-    // Wait until some requests were measured, then interrupt.
-    let jsonl = out.join("requests.jsonl");
+        .unwrap()
+}
+
+/// Waits (up to 120 s) until `jsonl` has `n` lines.
+fn wait_for_lines(jsonl: &Path, n: usize) {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
-    while std::fs::read_to_string(&jsonl).map_or(0, |s| s.lines().count()) < 2 {
+    while std::fs::read_to_string(jsonl).map_or(0, |s| s.lines().count()) < n {
         assert!(
             std::time::Instant::now() < deadline,
-            "no request finished within 120 s"
+            "fewer than {n} requests finished within 120 s"
         );
-        std::thread::sleep(std::time::Duration::from_millis(200));
+        std::thread::sleep(std::time::Duration::from_millis(100));
     }
+}
+
+fn interrupted_by(signal: &str) {
+    let tmp = tmp();
+    let out = tmp.path().join("run");
+    let child = spawn_run("2", &format!("local-cpu,model={}", gguf().display()), &out);
+    // Wait until some requests were measured, then interrupt.
+    let jsonl = out.join("requests.jsonl");
+    wait_for_lines(&jsonl, 2);
     let status = std::process::Command::new("kill")
         .args([signal, &child.id().to_string()])
         .status()

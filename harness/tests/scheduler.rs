@@ -7,6 +7,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
+mod common;
+
 use async_trait::async_trait;
 use infermeter::collector::{Aggregate, RequestRecord};
 use infermeter::driver::{Interrupt, LoadPoint, Measurement, run_load_point};
@@ -14,9 +16,7 @@ use results::{ErrorClass, TargetInfo, TokenSource};
 use tokio::sync::{mpsc, watch};
 use workloads::generate::generate;
 use workloads::spec::WorkloadSpec;
-use workloads::{
-    Backend, BackendError, Completion, FinishReason, PrepareError, Request, StreamSink,
-};
+use workloads::{Backend, BackendError, Completion, PrepareError, Request, StreamSink};
 
 /// Answers after `ttft`, then one token every `itl`, tracking requests in flight.
 struct Scripted {
@@ -47,15 +47,7 @@ impl Drop for InFlight<'_> {
 #[async_trait]
 impl Backend for Scripted {
     fn describe(&self) -> TargetInfo {
-        TargetInfo {
-            kind: "scripted".into(),
-            model: "none".into(),
-            precision: "none".into(),
-            context_limit_tokens: None,
-            weights: None,
-            settings: Default::default(),
-            prices: None,
-        }
+        common::scripted_info()
     }
     async fn prepare(&self) -> Result<(), PrepareError> {
         Ok(())
@@ -74,20 +66,7 @@ impl Backend for Scripted {
             tokio::time::sleep(self.itl).await;
             sink.on_tokens(1);
         }
-        Ok(Completion {
-            input_tokens: req.input_tokens(),
-            input_source: TokenSource::Tokenizer,
-            output_tokens: req.max_output_tokens,
-            output_source: TokenSource::ServerUsage,
-            finish: FinishReason::Length,
-            output_token_ids: None,
-            input_cached_tokens: None,
-            engine: None,
-            server_usage: None,
-            tokenizer_output_tokens: None,
-            chunk_tokens: workloads::ChunkTokens::OnePerChunk,
-            finish_reason: None,
-        })
+        Ok(common::completion(req))
     }
 }
 

@@ -7,6 +7,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+mod common;
+
 use async_trait::async_trait;
 use infermeter::cli::entry;
 use infermeter::collector::Aggregate;
@@ -18,9 +20,7 @@ use results::{
 use tokio::sync::{mpsc, watch};
 use workloads::generate::{RequestStream, generate};
 use workloads::spec::WorkloadSpec;
-use workloads::{
-    Backend, BackendError, Completion, FinishReason, PrepareError, Request, StreamSink,
-};
+use workloads::{Backend, BackendError, Completion, PrepareError, Request, StreamSink};
 
 /// First token after 20 + (input tokens mod 37) ms, then a token every
 /// 2 + (session mod 5) ms: the same for a request whoever else is in flight.
@@ -29,15 +29,7 @@ struct PerRequest;
 #[async_trait]
 impl Backend for PerRequest {
     fn describe(&self) -> TargetInfo {
-        TargetInfo {
-            kind: "scripted".into(),
-            model: "none".into(),
-            precision: "none".into(),
-            context_limit_tokens: None,
-            weights: None,
-            settings: Default::default(),
-            prices: None,
-        }
+        common::scripted_info()
     }
     async fn prepare(&self) -> Result<(), PrepareError> {
         Ok(())
@@ -54,20 +46,7 @@ impl Backend for PerRequest {
             tokio::time::sleep(Duration::from_millis(2 + req.session % 5)).await;
             sink.on_tokens(1);
         }
-        Ok(Completion {
-            input_tokens: req.input_tokens(),
-            input_source: TokenSource::Tokenizer,
-            output_tokens: req.max_output_tokens,
-            output_source: TokenSource::ServerUsage,
-            finish: FinishReason::Length,
-            output_token_ids: None,
-            input_cached_tokens: None,
-            engine: None,
-            server_usage: None,
-            tokenizer_output_tokens: None,
-            chunk_tokens: workloads::ChunkTokens::OnePerChunk,
-            finish_reason: None,
-        })
+        Ok(common::completion(req))
     }
 }
 

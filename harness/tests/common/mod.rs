@@ -26,3 +26,36 @@ pub fn gguf() -> PathBuf {
 pub fn read_json(path: &Path) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
+
+/// How the scripted test targets (driver tests on tokio's paused clock) describe
+/// themselves.
+pub fn scripted_info() -> results::TargetInfo {
+    results::TargetInfo {
+        kind: "scripted".into(),
+        model: "none".into(),
+        precision: "none".into(),
+        context_limit_tokens: None,
+        weights: None,
+        settings: Default::default(),
+        prices: None,
+    }
+}
+
+/// A scripted target's completion of `req`: every requested token, counted by the
+/// "server".
+pub fn completion(req: &workloads::Request) -> workloads::Completion {
+    workloads::Completion {
+        input_tokens: req.input_tokens(),
+        input_source: results::TokenSource::Tokenizer,
+        output_tokens: req.max_output_tokens,
+        output_source: results::TokenSource::ServerUsage,
+        finish: workloads::FinishReason::Length,
+        output_token_ids: None,
+        input_cached_tokens: None,
+        engine: None,
+        server_usage: None,
+        tokenizer_output_tokens: None,
+        chunk_tokens: workloads::ChunkTokens::OnePerChunk,
+        finish_reason: None,
+    }
+}
