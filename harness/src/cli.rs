@@ -896,7 +896,7 @@ async fn run_workload(
         })?,
     };
     let total = stream.request_count() as u64;
-    let target_label = format!("{} {} {}", info.kind, info.model, info.precision);
+    let target_label = info.label();
     let local = info.kind.starts_with("local");
     let lp = LoadPoint {
         workload: spec.name.clone(),

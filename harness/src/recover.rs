@@ -104,18 +104,12 @@ pub async fn recover(dir: &Path) -> Result<Recovered> {
                 _ => groups.push(vec![r]),
             }
         }
+        // Priced as the run would have priced them: its catalog, tier and region.
+        let catalog = args.pricing.catalog()?;
+        let pricing = args.pricing.pricing(&catalog, false)?;
         for g in groups {
             let mut e = rebuild(&args, &report.results, &g).await?;
-            e.cost = Some(results::cost::price(
-                &e,
-                &report.hardware,
-                args.pricing
-                    .catalog()
-                    .ok()
-                    .as_ref()
-                    .and_then(|c| args.pricing.pricing(c, false).ok())
-                    .as_ref(),
-            ));
+            e.cost = Some(results::cost::price(&e, &report.hardware, Some(&pricing)));
             report.results.push(e);
             rebuilt += 1;
         }
@@ -159,8 +153,7 @@ async fn rebuild(
                 first.workload
             ))
         })?;
-    let label = |t: &results::TargetInfo| format!("{} {} {}", t.kind, t.model, t.precision);
-    let target = match finished.iter().find(|e| label(&e.target) == first.target) {
+    let target = match finished.iter().find(|e| e.target.label() == first.target) {
         Some(e) => e.target.clone(),
         None => {
             let file = match &args.targets_file {
@@ -177,7 +170,7 @@ async fn rebuild(
                     .await
                     .with_context(|| format!("preparing target {t}"))?;
                 let info = target.describe();
-                if label(&info) == first.target {
+                if info.label() == first.target {
                     found = Some(info);
                     break;
                 }

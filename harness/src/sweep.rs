@@ -51,16 +51,9 @@ enum Level {
     Rate(f64),
 }
 
-/// The next load level of a sweep from the points measured so far; `None` ends it.
-fn next_level(
-    explicit: &[Level],
-    auto: bool,
-    max_points: usize,
-    done: &[ResultEntry],
-) -> Option<Level> {
-    if !auto {
-        return explicit.get(done.len()).copied();
-    }
+/// The next load level of an automatic sweep from the points measured so far; `None`
+/// ends it.
+fn next_level(max_points: usize, done: &[ResultEntry]) -> Option<Level> {
     if done.len() >= max_points {
         return None;
     }
@@ -138,7 +131,6 @@ pub async fn sweep_command(args: SweepArgs) -> Result<()> {
         warmup: run.warmup,
         scale: run.scale,
     };
-    // Resolve every explicit point before anything runs, so a bad one fails first.
     let point = |level: Level| -> Result<(workloads::spec::WorkloadSpec, u64)> {
         let mut o = base.clone();
         match level {
@@ -162,15 +154,23 @@ pub async fn sweep_command(args: SweepArgs) -> Result<()> {
             .next()
             .ok_or_else(|| bad_input("the workload resolved to nothing"))
     };
-    for l in &explicit {
-        point(*l)?;
-    }
-    let first = point(explicit.first().copied().unwrap_or(Level::Concurrency(1)))?;
+    // Every explicit point is resolved before anything runs, so a bad one fails first.
+    let resolved = explicit
+        .iter()
+        .map(|l| point(*l))
+        .collect::<Result<Vec<_>>>()?;
+    let first = match resolved.first() {
+        Some(p) => p.clone(),
+        None => point(Level::Concurrency(1))?,
+    };
     let label = format!("sweep-{}", first.0.name.replace('/', "-"));
     let seed = first.1;
     let mut failed: Option<anyhow::Error> = None;
     let mut next = |_t: usize, done: &[ResultEntry]| {
-        let level = next_level(&explicit, args.auto, args.max_points, done)?;
+        if !args.auto {
+            return resolved.get(done.len()).cloned();
+        }
+        let level = next_level(args.max_points, done)?;
         match point(level) {
             Ok(p) => Some(p),
             Err(e) => {
@@ -269,24 +269,21 @@ mod tests {
         let mut r = published.results[0].clone();
         r.requests.failed = 0;
         let mut done = Vec::new();
-        assert_eq!(next_level(&[], true, 8, &done), Some(Level::Concurrency(1)));
+        assert_eq!(next_level(8, &done), Some(Level::Concurrency(1)));
         for (c, tput) in [(1, 10.0), (2, 19.0), (4, 30.0)] {
             r.load.concurrency = Some(c);
             r.throughput.output_tokens_per_s = tput;
             done.push(r.clone());
         }
-        assert_eq!(next_level(&[], true, 8, &done), Some(Level::Concurrency(8)));
+        assert_eq!(next_level(8, &done), Some(Level::Concurrency(8)));
         r.load.concurrency = Some(8);
         r.throughput.output_tokens_per_s = 31.0; // +3%: saturated
         done.push(r.clone());
-        assert_eq!(next_level(&[], true, 8, &done), None);
-        assert_eq!(
-            next_level(&[], true, 4, &done[..3]),
-            Some(Level::Concurrency(8))
-        );
-        assert_eq!(next_level(&[], true, 3, &done[..3]), None);
+        assert_eq!(next_level(8, &done), None);
+        assert_eq!(next_level(4, &done[..3]), Some(Level::Concurrency(8)));
+        assert_eq!(next_level(3, &done[..3]), None);
         let mut failing = done[..1].to_vec();
         failing[0].requests.failed = failing[0].requests.sent;
-        assert_eq!(next_level(&[], true, 8, &failing), None);
+        assert_eq!(next_level(8, &failing), None);
     }
 }

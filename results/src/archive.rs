@@ -132,16 +132,7 @@ impl Archive {
         }
         let object = objects.join(format!("{sha}.json"));
         write_atomically(&object, bytes)?;
-        let mut targets: Vec<String> = report
-            .results
-            .iter()
-            .map(|e| {
-                format!(
-                    "{} {} {}",
-                    e.target.kind, e.target.model, e.target.precision
-                )
-            })
-            .collect();
+        let mut targets: Vec<String> = report.results.iter().map(|e| e.target.label()).collect();
         targets.dedup();
         let mut workloads: Vec<String> = report
             .results

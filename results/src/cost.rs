@@ -385,16 +385,3 @@ pub fn price(entry: &ResultEntry, hardware: &Hardware, pricing: Option<&Pricing<
         )),
     }
 }
-
-/// The cost of `entry` from its own rate card alone (no catalog).
-pub fn cost_of(entry: &ResultEntry) -> CostStats {
-    match &entry.target.prices {
-        Some(card) => price_with_rate_card(entry, card),
-        None if entry.target.kind.starts_with("local") => CostStats::unpriced(
-            "local target: needs a hardware price catalog ($/hour); none was given",
-        ),
-        None => CostStats::unpriced(
-            "no rate card: give the target's prices (price.input_usd_per_m, price.output_usd_per_m)",
-        ),
-    }
-}

@@ -133,14 +133,7 @@ fn hardware_label(r: &Report, e: &ResultEntry) -> String {
             "{} x {} ({}, {}, {})",
             h.units, h.part, h.tier, h.region, h.catalog
         ),
-        None => {
-            let gpus: Vec<&str> = r.hardware.gpus.iter().map(|g| g.name.as_str()).collect();
-            if gpus.is_empty() {
-                r.hardware.cpu_model.clone()
-            } else {
-                gpus.join(", ")
-            }
-        }
+        None => crate::archive::hardware_label(r),
     }
 }
 

@@ -23,10 +23,8 @@ pub struct MergeError(pub String);
 /// The key results are matched by.
 pub fn result_key(e: &ResultEntry) -> String {
     format!(
-        "{} {} {} / {} (spec {}) / {}",
-        e.target.kind,
-        e.target.model,
-        e.target.precision,
+        "{} / {} (spec {}) / {}",
+        e.target.label(),
         e.workload.name,
         &e.workload.spec_sha256[..12.min(e.workload.spec_sha256.len())],
         load_label(e)
@@ -37,10 +35,8 @@ pub fn result_key(e: &ResultEntry) -> String {
 /// digest, so a changed workload pairs up (and is reported as not comparable).
 pub fn pair_key(e: &ResultEntry) -> String {
     format!(
-        "{} {} {} / {} / {}",
-        e.target.kind,
-        e.target.model,
-        e.target.precision,
+        "{} / {} / {}",
+        e.target.label(),
         e.workload.name,
         load_label(e)
     )
@@ -133,18 +129,8 @@ pub fn merge(reports: &[Report], command: Vec<String>) -> Result<Report, MergeEr
     let ids: Vec<&str> = reports.iter().map(|r| r.run.id.as_str()).collect();
     let mut notes = vec![format!("merged from runs {}", ids.join(", "))];
     if reports.windows(2).any(|w| w[0].hardware != w[1].hardware) {
-        let machines: std::collections::BTreeSet<String> = reports
-            .iter()
-            .map(|r| {
-                let gpus: Vec<&str> = r.hardware.gpus.iter().map(|g| g.name.as_str()).collect();
-                format!(
-                    "{} x{} [{}]",
-                    r.hardware.cpu_model,
-                    r.hardware.cpu_logical_cores,
-                    gpus.join(", ")
-                )
-            })
-            .collect();
+        let machines: std::collections::BTreeSet<String> =
+            reports.iter().map(crate::archive::hardware_label).collect();
         notes.push(format!(
             "merged across machines that differ ({}); `hardware` is the first report's",
             machines.into_iter().collect::<Vec<_>>().join("; ")

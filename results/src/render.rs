@@ -111,10 +111,7 @@ pub fn summary_rows(report: &Report) -> Vec<SummaryRow> {
         .results
         .iter()
         .map(|r| SummaryRow {
-            target: format!(
-                "{} {} {}",
-                r.target.kind, r.target.model, r.target.precision
-            ),
+            target: r.target.label(),
             workload: r.workload.name.clone(),
             load: load_label(r),
             ok_sent: format!("{}/{}", r.requests.ok, r.requests.sent),

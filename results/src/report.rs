@@ -177,6 +177,13 @@ pub struct TargetInfo {
     pub prices: Option<RateCard>,
 }
 
+impl TargetInfo {
+    /// `kind model precision`: how tables, keys and request records name a target.
+    pub fn label(&self) -> String {
+        format!("{} {} {}", self.kind, self.model, self.precision)
+    }
+}
+
 /// A provider's list prices for one model, in USD per million tokens.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]

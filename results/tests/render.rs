@@ -61,9 +61,11 @@ fn merged_summaries_in_a_report_equal_the_union() {
 /// started and completed; local targets without a catalog are not priced.
 #[test]
 fn rate_cards_price_cached_input_and_reasoning_apart() {
-    use infermeter_results::cost::{CostSource, cost_of, price_with_rate_card};
+    use infermeter_results::cost::{CostSource, price, price_with_rate_card};
     use infermeter_results::{RateCard, TokenProvenance};
     let mut e = entry("agent-loop", 1, true);
+    let hw = report().hardware;
+    let cost_of = |e: &ResultEntry| price(e, &hw, None);
     assert!(cost_of(&e).reason.unwrap().contains("local target"));
     e.target.kind = "openai".into();
     e.tokens.input = 800;
