@@ -121,6 +121,15 @@ pub enum Command {
         /// The run's output directory.
         dir: PathBuf,
     },
+    /// Measure the client itself: drive the scripted loopback server (a child
+    /// process) at rising open-loop rates and report the highest rate held with
+    /// schedule and event-loop lag p99 under 1 ms, CPU per request and per token, and
+    /// memory per in-flight request.
+    BenchClient(Box<crate::bench_client::BenchClientArgs>),
+    /// Serve the scripted loopback server until standard input closes (used by
+    /// bench-client and by tools that measure a client against a known schedule).
+    #[command(hide = true)]
+    ServeScripted(crate::bench_client::ServeScriptedArgs),
     /// Print this machine's hardware fingerprint (CPU, memory, OS, virtualisation,
     /// GPUs through NVML) as JSON: the `hardware` section of every report.
     Hw,
@@ -415,6 +424,12 @@ pub async fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Sweep(args) => crate::sweep::sweep_command(*args).await,
+        Command::BenchClient(args) => {
+            tokio::task::spawn_blocking(move || crate::bench_client::bench_client_command(&args))
+                .await
+                .context("bench-client stopped")?
+        }
+        Command::ServeScripted(args) => crate::bench_client::serve_scripted_command(&args),
         Command::Compare {
             base,
             cand,
@@ -911,6 +926,7 @@ async fn run_workload(
         } else {
             TokenSource::Tokenizer
         },
+        launcher: crate::driver::Launcher::Thread,
     };
     // Energy: the probes that measure this target, sampled through the load point.
     let probes = crate::energy::probes_for(&info.kind);

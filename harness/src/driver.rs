@@ -14,7 +14,7 @@
 //!   flight.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use results::ErrorClass;
@@ -52,6 +52,18 @@ pub enum Measurement {
     ColdStart(Box<RequestRecord>),
 }
 
+/// How an open loop's sessions are started at their scheduled instants.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Launcher {
+    /// A dedicated thread sleeps to each instant (`nanosleep`: tens of microseconds
+    /// late) and hands the session to the runtime. tokio's timer rounds deadlines up
+    /// to its next 1 ms tick, which would make every send up to 1 ms late.
+    #[default]
+    Thread,
+    /// tokio's timer: follows tokio's paused clock, for deterministic tests.
+    Tokio,
+}
+
 /// Settings of one load point.
 pub struct LoadPoint {
     /// Workload name.
@@ -70,6 +82,8 @@ pub struct LoadPoint {
     pub context_limit: Option<u32>,
     /// Who counts tokens when the target reports nothing.
     pub fallback_source: results::TokenSource,
+    /// How an open loop's sessions are started.
+    pub launcher: Launcher,
 }
 
 /// What happened, besides the measurements.
@@ -190,9 +204,13 @@ async fn run_session(ctx: Arc<Ctx>, session: SessionPlan, start: Instant) {
         if k > 0 {
             intended = end + Duration::from_secs_f64(req.think_ms / 1000.0);
         }
-        tokio::select! {
-            _ = sleep_until(intended) => {}
-            _ = flag(&mut stop) => {}
+        // A due call goes at once: tokio's timer would hold even a past deadline
+        // until its next tick.
+        if Instant::now() < intended {
+            tokio::select! {
+                _ = sleep_until(intended) => {}
+                _ = flag(&mut stop) => {}
+            }
         }
         if !ctx.may_send(Instant::now()) {
             completed = false;
@@ -229,6 +247,61 @@ async fn run_session(ctx: Arc<Ctx>, session: SessionPlan, start: Instant) {
         input_tokens: input,
         output_tokens: output,
     }));
+}
+
+/// Sets its flag when dropped: tells the launch thread to stop however the send loop
+/// ends.
+struct QuitOnDrop(Arc<AtomicBool>);
+
+impl Drop for QuitOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Longest single sleep of the launch thread, so that it sees `quit` soon.
+const LAUNCH_POLL: Duration = Duration::from_millis(50);
+
+/// Starts the thread that wakes at each scheduled instant (`t0` + offset, seconds)
+/// and sends a tick; `None` if no thread could be started (the caller then uses
+/// tokio's timer). The thread ends after the last tick, when the receiver is gone or
+/// when `quit` is set.
+fn launch_thread(
+    t0: Instant,
+    offsets: &[f64],
+) -> Option<(mpsc::UnboundedReceiver<()>, Arc<AtomicBool>)> {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let quit = Arc::new(AtomicBool::new(false));
+    let t0 = t0.into_std();
+    let offsets = offsets.to_vec();
+    let q = Arc::clone(&quit);
+    let spawned = std::thread::Builder::new()
+        .name("infermeter-launch".into())
+        .spawn(move || {
+            for off in offsets {
+                let at = t0 + Duration::from_secs_f64(off);
+                loop {
+                    if q.load(Ordering::Relaxed) {
+                        return;
+                    }
+                    let now = std::time::Instant::now();
+                    if now >= at {
+                        break;
+                    }
+                    std::thread::sleep((at - now).min(LAUNCH_POLL));
+                }
+                if tx.send(()).is_err() {
+                    return;
+                }
+            }
+        });
+    match spawned {
+        Ok(_) => Some((rx, quit)),
+        Err(e) => {
+            tracing::warn!("no launch thread ({e}); open-loop sends use tokio's 1 ms timer");
+            None
+        }
+    }
 }
 
 /// Runs one load point; measurements go to `tx` as they happen.
@@ -353,11 +426,22 @@ pub async fn run_load_point(
     let started = Arc::new(AtomicUsize::new(0));
     match schedule {
         Some(offsets) => {
+            let launches = match ctx.lp.launcher {
+                Launcher::Thread => launch_thread(t0, &offsets),
+                Launcher::Tokio => None,
+            };
+            let mut launches = launches.map(|(rx, quit)| (rx, QuitOnDrop(quit)));
             for (session, offset) in sessions.into_iter().zip(offsets) {
                 let at = t0 + Duration::from_secs_f64(offset);
-                tokio::select! {
-                    _ = sleep_until(at) => {}
-                    _ = flag(&mut stop) => {}
+                match launches.as_mut() {
+                    Some((rx, _)) => tokio::select! {
+                        _ = rx.recv() => {}
+                        _ = flag(&mut stop) => {}
+                    },
+                    None => tokio::select! {
+                        _ = sleep_until(at) => {}
+                        _ = flag(&mut stop) => {}
+                    },
                 }
                 if !ctx.may_send(at) {
                     break;

@@ -3,6 +3,7 @@
 //! only parses arguments, calls [`cli::run`] and maps errors to exit codes.
 
 pub mod analysis;
+pub mod bench_client;
 pub mod cli;
 pub mod client;
 pub mod collector;

@@ -11,7 +11,7 @@ mod common;
 
 use async_trait::async_trait;
 use infermeter::collector::{Aggregate, RequestRecord};
-use infermeter::driver::{Interrupt, LoadPoint, Measurement, run_load_point};
+use infermeter::driver::{Interrupt, Launcher, LoadPoint, Measurement, run_load_point};
 use results::{ErrorClass, TargetInfo, TokenSource};
 use tokio::sync::{mpsc, watch};
 use workloads::generate::generate;
@@ -97,6 +97,7 @@ async fn run(
         request_timeout: Duration::from_secs(3600),
         context_limit: None,
         fallback_source: TokenSource::Tokenizer,
+        launcher: Launcher::Tokio,
     };
     let (tx, mut rx) = mpsc::unbounded_channel();
     let (_irq_tx, irq_rx) = watch::channel(Interrupt::None);

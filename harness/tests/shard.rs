@@ -12,7 +12,7 @@ mod common;
 use async_trait::async_trait;
 use infermeter::cli::entry;
 use infermeter::collector::Aggregate;
-use infermeter::driver::{Interrupt, LoadPoint, Measurement, run_load_point};
+use infermeter::driver::{Interrupt, Launcher, LoadPoint, Measurement, run_load_point};
 use results::{
     REPORT_SCHEMA, REPORT_SCHEMA_VERSION, Report, ResultEntry, RunInfo, RunStatus, ShardRef,
     TargetInfo, TokenSource, ToolInfo,
@@ -70,6 +70,7 @@ async fn run(
         request_timeout: Duration::from_secs(3600),
         context_limit: None,
         fallback_source: TokenSource::Tokenizer,
+        launcher: Launcher::Tokio,
     };
     let (tx, mut rx) = mpsc::unbounded_channel();
     let (_irq_tx, irq_rx) = watch::channel(Interrupt::None);

@@ -38,11 +38,7 @@ fn main() {
     // Serve until standard input closes.
     for _ in std::io::stdin().lock().lines() {}
     for l in server.log() {
-        let gaps: Vec<f64> = l
-            .chunks
-            .windows(2)
-            .map(|w| w[1].0.duration_since(w[0].0).as_secs_f64() * 1e3)
-            .collect();
+        let gaps = l.chunk_gaps_ms();
         let mean_gap = if gaps.is_empty() {
             None
         } else {

@@ -170,12 +170,16 @@ impl HttpBackend {
     ) -> Result<reqwest::Response, BackendError> {
         let mut attempt = 0u32;
         loop {
-            sink.on_send();
-            let pending = self
+            // Built before the send is stamped: building is client work, not time
+            // on the wire.
+            let request = self
                 .client
                 .post(self.cfg.endpoint())
                 .body(body.to_vec())
-                .send();
+                .build()
+                .map_err(|e| self.transport_error(&e, "building the request"))?;
+            sink.on_send();
+            let pending = self.client.execute(request);
             // Streamed responses send their head at once; a non-streamed one only when
             // generation is done, so only the request's total deadline bounds it.
             let resp = if self.cfg.stream {

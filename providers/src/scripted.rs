@@ -131,6 +131,9 @@ pub struct RequestLog {
     pub received: Instant,
     /// When each chunk carrying tokens was written, with its token count.
     pub chunks: Vec<(Instant, u32)>,
+    /// When the response's last bytes (the finish events and terminator of a stream,
+    /// or the whole body of an unstreamed answer) were written, for a normal response.
+    pub finished: Option<Instant>,
     /// The behaviour applied.
     pub behaviour: Behaviour,
 }
@@ -141,6 +144,21 @@ impl RequestLog {
         self.chunks
             .first()
             .map(|(t, _)| t.duration_since(self.received).as_secs_f64() * 1e3)
+    }
+
+    /// Milliseconds between successive token chunks, as written.
+    pub fn chunk_gaps_ms(&self) -> Vec<f64> {
+        self.chunks
+            .windows(2)
+            .map(|w| w[1].0.duration_since(w[0].0).as_secs_f64() * 1e3)
+            .collect()
+    }
+
+    /// Milliseconds from the request's receipt to its last bytes, for a response that
+    /// finished normally.
+    pub fn e2e_ms(&self) -> Option<f64> {
+        self.finished
+            .map(|t| t.duration_since(self.received).as_secs_f64() * 1e3)
     }
 }
 
@@ -297,6 +315,7 @@ fn serve_connection(conn: TcpStream, s: &Shared) {
             body: body.clone(),
             received,
             chunks: Vec::new(),
+            finished: None,
             behaviour: behaviour.clone(),
         };
         let keep = respond(&mut w, &req, &body, &behaviour, &mut log, reader.get_ref());
@@ -513,7 +532,9 @@ fn respond(
                 json!({"choices": [{"index": 0, "text": text, "finish_reason": "length"}], "usage": {"prompt_tokens": prompt, "completion_tokens": n}})
             }
         };
-        log.chunks.push((Instant::now(), n));
+        let t = Instant::now();
+        log.chunks.push((t, n));
+        log.finished = Some(t);
         return simple(w, 200, "", &doc.to_string());
     }
     let head = "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncache-control: no-cache\r\ntransfer-encoding: chunked\r\n\r\n";
@@ -620,6 +641,7 @@ fn respond(
         _ => {
             let done = !matches!(behaviour, Behaviour::NoTerminator);
             let tail = finish_events(format, prompt, n, pace.reasoning_tokens.min(n), usage, done);
+            log.finished = Some(Instant::now());
             write_chunk(w, tail.as_bytes())
                 && w.write_all(b"0\r\n\r\n").and_then(|()| w.flush()).is_ok()
         }
