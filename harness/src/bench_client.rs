@@ -160,7 +160,7 @@ pub fn bench_client_command(args: &BenchClientArgs) -> Result<()> {
             &args.out,
             &format!("rate-{rate}"),
             &format!("arrival = \"constant\"\nrate_rps = {rate}"),
-            requests,
+            (requests, 20),
             args.tokens,
         )?;
         let dir = args.out.join(format!("rate-{rate}"));
@@ -348,7 +348,8 @@ fn memory_phase(args: &BenchClientArgs) -> Result<MemoryPoint> {
             &args.out,
             &name,
             &format!("arrival = \"closed\"\nconcurrency = {c}"),
-            u64::from(c.max(1)),
+            // One warm-up: each response takes a second.
+            (u64::from(c.max(1)), 1),
             args.tokens,
         )?;
         let report = run_child(&server.base_url, &wl, &args.out.join(&name))?;
@@ -372,10 +373,16 @@ fn memory_phase(args: &BenchClientArgs) -> Result<MemoryPoint> {
     })
 }
 
-fn workload(dir: &Path, name: &str, load: &str, requests: u64, tokens: u32) -> Result<PathBuf> {
+fn workload(
+    dir: &Path,
+    name: &str,
+    load: &str,
+    (requests, warmup): (u64, u32),
+    tokens: u32,
+) -> Result<PathBuf> {
     let path = dir.join(format!("{name}.toml"));
     let text = format!(
-        "format = 1\nname = \"bench-client\"\nversion = 1\nseed = 1\n[load]\n{load}\nrequests = {requests}\nwarmup_requests = 20\n[input]\ndist = \"fixed\"\nvalue = 16.0\n[output]\ndist = \"fixed\"\nvalue = {tokens}.0\n"
+        "format = 1\nname = \"bench-client\"\nversion = 1\nseed = 1\n[load]\n{load}\nrequests = {requests}\nwarmup_requests = {warmup}\n[input]\ndist = \"fixed\"\nvalue = 16.0\n[output]\ndist = \"fixed\"\nvalue = {tokens}.0\n"
     );
     std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
     Ok(path)

@@ -333,6 +333,11 @@ pub struct RunArgs {
     /// whole run's figures.
     #[arg(long, value_name = "I/N", value_parser = parse_shard)]
     pub shard: Option<results::ShardRef>,
+    /// Run every load point N times back to back, with the same requests, and report
+    /// the run-to-run spread of its figures (`repeat_spread`); `compare` then treats
+    /// differences within that spread as noise.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub repeat: u32,
 }
 
 /// Parses `--shard I/N`.
@@ -781,6 +786,7 @@ pub(crate) async fn execute(
         },
         hardware: crate::hardware::fingerprint(),
         results: Vec::new(),
+        repeat_spread: Vec::new(),
     };
     // On disk from the start, as `interrupted` until the run ends: a killed run leaves
     // what `infermeter recover` needs.
@@ -788,8 +794,17 @@ pub(crate) async fn execute(
     let mut status = RunStatus::Complete;
     'targets: for (i, target) in targets.iter().enumerate() {
         let idle = idle_power(&target.describe().kind).await;
+        // `next` plans from the first repeat of each point.
         let mut done: Vec<ResultEntry> = Vec::new();
-        while let Some((spec, seed)) = next(i, &done) {
+        let mut again: Option<(WorkloadSpec, u64, u32)> = None;
+        loop {
+            let (spec, seed, index) = match again.take() {
+                Some(point) => point,
+                None => match next(i, &done) {
+                    Some((spec, seed)) => (spec, seed, 1),
+                    None => break,
+                },
+            };
             if *irq_rx.borrow() != Interrupt::None {
                 break 'targets;
             }
@@ -811,8 +826,26 @@ pub(crate) async fn execute(
                 &report.hardware,
                 Some(&pricing),
             ));
-            done.push(entry.clone());
+            if args.repeat > 1 {
+                entry.repeat = Some(results::stats::RepeatRef {
+                    index,
+                    count: args.repeat,
+                });
+                if index > 1 && target.engine_counters().is_some() {
+                    entry.notes.push(format!(
+                        "repeat {index} of {}: the engine kept its state (prefix cache) from the repeats before",
+                        args.repeat
+                    ));
+                }
+            }
+            if index == 1 {
+                done.push(entry.clone());
+            }
+            if index < args.repeat {
+                again = Some((spec, seed, index + 1));
+            }
             report.results.push(entry);
+            report.repeat_spread = results::stats::repeat_spread(&report.results);
             // Every finished load point is on disk at once: a killed run loses nothing.
             report.run.finished_at =
                 chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
@@ -1127,6 +1160,7 @@ pub fn entry(
         ));
     }
     ResultEntry {
+        repeat: None,
         workload: WorkloadRef {
             name: spec.name.clone(),
             version: spec.version,
@@ -1151,7 +1185,18 @@ pub fn entry(
         requests,
         tokens,
         latency: agg.latency(),
-        throughput: agg.throughput(o.measured_s),
+        throughput: {
+            let mut t = agg.throughput(o.measured_s);
+            t.steady_state = match (o.window, o.steady) {
+                (Some((t0, _)), Some((a, b))) => results::stats::SteadyState::of(
+                    agg.completions(),
+                    a.saturating_duration_since(t0).as_secs_f64(),
+                    b.saturating_duration_since(t0).as_secs_f64(),
+                ),
+                _ => None,
+            };
+            t
+        },
         tasks: spec.reports_tasks().then(|| agg.tasks()),
         engine: agg.engine(o.engine_counters.0, o.engine_counters.1),
         cold_start: None,

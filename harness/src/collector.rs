@@ -287,6 +287,7 @@ pub struct Aggregate {
     pub slo: Option<crate::slo::Slo>,
     /// Successful requests that met every per-request bound of `slo`.
     pub slo_met: u64,
+    completions: Vec<results::stats::Completion>,
     queue: LatencyHistogram,
     ttft: LatencyHistogram,
     ttft_intended: LatencyHistogram,
@@ -350,6 +351,11 @@ impl Aggregate {
     /// Adds a request.
     pub fn add(&mut self, r: &RequestRecord) {
         self.sent += 1;
+        self.completions.push(results::stats::Completion {
+            end_s: r.sent_s + r.e2e_ms / 1000.0,
+            ok: r.error_class.is_none(),
+            output_tokens: r.output_tokens,
+        });
         self.queue.record_ms(r.queue_ms);
         self.retries += u64::from(r.retries);
         self.protocol_warnings += r.warnings.len() as u64;
@@ -577,7 +583,13 @@ impl Aggregate {
         }
     }
 
-    /// Throughput over `window_s` seconds.
+    /// Every finished request's end, outcome and output tokens, for throughput
+    /// intervals and the steady state.
+    pub fn completions(&self) -> &[results::stats::Completion] {
+        &self.completions
+    }
+
+    /// Throughput over `window_s` seconds, with its bootstrap interval.
     pub fn throughput(&self, window_s: f64) -> Throughput {
         let per_s = |x: u64| {
             if window_s > 0.0 {
@@ -595,6 +607,8 @@ impl Aggregate {
                 .quantile_ms(0.5)
                 .filter(|&t| t > 0.0)
                 .map(|t| 1000.0 / t),
+            ci95: results::stats::throughput_ci95(&self.completions, window_s),
+            steady_state: None,
         }
     }
 

@@ -109,6 +109,7 @@ async fn run(
         },
         hardware: infermeter::hardware::fingerprint(),
         results: vec![e],
+        repeat_spread: vec![],
     }
 }
 

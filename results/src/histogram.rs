@@ -10,6 +10,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::ResultsError;
+use crate::stats::{QuantileCi95, quantile_rank_ci95};
 
 /// Significant decimal digits kept by every latency histogram (0.1% relative error).
 pub const SIGNIFICANT_DIGITS: u8 = 3;
@@ -101,8 +102,38 @@ impl LatencyHistogram {
             p99: q(0.99),
             p99_9: q(0.999),
             max: (!empty).then(|| self.hist.max() as f64 / 1000.0),
+            ci95: self.ci95(),
             hdr: self.encode(),
         }
+    }
+
+    /// The value at 1-based rank `rank` among the recorded values, ms (the highest
+    /// value equivalent to its bucket, as [`Self::quantile_ms`] reports).
+    pub fn value_at_rank_ms(&self, rank: u64) -> Option<f64> {
+        let mut below = 0u64;
+        for v in self.hist.iter_recorded() {
+            below += v.count_at_value();
+            if below >= rank {
+                return Some(self.hist.highest_equivalent(v.value_iterated_to()) as f64 / 1000.0);
+            }
+        }
+        None
+    }
+
+    /// Bootstrap 95% intervals of the percentiles ([`crate::stats`]); `None` for
+    /// fewer than 2 values.
+    pub fn ci95(&self) -> Option<QuantileCi95> {
+        let n = self.len();
+        let at = |q: f64| -> Option<[f64; 2]> {
+            let [lo, hi] = quantile_rank_ci95(n, q)?;
+            Some([self.value_at_rank_ms(lo)?, self.value_at_rank_ms(hi)?])
+        };
+        Some(QuantileCi95 {
+            p50: at(0.50)?,
+            p90: at(0.90)?,
+            p95: at(0.95)?,
+            p99: at(0.99)?,
+        })
     }
 
     /// The histogram as base64 of HdrHistogram's V2 deflate encoding (readable by
@@ -159,6 +190,10 @@ pub struct LatencySummary {
     pub p99_9: Option<f64>,
     /// Largest value.
     pub max: Option<f64>,
+    /// Bootstrap 95% confidence intervals of p50, p90, p95 and p99 (README,
+    /// "Statistics"); absent for fewer than 2 values. Since 1.4.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ci95: Option<QuantileCi95>,
     /// The full histogram (microseconds, HdrHistogram V2 deflate, base64), kept so
     /// that reports merge exactly.
     pub hdr: String,
@@ -213,6 +248,24 @@ mod tests {
     }
 
     proptest! {
+        /// Every bootstrap interval holds its percentile, lies within the values, and
+        /// the intervals of higher percentiles start no lower.
+        #[test]
+        fn ci95_brackets_each_percentile(
+            xs in proptest::collection::vec(0.001f64..60_000.0, 2..400),
+        ) {
+            let mut h = LatencyHistogram::new();
+            xs.iter().for_each(|&x| h.record_ms(x));
+            let s = h.summary();
+            let ci = s.ci95.clone().unwrap();
+            for (p, [lo, hi]) in [(s.p50, ci.p50), (s.p90, ci.p90), (s.p95, ci.p95), (s.p99, ci.p99)] {
+                let p = p.unwrap();
+                prop_assert!(lo <= p && p <= hi, "{lo} <= {p} <= {hi}");
+                prop_assert!(lo >= s.min.unwrap() && hi <= s.max.unwrap());
+            }
+            prop_assert!(ci.p50[0] <= ci.p90[0] && ci.p90[0] <= ci.p99[0]);
+        }
+
         /// Merging histograms (through their serialized form, as reports do) equals the
         /// histogram of the concatenated samples.
         #[test]

@@ -15,6 +15,7 @@ pub mod merge;
 pub mod render;
 pub mod report;
 pub mod schema;
+pub mod stats;
 
 pub use error::ResultsError;
 pub use histogram::{LatencyHistogram, LatencySummary};

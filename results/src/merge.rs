@@ -20,10 +20,14 @@ use crate::{
 #[error("{0}")]
 pub struct MergeError(pub String);
 
-/// The key results are matched by.
+/// The key results are matched by: repeat i of one report merges with repeat i of
+/// another.
 pub fn result_key(e: &ResultEntry) -> String {
+    let repeat = e.repeat.map_or(String::new(), |r| {
+        format!(" / repeat {}/{}", r.index, r.count)
+    });
     format!(
-        "{} / {} (spec {}) / {}",
+        "{} / {} (spec {}) / {}{repeat}",
         e.target.label(),
         e.workload.name,
         &e.workload.spec_sha256[..12.min(e.workload.spec_sha256.len())],
@@ -367,6 +371,9 @@ fn merge_entries(group: &[&ResultEntry]) -> Result<ResultEntry, MergeError> {
             .p50
             .filter(|&t| t > 0.0)
             .map(|t| 1000.0 / t),
+        // Neither can be rebuilt without the requests' end times.
+        ci95: None,
+        steady_state: None,
     };
 
     // Tasks.

@@ -206,11 +206,86 @@ pub fn render(report: &Report, format: Format) -> String {
     out
 }
 
+/// `[low, high]` at the precision of the table.
+fn interval(i: [f64; 2]) -> String {
+    format!("[{}, {}]", num(Some(i[0])), num(Some(i[1])))
+}
+
+/// A result's confidence intervals and steady state, one line each.
+fn intervals(label: &str, r: &crate::ResultEntry) -> String {
+    let mut parts = Vec::new();
+    if let Some(c) = &r.latency.ttft_ms.ci95 {
+        parts.push(format!(
+            "ttft_p50_ms {}, ttft_p99_ms {}",
+            interval(c.p50),
+            interval(c.p99)
+        ));
+    }
+    if let Some(c) = &r.latency.itl_ms.ci95 {
+        parts.push(format!("itl_p50_ms {}", interval(c.p50)));
+    }
+    if let Some(c) = &r.throughput.ci95 {
+        parts.push(format!("out_tok_per_s {}", interval(c.output_tokens_per_s)));
+    }
+    let mut out = String::new();
+    if !parts.is_empty() {
+        let _ = writeln!(out, "{label}: ci95 {}", parts.join(", "));
+    }
+    if let Some(s) = &r.throughput.steady_state {
+        let _ = writeln!(
+            out,
+            "{label}: steady state {}-{} s: {} req/s, {} out tok/s",
+            num(Some(s.start_s)),
+            num(Some(s.end_s)),
+            num(Some(s.requests_per_s)),
+            num(Some(s.output_tokens_per_s))
+        );
+    }
+    out
+}
+
+/// Each repeated load point's run-to-run spread, one line per point.
+fn spreads(report: &Report) -> String {
+    let mut out = String::new();
+    for s in &report.repeat_spread {
+        let shown: Vec<String> = [
+            "ttft_p50_ms",
+            "ttft_p99_ms",
+            "itl_p50_ms",
+            "e2e_p50_ms",
+            "output_tokens_per_s",
+        ]
+        .iter()
+        .filter_map(|m| {
+            let x = s.metrics.get(*m)?;
+            Some(format!(
+                "{m} {} ± {}{}",
+                num(Some(x.mean)),
+                num(Some(x.sd)),
+                x.cv_pct.map_or(String::new(), |c| format!(" (cv {c:.1}%)"))
+            ))
+        })
+        .collect();
+        let _ = writeln!(
+            out,
+            "{}: run-to-run over {} repeats (mean ± sd): {}",
+            s.key,
+            s.repeats,
+            shown.join(", ")
+        );
+    }
+    out
+}
+
 /// Failures by class and every result's notes, one line each.
 fn notes(report: &Report) -> String {
     let mut out = String::new();
     for r in &report.results {
-        let label = format!("{} / {}", r.workload.name, load_label(r));
+        let repeat = r.repeat.map_or(String::new(), |p| {
+            format!(" / repeat {}/{}", p.index, p.count)
+        });
+        let label = format!("{} / {}{repeat}", r.workload.name, load_label(r));
+        let _ = write!(out, "{}", intervals(&label, r));
         if r.requests.failed > 0 {
             let classes: Vec<String> = r
                 .requests
@@ -283,5 +358,6 @@ fn notes(report: &Report) -> String {
             }
         }
     }
+    out.push_str(&spreads(report));
     out
 }

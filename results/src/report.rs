@@ -13,7 +13,7 @@ use crate::LatencySummary;
 /// The `schema` field of every report.
 pub const REPORT_SCHEMA: &str = "infermeter.report";
 /// The schema version this crate writes: `major.minor`; a minor bump only adds fields.
-pub const REPORT_SCHEMA_VERSION: &str = "1.3";
+pub const REPORT_SCHEMA_VERSION: &str = "1.4";
 
 /// A complete report.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -29,8 +29,11 @@ pub struct Report {
     pub run: RunInfo,
     /// The machine the harness ran on.
     pub hardware: Hardware,
-    /// One entry per (target, workload, load point).
+    /// One entry per (target, workload, load point), and per repeat of it.
     pub results: Vec<ResultEntry>,
+    /// Run-to-run spread of each repeated load point (`run --repeat N`). Since 1.4.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub repeat_spread: Vec<crate::stats::RepeatSpread>,
 }
 
 /// The tool that wrote the report.
@@ -511,6 +514,15 @@ pub struct Throughput {
     pub output_tokens_per_s: f64,
     /// Interactivity: 1000 / median TPOT; `null` when no request had 2+ tokens.
     pub output_tokens_per_s_per_user: Option<f64>,
+    /// Block-bootstrap 95% intervals of `requests_per_s` and `output_tokens_per_s`
+    /// (README, "Statistics"); absent for merged reports and tiny load points. Since
+    /// 1.4.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ci95: Option<crate::stats::ThroughputCi95>,
+    /// The same figures over the steady state only (ramp-up and drain trimmed; README,
+    /// "Statistics"); absent when the load point had none. Since 1.4.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub steady_state: Option<crate::stats::SteadyState>,
 }
 
 /// Per-task figures for multi-call workloads (agent loops, chat sessions).
@@ -540,6 +552,9 @@ pub struct TaskStats {
 pub struct ResultEntry {
     /// What was sent.
     pub workload: WorkloadRef,
+    /// Which repeat of its load point this is (`run --repeat N`). Since 1.4.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repeat: Option<crate::stats::RepeatRef>,
     /// Where it was sent.
     pub target: TargetInfo,
     /// How it was sent.

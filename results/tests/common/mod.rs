@@ -18,6 +18,7 @@ pub fn entry(name: &str, failed: u64, tasks: bool) -> ResultEntry {
         by_class.insert(ErrorClass::Timeout, failed);
     }
     ResultEntry {
+        repeat: None,
         workload: WorkloadRef {
             name: name.into(),
             version: 1,
@@ -106,6 +107,8 @@ pub fn entry(name: &str, failed: u64, tasks: bool) -> ResultEntry {
             input_tokens_per_s: 228.571,
             output_tokens_per_s: 34.2857,
             output_tokens_per_s_per_user: Some(60.6),
+            ci95: None,
+            steady_state: None,
         },
         tasks: tasks.then(|| TaskStats {
             started: 2,
@@ -161,5 +164,6 @@ pub fn report() -> Report {
             entry("quick/chat-short", 0, true),
             entry("quick/classify-tiny", 1, false),
         ],
+        repeat_spread: vec![],
     }
 }
