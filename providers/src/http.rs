@@ -305,6 +305,8 @@ struct Progress {
     done: bool,
     chunk_tokens: Option<ChunkTokens>,
     tokens: u32,
+    /// Texts that carried at least one token (one per token-bearing chunk and kind).
+    token_texts: u32,
     /// The last cumulative output count seen on a content chunk.
     usage_seen: Option<u32>,
     /// Whether the server sends usage on every content chunk, decided by the first
@@ -323,6 +325,7 @@ impl Progress {
             done: false,
             chunk_tokens: None,
             tokens: 0,
+            token_texts: 0,
             usage_seen: None,
             usage_per_chunk: None,
         }
@@ -409,6 +412,7 @@ impl HttpBackend {
             buf.push_str(&text);
             if count > 0 {
                 p.tokens += count;
+                p.token_texts += 1;
                 match kind {
                     TextKind::Answer => sink.on_tokens(count),
                     TextKind::Reasoning => sink.on_reasoning_tokens(count),
@@ -622,11 +626,8 @@ impl Backend for HttpBackend {
             self.read_body(resp, &mut p, sink).await?;
         }
         let tokenizer_output_tokens = self.tokenizer_count(&p.answer, &p.reasoning);
-        let (output_tokens, output_source) = match (p.usage.output, tokenizer_output_tokens) {
-            (Some(n), _) => (n, TokenSource::ServerUsage),
-            (None, Some(n)) => (n, TokenSource::Tokenizer),
-            (None, None) => (p.tokens, TokenSource::ChunkCount),
-        };
+        let (output_tokens, output_source) =
+            output_count(p.usage.output, tokenizer_output_tokens, &p);
         let (input_tokens, input_source) = match p.usage.input {
             Some(n) => (n, TokenSource::ServerUsage),
             None => (req.input_tokens(), TokenSource::Tokenizer),
@@ -659,6 +660,22 @@ impl Backend for HttpBackend {
             }),
             finish_reason: p.finish,
         })
+    }
+}
+
+/// The output count of a response and where it came from: the server's usage; else
+/// the larger of the tokenizer's count of the whole text and the number of texts that
+/// carried a token. Servers that stream one token per chunk (llama.cpp, vLLM) are
+/// thus counted exactly even where re-tokenizing their text merges tokens (SmolLM2
+/// through llama.cpp: 61 by the tokenizer for 64 generated), and servers that
+/// coalesce tokens into chunks by the tokenizer. With no tokenizer, the per-chunk
+/// counts.
+fn output_count(usage: Option<u32>, tokenizer: Option<u32>, p: &Progress) -> (u32, TokenSource) {
+    match (usage, tokenizer) {
+        (Some(n), _) => (n, TokenSource::ServerUsage),
+        (None, Some(n)) if p.token_texts > n => (p.token_texts, TokenSource::ChunkCount),
+        (None, Some(n)) => (n, TokenSource::Tokenizer),
+        (None, None) => (p.tokens, TokenSource::ChunkCount),
     }
 }
 
@@ -721,5 +738,30 @@ mod tests {
         assert_eq!(sink.0, vec![2, 1]);
         assert_eq!(p.usage.output, Some(3));
         assert_eq!(p.chunk_tokens, Some(ChunkTokens::Tokenizer));
+    }
+
+    #[test]
+    fn without_usage_the_count_is_the_larger_of_tokenizer_and_token_bearing_chunks() {
+        let (b, mut p, mut sink) = (backend(), Progress::new(), Counts::default());
+        // One token per chunk whose text re-tokenizes into fewer tokens: "hel" + "lo".
+        for text in ["hel", "lo", " world"] {
+            b.apply(&mut chunk(text, None), &mut p, &mut sink).unwrap();
+        }
+        let whole = b.tokenizer_count(&p.answer, &p.reasoning).unwrap();
+        assert!(whole < 3, "{whole}");
+        assert_eq!(
+            output_count(None, Some(whole), &p),
+            (3, TokenSource::ChunkCount)
+        );
+        // Coalesced chunks: the tokenizer sees more tokens than chunks.
+        let (mut q, mut sink) = (Progress::new(), Counts::default());
+        b.apply(&mut chunk(" the the the the", None), &mut q, &mut sink)
+            .unwrap();
+        assert_eq!(output_count(None, Some(4), &q), (4, TokenSource::Tokenizer));
+        // The server's usage always wins.
+        assert_eq!(
+            output_count(Some(7), Some(4), &q),
+            (7, TokenSource::ServerUsage)
+        );
     }
 }

@@ -610,7 +610,7 @@ pub struct ClientStats {
     pub cpu_us_per_output_token: Option<f64>,
     /// Peak resident memory of the process so far (VmHWM), bytes.
     pub peak_rss_bytes: Option<u64>,
-    /// Every 10 ms through the load point, how long a ready task waited for the
+    /// Every 50 ms through the load point, how long a ready task waited for the
     /// driver's event loop (a yield to the back of its run queue), ms.
     pub loop_lag_ms: LatencySummary,
     /// Whether the client may have limited the run (see `reasons`).
