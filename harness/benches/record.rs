@@ -78,5 +78,18 @@ fn aggregate(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, timer, aggregate);
+fn tokenizer(c: &mut Criterion) {
+    // What a remote target does per chunk when the server sends no per-chunk usage:
+    // count the chunk's text with the embedded tokenizer.
+    let mut group = c.benchmark_group("record/tokenizer");
+    group.throughput(Throughput::Elements(1));
+    for text in [" the", " performance", "\n\nHere is a longer chunk, of several tokens."] {
+        group.bench_with_input(BenchmarkId::new("count_chunk", text.len()), &text, |b, t| {
+            b.iter(|| workloads::text::count_tokens(t));
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, timer, aggregate, tokenizer);
 criterion_main!(benches);

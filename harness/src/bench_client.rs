@@ -165,7 +165,7 @@ pub fn bench_client_command(args: &BenchClientArgs) -> Result<()> {
         )?;
         let dir = args.out.join(format!("rate-{rate}"));
         let cpu0 = server.cpu_s();
-        let busy0 = machine_busy_s();
+        let idle0 = machine_idle_s();
         let t = Instant::now();
         let report = run_child(&server.base_url, &wl, &dir)?;
         let wall = t.elapsed().as_secs_f64();
@@ -174,7 +174,7 @@ pub fn bench_client_command(args: &BenchClientArgs) -> Result<()> {
             _ => None,
         };
         let mut p = rate_point(rate, &report, wall, per_s(cpu0, server.cpu_s()))?;
-        p.machine_cpu_cores = per_s(busy0, machine_busy_s());
+        p.machine_cpu_cores = per_s(idle0, machine_idle_s()).map(|idle| cpus as f64 - idle);
         println!(
             "{:>8.0} {:>9.1} {:>7} {:>10} {:>10} {:>10} {:>9} {:>9} {:>7} {:>7} {:>8}  {}",
             p.offered_rps,
@@ -266,9 +266,11 @@ fn saturation(p: &RatePoint, cpus: usize) -> String {
     )
 }
 
-/// Busy CPU time of the whole machine so far (every CPU, all but idle and iowait),
-/// seconds, from `/proc/stat`.
-fn machine_busy_s() -> Option<f64> {
+/// Idle time of the whole machine so far (every CPU's idle and iowait), seconds, from
+/// `/proc/stat`. Idle time is accounted exactly on tickless kernels, while the busy
+/// columns are sampled at each tick and miss short bursts on a mostly idle CPU, so the
+/// machine's busy time is taken as elapsed CPU time minus this.
+fn machine_idle_s() -> Option<f64> {
     let stat = std::fs::read_to_string("/proc/stat").ok()?;
     let f: Vec<u64> = stat
         .lines()
@@ -277,15 +279,8 @@ fn machine_busy_s() -> Option<f64> {
         .skip(1)
         .filter_map(|x| x.parse().ok())
         .collect();
-    // user nice system idle iowait irq softirq (steal: another guest ran)
-    let busy: u64 = f
-        .iter()
-        .take(7)
-        .enumerate()
-        .filter(|(i, _)| *i != 3 && *i != 4)
-        .map(|(_, v)| v)
-        .sum();
-    Some(busy as f64 / 100.0)
+    // user nice system idle iowait ...
+    Some((f.get(3)? + f.get(4)?) as f64 / 100.0)
 }
 
 fn fmt(x: Option<f64>, digits: usize) -> String {
