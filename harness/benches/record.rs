@@ -83,10 +83,18 @@ fn tokenizer(c: &mut Criterion) {
     // count the chunk's text with the embedded tokenizer.
     let mut group = c.benchmark_group("record/tokenizer");
     group.throughput(Throughput::Elements(1));
-    for text in [" the", " performance", "\n\nHere is a longer chunk, of several tokens."] {
-        group.bench_with_input(BenchmarkId::new("count_chunk", text.len()), &text, |b, t| {
-            b.iter(|| workloads::text::count_tokens(t));
-        });
+    for text in [
+        " the",
+        " performance",
+        "\n\nHere is a longer chunk, of several tokens.",
+    ] {
+        group.bench_with_input(
+            BenchmarkId::new("count_chunk", text.len()),
+            &text,
+            |b, t| {
+                b.iter(|| workloads::text::count_tokens(t));
+            },
+        );
     }
     group.finish();
 }
