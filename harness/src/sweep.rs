@@ -211,8 +211,10 @@ pub fn summary(r: &Report) -> String {
         };
         let _ = writeln!(
             out,
-            "  {} | {:.1} | {:.1} | {} | {} | {} | {}",
+            "  {}{} | {:.1} | {:.1} | {} | {} | {} | {}",
             results::merge::load_label(e),
+            e.repeat
+                .map_or(String::new(), |r| format!(" (repeat {}/{})", r.index, r.count)),
             p.1,
             p.0,
             slo,
