@@ -213,8 +213,10 @@ pub fn summary(r: &Report) -> String {
             out,
             "  {}{} | {:.1} | {:.1} | {} | {} | {} | {}",
             results::merge::load_label(e),
-            e.repeat
-                .map_or(String::new(), |r| format!(" (repeat {}/{})", r.index, r.count)),
+            e.repeat.map_or(String::new(), |r| format!(
+                " (repeat {}/{})",
+                r.index, r.count
+            )),
             p.1,
             p.0,
             slo,
