@@ -114,6 +114,7 @@ fn measure(dir: &Path, load: &str, requests: u32, label: &str) {
         .collect();
     assert_eq!(records.len(), requests as usize);
     let (ttft, itl, e2e) = errors(&server, &records, 2);
+    eprintln!("{label}: {} connections for {} requests", server.connections(), server.arrivals());
     for (name, xs) in [("TTFT", &ttft), ("ITL", &itl), ("E2E", &e2e)] {
         let (p50, p99) = (pct(xs, 0.5), pct(xs, 0.99));
         eprintln!(
