@@ -64,18 +64,23 @@ def guidellm(out, n):
     }
 
 
-def server_ms_per_token(out, tool, n):
-    """Median of llama.cpp's own decode ms per token over the requests of a run."""
+def server_log_medians(out, tool, n):
+    """Medians of llama.cpp's own per-request timings over a run: prompt eval ms (its
+    prefill) and decode ms per token."""
     a, b = (int(x) for x in open(os.path.join(out, f"server-lines-{tool}-{n}.txt")).read().split())
     lines = [l for l in open(os.path.join(out, "llama-server.log")) if " eval time" in l]
-    per = []
+    prompt, per = [], []
     for l in lines[a:b]:
         if "prompt eval" in l:
+            m = re.search(r"=\s*([0-9.]+) ms", l)
+            if m:
+                prompt.append(float(m.group(1)))
             continue
         m = re.search(r"\(\s*([0-9.]+) ms per token", l)
         if m:
             per.append(float(m.group(1)))
-    return statistics.median(per) if per else None
+    med = lambda xs: statistics.median(xs) if xs else None
+    return med(prompt), med(per)
 
 
 def cpu_samples(out, tool, n):
@@ -117,7 +122,7 @@ def main(out):
         big["client_cpu_s_whole"] = samples[-1][1]
         big["client_cpu_s_window"] = in_window
         big["client_cpu_us_per_token_window"] = 1e6 * in_window / big["output_tokens"]
-        big["server_decode_ms_per_token"] = server_ms_per_token(out, tool, large)
+        big["server_prompt_eval_ms"], big["server_decode_ms_per_token"] = server_log_medians(out, tool, large)
         rows[tool] = big
     keys = [
         ("requests_ok", "requests ok"),
@@ -127,6 +132,7 @@ def main(out):
         ("tpot_guidellm_def_ms", "e2e/n median, ms (near GuideLLM TPOT: last token/n)"),
         ("per_token_gap_p50_ms", "per-token gap p50, ms (infermeter itl_ms)"),
         ("output_tok_per_s", "output tokens/s"),
+        ("server_prompt_eval_ms", "server's own prompt eval ms, median (llama.cpp log)"),
         ("server_decode_ms_per_token", "server's own decode ms/token, median (llama.cpp log)"),
         ("client_cpu_s_whole", f"client CPU s, whole process tree ({large} requests)"),
         ("client_cpu_s_window", "client CPU s inside the tool's measured window"),

@@ -140,6 +140,7 @@ impl RequestTimer {
 impl StreamSink for RequestTimer {
     fn on_bytes(&mut self, n: usize) {
         if n > 0 {
+            crate::client::active();
             let now = Instant::now();
             self.first_byte.get_or_insert(now);
             self.last_read = Some(now);
@@ -152,6 +153,7 @@ impl StreamSink for RequestTimer {
     }
 
     fn on_tokens_at(&mut self, at: StdInstant, count: u32) {
+        crate::client::active();
         self.tokens_at(Instant::from_std(at), count, false);
     }
 

@@ -610,8 +610,8 @@ pub struct ClientStats {
     pub cpu_us_per_output_token: Option<f64>,
     /// Peak resident memory of the process so far (VmHWM), bytes.
     pub peak_rss_bytes: Option<u64>,
-    /// Every 50 ms through the load point, how long a ready task waited for the
-    /// driver's event loop (a yield to the back of its run queue), ms.
+    /// At most every 50 ms while responses (or a local engine's tokens) arrive: how
+    /// long a task made ready by that arrival waited for the driver's event loop, ms.
     pub loop_lag_ms: LatencySummary,
     /// Whether the client may have limited the run (see `reasons`).
     pub client_bound: bool,
