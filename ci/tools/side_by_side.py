@@ -84,7 +84,8 @@ def server_log_medians(out, tool, n):
 
 
 def cpu_samples(out, tool, n):
-    rows = [l.split() for l in open(os.path.join(out, f"cpu-{tool}-{n}.txt")) if l.strip()]
+    name = f"load-cpu-{n}.txt" if tool == "load" else f"cpu-{tool}-{n}.txt"
+    rows = [l.split() for l in open(os.path.join(out, name)) if l.strip()]
     return [(float(t), float(c)) for t, c in rows]
 
 
@@ -153,7 +154,50 @@ def main(out):
                 diff = f"{100 * (a - b) / b:+.1f}%"
         print(f"| {name} | {fmt(a)} | {fmt(b)} | {diff} |")
         result[k] = {"infermeter": a, "guidellm": b}
+    if os.path.exists(os.path.join(out, "load-guidellm.json")):
+        result["load_phase"] = load_phase(out, fmt)
     json.dump(result, open(os.path.join(out, "side_by_side.json"), "w"), indent=2)
+
+
+def load_phase(out, fmt):
+    """The load phase's table: both clients at 100 requests/s against the scripted server."""
+    rep = json.load(open(os.path.join(out, "load-infermeter", "report.json")))["results"][0]
+    iso = lambda s: datetime.datetime.fromisoformat(s.replace("Z", "+00:00")).timestamp()
+    a, b = iso(rep["load"]["window_start"]), iso(rep["load"]["window_end"])
+    s = cpu_samples(out, "load", "infermeter")
+    im_cpu = cpu_at(s, b) - cpu_at(s, a)
+    im = {
+        "requests_ok": rep["requests"]["ok"],
+        "output_tokens": rep["tokens"]["output"],
+        "ttft_median_ms": rep["latency"]["ttft_ms"]["p50"],
+        "schedule_lag_p99_ms": rep["latency"]["queue_ms"]["p99"],
+        "client_cpu_s_window": im_cpu,
+        "client_cpu_us_per_token_window": 1e6 * im_cpu / rep["tokens"]["output"],
+    }
+    g = json.load(open(os.path.join(out, "load-guidellm.json")))["benchmarks"][0]
+    ok = g["requests"]["successful"]
+    tokens = sum(x["output_metrics"]["text_tokens"] or 0 for x in ok)
+    s = cpu_samples(out, "load", "guidellm")
+    gl_cpu = cpu_at(s, g["end_time"]) - cpu_at(s, g["start_time"])
+    m = g["metrics"]
+    gl = {
+        "requests_ok": len(ok),
+        "output_tokens": tokens,
+        "ttft_median_ms": m["time_to_first_token_ms"]["successful"]["median"],
+        "schedule_lag_p99_ms": 1000 * m["request_dispatch_delay"]["successful"]["percentiles"]["p99"],
+        "client_cpu_s_window": gl_cpu,
+        "client_cpu_us_per_token_window": 1e6 * gl_cpu / tokens if tokens else None,
+    }
+    print()
+    print("Load phase: 100 requests/s, 16 tokens each, scripted server (TTFT 20 ms, 5 ms/token)")
+    print()
+    print("| figure | infermeter | GuideLLM |")
+    print("|---|---|---|")
+    for k in im:
+        print(f"| {k} | {fmt(im[k])} | {fmt(gl[k])} |")
+    if im["client_cpu_us_per_token_window"] and gl["client_cpu_us_per_token_window"]:
+        print(f"| GuideLLM / infermeter CPU per token | {gl['client_cpu_us_per_token_window'] / im['client_cpu_us_per_token_window']:.1f}x | |")
+    return {"infermeter": im, "guidellm": gl}
 
 
 if __name__ == "__main__":

@@ -6,7 +6,8 @@
 #   ci/tools/side_by_side.sh [OUT_DIR] [REQUESTS]
 #
 # Workload: one request at a time (GuideLLM's `synchronous`, infermeter's closed loop of
-# 1), REQUESTS (default 24) requests of 128 prompt tokens and 64 output tokens, the
+# 1), REQUESTS (default 24) requests of 128 prompt tokens and 64 output tokens, the same
+# prompts for both (`infermeter workloads export` gives GuideLLM its dataset), the
 # completions API (llama-cpp-python's chat template rejects GuideLLM's list-of-parts
 # messages). Both send `ignore_eos: true` and nothing else that changes generation:
 # infermeter's `exact_output=true` would also send `min_tokens`, which llama-cpp-python
@@ -16,6 +17,10 @@
 # is each tool's process tree's user + system time, sampled every 50 ms, inside the
 # tool's own measured window (infermeter's load.window_start/end, GuideLLM's benchmark
 # start_time/end_time), so start-up is left out.
+#
+# A second, load phase runs both against infermeter's scripted loopback server at 100
+# requests/s (16 tokens each): the clients' cost per streamed token when they are busy,
+# and their schedule lag.
 #
 # Set-up: ci/setup.sh --reference (model, llama.cpp), and GuideLLM 0.8.1 in its own venv
 # under ~/.cache/infermeter (a large install: it pulls torch), made when missing.
@@ -111,6 +116,15 @@ TOML
 # (`eval time = ... ms / N runs`), for each tool's runs: the lines a run added.
 evals() { grep -c ' eval time' "$OUT/llama-server.log" || true; }
 
+# Both tools send the same prompts: infermeter's stream, exported, is GuideLLM's dataset.
+"$BIN" workloads export "$OUT/workload.toml" --requests "$N" |
+  python3 -c '
+import json, sys
+for l in sys.stdin:
+    r = json.loads(l)
+    print(json.dumps({"prompt": r["prompt"], "prompt_tokens_count": r["prompt_tokens_count"],
+                      "output_tokens_count": r["output_tokens_count"]}))' >"$OUT/prompts.jsonl"
+
 for n in "$N"; do
   echo "infermeter, $n requests"
   a=$(evals)
@@ -123,8 +137,55 @@ for n in "$N"; do
   HF_HUB_OFFLINE=1 cputime "$OUT/cpu-guidellm-$n.txt" "$GVENV/bin/guidellm" run \
     --backend "kind=openai_http,target=$URL,model=$OUT/tokenizer,validate_backend=false,request_format=/v1/completions" \
     --profile kind=synchronous --constraint "kind=max_requests,count=$n" \
-    --data kind=synthetic_text,prompt_tokens=128,output_tokens=64 \
+    --data "kind=json_file,path=$OUT/prompts.jsonl" \
     --output "kind=json,path=$OUT/guidellm-$n.json" --disable-console-interactive
   echo "$a $(evals)" >"$OUT/server-lines-guidellm-$n.txt"
 done
+
+# Load phase: the clients' own cost under load, against the scripted loopback server
+# (`infermeter serve-scripted`: TTFT 20 ms, 5 ms per token) at 100 requests/s, open
+# loop, 1,500 requests of 128 prompt and 16 output tokens, the same prompts for both.
+kill $SERVER 2>/dev/null || true
+"$BIN" serve-scripted --ttft-ms 20 --itl-ms 5 < <(sleep 3600) >"$OUT/scripted.txt" &
+SCRIPTED=$!
+trap 'kill $SERVER $SCRIPTED 2>/dev/null || true' EXIT
+for _ in $(seq 50); do
+  grep -q '^base_url ' "$OUT/scripted.txt" 2>/dev/null && break
+  sleep 0.1
+done
+SURL=$(sed -n 's/^base_url //p' "$OUT/scripted.txt")
+cat >"$OUT/load.toml" <<TOML
+format = 1
+name = "side-by-side-load"
+version = 1
+seed = 1
+[load]
+arrival = "constant"
+rate_rps = 100.0
+requests = 1500
+warmup_requests = 1
+[input]
+dist = "fixed"
+value = 128.0
+[output]
+dist = "fixed"
+value = 16.0
+TOML
+"$BIN" workloads export "$OUT/load.toml" |
+  python3 -c '
+import json, sys
+for l in sys.stdin:
+    r = json.loads(l)
+    print(json.dumps({"prompt": r["prompt"], "prompt_tokens_count": r["prompt_tokens_count"],
+                      "output_tokens_count": r["output_tokens_count"]}))' >"$OUT/load-prompts.jsonl"
+echo "infermeter, 100 requests/s against the scripted server"
+cputime "$OUT/load-cpu-infermeter.txt" "$BIN" run --quiet \
+  --target "openai,base_url=$SURL,model=scripted,api=completions" \
+  --workload "$OUT/load.toml" --out "$OUT/load-infermeter"
+echo "GuideLLM, 100 requests/s against the scripted server"
+HF_HUB_OFFLINE=1 cputime "$OUT/load-cpu-guidellm.txt" "$GVENV/bin/guidellm" run \
+  --backend "kind=openai_http,target=${SURL%/v1},model=$OUT/tokenizer,validate_backend=false,request_format=/v1/completions" \
+  --profile kind=constant,rate=100 --constraint kind=max_requests,count=1500 \
+  --data "kind=json_file,path=$OUT/load-prompts.jsonl" \
+  --output "kind=json,path=$OUT/load-guidellm.json" --disable-console-interactive
 python3 ci/tools/side_by_side.py "$OUT"

@@ -210,6 +210,21 @@ pub enum WorkloadsCommand {
         #[arg(long)]
         seed: Option<u64>,
     },
+    /// Print the measured requests of a workload's stream as JSON lines (warm-up
+    /// excluded), so that another tool can send exactly the same prompts: `session`,
+    /// `call`, `messages` (role, content), `prompt` (the messages joined as the
+    /// completions API receives them), `prompt_tokens_count`, `output_tokens_count`,
+    /// `think_ms`.
+    Export {
+        /// Workload name or path to a TOML file.
+        name: String,
+        /// Seed of the request stream (default: the spec's).
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Measured requests (default: the spec's).
+        #[arg(long)]
+        requests: Option<u64>,
+    },
 }
 
 /// Report formats.
@@ -414,6 +429,14 @@ pub async fn run(cli: Cli) -> Result<()> {
             print!("{}", show_workload(&name, seed)?);
             Ok(())
         }
+        Command::Workloads(WorkloadsCommand::Export {
+            name,
+            seed,
+            requests,
+        }) => {
+            print!("{}", export_workload(&name, seed, requests)?);
+            Ok(())
+        }
         Command::Models(ModelsCommand::List) => {
             print!("{}", crate::models::list());
             Ok(())
@@ -505,6 +528,46 @@ pub async fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
     }
+}
+
+/// The measured requests of a workload's stream as JSON lines (`workloads export`).
+pub fn export_workload(name: &str, seed: Option<u64>, requests: Option<u64>) -> Result<String> {
+    let mut spec = suite::workload(name)?;
+    if let Some(n) = requests {
+        if n == 0 {
+            return Err(bad_input("--requests must be at least 1"));
+        }
+        spec.load.requests = n;
+    }
+    let seed = seed.unwrap_or(spec.seed);
+    let stream = generate(&spec, seed);
+    let mut out = String::new();
+    for r in stream.sessions.iter().flat_map(|s| &s.calls) {
+        let messages: Vec<serde_json::Value> = r
+            .messages
+            .iter()
+            .map(|m| {
+                let role = match m.role {
+                    workloads::Role::System => "system",
+                    workloads::Role::User => "user",
+                    workloads::Role::Assistant => "assistant",
+                };
+                serde_json::json!({"role": role, "content": m.text})
+            })
+            .collect();
+        let line = serde_json::json!({
+            "session": r.session,
+            "call": r.call,
+            "messages": messages,
+            "prompt": providers::codec::prompt_text(r),
+            "prompt_tokens_count": r.input_tokens(),
+            "output_tokens_count": r.max_output_tokens,
+            "think_ms": r.think_ms,
+        });
+        out.push_str(&line.to_string());
+        out.push('\n');
+    }
+    Ok(out)
 }
 
 /// `workloads show`: the resolved spec as TOML, then facts about the stream and its
