@@ -30,6 +30,56 @@ fn digest(show: &str) -> String {
 }
 
 #[test]
+fn workloads_export_prints_the_requests_another_tool_can_send() {
+    let out = stdout_of(&[
+        "workloads",
+        "export",
+        "agent-loop",
+        "--requests",
+        "6",
+        "--seed",
+        "3",
+    ]);
+    let lines: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    // Whole sessions are exported: at least the 6 requests asked for.
+    assert!(lines.len() >= 6, "{}", lines.len());
+    for l in &lines {
+        let prompt = l["prompt"].as_str().unwrap();
+        assert!(!prompt.is_empty());
+        // The prompt is the messages joined as the completions API receives them.
+        let joined: Vec<&str> = l["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["content"].as_str().unwrap())
+            .collect();
+        assert_eq!(prompt, joined.join("\n\n"));
+        assert!(l["prompt_tokens_count"].as_u64().unwrap() > 0);
+        assert!(l["output_tokens_count"].as_u64().unwrap() > 0);
+    }
+    // Seeded: the same stream every time.
+    assert_eq!(
+        out,
+        stdout_of(&[
+            "workloads",
+            "export",
+            "agent-loop",
+            "--requests",
+            "6",
+            "--seed",
+            "3"
+        ])
+    );
+    infermeter()
+        .args(["workloads", "export", "no-such-workload"])
+        .assert()
+        .code(2);
+}
+
+#[test]
 fn workloads_show_is_deterministic_and_seeded() {
     let a = stdout_of(&["workloads", "show", "agent-loop", "--seed", "7"]);
     let b = stdout_of(&["workloads", "show", "agent-loop", "--seed", "7"]);
