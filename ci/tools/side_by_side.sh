@@ -146,8 +146,12 @@ done
 # (`infermeter serve-scripted`: TTFT 20 ms, 5 ms per token) at 100 requests/s, open
 # loop, 1,500 requests of 128 prompt and 16 output tokens, the same prompts for both.
 kill $SERVER 2>/dev/null || true
-"$BIN" serve-scripted --ttft-ms 20 --itl-ms 5 < <(sleep 3600) >"$OUT/scripted.txt" &
+# It serves until its standard input closes: a FIFO this script holds open (fd 3), so
+# the server ends with the script.
+mkfifo "$OUT/scripted.stdin"
+"$BIN" serve-scripted --ttft-ms 20 --itl-ms 5 <"$OUT/scripted.stdin" >"$OUT/scripted.txt" &
 SCRIPTED=$!
+exec 3>"$OUT/scripted.stdin"
 trap 'kill $SERVER $SCRIPTED 2>/dev/null || true' EXIT
 for _ in $(seq 50); do
   grep -q '^base_url ' "$OUT/scripted.txt" 2>/dev/null && break
