@@ -62,11 +62,11 @@ pub struct RatePoint {
     pub offered_rps: f64,
     /// Successful requests per second over the measured window.
     pub achieved_rps: f64,
-    /// Requests sent / failed.
+    /// Measured requests sent.
     pub sent: u64,
     /// Failed requests.
     pub failed: u64,
-    /// Schedule lag (actual minus intended send), p50 and p99, ms.
+    /// Schedule lag (actual minus intended send) p50, ms.
     pub schedule_lag_p50_ms: Option<f64>,
     /// Schedule lag p99, ms.
     pub schedule_lag_p99_ms: Option<f64>,
