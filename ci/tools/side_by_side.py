@@ -104,11 +104,27 @@ def cpu_at(samples, t):
 def window(out, tool, n):
     """The tool's own measured window, unix seconds."""
     if tool == "infermeter":
-        load = json.load(open(os.path.join(out, f"infermeter-{n}", "report.json")))["results"][0]["load"]
-        iso = lambda s: datetime.datetime.fromisoformat(s.replace("Z", "+00:00")).timestamp()
-        return iso(load["window_start"]), iso(load["window_end"])
-    b = json.load(open(os.path.join(out, f"guidellm-{n}.json")))["benchmarks"][0]
+        return report_window(os.path.join(out, f"infermeter-{n}", "report.json"))
+    return guidellm_window(os.path.join(out, f"guidellm-{n}.json"))
+
+
+def report_window(path):
+    """An infermeter report's first measured window, unix seconds."""
+    load = json.load(open(path))["results"][0]["load"]
+    iso = lambda s: datetime.datetime.fromisoformat(s.replace("Z", "+00:00")).timestamp()
+    return iso(load["window_start"]), iso(load["window_end"])
+
+
+def guidellm_window(path):
+    """A GuideLLM benchmark's window, unix seconds."""
+    b = json.load(open(path))["benchmarks"][0]
     return b["start_time"], b["end_time"]
+
+
+def cpu_in(samples, a_b):
+    """CPU seconds the sampled process tree used between a and b."""
+    a, b = a_b
+    return cpu_at(samples, b) - cpu_at(samples, a)
 
 
 def main(out):
@@ -118,8 +134,7 @@ def main(out):
     for tool, read in (("infermeter", infermeter), ("guidellm", guidellm)):
         big = read(out, large)
         samples = cpu_samples(out, tool, large)
-        a, b = window(out, tool, large)
-        in_window = cpu_at(samples, b) - cpu_at(samples, a)
+        in_window = cpu_in(samples, window(out, tool, large))
         big["client_cpu_s_whole"] = samples[-1][1]
         big["client_cpu_s_window"] = in_window
         big["client_cpu_us_per_token_window"] = 1e6 * in_window / big["output_tokens"]
@@ -161,11 +176,9 @@ def main(out):
 
 def load_phase(out, fmt):
     """The load phase's table: both clients at 100 requests/s against the scripted server."""
-    rep = json.load(open(os.path.join(out, "load-infermeter", "report.json")))["results"][0]
-    iso = lambda s: datetime.datetime.fromisoformat(s.replace("Z", "+00:00")).timestamp()
-    a, b = iso(rep["load"]["window_start"]), iso(rep["load"]["window_end"])
-    s = cpu_samples(out, "load", "infermeter")
-    im_cpu = cpu_at(s, b) - cpu_at(s, a)
+    path = os.path.join(out, "load-infermeter", "report.json")
+    rep = json.load(open(path))["results"][0]
+    im_cpu = cpu_in(cpu_samples(out, "load", "infermeter"), report_window(path))
     im = {
         "requests_ok": rep["requests"]["ok"],
         "output_tokens": rep["tokens"]["output"],
@@ -174,11 +187,11 @@ def load_phase(out, fmt):
         "client_cpu_s_window": im_cpu,
         "client_cpu_us_per_token_window": 1e6 * im_cpu / rep["tokens"]["output"],
     }
-    g = json.load(open(os.path.join(out, "load-guidellm.json")))["benchmarks"][0]
+    path = os.path.join(out, "load-guidellm.json")
+    g = json.load(open(path))["benchmarks"][0]
     ok = g["requests"]["successful"]
     tokens = sum(x["output_metrics"]["text_tokens"] or 0 for x in ok)
-    s = cpu_samples(out, "load", "guidellm")
-    gl_cpu = cpu_at(s, g["end_time"]) - cpu_at(s, g["start_time"])
+    gl_cpu = cpu_in(cpu_samples(out, "load", "guidellm"), guidellm_window(path))
     m = g["metrics"]
     gl = {
         "requests_ok": len(ok),

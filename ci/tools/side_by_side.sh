@@ -116,14 +116,18 @@ TOML
 # (`eval time = ... ms / N runs`), for each tool's runs: the lines a run added.
 evals() { grep -c ' eval time' "$OUT/llama-server.log" || true; }
 
-# Both tools send the same prompts: infermeter's stream, exported, is GuideLLM's dataset.
-"$BIN" workloads export "$OUT/workload.toml" --requests "$N" |
+# Both tools send the same prompts: infermeter's stream, exported, is GuideLLM's
+# dataset (its prompt and token-count columns).
+guidellm_prompts() {
+  "$BIN" workloads export "$@" |
   python3 -c '
 import json, sys
 for l in sys.stdin:
     r = json.loads(l)
     print(json.dumps({"prompt": r["prompt"], "prompt_tokens_count": r["prompt_tokens_count"],
-                      "output_tokens_count": r["output_tokens_count"]}))' >"$OUT/prompts.jsonl"
+                      "output_tokens_count": r["output_tokens_count"]}))'
+}
+guidellm_prompts "$OUT/workload.toml" --requests "$N" >"$OUT/prompts.jsonl"
 
 for n in "$N"; do
   echo "infermeter, $n requests"
@@ -175,13 +179,7 @@ value = 128.0
 dist = "fixed"
 value = 16.0
 TOML
-"$BIN" workloads export "$OUT/load.toml" |
-  python3 -c '
-import json, sys
-for l in sys.stdin:
-    r = json.loads(l)
-    print(json.dumps({"prompt": r["prompt"], "prompt_tokens_count": r["prompt_tokens_count"],
-                      "output_tokens_count": r["output_tokens_count"]}))' >"$OUT/load-prompts.jsonl"
+guidellm_prompts "$OUT/load.toml" >"$OUT/load-prompts.jsonl"
 echo "infermeter, 100 requests/s against the scripted server"
 cputime "$OUT/load-cpu-infermeter.txt" "$BIN" run --quiet \
   --target "openai,base_url=$SURL,model=scripted,api=completions" \

@@ -543,22 +543,10 @@ pub fn export_workload(name: &str, seed: Option<u64>, requests: Option<u64>) -> 
     let stream = generate(&spec, seed);
     let mut out = String::new();
     for r in stream.sessions.iter().flat_map(|s| &s.calls) {
-        let messages: Vec<serde_json::Value> = r
-            .messages
-            .iter()
-            .map(|m| {
-                let role = match m.role {
-                    workloads::Role::System => "system",
-                    workloads::Role::User => "user",
-                    workloads::Role::Assistant => "assistant",
-                };
-                serde_json::json!({"role": role, "content": m.text})
-            })
-            .collect();
         let line = serde_json::json!({
             "session": r.session,
             "call": r.call,
-            "messages": messages,
+            "messages": providers::codec::chat_messages(r),
             "prompt": providers::codec::prompt_text(r),
             "prompt_tokens_count": r.input_tokens(),
             "output_tokens_count": r.max_output_tokens,

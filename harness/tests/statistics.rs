@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{infermeter, read_json};
+use common::{infermeter, read_json, run_ok};
 use providers::scripted::{Pace, Script, ScriptedServer};
 
 fn workload(dir: &std::path::Path) -> String {
@@ -31,18 +31,12 @@ fn repeats_report_their_spread_and_every_figure_its_interval() {
     .unwrap();
     let out = dir.path().join("rep");
     let target = format!("openai,base_url={},model=scripted", server.base_url());
-    let o = infermeter()
-        .args(["run", "--quiet", "--repeat", "3", "--target", &target])
-        .args(["--workload", &workload(dir.path())])
-        .arg("--out")
-        .arg(&out)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&o.stdout);
-    assert!(
-        o.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&o.stderr)
+    let stdout = run_ok(
+        infermeter()
+            .args(["run", "--quiet", "--repeat", "3", "--target", &target])
+            .args(["--workload", &workload(dir.path())])
+            .arg("--out")
+            .arg(&out),
     );
     let r = read_json(&out.join("report.json"));
     results::schema::validate_report_json(&r).unwrap();
@@ -98,17 +92,11 @@ fn repeats_report_their_spread_and_every_figure_its_interval() {
 fn bench_client_finds_a_held_rate_and_measures_memory() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("bc");
-    let o = infermeter()
-        .args(["bench-client", "--rates", "100,200", "--seconds", "1"])
-        .args(["--memory-concurrency", "2,10", "--out"])
-        .arg(&out)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&o.stdout);
-    assert!(
-        o.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&o.stderr)
+    let stdout = run_ok(
+        infermeter()
+            .args(["bench-client", "--rates", "100,200", "--seconds", "1"])
+            .args(["--memory-concurrency", "2,10", "--out"])
+            .arg(&out),
     );
     let s = read_json(&out.join("bench-client.json"));
     let rates = s["rates"].as_array().unwrap();

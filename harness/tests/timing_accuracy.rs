@@ -24,7 +24,7 @@ mod common;
 
 use std::path::Path;
 
-use common::infermeter;
+use common::{infermeter, run_ok};
 use providers::scripted::{Pace, Script, ScriptedServer};
 use serde_json::Value;
 
@@ -101,13 +101,12 @@ fn measure(dir: &Path, load: &str, requests: u32, label: &str) {
     let wl = workload(dir, load, requests, 12);
     let out = dir.join(label);
     let target = format!("openai,base_url={},model=scripted", server.base_url());
-    let o = infermeter()
-        .args(["run", "--quiet", "--target", &target, "--workload", &wl])
-        .arg("--out")
-        .arg(&out)
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    run_ok(
+        infermeter()
+            .args(["run", "--quiet", "--target", &target, "--workload", &wl])
+            .arg("--out")
+            .arg(&out),
+    );
     let records: Vec<Value> = std::fs::read_to_string(out.join("requests.jsonl"))
         .unwrap()
         .lines()

@@ -3,7 +3,7 @@
 
 use serde::Deserialize;
 use serde_json::Value;
-use workloads::Request;
+use workloads::{Request, Role};
 
 use crate::sse::SseEvent;
 
@@ -68,6 +68,21 @@ pub trait Codec: Send {
 pub(crate) fn count(v: Option<&Value>) -> Option<u32> {
     v.and_then(Value::as_u64)
         .map(|n| u32::try_from(n).unwrap_or(u32::MAX))
+}
+
+/// The prompt as the chat API receives it: one `{role, content}` object per message.
+pub fn chat_messages(req: &Request) -> Vec<Value> {
+    req.messages
+        .iter()
+        .map(|m| {
+            let role = match m.role {
+                Role::System => "system",
+                Role::User => "user",
+                Role::Assistant => "assistant",
+            };
+            serde_json::json!({"role": role, "content": m.text})
+        })
+        .collect()
 }
 
 /// The prompt as one text: messages joined by blank lines (what the completions API

@@ -7,9 +7,9 @@
 //! as `reasoning_content` (vLLM, SGLang, DeepSeek) or `reasoning` (OpenRouter, Ollama).
 
 use serde_json::{Map, Value, json};
-use workloads::{Request, Role};
+use workloads::Request;
 
-use crate::codec::{Codec, ErrorBody, Piece, TextKind, Usage, count, prompt_text};
+use crate::codec::{Codec, ErrorBody, Piece, TextKind, Usage, chat_messages, count, prompt_text};
 use crate::config::{Api, HttpTargetConfig, MaxTokensField};
 use crate::sse::SseEvent;
 
@@ -19,19 +19,7 @@ pub fn body(cfg: &HttpTargetConfig, req: &Request) -> Value {
     body.insert("model".into(), json!(cfg.model));
     match cfg.api {
         Api::Chat => {
-            let messages: Vec<Value> = req
-                .messages
-                .iter()
-                .map(|m| {
-                    let role = match m.role {
-                        Role::System => "system",
-                        Role::User => "user",
-                        Role::Assistant => "assistant",
-                    };
-                    json!({"role": role, "content": m.text})
-                })
-                .collect();
-            body.insert("messages".into(), Value::Array(messages));
+            body.insert("messages".into(), Value::Array(chat_messages(req)));
         }
         Api::Completions => {
             body.insert("prompt".into(), json!(prompt_text(req)));

@@ -163,7 +163,8 @@ impl LatencyHistogram {
     }
 }
 
-fn round3(x: f64) -> f64 {
+/// Rounds to three decimals (microseconds of a millisecond figure).
+pub(crate) fn round3(x: f64) -> f64 {
     (x * 1000.0).round() / 1000.0
 }
 

@@ -29,6 +29,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::ResultEntry;
 use crate::compare::METRICS;
+use crate::histogram::round3;
 
 /// Bootstrap resamples per interval.
 pub const RESAMPLES: usize = 2000;
@@ -131,10 +132,6 @@ fn percentile_interval(xs: &mut [f64]) -> [f64; 2] {
     xs.sort_by(f64::total_cmp);
     let at = |p: f64| xs[((p * xs.len() as f64) as usize).min(xs.len() - 1)];
     [round3(at(0.025)), round3(at(0.975))]
-}
-
-fn round3(x: f64) -> f64 {
-    (x * 1000.0).round() / 1000.0
 }
 
 /// The steady-state part of a load point: its window and the throughput of the

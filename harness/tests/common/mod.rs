@@ -11,6 +11,19 @@ pub fn infermeter() -> assert_cmd::Command {
     cmd
 }
 
+/// Runs `cmd`, asserts it succeeded (showing its output if not) and returns its
+/// standard output.
+pub fn run_ok(cmd: &mut assert_cmd::Command) -> String {
+    let o = cmd.output().unwrap();
+    let stdout = String::from_utf8_lossy(&o.stdout).to_string();
+    assert!(
+        o.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    stdout
+}
+
 /// The SmolLM2-135M GGUF that `ci/setup.sh` unpacks; fails (never skips) without it.
 pub fn gguf() -> PathBuf {
     let home = PathBuf::from(std::env::var_os("HOME").unwrap());
