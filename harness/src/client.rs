@@ -1,7 +1,7 @@
 //! The harness measuring itself during a load point: its process's CPU time and peak
 //! memory, and, at most every 50 ms while responses are arriving, how long a ready task waits for the driver's event loop. When the
-//! loop or the schedule ran late, or the process used (nearly) every CPU, the result is
-//! flagged `client_bound`: its latencies may include the client's own delays.
+//! loop or the schedule ran late, or the process used (nearly) every CPU its event loop
+//! can use, the result is flagged `client_bound`: its latencies may include the client's own delays.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -56,9 +56,12 @@ pub const SCHEDULE_LIMIT_MS: f64 = 2.0;
 /// Share of the machine's CPUs above which the client is said to have limited it.
 pub const CPU_LIMIT: f64 = 0.9;
 
-/// CPU time of this process, seconds (user + system), from `/proc/self/stat`.
+/// CPU time of this process, seconds (user + system, every thread, those that have
+/// ended included), to the nanosecond: the scheduler's own account
+/// (`CLOCK_PROCESS_CPUTIME_ID`), where `/proc/self/stat` counts 10 ms ticks.
 pub fn process_cpu_s() -> Option<f64> {
-    cpu_s_from("/proc/self/stat")
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::ProcessCPUTime);
+    Some(t.tv_sec as f64 + t.tv_nsec as f64 * 1e-9)
 }
 
 /// CPU time of process `pid` (user + system, its threads included), seconds.
@@ -74,6 +77,13 @@ fn cpu_s_from(path: &str) -> Option<f64> {
     let ticks = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
     // The kernel reports USER_HZ ticks, 100 per second on Linux.
     Some(ticks as f64 / 100.0)
+}
+
+/// Worker threads of the current tokio runtime (1 for a current-thread runtime);
+/// `None` outside one.
+pub fn event_loop_threads() -> Option<u32> {
+    let handle = tokio::runtime::Handle::try_current().ok()?;
+    u32::try_from(handle.metrics().num_workers()).ok()
 }
 
 /// Peak resident memory of this process (VmHWM), bytes.
@@ -150,12 +160,15 @@ impl ClientProbe {
                 "requests were sent late: schedule lag p99 {q} ms (over {SCHEDULE_LIMIT_MS} ms; includes waits for a connection slot)"
             ));
         }
-        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let threads = event_loop_threads();
+        // The CPUs the client's event loop can use: its threads, at most the machine's.
+        let usable = threads.map_or(cpus, |t| (t as usize).clamp(1, cpus)) as f64;
         if let Some(c) = cpu_s.filter(|_| window_s > 0.0 && !local_engine) {
-            let share = c / window_s / cpus;
+            let share = c / window_s / usable;
             if share >= CPU_LIMIT {
                 reasons.push(format!(
-                    "the client used {:.0}% of the machine's {cpus} CPUs",
+                    "the client used {:.0}% of the {usable} CPUs its event loop can use",
                     share * 100.0
                 ));
             }
@@ -170,6 +183,7 @@ impl ClientProbe {
             loop_lag_ms: lag,
             client_bound: !reasons.is_empty(),
             reasons,
+            event_loop_threads: threads,
         }
     }
 }
@@ -180,16 +194,31 @@ mod tests {
 
     #[test]
     fn the_process_reports_its_cpu_and_memory() {
-        let a = process_cpu_s().expect("/proc/self/stat");
-        // Burn a little CPU: the counter moves (10 ms resolution).
-        let t = std::time::Instant::now();
+        let a = process_cpu_s().expect("the process clock");
+        let ticks_a = process_cpu_s_of(std::process::id()).expect("/proc/PID/stat");
+        // Burn 60 ms of CPU on this thread.
+        let wall = std::time::Instant::now();
         let mut x = 0u64;
-        while t.elapsed() < Duration::from_millis(60) {
+        let busy = rustix::time::ClockId::ThreadCPUTime;
+        let cpu = |t: rustix::time::Timespec| t.tv_sec as f64 + t.tv_nsec as f64 * 1e-9;
+        let t0 = cpu(rustix::time::clock_gettime(busy));
+        while cpu(rustix::time::clock_gettime(busy)) - t0 < 0.06 {
             x = x.wrapping_mul(31).wrapping_add(7);
         }
         std::hint::black_box(x);
         let b = process_cpu_s().unwrap();
-        assert!(b > a, "{a} -> {b}");
+        let ticks_b = process_cpu_s_of(std::process::id()).unwrap();
+        // The process clock saw this thread's 60 ms, and no more than the threads
+        // of this test binary could have used meanwhile.
+        let used = b - a;
+        let most = wall.elapsed().as_secs_f64()
+            * std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+        assert!(
+            used >= 0.06 && used <= most + 0.001,
+            "{used} s of CPU, at most {most}"
+        );
+        // The 10 ms ticks of /proc move too.
+        assert!(ticks_b > ticks_a, "{ticks_a} -> {ticks_b}");
         assert!(peak_rss_bytes().unwrap() > 1 << 20);
     }
 

@@ -33,10 +33,21 @@ fn main() {
         .with_env_filter(tracing_subscriber::EnvFilter::from_env("INFERMETER_LOG"))
         .with_writer(std::io::stderr)
         .init();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    // One thread: a current-thread runtime, where reads, timers and the tasks they
+    // wake never hand work between threads (no cross-thread wake-ups per token).
+    let built = match cli.client_threads {
+        1 => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build(),
+        0 => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build(),
+        n => tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(n)
+            .enable_all()
+            .build(),
+    };
+    let runtime = match built {
         Ok(r) => r,
         Err(e) => {
             eprintln!("Error: starting the async runtime: {e}");

@@ -87,6 +87,7 @@ pub async fn recover(dir: &Path) -> Result<Recovered> {
         let args = match Cli::try_parse_from(&report.run.command) {
             Ok(Cli {
                 command: Command::Run(args),
+                ..
             }) => args,
             _ => {
                 return Err(bad_input(format!(

@@ -31,6 +31,7 @@ use workloads::{
 };
 
 use crate::anthropic::{self, AnthropicCodec};
+use crate::chunk_count::ChunkCounter;
 use crate::codec::{Codec, Piece, TextKind, Usage};
 use crate::config::{HttpTargetConfig, Kind, TokenizerChoice};
 use crate::error::ProviderError;
@@ -53,6 +54,8 @@ pub struct HttpBackend {
     secret: Option<Secret>,
     permits: Option<Arc<Semaphore>>,
     settings: BTreeMap<String, String>,
+    /// The tokenizer's per-chunk counts, remembered across the run's requests.
+    chunk_counter: ChunkCounter,
 }
 
 impl std::fmt::Debug for HttpBackend {
@@ -138,6 +141,7 @@ impl HttpBackend {
         let mut echo = settings.clone();
         echo.retain(|k, _| !k.starts_with("price."));
         Ok(Self {
+            chunk_counter: ChunkCounter::new(cfg.tokenizer.clone()),
             cfg,
             client,
             secret,
@@ -383,21 +387,23 @@ impl HttpBackend {
         });
         let n_texts = texts.len();
         for (i, (kind, text)) in texts.into_iter().enumerate() {
-            let count = match (delta, self.cfg.tokenizer.count(&text)) {
+            let count = match delta {
                 // The whole delta goes to the event's last text.
-                (Some(d), _) if i + 1 == n_texts => {
+                Some(d) if i + 1 == n_texts => {
                     p.note_source(ChunkTokens::UsageDelta);
                     d
                 }
-                (Some(_), _) => 0,
-                (None, Some(n)) => {
-                    p.note_source(ChunkTokens::Tokenizer);
-                    (n as u32).max(1)
-                }
-                (None, None) => {
-                    p.note_source(ChunkTokens::OnePerChunk);
-                    1
-                }
+                Some(_) => 0,
+                None => match self.chunk_counter.count(&text) {
+                    Some(n) => {
+                        p.note_source(ChunkTokens::Tokenizer);
+                        n.max(1)
+                    }
+                    None => {
+                        p.note_source(ChunkTokens::OnePerChunk);
+                        1
+                    }
+                },
             };
             let buf = match kind {
                 TextKind::Answer => &mut p.answer,

@@ -5,7 +5,8 @@
 //! - [`config`]: a target's settings, validated (secrets only by environment variable
 //!   name).
 //! - [`http`]: the [`HttpBackend`]: connection pool, retries, timeouts, stream reading
-//!   with arrival-time stamping and per-chunk token counting.
+//!   with arrival-time stamping and per-chunk token counting ([`chunk_count`]: the
+//!   tokenizer's counts of chunk texts, remembered).
 //! - [`sse`]: server-sent events framing; [`codec`], [`openai`], [`anthropic`]: the
 //!   wire formats.
 //! - [`retry`]: `Retry-After` and backoff; [`secret`]: the API key and its scrubbing.
@@ -16,6 +17,7 @@
 //! targets from both.
 
 pub mod anthropic;
+pub mod chunk_count;
 pub mod codec;
 pub mod config;
 pub mod error;

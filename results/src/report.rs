@@ -13,7 +13,7 @@ use crate::LatencySummary;
 /// The `schema` field of every report.
 pub const REPORT_SCHEMA: &str = "infermeter.report";
 /// The schema version this crate writes: `major.minor`; a minor bump only adds fields.
-pub const REPORT_SCHEMA_VERSION: &str = "1.4";
+pub const REPORT_SCHEMA_VERSION: &str = "1.5";
 
 /// A complete report.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -616,8 +616,12 @@ pub struct ClientStats {
     /// Whether the client may have limited the run (see `reasons`).
     pub client_bound: bool,
     /// Why: event-loop lag p99 over 1 ms, schedule lag p99 over 2 ms, or the process
-    /// using 90% or more of the machine's CPUs.
+    /// using 90% or more of the CPUs its event loop could use.
     pub reasons: Vec<String>,
+    /// Threads of the event loop that sent the requests and read the responses
+    /// (`--client-threads`). Since 1.5.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_loop_threads: Option<u32>,
 }
 
 /// A load point judged against a service-level objective. Since 1.3.
