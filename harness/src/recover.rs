@@ -115,6 +115,7 @@ pub async fn recover(dir: &Path) -> Result<Recovered> {
             rebuilt += 1;
         }
     }
+    report.repeat_spread = results::stats::repeat_spread(&report.results);
     report.run.status = RunStatus::Interrupted;
     write_report(&report_path, &report)?;
     let html = dir.join("report.html");
@@ -187,14 +188,18 @@ async fn rebuild(
     let mut agg = Aggregate::default();
     let mut cold = Aggregate::default();
     // Send times are seconds from the start of measurement, so the measured window
-    // (start to last completion) ends at the latest send plus its E2E.
+    // (start to last completion) ends at the latest send plus its E2E, and the
+    // requests in flight (for the steady state) are known at every moment.
     let mut end_s: f64 = 0.0;
+    let mut flight: Vec<(f64, i32)> = Vec::new();
     for r in lines {
         if r.cold_start {
             cold.add(r);
         } else {
             agg.add(r);
-            end_s = end_s.max(r.sent_s + r.e2e_ms / 1000.0);
+            let end = r.sent_s + r.e2e_ms / 1000.0;
+            end_s = end_s.max(end);
+            flight.extend([(r.sent_s, 1), (end, -1)]);
         }
     }
     let outcome = Outcome {
@@ -204,6 +209,20 @@ async fn rebuild(
     let whole = workloads::generate::generate(&spec, seed);
     let mut e = crate::cli::entry(&spec, seed, whole.digest(), target, &agg, &outcome);
     e.workload.shard = args.shard;
+    // The same rule as the driver's, over the requests that finished.
+    e.throughput.steady_state = crate::steady::steady_window(&flight, crate::driver::STEADY_MIN_S)
+        .and_then(|(a, b)| results::stats::SteadyState::of(agg.completions(), a, b));
+    // A `--repeat` run: this is the next repeat of its load point.
+    if args.repeat > 1 {
+        let before = finished
+            .iter()
+            .filter(|f| f.workload.name == spec.name && f.target.label() == first.target)
+            .count();
+        e.repeat = Some(results::stats::RepeatRef {
+            index: u32::try_from(before + 1).unwrap_or(u32::MAX),
+            count: args.repeat,
+        });
+    }
     e.cold_start = spec
         .load
         .cold_start

@@ -86,6 +86,41 @@ fn repeats_report_their_spread_and_every_figure_its_interval() {
         .arg(&report)
         .assert()
         .success();
+
+    // Killed during the third repeat: the report on disk holds the first two, and
+    // `recover` rebuilds the third from requests.jsonl as the third repeat, with its
+    // steady state (same rule, from the lines' send and end times) and the spread.
+    let killed = dir.path().join("killed");
+    std::fs::create_dir(&killed).unwrap();
+    std::fs::copy(out.join("requests.jsonl"), killed.join("requests.jsonl")).unwrap();
+    let mut partial = r.clone();
+    partial["results"].as_array_mut().unwrap().truncate(2);
+    partial["repeat_spread"] = serde_json::json!([]);
+    partial["run"]["status"] = "interrupted".into();
+    std::fs::write(
+        killed.join("report.json"),
+        serde_json::to_string(&partial).unwrap(),
+    )
+    .unwrap();
+    run_ok(infermeter().arg("recover").arg(&killed));
+    let rec = read_json(&killed.join("report.json"));
+    let third = &rec["results"][2];
+    assert_eq!(third["repeat"], serde_json::json!({"index": 3, "count": 3}));
+    assert_eq!(third["requests"]["ok"], 60);
+    let (got, ran) = (
+        &third["throughput"]["steady_state"],
+        &results[2]["throughput"]["steady_state"],
+    );
+    for k in ["start_s", "end_s"] {
+        // The driver's clock against the lines' microsecond figures.
+        let d = got[k].as_f64().unwrap() - ran[k].as_f64().unwrap();
+        assert!(d.abs() < 0.005, "{k}: recovered {got} vs run {ran}");
+    }
+    assert_eq!(
+        rec["repeat_spread"][0]["repeats"], 3,
+        "{}",
+        rec["repeat_spread"]
+    );
 }
 
 #[test]
