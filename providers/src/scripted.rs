@@ -1,7 +1,8 @@
 //! The project's scripted loopback server: speaks the OpenAI-compatible (chat and
 //! completions) and Anthropic streaming APIs on 127.0.0.1, sends tokens on a known
-//! schedule, injects faults on chosen requests, and logs when it sent every chunk, so
-//! tests can check the harness's timings and error handling against ground truth.
+//! schedule, injects faults on chosen requests, and logs when each request reached its
+//! socket (the kernel's receive timestamp) and when it sent every chunk, so tests can
+//! check the harness's timings and error handling against ground truth.
 //!
 //! One thread per connection with blocking sockets and `std::thread::sleep` to
 //! absolute deadlines (from the moment the request was read): sleeps are accurate to
@@ -127,7 +128,13 @@ pub struct RequestLog {
     pub path: String,
     /// Request body.
     pub body: Value,
-    /// When the request had been read completely.
+    /// When the request's first bytes reached the server's socket: the kernel's
+    /// receive timestamp (`SO_TIMESTAMPNS`), taken before this server's thread woke
+    /// up to read them; `received` where the kernel gave none (bytes already
+    /// buffered with the previous request).
+    pub arrived: Instant,
+    /// When the request had been read completely (the response's schedule starts
+    /// here).
     pub received: Instant,
     /// When each chunk carrying tokens was written, with its token count.
     pub chunks: Vec<(Instant, u32)>,
@@ -139,11 +146,12 @@ pub struct RequestLog {
 }
 
 impl RequestLog {
-    /// Milliseconds from the request's receipt to its first token chunk.
+    /// Milliseconds from the request's arrival to its first token chunk: the time
+    /// to first token on the wire, this server's wake-up and parsing included.
     pub fn ttft_ms(&self) -> Option<f64> {
         self.chunks
             .first()
-            .map(|(t, _)| t.duration_since(self.received).as_secs_f64() * 1e3)
+            .map(|(t, _)| t.duration_since(self.arrived).as_secs_f64() * 1e3)
     }
 
     /// Milliseconds between successive token chunks, as written.
@@ -154,11 +162,11 @@ impl RequestLog {
             .collect()
     }
 
-    /// Milliseconds from the request's receipt to its last bytes, for a response that
+    /// Milliseconds from the request's arrival to its last bytes, for a response that
     /// finished normally.
     pub fn e2e_ms(&self) -> Option<f64> {
         self.finished
-            .map(|t| t.duration_since(self.received).as_secs_f64() * 1e3)
+            .map(|t| t.duration_since(self.arrived).as_secs_f64() * 1e3)
     }
 }
 
@@ -180,6 +188,9 @@ impl ScriptedServer {
     /// Starts a server on an ephemeral loopback port.
     pub fn start(script: Script) -> std::io::Result<Self> {
         let listener = TcpListener::bind("127.0.0.1:0")?;
+        // Asked for on the listener first: the kernel turns receive timestamps on a
+        // moment later (deferred), so a connection's first bytes are stamped too.
+        enable_rx_timestamps(&listener);
         let addr = listener.local_addr()?;
         let shared = Arc::new(Shared {
             script,
@@ -256,7 +267,7 @@ struct HttpRequest {
     body: Vec<u8>,
 }
 
-fn read_request(r: &mut BufReader<TcpStream>) -> Option<HttpRequest> {
+fn read_request(r: &mut BufReader<RxStamped>) -> Option<HttpRequest> {
     let mut line = String::new();
     if r.read_line(&mut line).ok()? == 0 {
         return None;
@@ -289,18 +300,100 @@ fn read_request(r: &mut BufReader<TcpStream>) -> Option<HttpRequest> {
     })
 }
 
+/// Asks the kernel for each read's receive time (`SO_TIMESTAMPNS`). Without them, a
+/// request's arrival is taken as its receipt.
+fn enable_rx_timestamps(socket: &impl std::os::fd::AsFd) {
+    let _ =
+        nix::sys::socket::setsockopt(socket, nix::sys::socket::sockopt::ReceiveTimestampns, &true);
+}
+
+/// A connection's read side that keeps the kernel's receive time of the first bytes
+/// read since [`RxStamped::mark`].
+struct RxStamped {
+    stream: TcpStream,
+    /// Whether bytes were read since the mark.
+    read: bool,
+    /// The kernel's receive time of the first of them, when it gave one.
+    first_rx: Option<Instant>,
+}
+
+impl RxStamped {
+    fn new(stream: TcpStream) -> Self {
+        enable_rx_timestamps(&stream);
+        Self {
+            stream,
+            read: false,
+            first_rx: None,
+        }
+    }
+
+    /// Starts a new request: the next read's receive time is its arrival.
+    fn mark(&mut self) {
+        self.read = false;
+        self.first_rx = None;
+    }
+}
+
+impl Read for RxStamped {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        use nix::sys::socket::{ControlMessageOwned, MsgFlags, recvmsg};
+        use std::os::fd::AsRawFd;
+        let mut iov = [std::io::IoSliceMut::new(buf)];
+        let mut space = nix::cmsg_space!(nix::sys::time::TimeSpec);
+        let msg = recvmsg::<()>(
+            self.stream.as_raw_fd(),
+            &mut iov,
+            Some(&mut space),
+            MsgFlags::empty(),
+        )
+        .map_err(std::io::Error::from)?;
+        if msg.bytes > 0 && !self.read {
+            self.read = true;
+            let (now, wall) = (Instant::now(), std::time::SystemTime::now());
+            let kernel = msg.cmsgs().ok().and_then(|mut c| {
+                c.find_map(|m| match m {
+                    ControlMessageOwned::ScmTimestampns(ts) => Some(
+                        std::time::UNIX_EPOCH
+                            + Duration::new(
+                                u64::try_from(ts.tv_sec()).ok()?,
+                                u32::try_from(ts.tv_nsec()).ok()?,
+                            ),
+                    ),
+                    _ => None,
+                })
+            });
+            // The receive time is on the wall clock: carried over to the monotonic one
+            // by its distance from now.
+            let ago = kernel.and_then(|k| wall.duration_since(k).ok());
+            self.first_rx = ago.and_then(|a| now.checked_sub(a));
+        }
+        Ok(msg.bytes)
+    }
+}
+
 fn serve_connection(conn: TcpStream, s: &Shared) {
     let _ = conn.set_nodelay(true);
     let Ok(write_half) = conn.try_clone() else {
         return;
     };
-    let mut reader = BufReader::new(conn);
+    let mut reader = BufReader::new(RxStamped::new(conn));
     let mut w = write_half;
-    while let Some(req) = read_request(&mut reader) {
+    loop {
+        // Bytes already buffered arrived with the previous request, at no known time.
+        let fresh = reader.buffer().is_empty();
+        reader.get_mut().mark();
+        let Some(req) = read_request(&mut reader) else {
+            return;
+        };
         if s.stop.load(Ordering::Relaxed) {
             return;
         }
         let received = Instant::now();
+        let arrived = reader
+            .get_ref()
+            .first_rx
+            .filter(|_| fresh)
+            .unwrap_or(received);
         let arrival = s.arrivals.fetch_add(1, Ordering::Relaxed);
         let behaviour = s
             .script
@@ -313,12 +406,20 @@ fn serve_connection(conn: TcpStream, s: &Shared) {
             arrival,
             path: req.path.clone(),
             body: body.clone(),
+            arrived,
             received,
             chunks: Vec::new(),
             finished: None,
             behaviour: behaviour.clone(),
         };
-        let keep = respond(&mut w, &req, &body, &behaviour, &mut log, reader.get_ref());
+        let keep = respond(
+            &mut w,
+            &req,
+            &body,
+            &behaviour,
+            &mut log,
+            &reader.get_ref().stream,
+        );
         s.log.lock().unwrap_or_else(|p| p.into_inner()).push(log);
         if !keep {
             let _ = w.shutdown(std::net::Shutdown::Both);
@@ -645,5 +746,62 @@ fn respond(
             write_chunk(w, tail.as_bytes())
                 && w.write_all(b"0\r\n\r\n").and_then(|()| w.flush()).is_ok()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The request's arrival is the kernel's receive time: before this server's thread
+    /// had read it (with no kernel timestamp the two would be equal).
+    #[test]
+    fn a_request_arrives_before_the_server_has_read_it() {
+        let server = ScriptedServer::start(Script::normal(Pace {
+            ttft_ms: 2.0,
+            itl_ms: 1.0,
+            ..Pace::default()
+        }))
+        .expect("server");
+        let addr = server.base_url().trim_start_matches("http://").to_string();
+        let addr = addr.trim_end_matches("/v1").to_string();
+        let mut c = TcpStream::connect(&addr).expect("connect");
+        let body = r#"{"model":"m","prompt":"hi","max_tokens":3,"stream":true}"#;
+        // Two requests on one connection: the kernel turns timestamps on a moment after
+        // they are asked for, and the second is surely after that.
+        for _ in 0..2 {
+            write!(
+                c,
+                "POST /v1/completions HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+                body.len()
+            )
+            .expect("send");
+            let mut got = Vec::new();
+            let mut buf = [0u8; 4096];
+            while !got.ends_with(b"0\r\n\r\n") {
+                let n = c.read(&mut buf).expect("read");
+                assert!(n > 0, "closed early: {}", String::from_utf8_lossy(&got));
+                got.extend_from_slice(&buf[..n]);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        // The entry is logged once the response is over.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let mut log = server.log();
+        while log.len() < 2 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+            log = server.log();
+        }
+        assert_eq!(log.len(), 2);
+        let l = &log[1];
+        assert!(
+            l.arrived < l.received,
+            "{:?} !< {:?}",
+            l.arrived,
+            l.received
+        );
+        // The pace runs from the read; the truth from the arrival.
+        assert!(l.ttft_ms().expect("a token") >= 2.0);
+        assert_eq!(l.chunks.len(), 3);
     }
 }
