@@ -1070,8 +1070,12 @@ async fn run_workload(
         local,
     );
     if client.client_bound {
+        let hint = match client.event_loop_threads {
+            Some(1) if !local => " (one event-loop thread: --client-threads N gives it more)",
+            _ => "",
+        };
         e.notes.push(format!(
-            "WARNING client-bound: {}; latencies may include the client's own delays",
+            "WARNING client-bound: {}; latencies may include the client's own delays{hint}",
             client.reasons.join("; ")
         ));
     }

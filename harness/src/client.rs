@@ -1,7 +1,8 @@
 //! The harness measuring itself during a load point: its process's CPU time and peak
-//! memory, and, at most every 50 ms while responses are arriving, how long a ready task waits for the driver's event loop. When the
-//! loop or the schedule ran late, or the process used (nearly) every CPU its event loop
-//! can use, the result is flagged `client_bound`: its latencies may include the client's own delays.
+//! memory, and, at most every 50 ms while responses are arriving, how long a ready task
+//! waits for the driver's event loop. When the loop or the schedule ran late, or the
+//! process used (nearly) every CPU its event loop can use, the result is flagged
+//! `client_bound`: its latencies may include the client's own delays.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -241,6 +242,8 @@ mod tests {
         busy.await.unwrap();
         let s = probe.finish(10, 100, Some(0.1), 0.4, false);
         assert!(s.client_bound, "{s:?}");
+        // A current-thread runtime: one event-loop thread, recorded.
+        assert_eq!(s.event_loop_threads, Some(1), "{s:?}");
         assert!(s.reasons[0].contains("event loop ran late"), "{s:?}");
         assert!(s.loop_lag_ms.max.unwrap() >= 4.0, "{s:?}");
         // Samples are at least TICK apart: 400 ms of activity, at most 9.

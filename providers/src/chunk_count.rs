@@ -38,11 +38,6 @@ impl ChunkCounter {
         }
     }
 
-    /// The tokenizer.
-    pub fn tokenizer(&self) -> &TokenizerChoice {
-        &self.tokenizer
-    }
-
     /// Tokens of `text` (exactly the tokenizer's count); `None` without a tokenizer.
     pub fn count(&self, text: &str) -> Option<u32> {
         if matches!(self.tokenizer, TokenizerChoice::None) {
