@@ -94,23 +94,12 @@ sys.exit(child.returncode)
 PY
 }
 
-cat >"$OUT/workload.toml" <<TOML
-format = 1
-name = "side-by-side"
-version = 1
-seed = 1
-[load]
-arrival = "closed"
-concurrency = 1
-requests = 1
-warmup_requests = 1
-[input]
-dist = "fixed"
-value = 128.0
-[output]
-dist = "fixed"
-value = 64.0
-TOML
+# A workload file: NAME, its [load] lines, and its output tokens (128 prompt tokens).
+workload_toml() {
+  printf 'format = 1\nname = "%s"\nversion = 1\nseed = 1\n[load]\n%s\nwarmup_requests = 1\n[input]\ndist = "fixed"\nvalue = 128.0\n[output]\ndist = "fixed"\nvalue = %s.0\n' "$1" "$2" "$3"
+}
+
+workload_toml side-by-side $'arrival = "closed"\nconcurrency = 1\nrequests = 1' 64 >"$OUT/workload.toml"
 
 # The server's own decode time per token, from llama.cpp's per-request log lines
 # (`eval time = ... ms / N runs`), for each tool's runs: the lines a run added.
@@ -162,23 +151,7 @@ for _ in $(seq 50); do
   sleep 0.1
 done
 SURL=$(sed -n 's/^base_url //p' "$OUT/scripted.txt")
-cat >"$OUT/load.toml" <<TOML
-format = 1
-name = "side-by-side-load"
-version = 1
-seed = 1
-[load]
-arrival = "constant"
-rate_rps = 100.0
-requests = 1500
-warmup_requests = 1
-[input]
-dist = "fixed"
-value = 128.0
-[output]
-dist = "fixed"
-value = 16.0
-TOML
+workload_toml side-by-side-load $'arrival = "constant"\nrate_rps = 100.0\nrequests = 1500' 16 >"$OUT/load.toml"
 guidellm_prompts "$OUT/load.toml" >"$OUT/load-prompts.jsonl"
 echo "infermeter, 100 requests/s against the scripted server"
 cputime "$OUT/load-cpu-infermeter.txt" "$BIN" run --quiet \

@@ -31,7 +31,7 @@ fn digest(show: &str) -> String {
 
 #[test]
 fn workloads_export_prints_the_requests_another_tool_can_send() {
-    let out = stdout_of(&[
+    const EXPORT: [&str; 7] = [
         "workloads",
         "export",
         "agent-loop",
@@ -39,7 +39,8 @@ fn workloads_export_prints_the_requests_another_tool_can_send() {
         "6",
         "--seed",
         "3",
-    ]);
+    ];
+    let out = stdout_of(&EXPORT);
     let lines: Vec<serde_json::Value> = out
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
@@ -61,18 +62,7 @@ fn workloads_export_prints_the_requests_another_tool_can_send() {
         assert!(l["output_tokens_count"].as_u64().unwrap() > 0);
     }
     // Seeded: the same stream every time.
-    assert_eq!(
-        out,
-        stdout_of(&[
-            "workloads",
-            "export",
-            "agent-loop",
-            "--requests",
-            "6",
-            "--seed",
-            "3"
-        ])
-    );
+    assert_eq!(out, stdout_of(&EXPORT));
     infermeter()
         .args(["workloads", "export", "no-such-workload"])
         .assert()
