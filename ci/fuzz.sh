@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The cargo fuzz targets of fuzz/: `sse` (SSE framing, every cut of the input agreeing
 # with one read), `toml_loaders` (workload specs, targets files, price catalogs) and
-# `report_reader` (schema check, then reading, merging and rendering a report).
+# `report_reader` (schema check, then reading, merging and rendering a report) and
+# `run_config` (run's and sweep's flags -> RunConfig -> the plan and its streams).
 #
 #   ci/fuzz.sh [SECONDS] [TARGET...]   each target for SECONDS (default 10, the smoke
 #                                      run in .ci/run); longer runs: ci/fuzz.sh 3600
@@ -16,7 +17,7 @@ set -euo pipefail
 seconds="${1:-10}"
 shift || true
 targets=("$@")
-if [ ${#targets[@]} -eq 0 ]; then targets=(sse toml_loaders report_reader); fi
+if [ ${#targets[@]} -eq 0 ]; then targets=(sse toml_loaders report_reader run_config); fi
 cd "$(dirname "$0")/.."
 cache="${XDG_CACHE_HOME:-$HOME/.cache}/infermeter"
 if ! cargo fuzz --version >/dev/null 2>&1; then
@@ -34,6 +35,10 @@ seed() {
             cp workloads/suite/*.toml results/catalog/default.toml "$dir/" ;;
         report_reader)
             cp results/published/cpu-amd-epyc-2core/quick-smollm2-q4_1/report.json "$dir/seed-report.json" ;;
+        run_config)
+            printf 'run\n--workload\nchat-short\n--requests\n5\n--rate\n2\n--arrival\ngamma\n--burstiness\n3\n' >"$dir/seed-gamma"
+            printf 'sweep\n--workload\nagent-loop\n--concurrencies\n1,2\n--duration\n30\n--drain-timeout\n5\n' >"$dir/seed-sweep"
+            printf 'run\n--suite\nquick\n--shard\n2/4\n--repeat\n2\n--target\nopenai,base_url=http://h/v1,model=m\n' >"$dir/seed-shard" ;;
     esac
     echo "$dir"
 }

@@ -12,7 +12,7 @@ rate="${2:-2000}"
 cd "$(dirname "$0")/../.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/infermeter/target}"
 cargo build --release --quiet -p infermeter
-cargo build --release --quiet -p infermeter-providers --example scripted_server
+cargo build --release --quiet -p infermeter-scripted --example scripted_server
 dir="$(mktemp -d)"
 trap 'rm -rf "$dir"' EXIT
 coproc SERVER { "$CARGO_TARGET_DIR/release/examples/scripted_server" 0.5 0.2; }

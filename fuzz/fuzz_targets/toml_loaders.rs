@@ -9,6 +9,6 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let _ = infermeter_workloads::spec::WorkloadSpec::from_toml(text, "fuzz");
-    let _ = infermeter::target::TargetsFile::parse(text, "fuzz");
+    let _ = infermeter::targets::TargetsFile::parse(text, "fuzz");
     let _ = infermeter_results::catalog::Catalog::parse(text, "fuzz");
 });

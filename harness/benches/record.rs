@@ -9,7 +9,9 @@
 #![allow(missing_docs)] // criterion_group! generates undocumented items
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use infermeter::collector::{Aggregate, RequestRecord, RequestTimer};
+use infermeter::collector::Aggregate;
+use infermeter::record::RequestRecord;
+use infermeter::timer::RequestTimer;
 use tokio::time::Instant;
 use workloads::StreamSink;
 

@@ -22,36 +22,28 @@ use std::process::{Child, ChildStdin, Command, Stdio};
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
-use clap::Args;
 use results::Report;
 use serde::Serialize;
 
 use crate::error::bad_input;
+use crate::files::read_report;
 
-/// `bench-client` arguments.
-#[derive(Debug, Args)]
-pub struct BenchClientArgs {
-    /// Offered open-loop rates, requests per second (comma-separated), in order.
-    #[arg(long, value_delimiter = ',', default_values_t = [500.0, 1000.0, 2000.0, 3000.0, 4000.0, 5000.0, 6000.0, 8000.0])]
+/// What `bench-client` measures.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Options {
+    /// Offered open-loop rates, requests per second, in order.
     pub rates: Vec<f64>,
-    /// Seconds of sending per rate (the event-loop lag is sampled 20 times a second:
-    /// 8 s give 160 samples for its p99).
-    #[arg(long, default_value_t = 8.0)]
+    /// Seconds of sending per rate.
     pub seconds: f64,
     /// Output tokens of every response (streamed one per chunk).
-    #[arg(long, default_value_t = 4)]
     pub tokens: u32,
     /// The server's time to first token, ms.
-    #[arg(long, default_value_t = 0.5)]
     pub ttft_ms: f64,
     /// The server's gap between tokens, ms.
-    #[arg(long, default_value_t = 0.2)]
     pub itl_ms: f64,
     /// Concurrencies of the memory phase: LOW,HIGH (0,0 skips it).
-    #[arg(long, value_delimiter = ',', default_values_t = [16, 512])]
     pub memory_concurrency: Vec<u32>,
     /// Directory for the children's reports and `bench-client.json`.
-    #[arg(long)]
     pub out: PathBuf,
 }
 
@@ -123,12 +115,36 @@ pub struct BenchClientSummary {
 }
 
 /// Runs `bench-client`.
-pub fn bench_client_command(args: &BenchClientArgs) -> Result<()> {
-    if args.rates.is_empty() || args.rates.iter().any(|r| !(r.is_finite() && *r > 0.0)) {
+pub fn bench_client(args: &Options) -> Result<()> {
+    if args.rates.is_empty() {
         return Err(bad_input("--rates: give positive requests per second"));
     }
-    if !(args.seconds.is_finite() && args.seconds > 0.0) {
-        return Err(bad_input("--seconds: must be positive"));
+    for &r in &args.rates {
+        workloads::bounds::number(
+            "--rates",
+            r,
+            workloads::bounds::MIN_RATE_RPS,
+            workloads::bounds::MAX_RATE_RPS,
+            " requests per second",
+        )
+        .map_err(bad_input)?;
+    }
+    workloads::bounds::seconds("--seconds", args.seconds, workloads::bounds::MAX_DURATION_S)
+        .map_err(bad_input)?;
+    if args.seconds * args.rates.iter().copied().fold(0.0, f64::max)
+        > workloads::bounds::MAX_REQUESTS as f64
+    {
+        return Err(bad_input(format!(
+            "--seconds x --rates: at most {} requests per rate",
+            workloads::bounds::MAX_REQUESTS
+        )));
+    }
+    for (what, ms) in [("--ttft-ms", args.ttft_ms), ("--itl-ms", args.itl_ms)] {
+        if !(ms.is_finite() && (0.0..=60_000.0).contains(&ms)) {
+            return Err(bad_input(format!(
+                "{what} must be a number from 0 to 60000 ms, got {ms}"
+            )));
+        }
     }
     if args.memory_concurrency.len() != 2 || args.memory_concurrency[0] > args.memory_concurrency[1]
     {
@@ -347,7 +363,7 @@ fn rate_point(
     })
 }
 
-fn memory_phase(args: &BenchClientArgs) -> Result<MemoryPoint> {
+fn memory_phase(args: &Options) -> Result<MemoryPoint> {
     // Each response takes about a second, so the whole concurrency is in flight.
     let server = Server::start(800.0, 50.0)?;
     let (lo, hi) = (args.memory_concurrency[0], args.memory_concurrency[1]);
@@ -417,7 +433,7 @@ fn run_child(base_url: &str, workload: &Path, out: &Path) -> Result<Report> {
             workload.display()
         );
     }
-    crate::cli::read_report(&out.join("report.json"))
+    read_report(&out.join("report.json"))
 }
 
 /// The scripted server as a child process; stopped when dropped.
@@ -470,31 +486,4 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-/// `serve-scripted` arguments.
-#[derive(Debug, Args)]
-pub struct ServeScriptedArgs {
-    /// Time to first token, ms.
-    #[arg(long, default_value_t = 20.0)]
-    pub ttft_ms: f64,
-    /// Gap between tokens, ms.
-    #[arg(long, default_value_t = 5.0)]
-    pub itl_ms: f64,
-}
-
-/// Runs the scripted loopback server until standard input closes; prints
-/// `base_url URL` first.
-pub fn serve_scripted_command(args: &ServeScriptedArgs) -> Result<()> {
-    use providers::scripted::{Pace, Script, ScriptedServer};
-    let pace = Pace {
-        ttft_ms: args.ttft_ms,
-        itl_ms: args.itl_ms,
-        ..Pace::default()
-    };
-    let server = ScriptedServer::start(Script::normal(pace)).context("starting the server")?;
-    println!("base_url {}", server.base_url());
-    std::io::stdout().flush()?;
-    for _ in std::io::stdin().lock().lines() {}
-    Ok(())
 }

@@ -1,293 +1,28 @@
-//! The measurement side: a [`RequestTimer`] is the [`StreamSink`] of one request and
-//! stamps the monotonic clock as bytes and tokens arrive; a finished request becomes a
-//! [`RequestRecord`] (one line of `requests.jsonl`); an [`Aggregate`] folds records
-//! into the histograms and counts of one load point.
-//!
-//! Metric definitions (README, "Metrics"): queue = actual send - intended send;
-//! TTFT = first token - actual send; TTFT from intended = first token - intended send;
-//! ITL = every gap between successive tokens, a chunk of k tokens after a gap g giving
-//! k gaps of g/k (tokens of the first chunk give none: their time is TTFT); chunk gap =
-//! gap between successive chunks; TPOT = (completion - first token) / (tokens - 1);
-//! E2E = completion - actual send.
+//! The figures of one load point folded from its records: an [`Aggregate`] holds the
+//! histograms and counts that every figure of a result is derived from (live, in
+//! `recover`, and for cold-start probes).
 
 use std::collections::BTreeMap;
 
+use results::derive::{ThroughputCounts, throughput, with_intervals};
+use results::stats::Completion;
 use results::{
-    ColdStartStats, EngineStats, ErrorClass, Latency, LatencyHistogram, RequestCounts, TaskStats,
-    Throughput, TokenCounts, TokenProvenance, TokenSource,
+    ColdStartStats, EngineStats, ErrorClass, Latency, LatencyHistogram, RequestCounts, Throughput,
+    TokenCounts, TokenProvenance, TokenSource,
 };
-use serde::{Deserialize, Serialize};
-use tokio::time::Instant;
-use workloads::{ChunkTokens, EngineCounters, ServerUsage};
+use workloads::{ChunkTokens, EngineCounters};
 
-pub use crate::timer::{RequestTimer, RetriedAttempt, ms};
-
-/// Rounds milliseconds to the microsecond, for records meant to be read.
-pub(crate) fn us(x: f64) -> f64 {
-    (x * 1000.0).round() / 1000.0
-}
-
-/// One finished (or failed) request: a line of `requests.jsonl`.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-pub struct RequestRecord {
-    /// Workload name.
-    pub workload: String,
-    /// Target label (`kind model precision`).
-    pub target: String,
-    /// Stream seed; with the workload and `session` it regenerates the request.
-    pub seed: u64,
-    /// Request index in the stream.
-    pub request: u64,
-    /// Session index.
-    pub session: u64,
-    /// Call index within the session.
-    pub call: u32,
-    /// Intended send, seconds after the start of measurement.
-    pub scheduled_s: f64,
-    /// Actual send, seconds after the start of measurement.
-    pub sent_s: f64,
-    /// Actual minus intended send.
-    pub queue_ms: f64,
-    /// First token minus actual send.
-    pub ttft_ms: Option<f64>,
-    /// First answer token (reasoning excluded) minus actual send.
-    pub ttft_answer_ms: Option<f64>,
-    /// First token minus intended send.
-    pub ttft_from_intended_ms: Option<f64>,
-    /// Completion minus actual send (also for failures: when the failure was seen).
-    pub e2e_ms: f64,
-    /// (completion - first token) / (tokens - 1).
-    pub tpot_ms: Option<f64>,
-    /// Prompt tokens, as counted by `input_source`.
-    pub input_tokens: u32,
-    /// Where `input_tokens` came from.
-    pub input_source: TokenSource,
-    /// Prompt tokens of the request as sent, by the embedded tokenizer or the engine.
-    pub tokenizer_input_tokens: u32,
-    /// Whether the prompt was shortened to fit the target's context.
-    pub input_capped: bool,
-    /// Whether the model stopped (end of sequence) before `max_output_tokens`.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub stopped_early: bool,
-    /// Output tokens asked for.
-    pub max_output_tokens: u32,
-    /// Output tokens received, as counted by `output_source`.
-    pub output_tokens: u32,
-    /// Where the output count came from.
-    pub output_source: TokenSource,
-    /// The tokenizer's count of the received text (remote targets).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tokenizer_output_tokens: Option<u32>,
-    /// What the server reported, verbatim.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub server_usage: Option<ServerUsage>,
-    /// How each chunk's tokens were counted.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub chunk_tokens: Option<ChunkTokens>,
-    /// Whether per-chunk counts were rescaled to the server's total.
-    pub reconciled: bool,
-    /// Reasoning tokens among the received (per-chunk counts).
-    pub reasoning_tokens: u32,
-    /// Stream chunks that carried tokens.
-    pub chunks: u32,
-    /// The server's finish reason, verbatim.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub finish_reason: Option<String>,
-    /// Attempts retried before the last one.
-    pub retries: u32,
-    /// Time spent waiting to retry, ms (inside `ttft_ms` and `e2e_ms`).
-    pub retry_wait_ms: f64,
-    /// Each retried attempt.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub retried: Vec<RetriedAttempt>,
-    /// Protocol rules the response broke without losing its measurement.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub warnings: Vec<String>,
-    /// `ok` or `error`.
-    pub status: String,
-    /// Error class, for failures.
-    pub error_class: Option<ErrorClass>,
-    /// Error message, for failures.
-    pub error: Option<String>,
-    /// HTTP status of a failed HTTP request.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub http_status: Option<u16>,
-    /// Input tokens the target served from its prefix cache, when it reports them.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub input_cached_tokens: Option<u32>,
-    /// A local engine's figures for the request.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub engine: Option<workloads::EngineRequestStats>,
-    /// A cold-start probe (sent after an idle period, reported apart).
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub cold_start: bool,
-    /// Every inter-token gap, ms (see `itl_ms` in the README), so that a report can be
-    /// rebuilt from this file alone (`infermeter recover`).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub itl_ms: Vec<f64>,
-    /// Every gap between stream chunks, ms.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub chunk_gap_ms: Vec<f64>,
-}
-
-/// What the driver knows about a request besides its timer.
-pub struct Finished<'a> {
-    /// Workload name.
-    pub workload: &'a str,
-    /// Target label.
-    pub target: &'a str,
-    /// Stream seed.
-    pub seed: u64,
-    /// The request as sent.
-    pub request: &'a workloads::Request,
-    /// Whether it was capped to fit.
-    pub input_capped: bool,
-    /// Start of measurement.
-    pub t0: Instant,
-    /// Intended send.
-    pub scheduled: Instant,
-    /// When the response completed or failed.
-    pub ended: Instant,
-    /// Who counts tokens when the target reports nothing (`engine` for local
-    /// engines, `tokenizer` for remote targets).
-    pub fallback_source: TokenSource,
-}
-
-impl RequestRecord {
-    /// Builds the record of a request from its timer and outcome.
-    pub fn new(
-        f: Finished<'_>,
-        timer: RequestTimer,
-        outcome: Result<&workloads::Completion, &workloads::BackendError>,
-    ) -> Self {
-        let since = |a: Instant, b: Instant| ms(a.saturating_duration_since(b));
-        // A successful response ends when its terminator arrived, not when the target
-        // was done with the connection.
-        let f = Finished {
-            ended: match (outcome, timer.completed) {
-                (Ok(_), Some(at)) => at.min(f.ended),
-                _ => f.ended,
-            },
-            ..f
-        };
-        let tokenizer_input = f.request.input_tokens();
-        let ok = outcome.ok();
-        let (status, error_class, error, http_status) = match outcome {
-            Ok(_) => ("ok", None, None, None),
-            Err(e) => (
-                "error",
-                Some(e.class),
-                Some(e.message.clone()),
-                e.http_status,
-            ),
-        };
-        let (input_tokens, input_source) = ok.map_or((tokenizer_input, f.fallback_source), |c| {
-            (c.input_tokens, c.input_source)
-        });
-        let (output_tokens, output_source) = ok.map_or((timer.tokens, f.fallback_source), |c| {
-            (c.output_tokens, c.output_source)
-        });
-        let tpot_ms = match (timer.first_token, ok) {
-            (Some(first), Some(_)) if output_tokens >= 2 => {
-                Some(since(f.ended, first) / f64::from(output_tokens - 1))
-            }
-            _ => None,
-        };
-        // Per-chunk counts are reconciled to a count the server reported.
-        let total = ok
-            .and_then(|c| (c.output_source == TokenSource::ServerUsage).then_some(c.output_tokens));
-        let (itl_ms, reconciled) = timer.itl(total);
-        // Only the server's own finish reason says the model stopped: a tokenizer's
-        // count below the length asked for is a counting difference, not a stop.
-        let stopped_early = ok.is_some_and(|c| {
-            c.finish == workloads::FinishReason::Stop
-                && c.output_tokens < f.request.max_output_tokens
-        });
-        RequestRecord {
-            workload: f.workload.to_string(),
-            target: f.target.to_string(),
-            seed: f.seed,
-            request: f.request.id,
-            session: f.request.session,
-            call: f.request.call,
-            scheduled_s: us(f.scheduled.saturating_duration_since(f.t0).as_secs_f64() * 1000.0)
-                / 1000.0,
-            sent_s: us(timer.sent.saturating_duration_since(f.t0).as_secs_f64() * 1000.0) / 1000.0,
-            queue_ms: us(since(timer.sent, f.scheduled)),
-            ttft_ms: timer.first_token.map(|t| us(since(t, timer.sent))),
-            ttft_answer_ms: timer.first_answer.map(|t| us(since(t, timer.sent))),
-            ttft_from_intended_ms: timer.first_token.map(|t| us(since(t, f.scheduled))),
-            e2e_ms: us(since(f.ended, timer.sent)),
-            tpot_ms: tpot_ms.map(us),
-            input_tokens,
-            input_source,
-            tokenizer_input_tokens: tokenizer_input,
-            input_capped: f.input_capped,
-            stopped_early,
-            max_output_tokens: f.request.max_output_tokens,
-            output_tokens,
-            output_source,
-            tokenizer_output_tokens: ok.and_then(|c| c.tokenizer_output_tokens),
-            server_usage: ok.and_then(|c| c.server_usage),
-            chunk_tokens: ok.map(|c| c.chunk_tokens),
-            reconciled,
-            reasoning_tokens: timer.reasoning_tokens,
-            chunks: timer.chunks(),
-            finish_reason: ok.and_then(|c| c.finish_reason.clone()),
-            retries: timer.retries,
-            retry_wait_ms: us(timer.retry_wait_ms),
-            retried: timer.retried.clone(),
-            warnings: timer.warnings.clone(),
-            status: status.to_string(),
-            error_class,
-            error,
-            http_status,
-            input_cached_tokens: ok.and_then(|c| c.input_cached_tokens),
-            engine: ok.and_then(|c| c.engine.map(round_engine)),
-            cold_start: false,
-            chunk_gap_ms: timer.chunk_gaps_ms(),
-            itl_ms,
-        }
-    }
-
-    /// Whether the request succeeded.
-    pub fn ok(&self) -> bool {
-        self.error_class.is_none()
-    }
-}
-
-fn round_engine(e: workloads::EngineRequestStats) -> workloads::EngineRequestStats {
-    workloads::EngineRequestStats {
-        queue_ms: us(e.queue_ms),
-        prefill_ms: us(e.prefill_ms),
-        mean_batch: (e.mean_batch * 1000.0).round() / 1000.0,
-        ..e
-    }
-}
-
-/// One finished session (task).
-#[derive(Clone, Debug, PartialEq)]
-pub struct TaskRecord {
-    /// Calls made.
-    pub calls: u32,
-    /// Whether every call of the session was made and succeeded.
-    pub completed: bool,
-    /// First actual send to last completion, ms.
-    pub task_ms: f64,
-    /// Input tokens over every call.
-    pub input_tokens: u64,
-    /// Output tokens over every call.
-    pub output_tokens: u64,
-}
+use crate::record::RequestRecord;
+use crate::slo::Slo;
 
 /// Histograms and counts of one load point.
 #[derive(Debug, Default)]
 pub struct Aggregate {
     /// The SLO whose per-request bounds are counted in `slo_met`.
-    pub slo: Option<crate::slo::Slo>,
+    pub slo: Option<Slo>,
     /// Successful requests that met every per-request bound of `slo`.
     pub slo_met: u64,
-    completions: Vec<results::stats::Completion>,
+    completions: Vec<Completion>,
     queue: LatencyHistogram,
     ttft: LatencyHistogram,
     ttft_intended: LatencyHistogram,
@@ -295,7 +30,6 @@ pub struct Aggregate {
     chunk_gap: LatencyHistogram,
     tpot: LatencyHistogram,
     e2e: LatencyHistogram,
-    task: LatencyHistogram,
     sent: u64,
     ok: u64,
     by_class: BTreeMap<ErrorClass, u64>,
@@ -304,11 +38,6 @@ pub struct Aggregate {
     output_all: u64,
     output_sources: Vec<TokenSource>,
     capped: u64,
-    tasks_started: u64,
-    tasks_completed: u64,
-    task_calls: u64,
-    task_input: u64,
-    task_output: u64,
     input_cached: Option<u64>,
     engine_queue: LatencyHistogram,
     engine_prefill: LatencyHistogram,
@@ -351,7 +80,7 @@ impl Aggregate {
     /// Adds a request.
     pub fn add(&mut self, r: &RequestRecord) {
         self.sent += 1;
-        self.completions.push(results::stats::Completion {
+        self.completions.push(Completion {
             end_s: r.sent_s + r.e2e_ms / 1000.0,
             ok: r.error_class.is_none(),
             output_tokens: r.output_tokens,
@@ -470,18 +199,6 @@ impl Aggregate {
         })
     }
 
-    /// Adds a finished session.
-    pub fn add_task(&mut self, t: &TaskRecord) {
-        self.tasks_started += 1;
-        if t.completed {
-            self.tasks_completed += 1;
-            self.task.record_ms(t.task_ms);
-            self.task_calls += u64::from(t.calls);
-            self.task_input += t.input_tokens;
-            self.task_output += t.output_tokens;
-        }
-    }
-
     /// Requests recorded.
     pub fn sent(&self) -> u64 {
         self.sent
@@ -492,7 +209,8 @@ impl Aggregate {
         self.sent - self.ok
     }
 
-    /// Request counts.
+    /// Request counts (the planned and not-sent counts are the caller's: the records
+    /// hold only what was sent).
     pub fn requests(&self) -> RequestCounts {
         RequestCounts {
             sent: self.sent,
@@ -502,6 +220,8 @@ impl Aggregate {
             retries: self.retries,
             protocol_warnings: self.protocol_warnings,
             stopped_early: self.stopped_early,
+            planned: None,
+            not_sent: BTreeMap::new(),
         }
     }
 
@@ -585,31 +305,23 @@ impl Aggregate {
 
     /// Every finished request's end, outcome and output tokens, for throughput
     /// intervals and the steady state.
-    pub fn completions(&self) -> &[results::stats::Completion] {
+    pub fn completions(&self) -> &[Completion] {
         &self.completions
     }
 
-    /// Throughput over `window_s` seconds, with its bootstrap interval.
-    pub fn throughput(&self, window_s: f64) -> Throughput {
-        let per_s = |x: u64| {
-            if window_s > 0.0 {
-                x as f64 / window_s
-            } else {
-                0.0
-            }
-        };
-        Throughput {
-            requests_per_s: per_s(self.ok),
-            input_tokens_per_s: per_s(self.input_ok),
-            output_tokens_per_s: per_s(self.output_all),
-            output_tokens_per_s_per_user: self
-                .tpot
-                .quantile_ms(0.5)
-                .filter(|&t| t > 0.0)
-                .map(|t| 1000.0 / t),
-            ci95: results::stats::throughput_ci95(&self.completions, window_s),
-            steady_state: None,
-        }
+    /// Throughput over `window_s` seconds, with its bootstrap intervals and, given
+    /// the steady window (seconds from the start of measurement), its steady state.
+    pub fn throughput(&self, window_s: f64, steady_s: Option<(f64, f64)>) -> Throughput {
+        let t = throughput(
+            ThroughputCounts {
+                ok_requests: self.ok,
+                ok_input_tokens: self.input_ok,
+                output_tokens: self.output_all,
+            },
+            window_s,
+            self.tpot.quantile_ms(0.5),
+        );
+        with_intervals(t, &self.completions, window_s, steady_s)
     }
 
     /// Cold-start figures, when probes were recorded into this aggregate.
@@ -622,20 +334,5 @@ impl Aggregate {
             ttft_ms: self.ttft.summary(),
             e2e_ms: self.e2e.summary(),
         })
-    }
-
-    /// Per-task figures.
-    pub fn tasks(&self) -> TaskStats {
-        let per =
-            |x: u64| (self.tasks_completed > 0).then(|| x as f64 / self.tasks_completed as f64);
-        TaskStats {
-            started: self.tasks_started,
-            completed: self.tasks_completed,
-            failed: self.tasks_started - self.tasks_completed,
-            task_ms: self.task.summary(),
-            calls_per_task: per(self.task_calls),
-            input_tokens_per_task: per(self.task_input),
-            output_tokens_per_task: per(self.task_output),
-        }
     }
 }

@@ -12,23 +12,30 @@
 //!   which they are cancelled (class `cancelled`, partial timings kept).
 //! - An interrupt (Ctrl-C) stops sending at once; a second one cancels what is in
 //!   flight.
+//! - Nothing planned is dropped unsaid: every call of the stream that was not sent is
+//!   counted with its reason (the duration bound, an interrupt, or a failed earlier
+//!   call of its session, which ends the session).
+//!
+//! The driver reports each request as a [`RequestRecord`] the moment it finishes;
+//! every figure of the load point is derived from those records
+//! (the run's `PointBuilder`), so a live run and `recover` compute them
+//! alike. Times are kept as offsets from the load point's [`Anchor`].
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use results::ErrorClass;
+use results::{ErrorClass, NotSentReason};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 use tokio::time::{Instant, sleep_until};
 use workloads::generate::{RequestStream, SessionPlan, fit_to_context};
 use workloads::{Backend, BackendError, Request};
 
-use crate::collector::{Finished, RequestRecord, RequestTimer, TaskRecord, ms};
-
-/// Shortest steady-state window used for energy, seconds (an energy counter needs
-/// about a second to move by a reliable amount).
-pub const STEADY_MIN_S: f64 = 1.0;
+use crate::clock::Anchor;
+use crate::record::{Finished, RequestRecord};
+use crate::timer::RequestTimer;
 
 /// Interrupt level shared by a whole run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -46,8 +53,6 @@ pub enum Interrupt {
 pub enum Measurement {
     /// A request finished or failed.
     Request(Box<RequestRecord>),
-    /// A session finished (or was cut short).
-    Task(TaskRecord),
     /// A cold-start probe finished or failed (reported apart).
     ColdStart(Box<RequestRecord>),
 }
@@ -87,23 +92,21 @@ pub struct LoadPoint {
 }
 
 /// What happened, besides the measurements.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct Outcome {
-    /// Seconds from the start of measurement to the last completion.
-    pub measured_s: f64,
+    /// The start of measurement (after warm-up and cold-start probes): every record's
+    /// times are seconds after it.
+    pub anchor: Anchor,
     /// Sessions never started (the run stopped first).
     pub sessions_not_started: u64,
+    /// Calls of the stream that were not sent, by reason.
+    pub not_sent: BTreeMap<NotSentReason, u64>,
     /// Warm-up requests that failed.
     pub warmup_failed: u64,
     /// Whether the duration bound stopped sending.
     pub duration_hit: bool,
     /// Whether the drain deadline cancelled requests.
     pub drain_cancelled: bool,
-    /// The measured window on the monotonic clock: measurement start (after
-    /// warm-up and cold-start probes) and the last completion.
-    pub window: Option<(std::time::Instant, std::time::Instant)>,
-    /// The steady-state part of it ([`crate::steady`]), when there is one.
-    pub steady: Option<(std::time::Instant, std::time::Instant)>,
     /// A local engine's counters when measurement started (after warm-up) and when
     /// the drain ended.
     pub engine_counters: (
@@ -118,17 +121,35 @@ struct Ctx {
     tx: mpsc::UnboundedSender<Measurement>,
     stop: watch::Receiver<bool>,
     cancel: watch::Receiver<bool>,
+    interrupt: watch::Receiver<Interrupt>,
     t0: Instant,
     /// No request is sent at or after this instant (the duration bound).
     send_deadline: Option<Instant>,
-    last_end: std::sync::Mutex<Instant>,
-    /// Sends (+1) and completions (-1), for the steady-state window.
-    flight: std::sync::Mutex<Vec<(Instant, i32)>>,
+    /// Requests sent (records made).
+    sent: AtomicU64,
+    /// Calls of started sessions that were not sent, by reason.
+    not_sent: Mutex<BTreeMap<NotSentReason, u64>>,
 }
 
 impl Ctx {
     fn may_send(&self, at: Instant) -> bool {
         !*self.stop.borrow() && self.send_deadline.is_none_or(|d| at < d)
+    }
+
+    /// Why sending has stopped: an interrupt, else the duration bound.
+    fn stop_reason(&self) -> NotSentReason {
+        if *self.interrupt.borrow() != Interrupt::None {
+            NotSentReason::Interrupted
+        } else {
+            NotSentReason::DurationBound
+        }
+    }
+
+    fn not_sent(&self, reason: NotSentReason, calls: usize) {
+        if calls > 0 {
+            let mut m = self.not_sent.lock().unwrap_or_else(|p| p.into_inner());
+            *m.entry(reason).or_default() += calls as u64;
+        }
     }
 }
 
@@ -160,7 +181,8 @@ fn fit(req: &Request, limit: Option<u32>) -> Result<(Request, bool), BackendErro
 async fn send_one(ctx: &Ctx, req: &Request, scheduled: Instant) -> RequestRecord {
     let mut cancel = ctx.cancel.clone();
     let sent = Instant::now();
-    let mut timer = RequestTimer::new(sent);
+    ctx.sent.fetch_add(1, Ordering::Relaxed);
+    let mut timer = RequestTimer::new(sent).with_timeout(ctx.lp.request_timeout);
     let (req, capped) = match fit(req, ctx.lp.context_limit) {
         Ok(x) => x,
         Err(e) => {
@@ -196,13 +218,25 @@ fn finished<'a>(ctx: &'a Ctx, req: &'a Request, capped: bool, scheduled: Instant
 async fn run_session(ctx: Arc<Ctx>, session: SessionPlan, start: Instant) {
     let mut stop = ctx.stop.clone();
     let mut intended = start;
-    let mut first_sent = None;
     let mut end = start;
-    let (mut calls, mut input, mut output) = (0u32, 0u64, 0u64);
-    let mut completed = true;
+    let n = session.calls.len();
     for (k, req) in session.calls.iter().enumerate() {
         if k > 0 {
-            intended = end + Duration::from_secs_f64(req.think_ms / 1000.0);
+            // Think times are bounded (a day) when the workload is validated.
+            let think = Duration::try_from_secs_f64(req.think_ms / 1000.0).unwrap_or(Duration::MAX);
+            match end.checked_add(think) {
+                Some(at) => intended = at,
+                None => {
+                    ctx.not_sent(NotSentReason::DurationBound, n - k);
+                    return;
+                }
+            }
+            // A call intended after the duration bound is never sent: no need to
+            // wait for it.
+            if ctx.send_deadline.is_some_and(|d| intended >= d) {
+                ctx.not_sent(NotSentReason::DurationBound, n - k);
+                return;
+            }
         }
         // A due call goes at once: tokio's timer would hold even a past deadline
         // until its next tick.
@@ -213,40 +247,48 @@ async fn run_session(ctx: Arc<Ctx>, session: SessionPlan, start: Instant) {
             }
         }
         if !ctx.may_send(Instant::now()) {
-            completed = false;
-            break;
+            ctx.not_sent(ctx.stop_reason(), n - k);
+            return;
         }
         let rec = send_one(&ctx, req, intended).await;
-        first_sent.get_or_insert(ctx.t0 + Duration::from_secs_f64(rec.sent_s));
         end = Instant::now();
-        {
-            let mut last = ctx.last_end.lock().unwrap_or_else(|p| p.into_inner());
-            *last = (*last).max(end);
-        }
-        {
-            let sent = ctx.t0 + Duration::from_secs_f64(rec.sent_s);
-            let mut flight = ctx.flight.lock().unwrap_or_else(|p| p.into_inner());
-            flight.push((sent, 1));
-            flight.push((end, -1));
-        }
-        calls += 1;
-        input += u64::from(rec.input_tokens);
-        output += u64::from(rec.output_tokens);
         let ok = rec.ok();
         let _ = ctx.tx.send(Measurement::Request(Box::new(rec)));
         if !ok {
-            completed = false;
-            break;
+            ctx.not_sent(NotSentReason::AfterFailedCall, n - k - 1);
+            return;
         }
     }
-    let task_ms = first_sent.map_or(0.0, |f| ms(end.saturating_duration_since(f)));
-    let _ = ctx.tx.send(Measurement::Task(TaskRecord {
-        calls,
-        completed,
-        task_ms,
-        input_tokens: input,
-        output_tokens: output,
-    }));
+}
+
+/// `s` seconds after `t0` (a schedule's offset), saturating far in the future: never a
+/// panic, whatever the schedule holds.
+fn after<I>(t0: I, s: f64) -> I
+where
+    I: Copy + CheckedAdd,
+{
+    let d = Duration::try_from_secs_f64(s.max(0.0)).unwrap_or(Duration::MAX);
+    t0.checked(d).or_else(|| t0.checked(FAR)).unwrap_or(t0)
+}
+
+/// A century: "never" for a schedule.
+const FAR: Duration = Duration::from_secs(100 * 365 * 86_400);
+
+/// `checked_add` of both clocks' instants.
+trait CheckedAdd: Sized {
+    fn checked(self, d: Duration) -> Option<Self>;
+}
+
+impl CheckedAdd for Instant {
+    fn checked(self, d: Duration) -> Option<Self> {
+        self.checked_add(d)
+    }
+}
+
+impl CheckedAdd for std::time::Instant {
+    fn checked(self, d: Duration) -> Option<Self> {
+        self.checked_add(d)
+    }
 }
 
 /// Sets its flag when dropped: tells the launch thread to stop however the send loop
@@ -279,7 +321,7 @@ fn launch_thread(
         .name("infermeter-launch".into())
         .spawn(move || {
             for off in offsets {
-                let at = t0 + Duration::from_secs_f64(off);
+                let at = after(t0, off);
                 loop {
                     if q.load(Ordering::Relaxed) {
                         return;
@@ -311,7 +353,7 @@ pub async fn run_load_point(
     tx: mpsc::UnboundedSender<Measurement>,
     interrupt: watch::Receiver<Interrupt>,
 ) -> Outcome {
-    let mut outcome = Outcome::default();
+    let mut warmup_failed = 0;
     let (stop_tx, stop_rx) = watch::channel(false);
     let (cancel_tx, cancel_rx) = watch::channel(false);
     let stop_tx = Arc::new(stop_tx);
@@ -322,7 +364,7 @@ pub async fn run_load_point(
         if *interrupt.borrow() != Interrupt::None {
             break;
         }
-        let mut sink = RequestTimer::new(Instant::now());
+        let mut sink = RequestTimer::new(Instant::now()).with_timeout(lp.request_timeout);
         let res = match fit(req, lp.context_limit) {
             Ok((r, _)) => tokio::time::timeout(lp.request_timeout, backend.generate(&r, &mut sink))
                 .await
@@ -330,7 +372,7 @@ pub async fn run_load_point(
             Err(_) => None,
         };
         if !matches!(res, Some(Ok(_))) {
-            outcome.warmup_failed += 1;
+            warmup_failed += 1;
         }
     }
 
@@ -339,14 +381,14 @@ pub async fn run_load_point(
     for req in &lp.stream.cold {
         let mut irq = interrupt.clone();
         tokio::select! {
-            _ = tokio::time::sleep(Duration::from_secs_f64(lp.stream.cold_idle_s)) => {}
+            _ = tokio::time::sleep(Duration::try_from_secs_f64(lp.stream.cold_idle_s).unwrap_or(Duration::MAX)) => {}
             _ = irq.wait_for(|i| *i != Interrupt::None) => {}
         }
         if *interrupt.borrow() != Interrupt::None {
             break;
         }
         let scheduled = Instant::now();
-        let mut timer = RequestTimer::new(scheduled);
+        let mut timer = RequestTimer::new(scheduled).with_timeout(lp.request_timeout);
         let (r, capped) = match fit(req, lp.context_limit) {
             Ok(x) => x,
             Err(_) => (req.clone(), false),
@@ -376,8 +418,13 @@ pub async fn run_load_point(
         let _ = tx.send(Measurement::ColdStart(Box::new(rec)));
     }
 
-    outcome.engine_counters.0 = backend.engine_counters();
+    let counters_before = backend.engine_counters();
+    // tokio's clock (paused in deterministic tests), on both clocks.
     let t0 = Instant::now();
+    let anchor = Anchor {
+        at: t0.into_std(),
+        wall: chrono::Utc::now(),
+    };
     // Forward interrupts and the duration bound to this load point's stop/cancel.
     let mut helpers = JoinSet::new();
     {
@@ -416,10 +463,11 @@ pub async fn run_load_point(
         tx,
         stop: stop_rx.clone(),
         cancel: cancel_rx,
+        interrupt: interrupt.clone(),
         t0,
         send_deadline: duration_deadline,
-        last_end: std::sync::Mutex::new(t0),
-        flight: std::sync::Mutex::new(Vec::new()),
+        sent: AtomicU64::new(0),
+        not_sent: Mutex::new(BTreeMap::new()),
     });
     let mut running = JoinSet::new();
     let mut stop = stop_rx.clone();
@@ -432,7 +480,7 @@ pub async fn run_load_point(
             };
             let mut launches = launches.map(|(rx, quit)| (rx, QuitOnDrop(quit)));
             for (session, offset) in sessions.into_iter().zip(offsets) {
-                let at = t0 + Duration::from_secs_f64(offset);
+                let at = after(t0, offset);
                 match launches.as_mut() {
                     Some((rx, _)) => tokio::select! {
                         _ = rx.recv() => {}
@@ -481,6 +529,7 @@ pub async fn run_load_point(
     // Drain: wait for everything; once sending has stopped, in-flight work has until
     // the drain deadline.
     let mut drain_deadline: Option<Instant> = None;
+    let mut drain_cancelled = false;
     loop {
         let deadline = drain_deadline;
         tokio::select! {
@@ -489,29 +538,28 @@ pub async fn run_load_point(
                 drain_deadline = Some(Instant::now() + ctx.lp.drain_timeout);
             }
             _ = async { sleep_until(deadline.unwrap_or_else(Instant::now)).await }, if deadline.is_some() && !*cancel_tx.borrow() => {
-                outcome.drain_cancelled = true;
+                drain_cancelled = true;
                 let _ = cancel_tx.send(true);
             }
         }
     }
     helpers.abort_all();
-    outcome.engine_counters.1 = ctx.backend.engine_counters();
-    outcome.duration_hit = duration_deadline.is_some_and(|d| Instant::now() >= d);
-    outcome.sessions_not_started =
-        (ctx.lp.stream.sessions.len() - started.load(Ordering::Relaxed)) as u64;
-    let last_end = *ctx.last_end.lock().unwrap_or_else(|p| p.into_inner());
-    outcome.measured_s = last_end.saturating_duration_since(t0).as_secs_f64();
-    outcome.window = Some((t0.into_std(), last_end.into_std()));
-    let events: Vec<(f64, i32)> = ctx
-        .flight
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .iter()
-        .map(|&(t, d)| (t.saturating_duration_since(t0).as_secs_f64(), d))
-        .collect();
-    outcome.steady = crate::steady::steady_window(&events, STEADY_MIN_S).map(|(a, b)| {
-        let at = |s: f64| (t0 + Duration::from_secs_f64(s)).into_std();
-        (at(a), at(b))
-    });
-    outcome
+    let duration_hit = duration_deadline.is_some_and(|d| Instant::now() >= d);
+    // What was neither sent nor counted by its session was never started.
+    let planned = ctx.lp.stream.request_count() as u64;
+    let mut not_sent = std::mem::take(&mut *ctx.not_sent.lock().unwrap_or_else(|p| p.into_inner()));
+    let accounted = ctx.sent.load(Ordering::Relaxed) + not_sent.values().sum::<u64>();
+    if planned > accounted {
+        *not_sent.entry(ctx.stop_reason()).or_default() += planned - accounted;
+    }
+    Outcome {
+        anchor,
+        sessions_not_started: (ctx.lp.stream.sessions.len() - started.load(Ordering::Relaxed))
+            as u64,
+        not_sent,
+        warmup_failed,
+        duration_hit,
+        drain_cancelled,
+        engine_counters: (counters_before, ctx.backend.engine_counters()),
+    }
 }

@@ -3,13 +3,15 @@
 
 use anyhow::Result;
 use results::ArrivalPattern;
+use serde::{Deserialize, Serialize};
+use workloads::bounds;
 use workloads::spec::WorkloadSpec;
 use workloads::suite;
 
 use crate::error::bad_input;
 
 /// Load overrides from the command line (each `None` keeps the workload's value).
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Overrides {
     /// Seed of every request stream.
     pub seed: Option<u64>,
@@ -29,6 +31,58 @@ pub struct Overrides {
     pub warmup: Option<u32>,
     /// Multiplier of every workload's request count.
     pub scale: Option<f64>,
+}
+
+impl Overrides {
+    /// Checks every override against its bound, naming the flag that gave it.
+    pub fn validate(&self) -> Result<()> {
+        let f = |r: Result<f64, String>| r.map(|_| ()).map_err(bad_input);
+        let c = |r: Result<u64, String>| r.map(|_| ()).map_err(bad_input);
+        if let Some(r) = self.rate_rps {
+            f(bounds::number(
+                "--rate",
+                r,
+                bounds::MIN_RATE_RPS,
+                bounds::MAX_RATE_RPS,
+                " sessions per second",
+            ))?;
+        }
+        if let Some(d) = self.duration_s {
+            bounds::seconds("--duration", d, bounds::MAX_DURATION_S).map_err(bad_input)?;
+        }
+        if let Some(b) = self.burstiness {
+            f(bounds::number(
+                "--burstiness",
+                b,
+                0.0,
+                bounds::MAX_BURSTINESS,
+                "",
+            ))?;
+        }
+        if let Some(x) = self.scale {
+            f(bounds::number("--scale", x, 0.0, bounds::MAX_SCALE, ""))?;
+        }
+        if let Some(n) = self.requests {
+            c(bounds::count("--requests", n, 1, bounds::MAX_REQUESTS))?;
+        }
+        if let Some(n) = self.concurrency {
+            c(bounds::count(
+                "--concurrency",
+                u64::from(n),
+                1,
+                bounds::MAX_CONCURRENCY,
+            ))?;
+        }
+        if let Some(n) = self.warmup {
+            c(bounds::count(
+                "--warmup",
+                u64::from(n),
+                0,
+                bounds::MAX_WARMUP,
+            ))?;
+        }
+        Ok(())
+    }
 }
 
 /// What to run.
@@ -73,12 +127,9 @@ pub fn resolve(suite_name: Option<&str>, workload_names: &[String], o: &Override
 }
 
 fn apply(mut spec: WorkloadSpec, o: &Overrides) -> Result<(WorkloadSpec, u64)> {
+    o.validate()?;
     if let Some(x) = o.scale {
-        if !(x.is_finite() && x > 0.0) {
-            return Err(bad_input(format!(
-                "--scale must be a positive number, got {x}"
-            )));
-        }
+        // Bounded, so the product is finite; the result is checked as the spec's own.
         spec.load.requests = ((spec.load.requests as f64) * x).ceil().max(1.0) as u64;
     }
     if let Some(n) = o.requests {

@@ -1,35 +1,43 @@
-//! Service-level objectives: `ttft_p99_ms=2000,tpot_p99_ms=100`. A load point passes
-//! when every objective's percentile is within its bound; goodput counts the requests
-//! that met every per-request bound (TTFT, TPOT and E2E objectives bound each request;
-//! ITL objectives only the percentile), failed requests counting as misses.
+//! Service-level objectives: `ttft_p99_ms=2000,tpot_p99_ms=100`. An objective bounds a
+//! percentile of a latency family of the metrics registry ([`results::metrics`]). A
+//! load point passes when every objective's percentile is within its bound; goodput
+//! counts the requests that met every per-request bound (families with one value per
+//! request: TTFT, TPOT and E2E; ITL objectives bound only the percentile), failed
+//! requests counting as misses.
 
 use std::collections::BTreeMap;
 
 use anyhow::Result;
-use results::{LatencySummary, ResultEntry, SloVerdict};
+use results::metrics::{FAMILIES, Family, LatencyField, Percentile, family};
+use results::{ResultEntry, SloVerdict};
+use serde::{Deserialize, Serialize};
 
-use crate::collector::RequestRecord;
 use crate::error::bad_input;
+use crate::record::RequestRecord;
 
-/// Metrics an objective may bound.
-const METRICS: [&str; 4] = ["ttft", "tpot", "itl", "e2e"];
-/// Percentiles an objective may name.
-const PERCENTILES: [&str; 5] = ["p50", "p90", "p95", "p99", "p99_9"];
-
-/// One objective: a percentile of a latency metric at most `bound_ms`.
-#[derive(Clone, Debug, PartialEq)]
+/// One objective: a percentile of a latency family at most `bound_ms`.
+#[derive(Clone, Copy, Debug)]
 pub struct Objective {
-    /// `ttft`, `tpot`, `itl` or `e2e`.
-    pub metric: String,
-    /// `p50` ... `p99_9`.
-    pub percentile: String,
+    /// The latency family (`ttft`, `tpot`, `itl`, `e2e`).
+    pub family: &'static Family,
+    /// The percentile.
+    pub percentile: Percentile,
     /// Bound, milliseconds.
     pub bound_ms: f64,
 }
 
+impl PartialEq for Objective {
+    fn eq(&self, other: &Self) -> bool {
+        self.family.name == other.family.name
+            && self.percentile == other.percentile
+            && self.bound_ms == other.bound_ms
+    }
+}
+
 impl Objective {
-    fn name(&self) -> String {
-        format!("{}_{}_ms", self.metric, self.percentile)
+    /// `ttft_p99_ms`.
+    pub fn name(&self) -> String {
+        format!("{}_{}_ms", self.family.name, self.percentile.as_str())
     }
 }
 
@@ -39,6 +47,11 @@ pub struct Slo {
     /// The objectives, in the order given.
     pub objectives: Vec<Objective>,
 }
+
+/// An SLO as `run.json` keeps it: its text, parsed again when read.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct SloText(pub String);
 
 impl Slo {
     /// Parses `--slo`: comma-separated `METRIC_PCT_ms=BOUND`.
@@ -59,13 +72,21 @@ impl Slo {
             let (metric, percentile) = inner
                 .split_once('_')
                 .ok_or_else(|| bad_input(format!("--slo {key}: expected METRIC_PERCENTILE_ms")))?;
-            if !METRICS.contains(&metric) || !PERCENTILES.contains(&percentile) {
+            let (Some(fam), Some(pct)) = (family(metric), Percentile::parse(percentile)) else {
                 return Err(bad_input(format!(
                     "--slo {key}: unknown objective (metrics: {}; percentiles: {})",
-                    METRICS.join(", "),
-                    PERCENTILES.join(", ")
+                    FAMILIES
+                        .iter()
+                        .map(|f| f.name)
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    Percentile::ALL
+                        .iter()
+                        .map(|p| p.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 )));
-            }
+            };
             let bound_ms: f64 = value
                 .trim()
                 .parse()
@@ -77,8 +98,8 @@ impl Slo {
                     ))
                 })?;
             objectives.push(Objective {
-                metric: metric.into(),
-                percentile: percentile.into(),
+                family: fam,
+                percentile: pct,
                 bound_ms,
             });
         }
@@ -88,13 +109,24 @@ impl Slo {
         Ok(Self { objectives })
     }
 
+    /// The objectives as given on the command line.
+    pub fn text(&self) -> SloText {
+        SloText(
+            self.objectives
+                .iter()
+                .map(|o| format!("{}={}", o.name(), o.bound_ms))
+                .collect::<Vec<_>>()
+                .join(","),
+        )
+    }
+
     /// Whether one successful request met every per-request bound.
     pub fn request_meets(&self, r: &RequestRecord) -> bool {
-        self.objectives.iter().all(|o| match o.metric.as_str() {
-            "ttft" => r.ttft_ms.is_some_and(|v| v <= o.bound_ms),
-            "tpot" => r.tpot_ms.is_none_or(|v| v <= o.bound_ms),
-            "e2e" => r.e2e_ms <= o.bound_ms,
-            _ => true,
+        self.objectives.iter().all(|o| match o.family.field {
+            LatencyField::Ttft => r.ttft_ms.is_some_and(|v| v <= o.bound_ms),
+            LatencyField::Tpot => r.tpot_ms.is_none_or(|v| v <= o.bound_ms),
+            LatencyField::E2e => r.e2e_ms <= o.bound_ms,
+            LatencyField::Itl => true,
         })
     }
 
@@ -104,19 +136,7 @@ impl Slo {
         let mut objectives = BTreeMap::new();
         for o in &self.objectives {
             objectives.insert(o.name(), o.bound_ms);
-            let summary: &LatencySummary = match o.metric.as_str() {
-                "ttft" => &e.latency.ttft_ms,
-                "tpot" => &e.latency.tpot_ms,
-                "itl" => &e.latency.itl_ms,
-                _ => &e.latency.e2e_ms,
-            };
-            let value = match o.percentile.as_str() {
-                "p50" => summary.p50,
-                "p90" => summary.p90,
-                "p95" => summary.p95,
-                "p99" => summary.p99,
-                _ => summary.p99_9,
-            };
+            let value = o.percentile.of((o.family.summary)(e));
             match value {
                 Some(v) if v <= o.bound_ms => {}
                 Some(v) => missed.push(format!("{} {v} > {}", o.name(), o.bound_ms)),
@@ -135,7 +155,7 @@ impl Slo {
         let allowance = self
             .objectives
             .iter()
-            .map(|o| 1.0 - percentile_fraction(&o.percentile))
+            .map(|o| 1.0 - o.percentile.fraction())
             .fold(1.0, f64::min);
         if e.requests.ok == 0 {
             missed.push("no request succeeded".into());
@@ -162,16 +182,6 @@ impl Slo {
     }
 }
 
-fn percentile_fraction(p: &str) -> f64 {
-    match p {
-        "p50" => 0.50,
-        "p90" => 0.90,
-        "p95" => 0.95,
-        "p99" => 0.99,
-        _ => 0.999,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -183,6 +193,12 @@ mod tests {
         let s = Slo::parse("ttft_p99_ms=2000, tpot_p99_ms=100").unwrap();
         assert_eq!(s.objectives.len(), 2);
         assert_eq!(s.objectives[1].bound_ms, 100.0);
+        assert_eq!(s.text().0, "ttft_p99_ms=2000,tpot_p99_ms=100");
+        assert_eq!(Slo::parse(&s.text().0).unwrap(), s);
+        assert_eq!(
+            Slo::parse("itl_p99_9_ms=5").unwrap().objectives[0].name(),
+            "itl_p99_9_ms"
+        );
         let e = Slo::parse("ttft_p98_ms=1").unwrap_err().to_string();
         assert!(e.contains("unknown objective"), "{e}");
         let e = Slo::parse("ttft_p99=1").unwrap_err().to_string();

@@ -1,59 +1,109 @@
-//! `infermeter sweep`: one workload against one target at a series of load points —
-//! an explicit list of concurrencies or rates, or automatic (closed loop at 1, 2, 4,
-//! ... sessions until throughput stops rising or errors climb) — each judged against
-//! an SLO. Prints the throughput-vs-interactivity curve with its Pareto front, goodput,
+//! Sweeps: one workload against one target at a series of load points — an explicit
+//! list of concurrencies or rates, or automatic (closed loop at 1, 2, 4, ... sessions
+//! until throughput stops rising or errors climb) — each judged against an SLO; and
+//! the summary: the throughput-vs-interactivity curve with its Pareto front, goodput,
 //! and the cost per million tokens at the best point that meets the SLO.
 
 use std::fmt::Write as _;
 
 use anyhow::Result;
-use clap::Args;
 use results::{ArrivalPattern, Report, ResultEntry};
+use workloads::spec::WorkloadSpec;
 
-use crate::cli::{RunArgs, execute};
 use crate::error::bad_input;
 use crate::plan::{Overrides, resolve};
-use crate::slo::Slo;
 
 /// Throughput gain below which the automatic sweep calls the target saturated.
 pub const SATURATION_GAIN: f64 = 0.05;
 /// Error rate above which the automatic sweep stops.
 pub const MAX_ERROR_RATE: f64 = 0.05;
 
-/// `sweep` arguments.
-#[derive(Debug, Args)]
-pub struct SweepArgs {
-    /// The run's settings: one --workload, one --target, and the bounds of each point.
-    #[command(flatten)]
-    pub run: RunArgs,
-    /// Closed-loop concurrencies to run, comma-separated (e.g. 1,2,4,8).
-    #[arg(long, value_delimiter = ',')]
-    pub concurrencies: Vec<u32>,
-    /// Open-loop session rates to run, sessions per second, comma-separated.
-    #[arg(long, value_delimiter = ',')]
-    pub rates: Vec<f64>,
-    /// Closed loop at 1, 2, 4, ... sessions until output throughput rises less than 5%
-    /// or more than 5% of requests fail (at most --max-points points).
-    #[arg(long)]
-    pub auto: bool,
-    /// Most load points of an automatic sweep.
-    #[arg(long, default_value_t = 8)]
-    pub max_points: usize,
-    /// Service-level objective, e.g. ttft_p99_ms=2000,tpot_p99_ms=100.
-    #[arg(long)]
-    pub slo: Option<String>,
-}
-
 /// A load level.
 #[derive(Clone, Copy, Debug, PartialEq)]
-enum Level {
+pub enum Level {
+    /// A closed loop of this many sessions.
     Concurrency(u32),
+    /// An open loop at this many sessions per second.
     Rate(f64),
+}
+
+/// Which load points a sweep runs.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Levels {
+    /// These, in order.
+    Explicit(Vec<Level>),
+    /// Doubling closed-loop concurrency from 1 until saturation, at most this many.
+    Auto {
+        /// Most load points.
+        max_points: usize,
+    },
+}
+
+/// A sweep: one workload, its base overrides (no rate or concurrency: the levels set
+/// those), and the levels.
+#[derive(Clone, Debug)]
+pub struct Sweep {
+    /// The workload's name or file.
+    pub workload: String,
+    /// The load overrides every point shares.
+    pub base: Overrides,
+    /// The load points.
+    pub levels: Levels,
+}
+
+impl Sweep {
+    /// The workload resolved at `level`.
+    pub fn point(&self, level: Level) -> Result<(WorkloadSpec, u64)> {
+        let mut o = self.base.clone();
+        match level {
+            Level::Concurrency(c) => {
+                o.concurrency = Some(c);
+                o.arrival = Some(ArrivalPattern::Closed);
+            }
+            Level::Rate(r) => {
+                o.rate_rps = Some(r);
+                if matches!(
+                    o.arrival,
+                    None | Some(ArrivalPattern::Closed | ArrivalPattern::All)
+                ) {
+                    o.arrival = Some(ArrivalPattern::Poisson);
+                }
+            }
+        }
+        resolve(None, std::slice::from_ref(&self.workload), &o)?
+            .workloads
+            .into_iter()
+            .next()
+            .ok_or_else(|| bad_input("the workload resolved to nothing"))
+    }
+
+    /// Resolves every explicit point, so that a bad one fails before anything runs.
+    pub fn check(&self) -> Result<Vec<(WorkloadSpec, u64)>> {
+        match &self.levels {
+            Levels::Explicit(levels) => levels.iter().map(|l| self.point(*l)).collect(),
+            Levels::Auto { max_points } => {
+                if *max_points < 2 {
+                    return Err(bad_input("--max-points must be at least 2"));
+                }
+                Ok(vec![self.point(Level::Concurrency(1))?])
+            }
+        }
+    }
+
+    /// The next point from the points measured so far; `None` ends the sweep.
+    pub fn next(&self, done: &[ResultEntry]) -> Result<Option<(WorkloadSpec, u64)>> {
+        match &self.levels {
+            Levels::Explicit(levels) => levels.get(done.len()).map(|l| self.point(*l)).transpose(),
+            Levels::Auto { max_points } => next_level(*max_points, done)
+                .map(|l| self.point(l))
+                .transpose(),
+        }
+    }
 }
 
 /// The next load level of an automatic sweep from the points measured so far; `None`
 /// ends it.
-fn next_level(max_points: usize, done: &[ResultEntry]) -> Option<Level> {
+pub fn next_level(max_points: usize, done: &[ResultEntry]) -> Option<Level> {
     if done.len() >= max_points {
         return None;
     }
@@ -78,115 +128,6 @@ fn next_level(max_points: usize, done: &[ResultEntry]) -> Option<Level> {
     ))
 }
 
-/// Runs the sweep.
-pub async fn sweep_command(args: SweepArgs) -> Result<()> {
-    let run = &args.run;
-    if run.suite.is_some() || run.workloads.len() != 1 {
-        return Err(bad_input("sweep runs exactly one --workload (no --suite)"));
-    }
-    if run.targets.len() != 1 {
-        return Err(bad_input("sweep runs against exactly one --target"));
-    }
-    if run.concurrency.is_some() || run.rate.is_some() {
-        return Err(bad_input(
-            "sweep sets the load itself: use --concurrencies, --rates or --auto, not --concurrency or --rate",
-        ));
-    }
-    let explicit: Vec<Level> = match (
-        args.concurrencies.is_empty(),
-        args.rates.is_empty(),
-        args.auto,
-    ) {
-        (false, true, false) => args
-            .concurrencies
-            .iter()
-            .map(|&c| Level::Concurrency(c))
-            .collect(),
-        (true, false, false) => args.rates.iter().map(|&r| Level::Rate(r)).collect(),
-        (true, true, true) => Vec::new(),
-        _ => {
-            return Err(bad_input(
-                "give exactly one of --concurrencies, --rates or --auto",
-            ));
-        }
-    };
-    if explicit.iter().any(|l| match *l {
-        Level::Concurrency(c) => c == 0,
-        Level::Rate(r) => !(r.is_finite() && r > 0.0),
-    }) {
-        return Err(bad_input("concurrencies must be >= 1 and rates positive"));
-    }
-    if args.auto && args.max_points < 2 {
-        return Err(bad_input("--max-points must be at least 2"));
-    }
-    let slo = args.slo.as_deref().map(Slo::parse).transpose()?;
-    let base = Overrides {
-        seed: run.seed,
-        requests: run.requests,
-        duration_s: run.duration,
-        rate_rps: None,
-        concurrency: None,
-        arrival: run.arrival.map(Into::into),
-        burstiness: run.burstiness,
-        warmup: run.warmup,
-        scale: run.scale,
-    };
-    let point = |level: Level| -> Result<(workloads::spec::WorkloadSpec, u64)> {
-        let mut o = base.clone();
-        match level {
-            Level::Concurrency(c) => {
-                o.concurrency = Some(c);
-                o.arrival = Some(ArrivalPattern::Closed);
-            }
-            Level::Rate(r) => {
-                o.rate_rps = Some(r);
-                if matches!(
-                    o.arrival,
-                    None | Some(ArrivalPattern::Closed | ArrivalPattern::All)
-                ) {
-                    o.arrival = Some(ArrivalPattern::Poisson);
-                }
-            }
-        }
-        let plan = resolve(None, &run.workloads, &o)?;
-        plan.workloads
-            .into_iter()
-            .next()
-            .ok_or_else(|| bad_input("the workload resolved to nothing"))
-    };
-    // Every explicit point is resolved before anything runs, so a bad one fails first.
-    let resolved = explicit
-        .iter()
-        .map(|l| point(*l))
-        .collect::<Result<Vec<_>>>()?;
-    let first = match resolved.first() {
-        Some(p) => p.clone(),
-        None => point(Level::Concurrency(1))?,
-    };
-    let label = format!("sweep-{}", first.0.name.replace('/', "-"));
-    let seed = first.1;
-    let mut failed: Option<anyhow::Error> = None;
-    let mut next = |_t: usize, done: &[ResultEntry]| {
-        if !args.auto {
-            return resolved.get(done.len()).cloned();
-        }
-        let level = next_level(args.max_points, done)?;
-        match point(level) {
-            Ok(p) => Some(p),
-            Err(e) => {
-                failed = Some(e);
-                None
-            }
-        }
-    };
-    let report = execute(run, &label, seed, slo.as_ref(), &mut next).await?;
-    if let Some(e) = failed {
-        return Err(e);
-    }
-    print!("{}", summary(&report));
-    Ok(())
-}
-
 /// The sweep's curve, Pareto front, goodput and the best point meeting the SLO.
 pub fn summary(r: &Report) -> String {
     let pts: Vec<(f64, f64)> = r
@@ -199,7 +140,7 @@ pub fn summary(r: &Report) -> String {
             )
         })
         .collect();
-    let front = results::html::pareto_front(&pts);
+    let front = results::render::html::pareto_front(&pts);
     let mut out = String::from(
         "\nsweep: load point | output tok/s | tok/s per user | SLO | goodput req/s | usd/M tokens | Pareto\n",
     );
@@ -212,7 +153,7 @@ pub fn summary(r: &Report) -> String {
         let _ = writeln!(
             out,
             "  {}{} | {:.1} | {:.1} | {} | {} | {} | {}",
-            results::merge::load_label(e),
+            e.load_label(),
             e.repeat.map_or(String::new(), |r| format!(
                 " (repeat {}/{})",
                 r.index, r.count
@@ -246,7 +187,7 @@ pub fn summary(r: &Report) -> String {
                 let _ = writeln!(
                     out,
                     "best point meeting the SLO: {} at {:.1} output tok/s; cost {} USD per M tokens of the mix",
-                    results::merge::load_label(e),
+                    e.load_label(),
                     e.throughput.output_tokens_per_s,
                     e.cost
                         .as_ref()
@@ -266,7 +207,7 @@ mod tests {
 
     #[test]
     fn the_automatic_sweep_doubles_until_throughput_stops_rising() {
-        let published: Report = serde_json::from_str(include_str!(
+        let (published, _) = results::schema::read_report_str(include_str!(
             "../../results/published/cpu-amd-epyc-2core/quick-smollm2-q4_1/report.json"
         ))
         .expect("the published report reads");

@@ -2,14 +2,14 @@
 //! target reports bytes, tokens, sends, retries and completion, and turns per-chunk
 //! counts into per-token gaps (ITL), reconciled to the server's total when it gives one.
 
-use std::time::Instant as StdInstant;
+use std::time::{Duration, Instant as StdInstant};
 
 use results::ErrorClass;
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 use workloads::StreamSink;
 
-use crate::collector::us;
+use crate::clock::{ms, us};
 
 /// Timings of one request, stamped as its response arrives.
 ///
@@ -47,6 +47,8 @@ pub struct RequestTimer {
     pub completed: Option<Instant>,
     /// Protocol warnings.
     pub warnings: Vec<String>,
+    /// How long after the send the harness gives up on the request.
+    pub timeout: Option<Duration>,
 }
 
 impl RequestTimer {
@@ -67,7 +69,14 @@ impl RequestTimer {
             retried: Vec::new(),
             completed: None,
             warnings: Vec::new(),
+            timeout: None,
         }
+    }
+
+    /// The same timer with the request's total deadline `timeout` after its send.
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
     }
 
     fn tokens_at(&mut self, at: Instant, count: u32, reasoning: bool) {
@@ -188,6 +197,10 @@ impl StreamSink for RequestTimer {
             self.warnings.push(what.to_string());
         }
     }
+
+    fn deadline(&self) -> Option<StdInstant> {
+        Some(self.sent.into_std() + self.timeout?)
+    }
 }
 
 /// An attempt that failed and was sent again (retries are requests the provider saw,
@@ -202,15 +215,9 @@ pub struct RetriedAttempt {
     pub wait_ms: f64,
 }
 
-/// Milliseconds of a duration, at the clock's nanosecond resolution.
-pub fn ms(d: std::time::Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
 
     #[tokio::test(start_paused = true)]
     async fn coalesced_chunks_split_their_gap_over_their_tokens() {

@@ -258,3 +258,100 @@ fn shard_into(results: &Path, i: u32) {
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     shard(results, &env);
 }
+
+/// The house rules, read off the code by `ci/tools/modgraph.py` (also run by
+/// `.ci/run`): no module cycle in any crate, no file over its size, and the binary's
+/// layers (nothing imports `cli`; only `cli` imports `commands`). The checker can
+/// fail: a tree with a cycle, a re-exported cycle, an oversized file and a layer
+/// break is refused, naming each.
+#[test]
+fn the_module_graph_has_no_cycle_and_the_checker_can_fail() {
+    let run = |root: &Path| {
+        Command::new("python3")
+            .arg(repo().join("ci/tools/modgraph.py"))
+            .arg(root)
+            .output()
+            .unwrap()
+    };
+    let out = run(&repo());
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{said}");
+    assert!(said.starts_with("ok: no module cycle"), "{said}");
+
+    let tmp = tempfile::tempdir().unwrap();
+    let write = |rel: &str, text: &str| {
+        let p = tmp.path().join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    };
+    write("harness/Cargo.toml", "[package]\nname = \"h\"\n");
+    write(
+        "harness/src/lib.rs",
+        "pub mod a;\npub mod b;\npub mod cli;\npub mod commands;\npub use a::Thing;\n",
+    );
+    // a -> b directly; b -> a through the root's re-export of a's item.
+    write(
+        "harness/src/a.rs",
+        "use crate::b::Other;\npub struct Thing;\n",
+    );
+    write("harness/src/b.rs", "use crate::Thing;\npub struct Other;\n");
+    write("harness/src/cli.rs", "pub struct Cli;\n");
+    write(
+        "harness/src/commands/mod.rs",
+        "use crate::cli::Cli;\n// crate::a::Thing in a comment is no edge\n",
+    );
+    write("harness/src/big.rs", &"// line\n".repeat(801));
+    let out = run(tmp.path());
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert!(
+        said.contains("harness: module cycle among files: a <-> b"),
+        "{said}"
+    );
+    assert!(
+        said.contains("harness/src/big.rs: 801 lines (at most 800)"),
+        "{said}"
+    );
+    assert!(
+        said.contains("commands imports cli: nothing may import cli"),
+        "{said}"
+    );
+    assert!(!said.contains("commands -> a"), "{said}");
+}
+
+/// The README's tables of target kinds and of metrics are the registries' own
+/// (between `<!-- targets:begin -->` and `<!-- metrics:begin -->` markers;
+/// `INFERMETER_BLESS=1 cargo test -p infermeter --test ci_scripts readme` rewrites them).
+#[test]
+fn the_readme_shows_the_registries() {
+    let path = repo().join("README.md");
+    let mut readme = std::fs::read_to_string(&path).unwrap();
+    let tables = [
+        ("targets", infermeter::targets::markdown_table()),
+        ("metrics", results::metrics::markdown_table()),
+    ];
+    for (name, table) in &tables {
+        let (begin, end) = (
+            format!("<!-- {name}:begin -->\n"),
+            format!("<!-- {name}:end -->"),
+        );
+        let a = readme
+            .find(&begin)
+            .unwrap_or_else(|| panic!("README.md: no {begin}"))
+            + begin.len();
+        let b = a + readme[a..]
+            .find(&end)
+            .unwrap_or_else(|| panic!("README.md: no {end}"));
+        if std::env::var_os("INFERMETER_BLESS").is_some() {
+            readme.replace_range(a..b, table);
+        } else {
+            assert!(
+                readme[a..b] == **table,
+                "README.md's {name} table is stale: rewrite it with INFERMETER_BLESS=1 cargo test -p infermeter --test ci_scripts readme"
+            );
+        }
+    }
+    if std::env::var_os("INFERMETER_BLESS").is_some() {
+        std::fs::write(&path, readme).unwrap();
+    }
+}

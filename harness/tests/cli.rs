@@ -145,8 +145,8 @@ fn bad_names_and_flags_exit_2() {
         "unsupported precision `q3_k`",
     );
     bad_input(&["run", "--target", "local-cpu,batch=3"], "setting `batch`");
-    bad_input(&["run", "--rate", "-1"], "rate_rps");
-    bad_input(&["run", "--requests", "0"], "load.requests");
+    bad_input(&["run", "--rate", "-1"], "--rate must be");
+    bad_input(&["run", "--requests", "0"], "--requests must be");
     bad_input(&["run", "--scale", "0"], "--scale");
     bad_input(
         &["run", "--arrival", "sometimes"],
@@ -167,6 +167,123 @@ fn bad_names_and_flags_exit_2() {
         ],
         "a closed loop of 3 sessions cannot be split into 2 equal shards",
     );
+    // Every duration, rate and count has an upper bound: past it, one line naming the
+    // flag, its bound and what was given, never a panic.
+    for (args, needle) in [
+        (
+            &["run", "--drain-timeout", "1e20"][..],
+            "--drain-timeout must be a number above 0 and at most 604800 seconds, got 100000000000000000000",
+        ),
+        (&["run", "--duration", "1e20"][..], "--duration must be"),
+        (
+            &["run", "--request-timeout", "1e30"][..],
+            "--request-timeout must be",
+        ),
+        (
+            &[
+                "run",
+                "--arrival",
+                "gamma",
+                "--rate",
+                "1",
+                "--burstiness",
+                "1e200",
+            ][..],
+            "--burstiness must be a number above 0 and at most 100",
+        ),
+        (&["run", "--rate", "1e300"][..], "--rate must be"),
+        (&["run", "--scale", "1e300"][..], "--scale must be"),
+        (
+            &["run", "--requests", "100000000000"][..],
+            "--requests must be at least 1 and at most 1000000",
+        ),
+        (
+            &["run", "--max-connections", "0"][..],
+            "--max-connections must be",
+        ),
+        (
+            &["run", "--concurrency", "4000000000"][..],
+            "--concurrency must be",
+        ),
+    ] {
+        bad_input(args, needle);
+    }
+}
+
+/// Reports of another major schema version are refused by every command that reads
+/// reports; a newer minor is read with a warning, without the fields this build does
+/// not know; an older one is read as it is.
+#[test]
+fn report_versions_are_checked_by_every_reader() {
+    let tmp = tmp();
+    let published = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../results/published/cpu-amd-epyc-2core/quick-smollm2-q4_1/report.json"
+    );
+    infermeter()
+        .arg("validate")
+        .arg(published)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(
+            "valid infermeter.report 1.3 (read as 1.6)",
+        ));
+    let mut doc = read_json(Path::new(published));
+    doc["schema_version"] = "99.0".into();
+    let major = tmp.path().join("major.json");
+    std::fs::write(&major, doc.to_string()).unwrap();
+    let out = tmp.path().join("merged.json");
+    for args in [
+        vec!["validate", major.to_str().unwrap()],
+        vec!["report", major.to_str().unwrap()],
+        vec!["compare", major.to_str().unwrap(), published],
+        vec![
+            "merge",
+            published,
+            major.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ],
+    ] {
+        let a = infermeter().args(&args).assert().code(2);
+        let stderr = String::from_utf8_lossy(&a.get_output().stderr).to_string();
+        assert!(
+            stderr.contains(
+                "schema_version 99.0 has major version 99; this build reads major version 1"
+            ),
+            "{args:?}: {stderr}"
+        );
+        assert_eq!(
+            stderr.lines().filter(|l| l.starts_with("Error:")).count(),
+            1
+        );
+    }
+    // A newer minor: this build's report (the published one, read and written back
+    // as this version) with fields a later build added.
+    let current = infermeter()
+        .args(["report", published, "--format", "json"])
+        .assert()
+        .success();
+    let mut doc: serde_json::Value = serde_json::from_slice(&current.get_output().stdout).unwrap();
+    assert_eq!(doc["schema_version"], "1.6");
+    assert_eq!(doc["results"][0]["target"]["locality"], "local");
+    doc["schema_version"] = "1.99".into();
+    doc["written_by_the_future"] = true.into();
+    doc["results"][0]["target"]["new_fact"] = "x".into();
+    let minor = tmp.path().join("minor.json");
+    std::fs::write(&minor, doc.to_string()).unwrap();
+    let a = infermeter()
+        .args(["report", minor.to_str().unwrap(), "--format", "json"])
+        .assert()
+        .success();
+    let stderr = String::from_utf8_lossy(&a.get_output().stderr).to_string();
+    assert!(
+        stderr.contains("schema_version 1.99 is newer than this build's 1.6: read without the 2 fields it does not know (the first: /results/0/target/new_fact)"),
+        "{stderr}"
+    );
+    let stdout = String::from_utf8_lossy(&a.get_output().stdout).to_string();
+    assert!(!stdout.contains("written_by_the_future") && !stdout.contains("new_fact"));
+    assert!(stdout.contains("\"schema_version\": \"1.6\""));
 }
 
 #[test]
@@ -210,6 +327,17 @@ fn bad_files_exit_2_naming_the_file() {
             &format!("local-cpu,model={}", not_gguf.display()),
         ],
         "not a GGUF file",
+    );
+
+    let think = dir.join("think.toml");
+    std::fs::write(
+        &think,
+        "format = 1\nname = \"x\"\nversion = 1\n[load]\narrival = \"closed\"\nconcurrency = 1\nrequests = 3\n[session]\ncalls = { min = 2, max = 2 }\nthink_time_ms = { dist = \"fixed\", value = 1e300 }\n[input]\ndist = \"fixed\"\nvalue = 8.0\n[output]\ndist = \"fixed\"\nvalue = 4.0\n",
+    )
+    .unwrap();
+    bad_input(
+        &["run", "--workload", think.to_str().unwrap()],
+        "field `session.think_time_ms`: at most 86400000 ms (a day) between two calls",
     );
 
     let report = dir.join("report.json");
@@ -374,196 +502,6 @@ fn synthetic_weights_run_when_asked_and_say_so() {
     assert_eq!(t["weights"]["source"], "synthetic");
     assert_eq!(t["weights"]["seed"], 3);
     assert_eq!(t["precision"], "q8_0");
-}
-
-#[test]
-fn ctrl_c_stops_sending_drains_and_writes_an_interrupted_report() {
-    interrupted_by("-INT");
-}
-
-/// kill -9 mid-run: every complete line of requests.jsonl is a valid record, and
-/// `recover` rebuilds the report (status `interrupted`) from them.
-#[test]
-fn kill_9_leaves_valid_lines_and_recover_rebuilds_the_report() {
-    let tmp = tmp();
-    let out = tmp.path().join("run");
-    let mut child = spawn_run("5", "local-cpu,model=tiny-dense", &out);
-    let jsonl = out.join("requests.jsonl");
-    wait_for_lines(&jsonl, 5);
-    child.kill().unwrap(); // SIGKILL
-    child.wait().unwrap();
-    let text = std::fs::read_to_string(&jsonl).unwrap();
-    let complete: Vec<&str> = text
-        .split_inclusive('\n')
-        .filter(|l| l.ends_with('\n'))
-        .collect();
-    for l in &complete {
-        let v: serde_json::Value = serde_json::from_str(l).unwrap();
-        assert!(v["e2e_ms"].as_f64().is_some(), "{l}");
-    }
-    // The report was on disk from the start, as interrupted, with no finished point.
-    let before = read_json(&out.join("report.json"));
-    assert_eq!(before["run"]["status"], "interrupted");
-    assert_eq!(before["results"].as_array().unwrap().len(), 0);
-
-    infermeter()
-        .arg("recover")
-        .arg(&out)
-        .assert()
-        .success()
-        .stdout(predicate::str::contains("1 rebuilt from"));
-    let r = read_json(&out.join("report.json"));
-    assert_eq!(r["run"]["status"], "interrupted");
-    let e = &r["results"][0];
-    assert_eq!(
-        e["requests"]["sent"].as_u64().unwrap(),
-        complete.len() as u64
-    );
-    assert_eq!(
-        e["latency"]["e2e_ms"]["count"].as_u64().unwrap(),
-        e["requests"]["ok"].as_u64().unwrap()
-    );
-    assert!(e["latency"]["itl_ms"]["count"].as_u64().unwrap() > 0);
-    assert!(
-        e["notes"]
-            .to_string()
-            .contains("recovered by `infermeter recover`")
-    );
-    assert_eq!(e["cost"]["source"], "hardware-hour");
-    infermeter()
-        .arg("validate")
-        .arg(out.join("report.json"))
-        .assert()
-        .success();
-    assert!(out.join("report.html").exists());
-    // Recovering again changes nothing.
-    infermeter().arg("recover").arg(&out).assert().success();
-    assert_eq!(read_json(&out.join("report.json"))["results"], r["results"]);
-}
-
-/// Too little free space on the output's file system is refused before anything is
-/// written; a disk that fills during the run stops it with an error naming the file,
-/// keeping the report written so far.
-#[test]
-fn a_full_disk_is_refused_before_the_run_and_stops_it_during() {
-    let tmp = tmp();
-    let out = tmp.path().join("run");
-    infermeter()
-        .args(["run", "--workload", "quick/classify-tiny", "--quiet"])
-        .args(["--target", "local-cpu,model=tiny-dense"])
-        .arg("--out")
-        .arg(&out)
-        .env("INFERMETER_MIN_FREE_BYTES", "1000000000000000000")
-        .assert()
-        .code(2)
-        .stderr(predicate::str::contains("MiB free on"));
-    assert!(!out.join("report.json").exists());
-
-    // requests.jsonl on /dev/full: every write fails with ENOSPC.
-    std::fs::create_dir_all(&out).unwrap();
-    std::os::unix::fs::symlink("/dev/full", out.join("requests.jsonl")).unwrap();
-    let assert = infermeter()
-        .args([
-            "run",
-            "--workload",
-            "quick/classify-tiny",
-            "--requests",
-            "3",
-            "--quiet",
-        ])
-        .args(["--target", "local-cpu,model=tiny-dense"])
-        .arg("--out")
-        .arg(&out)
-        .assert()
-        .code(1);
-    let stderr = String::from_utf8_lossy(&assert.get_output().stderr);
-    assert!(
-        stderr.contains("writing") && stderr.contains("No space left on device"),
-        "{stderr}"
-    );
-    assert!(!stderr.contains("panicked"), "{stderr}");
-    let r = read_json(&out.join("report.json"));
-    assert_eq!(r["run"]["status"], "interrupted");
-}
-
-/// A pre-empted runner (or Kubernetes) sends SIGTERM: the same as Ctrl-C.
-#[test]
-fn sigterm_stops_sending_drains_and_writes_an_interrupted_report() {
-    interrupted_by("-TERM");
-}
-
-/// Starts a long open-loop run (500 classify-tiny requests at `rate`/s) of `target`
-/// into `out`, in the background.
-fn spawn_run(rate: &str, target: &str, out: &Path) -> std::process::Child {
-    std::process::Command::new(assert_cmd::cargo::cargo_bin("infermeter"))
-        .args([
-            "run",
-            "--workload",
-            "quick/classify-tiny",
-            "--requests",
-            "500",
-        ])
-        .args([
-            "--rate", rate, "--warmup", "0", "--quiet", "--target", target,
-        ])
-        .arg("--out")
-        .arg(out)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap()
-}
-
-/// Waits (up to 120 s) until `jsonl` has `n` lines.
-fn wait_for_lines(jsonl: &Path, n: usize) {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
-    while std::fs::read_to_string(jsonl).map_or(0, |s| s.lines().count()) < n {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "fewer than {n} requests finished within 120 s"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
-}
-
-fn interrupted_by(signal: &str) {
-    let tmp = tmp();
-    let out = tmp.path().join("run");
-    let child = spawn_run("2", &format!("local-cpu,model={}", gguf().display()), &out);
-    // Wait until some requests were measured, then interrupt.
-    let jsonl = out.join("requests.jsonl");
-    wait_for_lines(&jsonl, 2);
-    let status = std::process::Command::new("kill")
-        .args([signal, &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let output = child.wait_with_output().unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        output.status.success(),
-        "exit {:?}: {stderr}",
-        output.status.code()
-    );
-    assert!(stderr.contains("interrupt"), "{stderr}");
-
-    let report = read_json(&out.join("report.json"));
-    assert_eq!(report["run"]["status"], "interrupted");
-    let r = &report["results"][0];
-    let sent = r["requests"]["sent"].as_u64().unwrap();
-    assert!((2..500).contains(&sent), "sent {sent}");
-    let notes = r["notes"].to_string();
-    assert!(notes.contains("interrupted"), "{notes}");
-    // Every measured request is in requests.jsonl.
-    assert_eq!(
-        std::fs::read_to_string(&jsonl).unwrap().lines().count() as u64,
-        sent
-    );
-    infermeter()
-        .arg("validate")
-        .arg(out.join("report.json"))
-        .assert()
-        .success();
 }
 
 #[test]

@@ -1,5 +1,5 @@
 //! Remote targets end to end against the project's scripted loopback server
-//! (`providers::scripted`): timing accuracy against the schedule the server logged,
+//! (the `scripted` crate): timing accuracy against the schedule the server logged,
 //! every fault case with its error class and nothing else lost, the Anthropic
 //! protocol, reasoning tokens, per-chunk usage, unstreamed responses, and secrets.
 //!
@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use assert_cmd::Command;
-use providers::scripted::{Behaviour, Pace, Script, ScriptedServer};
+use scripted::{Behaviour, Pace, Script, ScriptedServer};
 use serde_json::Value;
 
 fn infermeter() -> Command {
@@ -457,6 +457,66 @@ fn a_429_beyond_the_retry_budget_is_rate_limited() {
     assert_eq!(rec["retries"], 2);
     assert_eq!(rec["retried"][1]["http_status"], 429, "{rec}");
     assert_eq!(rec["retried"][1]["class"], "rate_limited");
+}
+
+/// A server asking to be retried after 1e20 s (or after the request's deadline) is not
+/// waited for: those requests fail at once as rate-limited, saying why, and the run
+/// completes with every other request measured.
+#[test]
+fn a_retry_after_past_any_budget_or_deadline_is_classed_and_the_rest_measured() {
+    let dir = tempfile::tempdir().unwrap();
+    let wl = workload(dir.path(), 6, 1, 4);
+    let wait = |s: &str| Behaviour::Status {
+        status: 429,
+        retry_after: Some(s.into()),
+        body: "come back later".into(),
+    };
+    let server = ScriptedServer::start(Script {
+        default: Behaviour::Normal(Pace::default()),
+        by_arrival: BTreeMap::from([(1, wait("1e20")), (3, wait("inf")), (4, wait("30"))]),
+    })
+    .unwrap();
+    // The last one asks for 30 s, within retry_max_wait_s but past the request's
+    // deadline of 5 s.
+    let mut cmd = infermeter();
+    let out = dir.path().join("a");
+    let o = cmd
+        .args(["run", "--quiet", "--request-timeout", "5", "--target"])
+        .arg(target(&server, ""))
+        .args(["--workload", &wl, "--out"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    let report: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
+    let reqs = &report["results"][0]["requests"];
+    assert_eq!(reqs["sent"], 6, "{reqs}");
+    assert_eq!(reqs["by_class"]["rate_limited"], 3, "{reqs}");
+    assert_eq!(
+        (reqs["ok"].as_u64(), reqs["retries"].as_u64()),
+        (Some(3), Some(0))
+    );
+    let lines = std::fs::read_to_string(out.join("requests.jsonl")).unwrap();
+    let errors: Vec<String> = lines
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter_map(|r| r["error"].as_str().map(str::to_string))
+        .collect();
+    assert_eq!(errors.len(), 3, "{errors:?}");
+    assert!(
+        errors[0].contains("not retried: Retry-After 1e20 is longer than retry_max_wait_s"),
+        "{errors:?}"
+    );
+    assert!(errors[1].contains("Retry-After inf"), "{errors:?}");
+    assert!(
+        errors[2].contains("not retried: Retry-After 30 would end past the request's deadline"),
+        "{errors:?}"
+    );
+    // Failed at once, not after waiting: the run took far less than the deadline.
+    assert!(report["results"][0]["load"]["measured_s"].as_f64().unwrap() < 5.0);
 }
 
 #[test]

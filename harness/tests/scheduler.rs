@@ -10,9 +10,10 @@ use std::time::Duration;
 mod common;
 
 use async_trait::async_trait;
-use infermeter::collector::{Aggregate, RequestRecord};
 use infermeter::driver::{Interrupt, Launcher, LoadPoint, Measurement, run_load_point};
-use results::{ErrorClass, TargetInfo, TokenSource};
+use infermeter::record::RequestRecord;
+use infermeter::run::builder::{PointBuilder, PointFacts, PointPlan};
+use results::{ErrorClass, NotSentReason, ResultEntry, TargetInfo, TokenSource};
 use tokio::sync::{mpsc, watch};
 use workloads::generate::generate;
 use workloads::spec::WorkloadSpec;
@@ -87,11 +88,26 @@ async fn run(
     spec: &WorkloadSpec,
     max_duration: Option<Duration>,
     drain: Duration,
-) -> (Vec<RequestRecord>, Aggregate, infermeter::driver::Outcome) {
+) -> (Vec<RequestRecord>, ResultEntry, infermeter::driver::Outcome) {
+    let stream = generate(spec, 1);
+    let plan = PointPlan {
+        target: 0,
+        spec: spec.clone(),
+        seed: 1,
+        repeat: None,
+    };
+    let mut builder = PointBuilder::new(
+        plan,
+        &stream,
+        stream.digest(),
+        common::scripted_info(),
+        None,
+        None,
+    );
     let lp = LoadPoint {
         workload: spec.name.clone(),
         target_label: "scripted".into(),
-        stream: generate(spec, 1),
+        stream,
         max_duration,
         drain_timeout: drain,
         request_timeout: Duration::from_secs(3600),
@@ -103,20 +119,25 @@ async fn run(
     let (_irq_tx, irq_rx) = watch::channel(Interrupt::None);
     let outcome = run_load_point(backend, lp, tx, irq_rx).await;
     let mut records = Vec::new();
-    let mut agg = Aggregate::default();
     while let Ok(m) = rx.try_recv() {
-        match m {
-            Measurement::Request(r) => {
-                agg.add(&r);
-                records.push(*r);
-            }
-            Measurement::Task(t) => agg.add_task(&t),
-            // Cold-start probes come back as records flagged `cold_start`, outside `agg`.
-            Measurement::ColdStart(r) => records.push(*r),
-        }
+        // Cold-start probes come back as records flagged `cold_start`, which the
+        // builder keeps apart.
+        let (Measurement::Request(r) | Measurement::ColdStart(r)) = m;
+        builder.add(&r);
+        records.push(*r);
     }
     records.sort_by_key(|r| r.request);
-    (records, agg, outcome)
+    let facts = PointFacts {
+        anchor: Some(outcome.anchor),
+        not_sent: outcome.not_sent.clone(),
+        sessions_not_started: outcome.sessions_not_started,
+        warmup_failed: outcome.warmup_failed,
+        duration_hit: outcome.duration_hit,
+        drain_cancelled: outcome.drain_cancelled,
+        engine_counters: outcome.engine_counters,
+        recovered_lines: None,
+    };
+    (records, builder.finish(facts).entry, outcome)
 }
 
 #[tokio::test(start_paused = true)]
@@ -125,8 +146,7 @@ async fn open_loop_sends_are_not_delayed_by_slow_responses() {
     // every send still happens exactly on schedule.
     let backend = Scripted::new(10_000, 10);
     let spec = spec("arrival = \"constant\"\nrate_rps = 2.0\nrequests = 20", "");
-    let (records, agg, outcome) =
-        run(Arc::clone(&backend), &spec, None, Duration::from_secs(30)).await;
+    let (records, e, _) = run(Arc::clone(&backend), &spec, None, Duration::from_secs(30)).await;
     assert_eq!(records.len(), 20);
     for (i, r) in records.iter().enumerate() {
         assert_eq!(r.scheduled_s, i as f64 * 0.5, "request {i}");
@@ -135,12 +155,16 @@ async fn open_loop_sends_are_not_delayed_by_slow_responses() {
         assert_eq!(r.status, "ok");
     }
     assert_eq!(backend.max_in_flight.load(Ordering::SeqCst), 20);
-    assert_eq!(agg.requests().ok, 20);
+    assert_eq!(e.requests.ok, 20);
+    assert_eq!(
+        (e.requests.planned, e.requests.not_sent.len()),
+        (Some(20), 0)
+    );
     // Last send at 9.5 s, + 10 s to first token + 4 x 10 ms.
     assert!(
-        (outcome.measured_s - 19.54).abs() < 1e-6,
+        (e.load.measured_s - 19.54).abs() < 1e-6,
         "{}",
-        outcome.measured_s
+        e.load.measured_s
     );
 }
 
@@ -148,7 +172,7 @@ async fn open_loop_sends_are_not_delayed_by_slow_responses() {
 async fn timings_are_exact_against_a_scripted_target() {
     let backend = Scripted::new(250, 40);
     let spec = spec("arrival = \"constant\"\nrate_rps = 1.0\nrequests = 3", "");
-    let (records, agg, _) = run(backend, &spec, None, Duration::from_secs(30)).await;
+    let (records, e, _) = run(backend, &spec, None, Duration::from_secs(30)).await;
     for r in &records {
         assert_eq!(r.ttft_ms, Some(250.0));
         assert_eq!(r.ttft_from_intended_ms, Some(250.0));
@@ -157,11 +181,11 @@ async fn timings_are_exact_against_a_scripted_target() {
         assert_eq!(r.output_tokens, 5);
         assert_eq!(r.output_source, TokenSource::ServerUsage);
     }
-    let lat = agg.latency();
+    let lat = &e.latency;
     assert_eq!(lat.itl_ms.count, 12); // 3 requests x 4 gaps
     assert!(hdr_eq(lat.itl_ms.p50, 40.0), "{:?}", lat.itl_ms.p50);
     assert!(hdr_eq(lat.ttft_ms.p99, 250.0), "{:?}", lat.ttft_ms.p99);
-    let per_user = agg.throughput(1.0).output_tokens_per_s_per_user.unwrap();
+    let per_user = e.throughput.output_tokens_per_s_per_user.unwrap();
     assert!((per_user - 25.0).abs() < 25.0 * 0.001, "{per_user}");
 }
 
@@ -169,16 +193,17 @@ async fn timings_are_exact_against_a_scripted_target() {
 async fn closed_loop_keeps_exactly_concurrency_in_flight() {
     let backend = Scripted::new(100, 10);
     let spec = spec("arrival = \"closed\"\nconcurrency = 3\nrequests = 12", "");
-    let (records, _, outcome) =
-        run(Arc::clone(&backend), &spec, None, Duration::from_secs(30)).await;
+    let (records, e, _) = run(Arc::clone(&backend), &spec, None, Duration::from_secs(30)).await;
     assert_eq!(records.len(), 12);
     assert_eq!(backend.max_in_flight.load(Ordering::SeqCst), 3);
     // 12 requests of 140 ms, 3 at a time: 4 rounds.
     assert!(
-        (outcome.measured_s - 0.56).abs() < 1e-6,
+        (e.load.measured_s - 0.56).abs() < 1e-6,
         "{}",
-        outcome.measured_s
+        e.load.measured_s
     );
+    // Under a second from the first to the last send: no steady state.
+    assert_eq!(e.throughput.steady_state, None);
 }
 
 #[tokio::test(start_paused = true)]
@@ -186,16 +211,16 @@ async fn session_calls_follow_completion_plus_think_time() {
     let backend = Scripted::new(100, 10);
     let spec = spec(
         "arrival = \"constant\"\nrate_rps = 1.0\nrequests = 3",
-        "[session]\ncalls = { min = 3, max = 3 }\nthink_time_ms = { dist = \"fixed\", value = 500.0 }",
+        "[session]\ncalls = { min = 3, max = 3 }\nthink_time_ms = { dist = \"fixed\", value = 500.0 }\nreport_tasks = true",
     );
-    let (records, agg, _) = run(backend, &spec, None, Duration::from_secs(30)).await;
+    let (records, e, _) = run(backend, &spec, None, Duration::from_secs(30)).await;
     assert_eq!(records.len(), 3);
     // Each call takes 140 ms; the next is intended 500 ms after it.
     assert_eq!(
         records.iter().map(|r| r.scheduled_s).collect::<Vec<_>>(),
         vec![0.0, 0.64, 1.28]
     );
-    let tasks = agg.tasks();
+    let tasks = e.tasks.unwrap();
     assert_eq!((tasks.started, tasks.completed), (1, 1));
     assert!(hdr_eq(tasks.task_ms.max, 1420.0), "{:?}", tasks.task_ms.max);
     assert_eq!(tasks.calls_per_task, Some(3.0));
@@ -206,7 +231,7 @@ async fn duration_bound_stops_sending_and_the_drain_deadline_cancels() {
     // Responses take 100 s; sending stops at 3 s; in-flight work gets 5 s more.
     let backend = Scripted::new(100_000, 10);
     let spec = spec("arrival = \"constant\"\nrate_rps = 1.0\nrequests = 50", "");
-    let (records, agg, outcome) = run(
+    let (records, e, outcome) = run(
         backend,
         &spec,
         Some(Duration::from_secs(3)),
@@ -225,9 +250,19 @@ async fn duration_bound_stops_sending_and_the_drain_deadline_cancels() {
             "cancelled at 3 + 5 s"
         );
     }
+    assert_eq!(e.requests.by_class.get(&ErrorClass::Cancelled), Some(&3));
+    // Nothing is dropped unsaid: the 47 calls never sent are counted with their reason.
+    assert_eq!(e.requests.planned, Some(50));
     assert_eq!(
-        agg.requests().by_class.get(&ErrorClass::Cancelled),
-        Some(&3)
+        e.requests.not_sent.get(&NotSentReason::DurationBound),
+        Some(&47)
+    );
+    assert!(
+        e.notes
+            .iter()
+            .any(|n| n.contains("47 sessions not started, 47 planned calls not sent")),
+        "{:?}",
+        e.notes
     );
 }
 
@@ -238,7 +273,7 @@ async fn cold_start_probes_wait_out_their_idle_period_and_stay_apart() {
         "arrival = \"constant\"\nrate_rps = 1.0\nrequests = 2\ncold_start = { idle_s = 30.0, probes = 2 }",
         "",
     );
-    let (records, agg, _) = run(backend, &spec, None, Duration::from_secs(30)).await;
+    let (records, e, _) = run(backend, &spec, None, Duration::from_secs(30)).await;
     let (cold, warm): (Vec<_>, Vec<_>) = records.iter().partition(|r| r.cold_start);
     assert_eq!((cold.len(), warm.len()), (2, 2));
     // Probe 1 at 30 s; it takes 140 ms; probe 2 after another 30 s of silence.
@@ -248,6 +283,125 @@ async fn cold_start_probes_wait_out_their_idle_period_and_stay_apart() {
         cold.iter()
             .all(|r| r.ttft_ms == Some(100.0) && r.queue_ms == 0.0)
     );
-    // The measured load point never saw them.
-    assert_eq!(agg.requests().sent, 2);
+    // The measured load point never saw them; its cold-start figures did.
+    assert_eq!(e.requests.sent, 2);
+    assert_eq!(e.cold_start.unwrap().probes, 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn calls_a_run_cannot_send_are_counted_with_their_reason() {
+    // Sessions of 3 calls, 20 requests asked: 7 whole sessions, 21 planned. A think
+    // time of 10 s against a duration bound of 5 s: only each session's first call
+    // is sent, and the calls after it are counted, not waited for.
+    let backend = Scripted::new(100, 10);
+    let spec = spec(
+        "arrival = \"constant\"\nrate_rps = 10.0\nrequests = 20",
+        "[session]\ncalls = { min = 3, max = 3 }\nthink_time_ms = { dist = \"fixed\", value = 10000.0 }",
+    );
+    let (records, e, outcome) = run(
+        backend,
+        &spec,
+        Some(Duration::from_secs(5)),
+        Duration::from_secs(30),
+    )
+    .await;
+    assert_eq!(records.len(), 7);
+    assert_eq!(e.load.max_requests, Some(20));
+    assert_eq!(e.requests.planned, Some(21));
+    assert_eq!(
+        e.requests.not_sent.get(&NotSentReason::DurationBound),
+        Some(&14)
+    );
+    assert_eq!(e.requests.sent + 14, 21);
+    // Not waited for: the run ends with its last response, not at the bound.
+    assert!(!outcome.duration_hit, "the bound was not waited out");
+    let said = e.notes.join(" | ");
+    assert!(
+        said.contains("21 requests planned for the 20 asked"),
+        "{said}"
+    );
+    assert!(
+        said.contains("14 planned calls not sent: their think time ended after the duration bound"),
+        "{said}"
+    );
+}
+
+/// A target whose every second request fails.
+struct Flaky(AtomicU32);
+
+#[async_trait]
+impl Backend for Flaky {
+    fn describe(&self) -> TargetInfo {
+        common::scripted_info()
+    }
+    async fn prepare(&self) -> Result<(), PrepareError> {
+        Ok(())
+    }
+    async fn generate(
+        &self,
+        req: &Request,
+        sink: &mut dyn StreamSink,
+    ) -> Result<Completion, BackendError> {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        if self.0.fetch_add(1, Ordering::SeqCst) % 2 == 1 {
+            return Err(BackendError::new(ErrorClass::HttpStatus, "HTTP 500"));
+        }
+        sink.on_tokens(req.max_output_tokens);
+        Ok(common::completion(req))
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failed_call_ends_its_session_and_its_other_calls_are_counted() {
+    // One session of 4 calls: call 1 succeeds, call 2 fails, calls 3 and 4 are never
+    // sent, and the task is started but not completed.
+    let spec = spec(
+        "arrival = \"closed\"\nconcurrency = 1\nrequests = 4",
+        "[session]\ncalls = { min = 4, max = 4 }\nthink_time_ms = { dist = \"fixed\", value = 0.0 }\nreport_tasks = true",
+    );
+    let stream = generate(&spec, 1);
+    let plan = PointPlan {
+        target: 0,
+        spec: spec.clone(),
+        seed: 1,
+        repeat: None,
+    };
+    let mut builder = PointBuilder::new(
+        plan,
+        &stream,
+        stream.digest(),
+        common::scripted_info(),
+        None,
+        None,
+    );
+    let lp = LoadPoint {
+        workload: spec.name.clone(),
+        target_label: "scripted".into(),
+        stream,
+        max_duration: None,
+        drain_timeout: Duration::from_secs(30),
+        request_timeout: Duration::from_secs(3600),
+        context_limit: None,
+        fallback_source: TokenSource::Tokenizer,
+        launcher: Launcher::Tokio,
+    };
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let (_irq_tx, irq_rx) = watch::channel(Interrupt::None);
+    let outcome = run_load_point(Arc::new(Flaky(AtomicU32::new(0))), lp, tx, irq_rx).await;
+    while let Ok(Measurement::Request(r)) = rx.try_recv() {
+        builder.add(&r);
+    }
+    let e = builder
+        .finish(PointFacts {
+            not_sent: outcome.not_sent,
+            ..PointFacts::default()
+        })
+        .entry;
+    assert_eq!((e.requests.sent, e.requests.failed), (2, 1));
+    assert_eq!(
+        e.requests.not_sent.get(&NotSentReason::AfterFailedCall),
+        Some(&2)
+    );
+    let t = e.tasks.unwrap();
+    assert_eq!((t.started, t.completed, t.failed), (1, 0, 1));
 }

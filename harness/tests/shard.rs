@@ -10,9 +10,8 @@ use std::time::Duration;
 mod common;
 
 use async_trait::async_trait;
-use infermeter::cli::entry;
-use infermeter::collector::Aggregate;
 use infermeter::driver::{Interrupt, Launcher, LoadPoint, Measurement, run_load_point};
+use infermeter::run::builder::{PointBuilder, PointFacts, PointPlan};
 use results::{
     REPORT_SCHEMA, REPORT_SCHEMA_VERSION, Report, ResultEntry, RunInfo, RunStatus, ShardRef,
     TargetInfo, TokenSource, ToolInfo,
@@ -61,6 +60,20 @@ async fn run(
     digest: &str,
     shard: Option<ShardRef>,
 ) -> Report {
+    let plan = PointPlan {
+        target: 0,
+        spec: spec.clone(),
+        seed: 9,
+        repeat: None,
+    };
+    let mut builder = PointBuilder::new(
+        plan,
+        &stream,
+        digest.into(),
+        PerRequest.describe(),
+        None,
+        shard,
+    );
     let lp = LoadPoint {
         workload: spec.name.clone(),
         target_label: "scripted".into(),
@@ -75,23 +88,18 @@ async fn run(
     let (tx, mut rx) = mpsc::unbounded_channel();
     let (_irq_tx, irq_rx) = watch::channel(Interrupt::None);
     let outcome = run_load_point(Arc::new(PerRequest), lp, tx, irq_rx).await;
-    let mut agg = Aggregate::default();
     while let Ok(m) = rx.try_recv() {
-        match m {
-            Measurement::Request(r) => agg.add(&r),
-            Measurement::Task(t) => agg.add_task(&t),
-            Measurement::ColdStart(_) => {}
+        if let Measurement::Request(r) = m {
+            builder.add(&r);
         }
     }
-    let mut e: ResultEntry = entry(
-        spec,
-        9,
-        digest.into(),
-        PerRequest.describe(),
-        &agg,
-        &outcome,
-    );
-    e.workload.shard = shard;
+    let e: ResultEntry = builder
+        .finish(PointFacts {
+            anchor: Some(outcome.anchor),
+            not_sent: outcome.not_sent,
+            ..PointFacts::default()
+        })
+        .entry;
     Report {
         schema: REPORT_SCHEMA.into(),
         schema_version: REPORT_SCHEMA_VERSION.into(),

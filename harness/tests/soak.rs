@@ -13,7 +13,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use providers::scripted::{Pace, Script, ScriptedServer};
+use scripted::{Pace, Script, ScriptedServer};
 
 mod common;
 use common::read_json;

@@ -8,7 +8,7 @@
 mod common;
 
 use common::{infermeter, read_json, run_ok};
-use providers::scripted::{Pace, Script, ScriptedServer};
+use scripted::{Pace, Script, ScriptedServer};
 
 fn workload(dir: &std::path::Path) -> String {
     let path = dir.join("stats.toml");
@@ -88,11 +88,14 @@ fn repeats_report_their_spread_and_every_figure_its_interval() {
         .success();
 
     // Killed during the third repeat: the report on disk holds the first two, and
-    // `recover` rebuilds the third from requests.jsonl as the third repeat, with its
+    // `recover` rebuilds the third from requests.jsonl (and run.json, which lists the
+    // points started) as the third repeat, with its
     // steady state (same rule, from the lines' send and end times) and the spread.
     let killed = dir.path().join("killed");
     std::fs::create_dir(&killed).unwrap();
-    std::fs::copy(out.join("requests.jsonl"), killed.join("requests.jsonl")).unwrap();
+    for f in ["requests.jsonl", "run.json"] {
+        std::fs::copy(out.join(f), killed.join(f)).unwrap();
+    }
     let mut partial = r.clone();
     partial["results"].as_array_mut().unwrap().truncate(2);
     partial["repeat_spread"] = serde_json::json!([]);

@@ -28,7 +28,7 @@ mod common;
 use std::path::Path;
 
 use common::{infermeter, run_ok};
-use providers::scripted::{Pace, Script, ScriptedServer};
+use scripted::{Pace, Script, ScriptedServer};
 use serde_json::Value;
 
 /// p50 and p99 bounds on the absolute error, ms, by build.

@@ -1,11 +1,17 @@
-//! The `local-cpu` target: the embedded engine behind the [`Backend`] contract.
+//! The local targets: the embedded engine behind the [`Backend`] contract, one
+//! backend for every device ([`LocalBackend<D>`]: `local-cpu` is
+//! `LocalBackend<CpuOps>`). A target's settings are validated against its device's
+//! keys when it is built; its weights are loaded, checked against the device's
+//! memory, and handed to the engine thread when it is prepared.
 
 use std::collections::BTreeMap;
+use std::marker::PhantomData;
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 
 use async_trait::async_trait;
-use results::{ErrorClass, TargetInfo, TokenSource, WeightsInfo, WeightsSource};
+use results::{ErrorClass, Locality, TargetInfo, TokenSource, WeightsInfo, WeightsSource};
+use workloads::settings::{Settings, names};
 use workloads::{
     Backend, BackendError, Completion, EngineCounters, EngineRequestStats, FinishReason,
     PrepareError, Request, StreamSink,
@@ -13,9 +19,9 @@ use workloads::{
 
 use crate::config::ModelConfig;
 use crate::cpu::CpuOps;
+use crate::device::LocalDevice;
 use crate::engine::{Engine, Event, FailKind, Job};
 use crate::format::Precision;
-use crate::memory::{MemoryPlan, available_memory_bytes};
 use crate::preset::{PRESETS, preset};
 use crate::runtime::{Model, SchedulerConfig};
 use crate::{EngineError, weights};
@@ -33,9 +39,9 @@ pub enum WeightsChoice {
     File(PathBuf),
 }
 
-/// Settings of a `local-cpu` target.
+/// Settings of a local target's engine (what every device shares).
 #[derive(Clone, Debug, PartialEq)]
-pub struct LocalCpuConfig {
+pub struct LocalConfig {
     /// Model preset.
     pub preset: &'static ModelConfig,
     /// Format asked for (`None`: the file's, or q4_1 for synthetic weights).
@@ -72,27 +78,14 @@ pub fn default_model_dirs() -> Vec<PathBuf> {
     dirs
 }
 
-/// Keys a `local-cpu` target spec accepts.
-pub const SETTINGS: &[&str] = &[
-    "model",
-    "precision",
-    "weights",
-    "seed",
-    "max_batch",
-    "max_tokens_per_step",
-    "prefill_chunk",
-    "block_size",
-    "kv_tokens",
-    "prefix_cache",
-];
-
-impl LocalCpuConfig {
+impl LocalConfig {
     /// Default KV cache size cap: 2 GiB.
     pub const DEFAULT_KV_BYTES: u64 = 2 << 30;
 
-    /// Builds a config from a target spec's `key=value` settings. `model` is a preset
-    /// name or a path to a `.gguf` file (whose shape must match a preset).
-    pub fn from_settings(
+    /// Builds a config from a target spec's `key=value` settings, checked against the
+    /// keys of device `D`. `model` is a preset name or a path to a `.gguf` file (whose
+    /// shape must match a preset).
+    pub fn from_settings<D: LocalDevice>(
         settings: &BTreeMap<String, String>,
         model_dirs: Vec<PathBuf>,
     ) -> Result<Self, EngineError> {
@@ -100,16 +93,9 @@ impl LocalCpuConfig {
             key: key.to_string(),
             message,
         };
-        if let Some(k) = settings.keys().find(|k| !SETTINGS.contains(&k.as_str())) {
-            return Err(bad(
-                k,
-                format!("unknown key (known: {})", SETTINGS.join(", ")),
-            ));
-        }
-        let model = settings
-            .get("model")
-            .map(String::as_str)
-            .unwrap_or("smollm2-135m");
+        let s = Settings::new(D::KEYS, settings)
+            .map_err(|k| bad(k, format!("unknown key (known: {})", names(D::KEYS))))?;
+        let model = s.get("model").unwrap_or("smollm2-135m");
         let (preset, file) = if model.ends_with(".gguf") || model.contains('/') {
             let path = PathBuf::from(model);
             if !path.is_file() {
@@ -159,11 +145,11 @@ impl LocalCpuConfig {
             }
         };
         let int = |key: &str, default: u64, min: u64| -> Result<u64, EngineError> {
-            match settings.get(key) {
+            match s.get(key) {
                 None => Ok(default),
-                Some(s) => match s.parse::<u64>() {
-                    Ok(v) if v >= min => Ok(v),
-                    _ => Err(bad(key, format!("`{s}` is not an integer >= {min}"))),
+                Some(v) => match v.parse::<u64>() {
+                    Ok(n) if n >= min => Ok(n),
+                    _ => Err(bad(key, format!("`{v}` is not an integer >= {min}"))),
                 },
             }
         };
@@ -212,26 +198,38 @@ struct Loaded {
     info: TargetInfo,
 }
 
-/// The embedded CPU engine as a target.
-pub struct LocalCpuBackend {
-    config: LocalCpuConfig,
+/// The embedded engine on device `D` as a target.
+pub struct LocalBackend<D: LocalDevice> {
+    config: LocalConfig,
     loaded: OnceLock<Arc<Loaded>>,
     settings: BTreeMap<String, String>,
+    device: PhantomData<fn() -> D>,
 }
 
-impl LocalCpuBackend {
-    /// A target with `config`; `settings` are the spec's settings, echoed in reports.
-    pub fn new(config: LocalCpuConfig, settings: BTreeMap<String, String>) -> Self {
+/// The CPU engine as a target (`local-cpu`).
+pub type LocalCpuBackend = LocalBackend<CpuOps>;
+
+/// The CUDA engine as a target (`local-cuda`).
+pub type LocalCudaBackend = LocalBackend<crate::cuda::ops::CudaOps>;
+
+impl<D: LocalDevice> LocalBackend<D> {
+    /// A target with `config`; `settings` are the spec's settings, echoed in reports
+    /// (the device's own keys, such as `device`, are read when it is opened).
+    pub fn new(config: LocalConfig, settings: BTreeMap<String, String>) -> Self {
         Self {
             config,
             loaded: OnceLock::new(),
             settings,
+            device: PhantomData,
         }
     }
 
-    /// Loads the weights the config asks for onto the CPU (blocking; seconds),
-    /// refusing first if they and the KV cache do not fit the memory available.
-    pub fn load(config: &LocalCpuConfig) -> Result<(Model<CpuOps>, WeightsInfo), EngineError> {
+    /// Opens the device and loads the weights the config asks for onto it (blocking;
+    /// seconds), refusing first if they and the KV cache do not fit its memory.
+    pub fn load(
+        config: &LocalConfig,
+        settings: &BTreeMap<String, String>,
+    ) -> Result<(Model<D>, WeightsInfo), EngineError> {
         let p = config.preset;
         let file = match &config.weights {
             WeightsChoice::File(f) => Some(f.clone()),
@@ -258,8 +256,9 @@ impl LocalCpuBackend {
                 .unwrap_or(Precision::F32),
             None => config.precision.unwrap_or(Precision::Q4_1),
         };
-        let plan = MemoryPlan::cpu(p, precision, config.kv_capacity_tokens());
-        plan.check(available_memory_bytes())?;
+        let device = D::open(settings)?;
+        D::memory_plan(p, precision, config.kv_capacity_tokens())
+            .check(device.available_bytes())?;
         let (host, info) = match file {
             Some(path) => {
                 let w = weights::load_gguf(&path, p)?;
@@ -295,12 +294,15 @@ impl LocalCpuBackend {
                 (w, info)
             }
         };
-        Ok((Model::new(CpuOps, p.clone(), host)?, info))
+        Ok((Model::new(device, p.clone(), host)?, info))
     }
 
     fn loaded(&self) -> Result<&Arc<Loaded>, BackendError> {
         self.loaded.get().ok_or_else(|| {
-            BackendError::new(ErrorClass::Other, "local-cpu target used before prepare()")
+            BackendError::new(
+                ErrorClass::Other,
+                format!("{} target used before prepare()", D::KIND),
+            )
         })
     }
 
@@ -325,19 +327,24 @@ impl LocalCpuBackend {
             self.config.kv_capacity_tokens().to_string(),
         );
         TargetInfo {
-            kind: "local-cpu".into(),
+            kind: D::KIND.into(),
             model: self.config.preset.name.into(),
             precision,
             context_limit_tokens: Some(self.config.preset.context as u32),
             weights,
             settings,
             prices: None,
+            locality: Locality::Local,
+            device: Some(D::DEVICE),
+            streamed: true,
+            token_counter: "engine".into(),
+            api: None,
         }
     }
 }
 
 #[async_trait]
-impl Backend for LocalCpuBackend {
+impl<D: LocalDevice> Backend for LocalBackend<D> {
     fn describe(&self) -> TargetInfo {
         match self.loaded.get() {
             Some(l) => l.info.clone(),
@@ -354,8 +361,8 @@ impl Backend for LocalCpuBackend {
         if self.loaded.get().is_some() {
             return Ok(());
         }
-        let config = self.config.clone();
-        let (model, weights) = tokio::task::spawn_blocking(move || Self::load(&config))
+        let (config, settings) = (self.config.clone(), self.settings.clone());
+        let (model, weights) = tokio::task::spawn_blocking(move || Self::load(&config, &settings))
             .await
             .map_err(|e| PrepareError::Failed(format!("loading the model: {e}")))?
             .map_err(|e| match e {
@@ -479,5 +486,44 @@ impl Backend for LocalCpuBackend {
             prefill_busy_ns: c.prefill_busy_ns,
             decode_busy_ns: c.decode_busy_ns,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn one_backend_serves_every_device_with_its_own_keys() {
+        let cpu = settings(&[("model", "tiny-dense"), ("max_batch", "4")]);
+        let config = LocalConfig::from_settings::<CpuOps>(&cpu, Vec::new()).unwrap();
+        let t = LocalCpuBackend::new(config, cpu).describe();
+        assert_eq!(
+            (t.kind.as_str(), t.device),
+            ("local-cpu", Some(results::Device::Cpu))
+        );
+        assert_eq!(t.settings["max_batch"], "4");
+        // `device` is a key of the GPU's only.
+        let gpu = settings(&[("model", "tiny-dense"), ("device", "1")]);
+        let err = LocalConfig::from_settings::<CpuOps>(&gpu, Vec::new()).unwrap_err();
+        assert!(
+            err.to_string().contains("setting `device`: unknown key"),
+            "{err}"
+        );
+        let config =
+            LocalConfig::from_settings::<crate::cuda::ops::CudaOps>(&gpu, Vec::new()).unwrap();
+        let t = LocalCudaBackend::new(config, gpu).describe();
+        assert_eq!(
+            (t.kind.as_str(), t.device),
+            ("local-cuda", Some(results::Device::Gpu))
+        );
+        assert_eq!(t.locality, Locality::Local);
     }
 }

@@ -35,7 +35,7 @@ pub enum EngineError {
         searched: String,
     },
     /// A target setting is unknown or has a bad value.
-    #[error("local-cpu setting `{key}`: {message}")]
+    #[error("target setting `{key}`: {message}")]
     Setting {
         /// The key.
         key: String,
@@ -68,12 +68,6 @@ pub enum EngineError {
 impl From<candle_core::Error> for EngineError {
     fn from(e: candle_core::Error) -> Self {
         EngineError::Tensor(e.to_string().lines().next().unwrap_or_default().to_string())
-    }
-}
-
-impl From<crate::cuda::CudaError> for EngineError {
-    fn from(e: crate::cuda::CudaError) -> Self {
-        EngineError::Tensor(format!("cuda: {e}"))
     }
 }
 

@@ -3,13 +3,16 @@
 //! device-neutral runtime (forward pass, paged KV cache with prefix reuse, continuous
 //! batching) over a small op set that each device implements.
 //!
-//! The CPU device runs on candle-core everywhere; the CUDA device ([`cuda`]: kernel
-//! sources compiled at run time with NVRTC) will implement the same [`ops::DeviceOps`].
+//! One backend serves every device ([`backend::LocalBackend`] over a
+//! [`device::LocalDevice`]). The CPU device runs on candle-core everywhere; the CUDA
+//! device ([`cuda`]: kernel sources compiled at run time with NVRTC) implements the
+//! same [`ops::DeviceOps`].
 
 pub mod backend;
 pub mod config;
 pub mod cpu;
 pub mod cuda;
+pub mod device;
 pub mod engine;
 pub mod error;
 pub mod format;
@@ -19,8 +22,9 @@ pub mod preset;
 pub mod runtime;
 pub mod weights;
 
-pub use backend::{LocalCpuBackend, LocalCpuConfig, WeightsChoice, default_model_dirs};
+pub use backend::{LocalBackend, LocalConfig, LocalCpuBackend, WeightsChoice, default_model_dirs};
 pub use config::ModelConfig;
+pub use device::LocalDevice;
 pub use error::EngineError;
 pub use format::Precision;
 pub use preset::{PRESETS, preset};

@@ -1,6 +1,6 @@
 //! The device op set: the seam between the device-neutral runtime (model forward,
 //! KV-cache manager, scheduler) and a device. The CPU implements it on candle-core
-//! ([`crate::cpu::CpuOps`]); the CUDA path implements the same ops with its own
+//! (`CpuOps`, in `cpu`); the CUDA path implements the same ops with its own
 //! kernels. Keep it small: every op here is a kernel someone must write per device.
 //!
 //! Activations are row-major `[rows, cols]` matrices of f32 semantics (a device may

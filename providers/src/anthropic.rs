@@ -3,15 +3,39 @@
 //! (`text_delta`, `thinking_delta`), `message_delta` (stop reason, output usage),
 //! `message_stop` (the terminator), `ping`, `error`.
 
+use results::Api;
 use serde_json::{Map, Value, json};
 use workloads::{Request, Role};
 
-use crate::codec::{Codec, ErrorBody, Piece, TextKind, Usage, count};
+use crate::codec::{Codec, ErrorBody, Piece, Protocol, TextKind, Usage, count};
 use crate::config::HttpTargetConfig;
 use crate::sse::SseEvent;
 
-/// The `anthropic-version` header sent unless the target sets another.
-pub const DEFAULT_VERSION: &str = "2023-06-01";
+/// The Messages API (`/messages`), keyed by `x-api-key`, versioned by
+/// `anthropic-version`.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct AnthropicMessages;
+
+impl Protocol for AnthropicMessages {
+    fn api(&self) -> Api {
+        Api::Messages
+    }
+    fn path(&self) -> &'static str {
+        "/messages"
+    }
+    fn auth_header(&self, key: &str) -> (&'static str, String) {
+        ("x-api-key", key.to_string())
+    }
+    fn headers(&self, cfg: &HttpTargetConfig) -> Vec<(&'static str, String)> {
+        vec![("anthropic-version", cfg.anthropic_version.clone())]
+    }
+    fn body(&self, cfg: &HttpTargetConfig, req: &Request) -> Value {
+        body(cfg, req)
+    }
+    fn decoder(&self) -> Box<dyn Codec> {
+        Box::new(AnthropicCodec)
+    }
+}
 
 /// The request body for `req`: system messages go to `system`; consecutive messages
 /// of one role are joined (the API wants user and assistant turns to alternate).

@@ -1,11 +1,35 @@
-//! What a provider's wire format decodes into: the pieces of a response that the
-//! harness times and counts, the same for every API.
+//! The seam between the HTTP backend and the APIs it speaks: a [`Protocol`] says
+//! where a request goes, how it is authenticated and encoded, and gives a [`Codec`]
+//! that decodes the response into [`Piece`]s, the parts the harness times and counts,
+//! the same for every API. `openai` implements it for the chat and completions
+//! endpoints, `anthropic` for the Messages API.
 
+use results::Api;
 use serde::Deserialize;
 use serde_json::Value;
 use workloads::{Request, Role};
 
+use crate::config::HttpTargetConfig;
 use crate::sse::SseEvent;
+
+/// One API a remote target speaks. The HTTP backend holds one and never
+/// asks which kind of target it serves.
+pub trait Protocol: Send + Sync {
+    /// The API, as reports name it.
+    fn api(&self) -> Api;
+    /// The path requests are posted to, under the base URL (`/chat/completions`).
+    fn path(&self) -> &'static str;
+    /// The header that carries the API key, and its value.
+    fn auth_header(&self, key: &str) -> (&'static str, String);
+    /// Headers every request carries besides the key.
+    fn headers(&self, _cfg: &HttpTargetConfig) -> Vec<(&'static str, String)> {
+        Vec::new()
+    }
+    /// The request body for `req`.
+    fn body(&self, cfg: &HttpTargetConfig, req: &Request) -> Value;
+    /// A decoder for one response.
+    fn decoder(&self) -> Box<dyn Codec>;
+}
 
 /// Token counts as a server reports them (each `None` when absent).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

@@ -11,11 +11,15 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use results::RateCard;
+use results::{Api, RateCard};
 use serde_json::Value;
 use tokenizers::Tokenizer;
+use workloads::settings::{KeySpec, KeyType, Settings, names};
 
 use crate::error::ProviderError;
+
+/// The `anthropic-version` header sent unless the target sets another.
+pub const DEFAULT_ANTHROPIC_VERSION: &str = "2023-06-01";
 
 /// The API family.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -28,21 +32,28 @@ pub enum Kind {
 
 impl Kind {
     /// The target kind's name.
-    pub fn name(self) -> &'static str {
+    pub const fn name(self) -> &'static str {
         match self {
             Kind::OpenAi => "openai",
             Kind::Anthropic => "anthropic",
         }
     }
-}
 
-/// Which OpenAI-compatible endpoint.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Api {
-    /// `/chat/completions`, messages with roles.
-    Chat,
-    /// `/completions`, one prompt text.
-    Completions,
+    /// The APIs a target of this kind may speak; the first is the default.
+    pub fn apis(self) -> &'static [Api] {
+        match self {
+            Kind::OpenAi => &[Api::Chat, Api::Completions],
+            Kind::Anthropic => &[Api::Messages],
+        }
+    }
+
+    /// The keys a target of this kind accepts.
+    pub fn keys(self) -> &'static [KeySpec] {
+        match self {
+            Kind::OpenAi => OPENAI_KEYS,
+            Kind::Anthropic => ANTHROPIC_KEYS,
+        }
+    }
 }
 
 /// The name of the output-length field.
@@ -111,26 +122,140 @@ impl TokenizerChoice {
     }
 }
 
-/// Settings keys a remote target accepts (besides `body.*` and `price.*`).
-pub const SETTINGS: &[&str] = &[
-    "base_url",
-    "model",
-    "api",
-    "api_key_env",
-    "stream",
-    "exact_output",
-    "max_tokens_field",
-    "connect_timeout_s",
-    "idle_timeout_s",
-    "max_retries",
-    "retry_max_wait_s",
-    "max_connections",
-    "ca_bundle",
-    "anthropic_version",
-    "tokenizer",
-    "max_event_bytes",
-    "context_limit",
-];
+macro_rules! remote_keys {
+    ($api:expr $(, $extra:expr)*) => {
+        &[
+            KeySpec {
+                name: "base_url",
+                ty: KeyType::Url,
+                default: None,
+                help: "required: the URL up to the version (`http://127.0.0.1:8080/v1`)",
+            },
+            KeySpec {
+                name: "model",
+                ty: KeyType::Text,
+                default: None,
+                help: "required: the model name sent in every request",
+            },
+            $api,
+            KeySpec {
+                name: "stream",
+                ty: KeyType::Bool,
+                default: Some("true"),
+                help: "stream responses (SSE); without it TTFT is the whole response's arrival and ITL is not measured",
+            },
+            KeySpec {
+                name: "exact_output",
+                ty: KeyType::Bool,
+                default: Some("false"),
+                help: "send `ignore_eos` and `min_tokens` so the server generates exactly the requested length (vLLM, SGLang; most hosted APIs refuse them)",
+            },
+            KeySpec {
+                name: "max_tokens_field",
+                ty: KeyType::Choice(&["max_tokens", "max_completion_tokens"]),
+                default: Some("max_tokens"),
+                help: "the output-length field's name",
+            },
+            KeySpec {
+                name: "api_key_env",
+                ty: KeyType::EnvVarName,
+                default: None,
+                help: "the NAME of the environment variable holding the API key (never the key)",
+            },
+            KeySpec {
+                name: "context_limit",
+                ty: KeyType::Integer { min: 1 },
+                default: None,
+                help: "the served model's context (input + output tokens), to cap prompts",
+            },
+            KeySpec {
+                name: "connect_timeout_s",
+                ty: KeyType::Seconds,
+                default: Some("10"),
+                help: "TCP + TLS connect deadline",
+            },
+            KeySpec {
+                name: "idle_timeout_s",
+                ty: KeyType::Seconds,
+                default: Some("30"),
+                help: "the longest wait for a streamed response's head or between two reads of its stream",
+            },
+            KeySpec {
+                name: "max_retries",
+                ty: KeyType::Integer { min: 0 },
+                default: Some("3"),
+                help: "retry budget per request for HTTP 429, 502, 503 and 504",
+            },
+            KeySpec {
+                name: "retry_max_wait_s",
+                ty: KeyType::Seconds,
+                default: Some("60"),
+                help: "the longest wait before a retry; a longer `Retry-After` (or one past the request's deadline) ends the retries",
+            },
+            KeySpec {
+                name: "max_connections",
+                ty: KeyType::Integer { min: 1 },
+                default: None,
+                help: "most connections at once; requests wait for a slot and the wait shows in `queue_ms` (`--max-connections N` sets it where unset)",
+            },
+            KeySpec {
+                name: "ca_bundle",
+                ty: KeyType::Path,
+                default: None,
+                help: "PEM file of CAs to trust besides the platform's",
+            },
+            KeySpec {
+                name: "tokenizer",
+                ty: KeyType::Text,
+                default: Some("embedded"),
+                help: "`embedded`, `none` or a path to the served model's `tokenizer.json`: how chunks, and outputs without usage, are counted",
+            },
+            KeySpec {
+                name: "max_event_bytes",
+                ty: KeyType::Integer { min: 1024 },
+                default: Some("1048576"),
+                help: "largest SSE event or unstreamed body",
+            },
+            $($extra,)*
+            KeySpec {
+                name: "body.*",
+                ty: KeyType::Json,
+                default: None,
+                help: "an extra JSON body field of every request (`body.temperature=0`)",
+            },
+            KeySpec {
+                name: "price.*",
+                ty: KeyType::Usd,
+                default: None,
+                help: "list prices, USD per million tokens: `input_usd_per_m`, `output_usd_per_m` (both required with any), `cached_input_usd_per_m`, `reasoning_usd_per_m`; and `source`, `as_of`",
+            },
+        ]
+    };
+}
+
+/// The keys of an `openai` target.
+pub const OPENAI_KEYS: &[KeySpec] = remote_keys!(KeySpec {
+    name: "api",
+    ty: KeyType::Choice(&["chat", "completions"]),
+    default: Some("chat"),
+    help: "`/chat/completions` (messages with roles) or `/completions` (the messages joined)",
+});
+
+/// The keys of an `anthropic` target.
+pub const ANTHROPIC_KEYS: &[KeySpec] = remote_keys!(
+    KeySpec {
+        name: "api",
+        ty: KeyType::Choice(&["messages"]),
+        default: Some("messages"),
+        help: "the Messages API (`/messages`)",
+    },
+    KeySpec {
+        name: "anthropic_version",
+        ty: KeyType::Text,
+        default: Some(DEFAULT_ANTHROPIC_VERSION),
+        help: "the `anthropic-version` header",
+    }
+);
 
 /// Body fields the target controls itself; `body.*` may not override them.
 const RESERVED_BODY: &[&str] = &["model", "messages", "prompt", "stream", "system"];
@@ -194,18 +319,11 @@ fn parse_bool(key: &str, v: &str) -> Result<bool, ProviderError> {
 }
 
 fn parse_secs(key: &str, v: &str) -> Result<Duration, ProviderError> {
-    match v.parse::<f64>() {
-        Ok(s) if s.is_finite() && s > 0.0 && s < 1e9 => Ok(Duration::from_secs_f64(s)),
-        _ => Err(ProviderError::setting(
-            key,
-            format!("`{v}` is not a positive number of seconds"),
-        )),
-    }
-}
-
-fn parse_num<T: std::str::FromStr>(key: &str, v: &str, what: &str) -> Result<T, ProviderError> {
-    v.parse::<T>()
-        .map_err(|_| ProviderError::setting(key, format!("`{v}` is not {what}")))
+    let s = v.parse::<f64>().map_err(|_| {
+        ProviderError::setting(key, format!("`{v}` is not a positive number of seconds"))
+    })?;
+    workloads::bounds::seconds("it", s, workloads::bounds::MAX_DURATION_S)
+        .map_err(|m| ProviderError::setting(key, m.replacen("it must", "must", 1)))
 }
 
 fn parse_prices(prices: &BTreeMap<&str, &str>) -> Result<Option<RateCard>, ProviderError> {
@@ -254,47 +372,42 @@ fn parse_prices(prices: &BTreeMap<&str, &str>) -> Result<Option<RateCard>, Provi
 }
 
 impl HttpTargetConfig {
-    /// Validates a target's settings.
+    /// Validates a target's settings against the keys of `kind`.
     pub fn from_settings(
         kind: Kind,
         settings: &BTreeMap<String, String>,
     ) -> Result<Self, ProviderError> {
+        // Never echo a key's value: it may be a secret.
+        if let Some(k) = settings
+            .keys()
+            .find(|k| *k == "api_key" || *k == "key" || k.ends_with("_key"))
+        {
+            return Err(ProviderError::setting(
+                k,
+                "a key may not be written in a target spec; put it in an environment variable and name that with api_key_env=VAR".into(),
+            ));
+        }
+        let s = Settings::new(kind.keys(), settings).map_err(|k| {
+            ProviderError::setting(k, format!("unknown key (known: {})", names(kind.keys())))
+        })?;
         let mut body = BTreeMap::new();
-        let mut prices = BTreeMap::new();
-        for (k, v) in settings {
-            if let Some(field) = k.strip_prefix("body.") {
-                if field.is_empty() || RESERVED_BODY.contains(&field) {
-                    return Err(ProviderError::setting(
-                        k,
-                        format!(
-                            "this body field is set by the target itself (reserved: {})",
-                            RESERVED_BODY.join(", ")
-                        ),
-                    ));
-                }
-                // A JSON value when it parses as one (`0`, `true`, `{"a":1}`), else a string.
-                let value = serde_json::from_str::<Value>(v).unwrap_or(Value::String(v.clone()));
-                body.insert(field.to_string(), value);
-            } else if let Some(p) = k.strip_prefix("price.") {
-                prices.insert(p, v.as_str());
-            } else if k == "api_key" || k == "key" || k.ends_with("_key") && k != "api_key_env" {
-                // Never echo the value: it is a secret.
+        for (field, v) in s.family("body.") {
+            if RESERVED_BODY.contains(&field) {
                 return Err(ProviderError::setting(
-                    k,
-                    "a key may not be written in a target spec; put it in an environment variable and name that with api_key_env=VAR".into(),
-                ));
-            } else if !SETTINGS.contains(&k.as_str()) {
-                return Err(ProviderError::setting(
-                    k,
+                    &format!("body.{field}"),
                     format!(
-                        "unknown key (known: {}, body.FIELD, price.NAME)",
-                        SETTINGS.join(", ")
+                        "this body field is set by the target itself (reserved: {})",
+                        RESERVED_BODY.join(", ")
                     ),
                 ));
             }
+            // A JSON value when it parses as one (`0`, `true`, `{"a":1}`), else a string.
+            let value = serde_json::from_str::<Value>(v).unwrap_or(Value::String(v.to_string()));
+            body.insert(field.to_string(), value);
         }
-        let get = |k: &str| settings.get(k).map(String::as_str);
-        let base_url = get("base_url")
+        let prices: BTreeMap<&str, &str> = s.family("price.").collect();
+        let base_url = s
+            .get("base_url")
             .ok_or_else(|| ProviderError::setting("base_url", "is required".into()))?
             .trim_end_matches('/')
             .to_string();
@@ -304,27 +417,32 @@ impl HttpTargetConfig {
                 format!("`{base_url}` is not an http:// or https:// URL"),
             ));
         }
-        let model = get("model")
+        let model = s
+            .get("model")
             .ok_or_else(|| ProviderError::setting("model", "is required".into()))?
             .to_string();
-        let api = match (kind, get("api")) {
-            (_, None) | (Kind::OpenAi, Some("chat")) => Api::Chat,
-            (Kind::OpenAi, Some("completions")) => Api::Completions,
-            (Kind::Anthropic, Some(v)) if v != "messages" => {
-                return Err(ProviderError::setting(
-                    "api",
-                    format!("`{v}`: anthropic targets speak the Messages API only"),
-                ));
-            }
-            (Kind::Anthropic, Some(_)) => Api::Chat,
-            (Kind::OpenAi, Some(v)) => {
-                return Err(ProviderError::setting(
-                    "api",
-                    format!("`{v}` is not chat or completions"),
-                ));
-            }
+        let api = match s.get("api") {
+            None => kind.apis()[0],
+            Some(v) => *kind
+                .apis()
+                .iter()
+                .find(|a| a.as_str() == v)
+                .ok_or_else(|| {
+                    ProviderError::setting(
+                        "api",
+                        format!(
+                            "`{v}` is not one of {} (the APIs of {} targets)",
+                            kind.apis()
+                                .iter()
+                                .map(|a| a.as_str())
+                                .collect::<Vec<_>>()
+                                .join(", "),
+                            kind.name()
+                        ),
+                    )
+                })?,
         };
-        let api_key_env = get("api_key_env").map(str::to_string);
+        let api_key_env = s.get("api_key_env").map(str::to_string);
         if let Some(name) = &api_key_env
             && (name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
         {
@@ -336,7 +454,7 @@ impl HttpTargetConfig {
                     .into(),
             ));
         }
-        let max_tokens_field = match get("max_tokens_field") {
+        let max_tokens_field = match s.get("max_tokens_field") {
             None | Some("max_tokens") => MaxTokensField::MaxTokens,
             Some("max_completion_tokens") => MaxTokensField::MaxCompletionTokens,
             Some(v) => {
@@ -346,7 +464,7 @@ impl HttpTargetConfig {
                 ));
             }
         };
-        let tokenizer = match get("tokenizer") {
+        let tokenizer = match s.get("tokenizer") {
             None | Some("embedded") | Some("smollm2-135m") => TokenizerChoice::Embedded,
             Some("none") => TokenizerChoice::None,
             Some(path) if path.ends_with(".json") => {
@@ -368,23 +486,25 @@ impl HttpTargetConfig {
                 ));
             }
         };
-        let opt_secs = |k: &str, default: f64| match get(k) {
-            Some(v) => parse_secs(k, v),
-            None => Ok(Duration::from_secs_f64(default)),
+        let secs = |k: &str| -> Result<Duration, ProviderError> {
+            let v = s
+                .get(k)
+                .ok_or_else(|| ProviderError::setting(k, "has no default".into()))?;
+            parse_secs(k, v)
         };
-        let max_connections = match get("max_connections") {
-            None => None,
-            Some(v) => match v.parse::<usize>() {
-                Ok(n) if n > 0 => Some(n),
-                _ => {
-                    return Err(ProviderError::setting(
-                        "max_connections",
-                        format!("`{v}` is not a positive integer"),
-                    ));
-                }
-            },
+        let int = |k: &str, min: u64| -> Result<Option<u64>, ProviderError> {
+            match s.get(k) {
+                None => Ok(None),
+                Some(v) => match v.parse::<u64>() {
+                    Ok(n) if n >= min => Ok(Some(n)),
+                    _ => Err(ProviderError::setting(
+                        k,
+                        format!("`{v}` is not an integer of at least {min}"),
+                    )),
+                },
+            }
         };
-        let ca_bundle = get("ca_bundle").map(PathBuf::from);
+        let ca_bundle = s.get("ca_bundle").map(PathBuf::from);
         if let Some(p) = &ca_bundle
             && !p.is_file()
         {
@@ -393,21 +513,9 @@ impl HttpTargetConfig {
                 format!("{} is not a readable file", p.display()),
             ));
         }
-        let max_event_bytes = match get("max_event_bytes") {
-            None => 1 << 20,
-            Some(v) => match v.parse::<usize>() {
-                Ok(n) if n >= 1024 => n,
-                _ => {
-                    return Err(ProviderError::setting(
-                        "max_event_bytes",
-                        format!("`{v}` is not an integer of at least 1024"),
-                    ));
-                }
-            },
-        };
-        let context_limit = match get("context_limit") {
-            None => None,
-            Some(v) => Some(parse_num::<u32>("context_limit", v, "a token count")?),
+        let bool_of = |k: &str| match s.get(k) {
+            Some(v) => parse_bool(k, v),
+            None => Ok(false),
         };
         Ok(Self {
             kind,
@@ -415,37 +523,40 @@ impl HttpTargetConfig {
             model,
             api,
             api_key_env,
-            stream: get("stream").map_or(Ok(true), |v| parse_bool("stream", v))?,
-            exact_output: get("exact_output")
-                .map_or(Ok(false), |v| parse_bool("exact_output", v))?,
+            stream: bool_of("stream")?,
+            exact_output: bool_of("exact_output")?,
             max_tokens_field,
             body,
-            connect_timeout: opt_secs("connect_timeout_s", 10.0)?,
-            idle_timeout: opt_secs("idle_timeout_s", 30.0)?,
-            max_retries: match get("max_retries") {
-                Some(v) => parse_num("max_retries", v, "a count of retries")?,
-                None => 3,
-            },
-            retry_max_wait: opt_secs("retry_max_wait_s", 60.0)?,
-            max_connections,
+            connect_timeout: secs("connect_timeout_s")?,
+            idle_timeout: secs("idle_timeout_s")?,
+            max_retries: int("max_retries", 0)?.map_or(Ok(3), |n| {
+                u32::try_from(n).map_err(|_| {
+                    ProviderError::setting("max_retries", format!("`{n}` is too many"))
+                })
+            })?,
+            retry_max_wait: secs("retry_max_wait_s")?,
+            max_connections: int("max_connections", 1)?
+                .map(|n| usize::try_from(n).unwrap_or(usize::MAX)),
             ca_bundle,
-            anthropic_version: get("anthropic_version")
-                .unwrap_or(crate::anthropic::DEFAULT_VERSION)
+            anthropic_version: s
+                .get("anthropic_version")
+                .unwrap_or(DEFAULT_ANTHROPIC_VERSION)
                 .to_string(),
             tokenizer,
-            max_event_bytes,
-            context_limit,
+            max_event_bytes: int("max_event_bytes", 1024)?
+                .map_or(1 << 20, |n| usize::try_from(n).unwrap_or(usize::MAX)),
+            context_limit: int("context_limit", 1)?
+                .map(|n| {
+                    u32::try_from(n).map_err(|_| {
+                        ProviderError::setting(
+                            "context_limit",
+                            format!("`{n}` is not a token count"),
+                        )
+                    })
+                })
+                .transpose()?,
             prices: parse_prices(&prices)?,
         })
-    }
-
-    /// The endpoint URL requests are posted to.
-    pub fn endpoint(&self) -> String {
-        match (self.kind, self.api) {
-            (Kind::Anthropic, _) => format!("{}/messages", self.base_url),
-            (Kind::OpenAi, Api::Chat) => format!("{}/chat/completions", self.base_url),
-            (Kind::OpenAi, Api::Completions) => format!("{}/completions", self.base_url),
-        }
     }
 
     /// A minimal configuration for unit tests.
@@ -488,7 +599,8 @@ mod tests {
             ]),
         )
         .unwrap();
-        assert_eq!(c.endpoint(), "http://h:1/v1/completions");
+        assert_eq!(c.api, Api::Completions);
+        assert_eq!(c.base_url, "http://h:1/v1");
         assert_eq!(c.body["temperature"], serde_json::json!(0));
         assert_eq!(c.body["stop"], serde_json::json!("end"));
         assert_eq!(c.prices.as_ref().unwrap().output_usd_per_m, 1.5);
@@ -503,7 +615,7 @@ mod tests {
         for (k, v, expect) in [
             ("api_key", "sk-secret-123", "environment variable"),
             ("api_key_env", "sk-secret-123", "NAME of an environment"),
-            ("api", "embeddings", "not chat or completions"),
+            ("api", "embeddings", "is not one of chat, completions"),
             ("body.model", "x", "reserved"),
             ("price.input_usd_per_m", "-1", "non-negative"),
             ("price.input_usd_per_m", "1", "required"),

@@ -21,8 +21,8 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
-use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderValue, RETRY_AFTER};
-use results::{ErrorClass, TargetInfo, TokenSource};
+use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue, RETRY_AFTER};
+use results::{ErrorClass, Locality, TargetInfo, TokenSource};
 use serde_json::Value;
 use tokio::sync::Semaphore;
 use workloads::{
@@ -30,12 +30,11 @@ use workloads::{
     ServerUsage, StreamSink,
 };
 
-use crate::anthropic::{self, AnthropicCodec};
 use crate::chunk_count::ChunkCounter;
-use crate::codec::{Codec, Piece, TextKind, Usage};
+use crate::codec::{Piece, Protocol, TextKind, Usage};
 use crate::config::{HttpTargetConfig, Kind, TokenizerChoice};
 use crate::error::ProviderError;
-use crate::openai::{self, OpenAiCodec};
+use crate::protocols::protocol;
 use crate::retry;
 use crate::secret::{Secret, scrub};
 use crate::sse::SseParser;
@@ -50,6 +49,8 @@ const MAX_TEXT_BYTES: usize = 16 << 20;
 /// An OpenAI-compatible or Anthropic target.
 pub struct HttpBackend {
     cfg: HttpTargetConfig,
+    protocol: Box<dyn Protocol>,
+    endpoint: String,
     client: reqwest::Client,
     secret: Option<Secret>,
     permits: Option<Arc<Semaphore>>,
@@ -76,7 +77,16 @@ impl HttpBackend {
     /// Builds a target of `kind` from its spec's settings; reads the API key from the
     /// environment variable the settings name.
     pub fn new(kind: Kind, settings: &BTreeMap<String, String>) -> Result<Self, ProviderError> {
-        let cfg = HttpTargetConfig::from_settings(kind, settings)?;
+        Self::with_config(HttpTargetConfig::from_settings(kind, settings)?, settings)
+    }
+
+    /// Builds a target from its validated configuration (`settings`, the spec's own,
+    /// are echoed in reports, prices and secrets aside); reads the API key from the
+    /// environment variable the configuration names.
+    pub fn with_config(
+        cfg: HttpTargetConfig,
+        settings: &BTreeMap<String, String>,
+    ) -> Result<Self, ProviderError> {
         let secret = match &cfg.api_key_env {
             Some(var) => Some(
                 Secret::from_env(var)
@@ -85,25 +95,23 @@ impl HttpBackend {
             None => None,
         };
         install_crypto_provider();
+        let protocol = protocol(cfg.api);
         let mut headers = HeaderMap::new();
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         if let Some(key) = &secret {
-            let (name, value) = match kind {
-                Kind::OpenAi => ("authorization", format!("Bearer {}", key.expose())),
-                Kind::Anthropic => ("x-api-key", key.expose().to_string()),
-            };
+            let (name, value) = protocol.auth_header(key.expose());
             let mut v = HeaderValue::from_str(&value).map_err(|_| ProviderError::Setting {
                 key: "api_key_env".into(),
                 message: "the key holds characters not allowed in an HTTP header".into(),
             })?;
             v.set_sensitive(true);
-            headers.insert(name, v);
+            headers.insert(HeaderName::from_static(name), v);
         }
-        if kind == Kind::Anthropic {
-            let v = HeaderValue::from_str(&cfg.anthropic_version).map_err(|_| {
-                ProviderError::setting("anthropic_version", "is not a header value".into())
+        for (name, value) in protocol.headers(&cfg) {
+            let v = HeaderValue::from_str(&value).map_err(|_| {
+                ProviderError::setting(name, format!("`{value}` is not a header value"))
             })?;
-            headers.insert("anthropic-version", v);
+            headers.insert(HeaderName::from_static(name), v);
         }
         let mut builder = reqwest::Client::builder()
             .default_headers(headers)
@@ -140,8 +148,15 @@ impl HttpBackend {
         let permits = cfg.max_connections.map(|n| Arc::new(Semaphore::new(n)));
         let mut echo = settings.clone();
         echo.retain(|k, _| !k.starts_with("price."));
+        // A connection limit set for every target (`--max-connections`) shows as this
+        // target's own.
+        if let Some(n) = cfg.max_connections {
+            echo.insert("max_connections".into(), n.to_string());
+        }
         Ok(Self {
             chunk_counter: ChunkCounter::new(cfg.tokenizer.clone()),
+            endpoint: format!("{}{}", cfg.base_url, protocol.path()),
+            protocol,
             cfg,
             client,
             secret,
@@ -159,11 +174,9 @@ impl HttpBackend {
         BackendError::new(class, scrub(self.secret.as_ref(), msg.as_ref()))
     }
 
-    fn codec(&self) -> Box<dyn Codec> {
-        match self.cfg.kind {
-            Kind::OpenAi => Box::new(OpenAiCodec),
-            Kind::Anthropic => Box::new(AnthropicCodec),
-        }
+    /// The URL requests are posted to.
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
     }
 
     /// Sends the request, retrying within the budget; returns the accepted response.
@@ -178,7 +191,7 @@ impl HttpBackend {
             // on the wire.
             let request = self
                 .client
-                .post(self.cfg.endpoint())
+                .post(&self.endpoint)
                 .body(body.to_vec())
                 .build()
                 .map_err(|e| self.transport_error(&e, "building the request"))?;
@@ -215,29 +228,38 @@ impl HttpBackend {
             } else {
                 ErrorClass::HttpStatus
             };
+            let mut not_retried = String::new();
             if retry::retryable(status) && attempt < self.cfg.max_retries {
-                let asked = retry::retry_after(
-                    resp.headers()
-                        .get(RETRY_AFTER)
-                        .and_then(|v| v.to_str().ok()),
-                    SystemTime::now(),
-                );
+                let header = resp
+                    .headers()
+                    .get(RETRY_AFTER)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_string);
+                let asked = retry::retry_after(header.as_deref(), SystemTime::now());
                 let wait = asked.unwrap_or_else(|| {
                     retry::backoff(attempt, self.cfg.retry_max_wait, &mut rand::rng())
                 });
-                if wait <= self.cfg.retry_max_wait {
-                    drop(resp);
-                    sink.on_retry(class, Some(status), wait);
-                    tokio::time::sleep(wait).await;
-                    attempt += 1;
-                    continue;
+                let left = sink
+                    .deadline()
+                    .map(|d| d.saturating_duration_since(std::time::Instant::now()));
+                match retry::judge(wait, self.cfg.retry_max_wait, left) {
+                    retry::Verdict::Wait => {
+                        drop(resp);
+                        sink.on_retry(class, Some(status), wait);
+                        tokio::time::sleep(wait).await;
+                        attempt += 1;
+                        continue;
+                    }
+                    verdict => {
+                        not_retried = retry::explain(verdict, header.as_deref(), wait, left);
+                    }
                 }
             }
             let summary = self.error_summary(resp).await;
             let mut e = self.err(
                 class,
                 format!(
-                    "HTTP {status}{}: {summary}",
+                    "HTTP {status}{}{not_retried}: {summary}",
                     if attempt > 0 {
                         format!(" after {attempt} retries")
                     } else {
@@ -435,7 +457,7 @@ impl HttpBackend {
         sink: &mut dyn StreamSink,
     ) -> Result<(), BackendError> {
         let mut parser = SseParser::new(self.cfg.max_event_bytes);
-        let mut codec = self.codec();
+        let mut codec = self.protocol.decoder();
         let mut events = Vec::new();
         let mut pieces = Vec::new();
         loop {
@@ -540,7 +562,8 @@ impl HttpBackend {
             )
         })?;
         let mut pieces = Vec::new();
-        self.codec()
+        self.protocol
+            .decoder()
             .decode_body(&doc, &mut pieces)
             .map_err(|e| self.err(ErrorClass::Protocol, e))?;
         for piece in pieces {
@@ -593,6 +616,11 @@ impl Backend for HttpBackend {
             weights: None,
             settings,
             prices: self.cfg.prices.clone(),
+            locality: Locality::Remote,
+            device: None,
+            streamed: self.cfg.stream,
+            token_counter: self.cfg.tokenizer.name(),
+            api: Some(self.protocol.api()),
         }
     }
 
@@ -607,11 +635,7 @@ impl Backend for HttpBackend {
         req: &Request,
         sink: &mut dyn StreamSink,
     ) -> Result<Completion, BackendError> {
-        let body = match self.cfg.kind {
-            Kind::OpenAi => openai::body(&self.cfg, req),
-            Kind::Anthropic => anthropic::body(&self.cfg, req),
-        };
-        let body = serde_json::to_vec(&body)
+        let body = serde_json::to_vec(&self.protocol.body(&self.cfg, req))
             .map_err(|e| self.err(ErrorClass::Other, format!("encoding the request: {e}")))?;
         // Waiting for a connection slot is the client's queue: it shows in queue_ms,
         // since the actual send is stamped when the request goes on the wire.

@@ -7,14 +7,16 @@
 //! - [`http`]: the [`HttpBackend`]: connection pool, retries, timeouts, stream reading
 //!   with arrival-time stamping and per-chunk token counting ([`chunk_count`]: the
 //!   tokenizer's counts of chunk texts, remembered).
-//! - [`sse`]: server-sent events framing; [`codec`], [`openai`], [`anthropic`]: the
-//!   wire formats.
+//! - [`sse`]: server-sent events framing; [`codec`]: the [`codec::Protocol`] seam
+//!   (one per API: [`openai`] chat and completions, [`anthropic`] messages) and the
+//!   decoded pieces of a response; [`protocols`]: the protocol of each API.
 //! - [`retry`]: `Retry-After` and backoff; [`secret`]: the API key and its scrubbing.
-//! - [`scripted`]: the project's fault-injecting loopback server, which the tests (and
-//!   anyone checking the harness's timing) drive with a script.
+//!
+//! The scripted fault-injecting loopback server that the tests drive is a crate of
+//! its own (`providers/scripted`, `infermeter-scripted`).
 //!
 //! `providers` depends on `workloads` only, never on `kernels`; `harness` picks
-//! targets from both.
+//! targets from both, through its registry of target kinds.
 
 pub mod anthropic;
 pub mod chunk_count;
@@ -23,27 +25,11 @@ pub mod config;
 pub mod error;
 pub mod http;
 pub mod openai;
+pub mod protocols;
 pub mod retry;
-pub mod scripted;
 pub mod secret;
 pub mod sse;
 
-pub use config::{HttpTargetConfig, Kind};
+pub use config::{ANTHROPIC_KEYS, HttpTargetConfig, Kind, OPENAI_KEYS};
 pub use error::ProviderError;
 pub use http::HttpBackend;
-
-/// Target kinds this crate provides.
-pub const KINDS: &[&str] = &["openai", "anthropic"];
-
-/// Builds the target of `kind` (one of [`KINDS`]) from its settings.
-pub fn build(
-    kind: &str,
-    settings: &std::collections::BTreeMap<String, String>,
-) -> Option<Result<HttpBackend, ProviderError>> {
-    let kind = match kind {
-        "openai" => Kind::OpenAi,
-        "anthropic" => Kind::Anthropic,
-        _ => return None,
-    };
-    Some(HttpBackend::new(kind, settings))
-}

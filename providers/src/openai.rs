@@ -6,25 +6,69 @@
 //! (vLLM's `continuous_usage_stats`) give exact per-chunk counts. Reasoning text comes
 //! as `reasoning_content` (vLLM, SGLang, DeepSeek) or `reasoning` (OpenRouter, Ollama).
 
+use results::Api;
 use serde_json::{Map, Value, json};
 use workloads::Request;
 
-use crate::codec::{Codec, ErrorBody, Piece, TextKind, Usage, chat_messages, count, prompt_text};
-use crate::config::{Api, HttpTargetConfig, MaxTokensField};
+use crate::codec::{
+    Codec, ErrorBody, Piece, Protocol, TextKind, Usage, chat_messages, count, prompt_text,
+};
+use crate::config::{HttpTargetConfig, MaxTokensField};
 use crate::sse::SseEvent;
 
-/// The request body for `req`.
-pub fn body(cfg: &HttpTargetConfig, req: &Request) -> Value {
+/// `/chat/completions`: the prompt as messages with their roles.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct OpenAiChat;
+
+/// `/completions`: the prompt as one text, the messages joined by blank lines.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct OpenAiCompletions;
+
+fn bearer(key: &str) -> (&'static str, String) {
+    ("authorization", format!("Bearer {key}"))
+}
+
+impl Protocol for OpenAiChat {
+    fn api(&self) -> Api {
+        Api::Chat
+    }
+    fn path(&self) -> &'static str {
+        "/chat/completions"
+    }
+    fn auth_header(&self, key: &str) -> (&'static str, String) {
+        bearer(key)
+    }
+    fn body(&self, cfg: &HttpTargetConfig, req: &Request) -> Value {
+        body(cfg, req, "messages", Value::Array(chat_messages(req)))
+    }
+    fn decoder(&self) -> Box<dyn Codec> {
+        Box::new(OpenAiCodec)
+    }
+}
+
+impl Protocol for OpenAiCompletions {
+    fn api(&self) -> Api {
+        Api::Completions
+    }
+    fn path(&self) -> &'static str {
+        "/completions"
+    }
+    fn auth_header(&self, key: &str) -> (&'static str, String) {
+        bearer(key)
+    }
+    fn body(&self, cfg: &HttpTargetConfig, req: &Request) -> Value {
+        body(cfg, req, "prompt", json!(prompt_text(req)))
+    }
+    fn decoder(&self) -> Box<dyn Codec> {
+        Box::new(OpenAiCodec)
+    }
+}
+
+/// The request body for `req`, its prompt in `field`.
+fn body(cfg: &HttpTargetConfig, req: &Request, field: &str, prompt: Value) -> Value {
     let mut body = Map::new();
     body.insert("model".into(), json!(cfg.model));
-    match cfg.api {
-        Api::Chat => {
-            body.insert("messages".into(), Value::Array(chat_messages(req)));
-        }
-        Api::Completions => {
-            body.insert("prompt".into(), json!(prompt_text(req)));
-        }
-    }
+    body.insert(field.into(), prompt);
     let field = match cfg.max_tokens_field {
         MaxTokensField::MaxTokens => "max_tokens",
         MaxTokensField::MaxCompletionTokens => "max_completion_tokens",

@@ -13,9 +13,8 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::Report;
-use crate::compare::metric;
-use crate::merge::pair_key;
+use crate::metrics::{metric, metric_names};
+use crate::report::Report;
 
 /// The `schema` of an archive index.
 pub const ARCHIVE_SCHEMA: &str = "infermeter.archive";
@@ -61,21 +60,6 @@ pub struct ArchiveError(pub String);
 
 fn io(path: &Path, e: std::io::Error) -> ArchiveError {
     ArchiveError(format!("{}: {e}", path.display()))
-}
-
-/// A one-line description of a report's hardware.
-pub fn hardware_label(r: &Report) -> String {
-    let gpus: Vec<&str> = r.hardware.gpus.iter().map(|g| g.name.as_str()).collect();
-    format!(
-        "{} x{}{}",
-        r.hardware.cpu_model,
-        r.hardware.cpu_logical_cores,
-        if gpus.is_empty() {
-            String::new()
-        } else {
-            format!(" + {}", gpus.join(", "))
-        }
-    )
 }
 
 /// An archive directory.
@@ -144,10 +128,7 @@ impl Archive {
             sha256: sha.clone(),
             run_id: report.run.id.clone(),
             started_at: report.run.started_at.clone(),
-            status: serde_json::to_value(report.run.status)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_string))
-                .unwrap_or_default(),
+            status: report.run.status.as_str().to_string(),
             tool: format!(
                 "{} {}",
                 report.tool.version,
@@ -155,7 +136,7 @@ impl Archive {
             )
             .trim()
             .to_string(),
-            hardware: hardware_label(report),
+            hardware: report.hardware_label(),
             targets,
             workloads,
         });
@@ -172,7 +153,9 @@ impl Archive {
     pub fn load(&self, sha256: &str) -> Result<Report, ArchiveError> {
         let path = self.dir.join("objects").join(format!("{sha256}.json"));
         let text = std::fs::read_to_string(&path).map_err(|e| io(&path, e))?;
-        serde_json::from_str(&text).map_err(|e| ArchiveError(format!("{}: {e}", path.display())))
+        crate::schema::read_report_str(&text)
+            .map(|(report, _warnings)| report)
+            .map_err(|e| ArchiveError(format!("{}: {e}", path.display())))
     }
 }
 
@@ -211,14 +194,14 @@ pub fn history(
     let m = metric(metric_name).ok_or_else(|| {
         ArchiveError(format!(
             "unknown metric `{metric_name}` (metrics: {})",
-            crate::compare::metric_names()
+            metric_names()
         ))
     })?;
     let mut out = Vec::new();
     for entry in archive.index()?.reports {
         let report = archive.load(&entry.sha256)?;
         for e in &report.results {
-            let key = pair_key(e);
+            let key = e.pair_key();
             if filter.is_empty() || key.contains(filter) {
                 out.push(HistoryPoint {
                     started_at: entry.started_at.clone(),

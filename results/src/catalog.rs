@@ -13,10 +13,9 @@
 
 use std::collections::BTreeSet;
 
-use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::RateCard;
+use crate::report::{HardwarePriceRef, PartUnit, RateCard};
 
 /// The catalog shipped with infermeter (`results/catalog/default.toml`).
 pub const DEFAULT_CATALOG_TOML: &str = include_str!("../catalog/default.toml");
@@ -70,16 +69,6 @@ pub struct Region {
     pub as_of: String,
 }
 
-/// How a part is billed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "kebab-case")]
-pub enum PartUnit {
-    /// Per GPU.
-    Gpu,
-    /// Per logical CPU of the host.
-    Vcpu,
-}
-
 /// A hardware part.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -131,36 +120,6 @@ pub struct CatalogRateCard {
     /// Where the prices come from.
     pub source: String,
     /// When they were read.
-    pub as_of: String,
-}
-
-/// The hardware price a cost was computed with, copied into the report.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct HardwarePriceRef {
-    /// Catalog name and version.
-    pub catalog: String,
-    /// Part name.
-    pub part: String,
-    /// Billing unit.
-    pub unit: PartUnit,
-    /// Units billed (GPUs, or the host's logical CPUs).
-    pub units: u32,
-    /// Tier.
-    pub tier: String,
-    /// Region.
-    pub region: String,
-    /// USD per unit-hour after the region's multiplier.
-    pub usd_per_unit_hour: f64,
-    /// The region multiplier applied (1 when the price was given for the region).
-    pub region_multiplier: f64,
-    /// Electricity, USD per kWh, in the region.
-    pub electricity_usd_per_kwh: f64,
-    /// The region's PUE.
-    pub pue: f64,
-    /// Sources of the hardware price and the region's figures.
-    pub source: String,
-    /// As-of of the hardware price.
     pub as_of: String,
 }
 

@@ -10,166 +10,8 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::merge::pair_key;
-use crate::{Report, ResultEntry};
-
-/// Which direction is better for a metric.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Better {
-    /// Smaller is better (latency, cost, errors).
-    Lower,
-    /// Larger is better (throughput, tokens per joule).
-    Higher,
-}
-
-/// A metric `compare` knows.
-#[derive(Clone, Copy, Debug)]
-pub struct Metric {
-    /// Name, with its unit.
-    pub name: &'static str,
-    /// Which direction is better.
-    pub better: Better,
-    /// Default regression threshold: percent change, or percentage points for
-    /// `error_rate_pct`.
-    pub default_threshold: f64,
-    /// Whether it is gated when no `--metrics` are named.
-    pub gated_by_default: bool,
-    /// Reads it from a result.
-    pub get: fn(&ResultEntry) -> Option<f64>,
-}
-
-/// Every metric, in table order.
-pub const METRICS: &[Metric] = &[
-    Metric {
-        name: "ttft_p50_ms",
-        better: Better::Lower,
-        default_threshold: 10.0,
-        gated_by_default: false,
-        get: |e| e.latency.ttft_ms.p50,
-    },
-    Metric {
-        name: "ttft_p99_ms",
-        better: Better::Lower,
-        default_threshold: 10.0,
-        gated_by_default: true,
-        get: |e| e.latency.ttft_ms.p99,
-    },
-    Metric {
-        name: "itl_p50_ms",
-        better: Better::Lower,
-        default_threshold: 10.0,
-        gated_by_default: false,
-        get: |e| e.latency.itl_ms.p50,
-    },
-    Metric {
-        name: "itl_p99_ms",
-        better: Better::Lower,
-        default_threshold: 10.0,
-        gated_by_default: false,
-        get: |e| e.latency.itl_ms.p99,
-    },
-    Metric {
-        name: "tpot_p50_ms",
-        better: Better::Lower,
-        default_threshold: 10.0,
-        gated_by_default: false,
-        get: |e| e.latency.tpot_ms.p50,
-    },
-    Metric {
-        name: "tpot_p99_ms",
-        better: Better::Lower,
-        default_threshold: 10.0,
-        gated_by_default: true,
-        get: |e| e.latency.tpot_ms.p99,
-    },
-    Metric {
-        name: "e2e_p50_ms",
-        better: Better::Lower,
-        default_threshold: 10.0,
-        gated_by_default: true,
-        get: |e| e.latency.e2e_ms.p50,
-    },
-    Metric {
-        name: "e2e_p99_ms",
-        better: Better::Lower,
-        default_threshold: 10.0,
-        gated_by_default: false,
-        get: |e| e.latency.e2e_ms.p99,
-    },
-    Metric {
-        name: "output_tokens_per_s",
-        better: Better::Higher,
-        default_threshold: 5.0,
-        gated_by_default: true,
-        get: |e| Some(e.throughput.output_tokens_per_s),
-    },
-    Metric {
-        name: "requests_per_s",
-        better: Better::Higher,
-        default_threshold: 5.0,
-        gated_by_default: false,
-        get: |e| Some(e.throughput.requests_per_s),
-    },
-    Metric {
-        name: "output_tokens_per_s_per_user",
-        better: Better::Higher,
-        default_threshold: 10.0,
-        gated_by_default: false,
-        get: |e| e.throughput.output_tokens_per_s_per_user,
-    },
-    Metric {
-        name: "tokens_per_j_output",
-        better: Better::Higher,
-        default_threshold: 5.0,
-        gated_by_default: true,
-        get: |e| e.energy.as_ref().and_then(|x| x.tokens_per_j_output),
-    },
-    Metric {
-        name: "usd_per_m_blended_workload",
-        better: Better::Lower,
-        default_threshold: 5.0,
-        gated_by_default: true,
-        get: |e| e.cost.as_ref().and_then(|c| c.usd_per_m_blended_workload),
-    },
-    Metric {
-        name: "usd_per_m_output",
-        better: Better::Lower,
-        default_threshold: 5.0,
-        gated_by_default: false,
-        get: |e| e.cost.as_ref().and_then(|c| c.usd_per_m_output),
-    },
-    Metric {
-        name: "usd_per_task",
-        better: Better::Lower,
-        default_threshold: 5.0,
-        gated_by_default: false,
-        get: |e| e.cost.as_ref().and_then(|c| c.usd_per_task),
-    },
-    Metric {
-        name: "error_rate_pct",
-        better: Better::Lower,
-        default_threshold: 1.0,
-        gated_by_default: true,
-        get: |e| {
-            (e.requests.sent > 0).then(|| e.requests.failed as f64 / e.requests.sent as f64 * 100.0)
-        },
-    },
-];
-
-/// The metric called `name`.
-pub fn metric(name: &str) -> Option<&'static Metric> {
-    METRICS.iter().find(|m| m.name == name)
-}
-
-/// The names of every metric, comma-separated.
-pub fn metric_names() -> String {
-    METRICS
-        .iter()
-        .map(|m| m.name)
-        .collect::<Vec<_>>()
-        .join(", ")
-}
+use crate::metrics::{Better, METRICS, Metric, metric, metric_names};
+use crate::report::{Report, ResultEntry};
 
 /// What to gate and how strictly.
 #[derive(Clone, Debug, Default)]
@@ -185,7 +27,7 @@ pub struct Gate {
 impl Gate {
     fn gated(&self, m: &Metric) -> bool {
         if self.metrics.is_empty() {
-            m.gated_by_default
+            m.gate.by_default
         } else {
             self.metrics.iter().any(|n| n == m.name)
         }
@@ -196,7 +38,7 @@ impl Gate {
             .get(m.name)
             .copied()
             .or(self.threshold_all)
-            .unwrap_or(m.default_threshold)
+            .unwrap_or(m.gate.threshold)
     }
 
     /// Checks every named metric exists.
@@ -242,8 +84,12 @@ pub struct Row {
     pub base: Option<f64>,
     /// Candidate value (mean over repeats).
     pub cand: Option<f64>,
-    /// Change, percent (percentage points for `error_rate_pct`).
+    /// Change, percent (percentage points for percent metrics such as
+    /// `error_rate_pct`).
     pub delta: Option<f64>,
+    /// Whether `delta` and `threshold` are percentage points.
+    #[serde(skip)]
+    pub in_points: bool,
     /// The larger side's max - min over repeats, in the metric's unit; `null` with a
     /// single run per side.
     pub spread: Option<f64>,
@@ -311,7 +157,7 @@ fn by_pair_key(side: &[Report]) -> BTreeMap<String, Vec<&ResultEntry>> {
     let mut m: BTreeMap<String, Vec<&ResultEntry>> = BTreeMap::new();
     for r in side {
         for e in &r.results {
-            m.entry(pair_key(e)).or_default().push(e);
+            m.entry(e.pair_key()).or_default().push(e);
         }
     }
     m
@@ -397,7 +243,7 @@ pub fn compare(base: &[Report], cand: &[Report], gate: &Gate) -> Comparison {
             let (b, c) = (mean(&bv), mean(&cv));
             let gated = gate.gated(m);
             let threshold = gate.threshold(m);
-            let points = m.name == "error_rate_pct";
+            let points = m.unit.delta_in_points();
             let delta = match (b, c) {
                 (Some(b), Some(c)) if points => Some(c - b),
                 (Some(b), Some(c)) if b != 0.0 => Some((c - b) / b.abs() * 100.0),
@@ -439,6 +285,7 @@ pub fn compare(base: &[Report], cand: &[Report], gate: &Gate) -> Comparison {
                 base: b,
                 cand: c,
                 delta,
+                in_points: points,
                 spread,
                 gated,
                 threshold,
@@ -484,11 +331,7 @@ pub fn render(c: &Comparison, markdown: bool) -> String {
         })
     };
     for r in &c.rows {
-        let unit = if r.metric == "error_rate_pct" {
-            " pt"
-        } else {
-            "%"
-        };
+        let unit = r.unit_suffix();
         b.push_record([
             r.result.clone(),
             r.metric.to_string(),
@@ -531,36 +374,25 @@ pub fn render(c: &Comparison, markdown: bool) -> String {
     out
 }
 
+impl Row {
+    /// How `delta` and `threshold` are written: ` pt` (points) or `%`.
+    pub fn unit_suffix(&self) -> &'static str {
+        if self.in_points { " pt" } else { "%" }
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
-
     use super::*;
 
     #[test]
-    fn every_default_gated_metric_exists_and_names_carry_units() {
-        assert!(METRICS.iter().filter(|m| m.gated_by_default).count() >= 5);
-        for m in METRICS {
-            assert!(
-                [
-                    "_ms",
-                    "_per_s",
-                    "_pct",
-                    "_per_user",
-                    "_output",
-                    "_workload",
-                    "_task"
-                ]
-                .iter()
-                .any(|u| m.name.ends_with(u)),
-                "{}",
-                m.name
-            );
-        }
+    fn an_unknown_metric_is_refused_naming_the_known_ones() {
         let g = Gate {
             metrics: vec!["nope".into()],
             ..Gate::default()
         };
-        assert!(g.check().unwrap_err().contains("unknown metric `nope`"));
+        let err = g.check().unwrap_err();
+        assert!(err.contains("unknown metric `nope`"), "{err}");
+        assert!(err.contains("ttft_p90_ms"), "{err}");
     }
 }

@@ -12,138 +12,103 @@
 //! measured busy-time share. Idle time in the window is paid for, and split the same
 //! way: an under-loaded machine costs more per token, as it does in a bill.
 
-use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
+use crate::catalog::{Catalog, CatalogError, HardwareQuery};
+use crate::report::{
+    CostSource, CostStats, Device, Hardware, HardwarePriceRef, RateCard, ResultEntry,
+};
 
-use crate::catalog::{Catalog, CatalogError, HardwarePriceRef, HardwareQuery};
-use crate::{Hardware, RateCard, ResultEntry};
-
-/// Where cost figures came from.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "kebab-case")]
-pub enum CostSource {
-    /// A provider's list prices times tokens.
-    RateCard,
-    /// Hardware $/hour times the measured window (local targets). Since 1.3.
-    HardwareHour,
+/// Rounds dollars to the nano-dollar: a short load point on a CPU host costs
+/// micro-dollars.
+pub fn usd(x: f64) -> f64 {
+    (x * 1e9).round() / 1e9
 }
 
-/// Cost of one load point, USD. Every figure is `null` when not priced, with
-/// `reason` saying why. Since 1.2.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct CostStats {
-    /// How it was priced; `null` when it was not.
-    pub source: Option<CostSource>,
-    /// Why it was not priced.
-    pub reason: Option<String>,
-    /// Which token counts were priced (`server_usage` where every successful request
-    /// reported usage, else the report's own counts with their sources).
-    pub tokens_basis: Option<String>,
-    /// Uncached input tokens priced.
+/// What a load point's dollars are divided by.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct CostBasis {
+    /// Total dollars.
+    pub total: f64,
+    /// Dollars of input tokens (cached ones included); `None` when not split.
+    pub input_dollars: Option<f64>,
+    /// Dollars of output tokens (reasoning included); `None` when not split.
+    pub output_dollars: Option<f64>,
+    /// Input tokens.
     pub input_tokens: u64,
-    /// Cached input tokens priced.
-    pub cached_input_tokens: u64,
-    /// Output tokens priced at the output price (reasoning excluded).
+    /// Output tokens.
     pub output_tokens: u64,
-    /// Reasoning tokens priced.
-    pub reasoning_tokens: u64,
-    /// Total over the load point.
-    pub usd_total: Option<f64>,
-    /// Of which uncached input.
-    pub usd_input: Option<f64>,
-    /// Of which cached input.
-    pub usd_cached_input: Option<f64>,
-    /// Of which output.
-    pub usd_output: Option<f64>,
-    /// Of which reasoning.
-    pub usd_reasoning: Option<f64>,
-    /// Input cost per million input tokens, cached ones included (effective price).
+    /// Requests sent.
+    pub sent: u64,
+    /// Tasks started.
+    pub tasks_started: u64,
+    /// Tasks completed.
+    pub tasks_completed: u64,
+}
+
+/// The per-unit figures of a priced load point.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct PerUnit {
+    /// Input dollars per million input tokens.
     pub usd_per_m_input: Option<f64>,
-    /// Output cost per million output tokens, reasoning included (effective price).
+    /// Output dollars per million output tokens.
     pub usd_per_m_output: Option<f64>,
-    /// List price blended 3:1 input:output, per million tokens.
-    pub usd_per_m_blended_3_1: Option<f64>,
-    /// Total per million tokens of this workload's own mix.
+    /// Total per million input plus output tokens.
     pub usd_per_m_blended_workload: Option<f64>,
     /// Total per sent request.
     pub usd_per_request: Option<f64>,
-    /// Total per task started (multi-call workloads; failed calls and tasks included).
+    /// Total per task started.
     pub usd_per_task: Option<f64>,
     /// Total per task completed.
     pub usd_per_successful_task: Option<f64>,
-    /// The rate card priced with (remote targets), from the target spec or a
-    /// catalog. Since 1.3.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub rate_card: Option<RateCard>,
-    /// The hardware price priced with (local targets). Since 1.3.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub hardware: Option<HardwarePriceRef>,
-    /// Unit-seconds billed: the measured window times the units (local). Since 1.3.
-    #[serde(default)]
-    pub billed_unit_s: Option<f64>,
-    /// Share of the engine's busy time spent on prompt tokens, 0-1 (local). Since 1.3.
-    #[serde(default)]
-    pub input_time_share: Option<f64>,
-    /// Input cost per million prompt tokens the engine computed (cache hits
-    /// excluded): what an input token costs without a prefix cache hit (local).
-    /// Since 1.3.
-    #[serde(default)]
-    pub usd_per_m_uncached_input: Option<f64>,
-    /// Cost per million cached input tokens: the rate card's price (remote);
-    /// `null` for local targets, whose cache hits cost no step time of their own (their
-    /// saving shows as `usd_per_m_input` below `usd_per_m_uncached_input`). Since 1.3.
-    #[serde(default)]
-    pub usd_per_m_cached_input: Option<f64>,
-    /// Electricity for the measured energy, USD per million output tokens: joules
-    /// per output token x PUE x the region's $/kWh (local targets with measured
-    /// energy). Informational: rented hardware's $/hour already includes power, so it
-    /// is not added to `usd_total`. Since 1.3.
-    #[serde(default)]
-    pub energy_usd_per_m_output: Option<f64>,
-    /// The same per million input plus output tokens. Since 1.3.
-    #[serde(default)]
-    pub energy_usd_per_m_total: Option<f64>,
 }
 
-impl CostStats {
-    /// Not priced, because of `reason`.
-    pub fn unpriced(reason: &str) -> Self {
-        Self {
-            source: None,
-            reason: Some(reason.to_string()),
-            tokens_basis: None,
-            input_tokens: 0,
-            cached_input_tokens: 0,
-            output_tokens: 0,
-            reasoning_tokens: 0,
-            usd_total: None,
-            usd_input: None,
-            usd_cached_input: None,
-            usd_output: None,
-            usd_reasoning: None,
-            usd_per_m_input: None,
-            usd_per_m_output: None,
-            usd_per_m_blended_3_1: None,
-            usd_per_m_blended_workload: None,
-            usd_per_request: None,
-            usd_per_task: None,
-            usd_per_successful_task: None,
-            rate_card: None,
-            hardware: None,
-            billed_unit_s: None,
-            input_time_share: None,
-            usd_per_m_uncached_input: None,
-            usd_per_m_cached_input: None,
-            energy_usd_per_m_output: None,
-            energy_usd_per_m_total: None,
+/// Dollars per million of `tokens`; `None` for no tokens.
+pub fn per_million(dollars: f64, tokens: u64) -> Option<f64> {
+    (tokens > 0).then(|| usd(dollars / tokens as f64 * 1e6))
+}
+
+impl CostBasis {
+    /// The per-unit figures: the one place pricing and merging compute them.
+    pub fn per_unit(&self) -> PerUnit {
+        let per = |n: u64| (n > 0).then(|| usd(self.total / n as f64));
+        PerUnit {
+            usd_per_m_input: self
+                .input_dollars
+                .and_then(|d| per_million(d, self.input_tokens)),
+            usd_per_m_output: self
+                .output_dollars
+                .and_then(|d| per_million(d, self.output_tokens)),
+            usd_per_m_blended_workload: per_million(
+                self.total,
+                self.input_tokens + self.output_tokens,
+            ),
+            usd_per_request: per(self.sent),
+            usd_per_task: per(self.tasks_started),
+            usd_per_successful_task: per(self.tasks_completed),
         }
     }
-}
 
-fn usd(x: f64) -> f64 {
-    // Nano-dollar resolution: a short load point on a CPU host costs micro-dollars.
-    (x * 1e9).round() / 1e9
+    /// The basis of `entry` priced at `total` dollars split as given.
+    pub fn of(
+        entry: &ResultEntry,
+        total: f64,
+        input_dollars: Option<f64>,
+        output_dollars: Option<f64>,
+    ) -> Self {
+        let (tasks_started, tasks_completed) = entry
+            .tasks
+            .as_ref()
+            .map_or((0, 0), |k| (k.started, k.completed));
+        Self {
+            total,
+            input_dollars,
+            output_dollars,
+            input_tokens: entry.tokens.input,
+            output_tokens: entry.tokens.output,
+            sent: entry.requests.sent,
+            tasks_started,
+            tasks_completed,
+        }
+    }
 }
 
 /// Prices `entry` with `card` (its own `target.prices` by default).
@@ -168,13 +133,13 @@ pub fn price_with_rate_card(entry: &ResultEntry, card: &RateCard) -> CostStats {
     let usd_reasoning =
         reasoning as f64 * per_token(card.reasoning_usd_per_m.unwrap_or(card.output_usd_per_m));
     let total = usd_input + usd_cached + usd_output + usd_reasoning;
-    let per_m =
-        |dollars: f64, tokens: u64| (tokens > 0).then(|| usd(dollars / tokens as f64 * 1e6));
-    let sent = entry.requests.sent;
-    let (started, completed) = entry
-        .tasks
-        .as_ref()
-        .map_or((0, 0), |k| (k.started, k.completed));
+    let u = CostBasis::of(
+        entry,
+        total,
+        Some(usd_input + usd_cached),
+        Some(usd_output + usd_reasoning),
+    )
+    .per_unit();
     CostStats {
         source: Some(CostSource::RateCard),
         reason: None,
@@ -188,15 +153,15 @@ pub fn price_with_rate_card(entry: &ResultEntry, card: &RateCard) -> CostStats {
         usd_cached_input: Some(usd(usd_cached)),
         usd_output: Some(usd(usd_output)),
         usd_reasoning: Some(usd(usd_reasoning)),
-        usd_per_m_input: per_m(usd_input + usd_cached, t.input),
-        usd_per_m_output: per_m(usd_output + usd_reasoning, t.output),
+        usd_per_m_input: u.usd_per_m_input,
+        usd_per_m_output: u.usd_per_m_output,
         usd_per_m_blended_3_1: Some(usd(
             (3.0 * card.input_usd_per_m + card.output_usd_per_m) / 4.0
         )),
-        usd_per_m_blended_workload: per_m(total, t.input + t.output),
-        usd_per_request: (sent > 0).then(|| usd(total / sent as f64)),
-        usd_per_task: (started > 0).then(|| usd(total / started as f64)),
-        usd_per_successful_task: (completed > 0).then(|| usd(total / completed as f64)),
+        usd_per_m_blended_workload: u.usd_per_m_blended_workload,
+        usd_per_request: u.usd_per_request,
+        usd_per_task: u.usd_per_task,
+        usd_per_successful_task: u.usd_per_successful_task,
         rate_card: Some(card.clone()),
         hardware: None,
         billed_unit_s: None,
@@ -224,17 +189,9 @@ pub fn price_with_hardware(entry: &ResultEntry, hw: &HardwarePriceRef) -> CostSt
         .or(t.input_cached)
         .unwrap_or(0)
         .min(t.input);
-    let per_m =
-        |dollars: f64, tokens: u64| (tokens > 0).then(|| usd(dollars / tokens as f64 * 1e6));
     let usd_input = share.map(|s| total * s);
     let usd_output = share.map(|s| total * (1.0 - s));
-    let per_m_input = usd_input.and_then(|d| per_m(d, t.input));
-    let per_m_output = usd_output.and_then(|d| per_m(d, t.output));
-    let sent = entry.requests.sent;
-    let (started, completed) = entry
-        .tasks
-        .as_ref()
-        .map_or((0, 0), |k| (k.started, k.completed));
+    let u = CostBasis::of(entry, total, usd_input, usd_output).per_unit();
     let energy = entry.energy.as_ref();
     let usd_per_j = hw.pue * hw.electricity_usd_per_kwh / 3.6e6;
     CostStats {
@@ -250,20 +207,21 @@ pub fn price_with_hardware(entry: &ResultEntry, hw: &HardwarePriceRef) -> CostSt
         usd_cached_input: None,
         usd_output: usd_output.map(usd),
         usd_reasoning: None,
-        usd_per_m_input: per_m_input,
-        usd_per_m_output: per_m_output,
-        usd_per_m_blended_3_1: per_m_input
-            .zip(per_m_output)
+        usd_per_m_input: u.usd_per_m_input,
+        usd_per_m_output: u.usd_per_m_output,
+        usd_per_m_blended_3_1: u
+            .usd_per_m_input
+            .zip(u.usd_per_m_output)
             .map(|(i, o)| usd((3.0 * i + o) / 4.0)),
-        usd_per_m_blended_workload: per_m(total, t.input + t.output),
-        usd_per_request: (sent > 0).then(|| usd(total / sent as f64)),
-        usd_per_task: (started > 0).then(|| usd(total / started as f64)),
-        usd_per_successful_task: (completed > 0).then(|| usd(total / completed as f64)),
+        usd_per_m_blended_workload: u.usd_per_m_blended_workload,
+        usd_per_request: u.usd_per_request,
+        usd_per_task: u.usd_per_task,
+        usd_per_successful_task: u.usd_per_successful_task,
         rate_card: None,
         hardware: Some(hw.clone()),
         billed_unit_s: Some((unit_s * 1000.0).round() / 1000.0),
         input_time_share: share.map(|s| (s * 1e6).round() / 1e6),
-        usd_per_m_uncached_input: usd_input.and_then(|d| per_m(d, t.input - cached)),
+        usd_per_m_uncached_input: usd_input.and_then(|d| per_million(d, t.input - cached)),
         usd_per_m_cached_input: None,
         energy_usd_per_m_output: energy
             .and_then(|e| e.j_per_output_token)
@@ -325,10 +283,13 @@ pub fn hardware_query<'a>(
     entry: &ResultEntry,
     hardware: &'a Hardware,
 ) -> Result<HardwareQuery<'a>, String> {
-    match entry.target.kind.as_str() {
-        "local-cuda" => {
+    match entry.target.device {
+        Some(Device::Gpu) => {
             let gpu = hardware.gpus.first().ok_or_else(|| {
-                "local-cuda target, but the report's hardware lists no GPU".to_string()
+                format!(
+                    "{} runs on a GPU, but the report's hardware lists no GPU",
+                    entry.target.kind
+                )
             })?;
             Ok(HardwareQuery {
                 gpu_name: Some(&gpu.name),
@@ -336,12 +297,15 @@ pub fn hardware_query<'a>(
                 units: 1,
             })
         }
-        "local-cpu" => Ok(HardwareQuery {
+        Some(Device::Cpu) => Ok(HardwareQuery {
             gpu_name: None,
             arch: &hardware.arch,
             units: hardware.cpu_logical_cores.max(1),
         }),
-        other => Err(format!("target kind `{other}` is not priced by hardware")),
+        None => Err(format!(
+            "target kind `{}` runs on no local device and is not priced by hardware",
+            entry.target.kind
+        )),
     }
 }
 
@@ -349,8 +313,7 @@ pub fn hardware_query<'a>(
 /// rate cards in the target spec price anything. A figure that cannot be priced says
 /// why in `reason`.
 pub fn price(entry: &ResultEntry, hardware: &Hardware, pricing: Option<&Pricing<'_>>) -> CostStats {
-    let local = entry.target.kind.starts_with("local");
-    if local {
+    if entry.target.is_local() {
         let Some(p) = pricing else {
             return CostStats::unpriced(
                 "local target: needs a hardware price catalog ($/hour); none was given",

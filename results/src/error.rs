@@ -21,6 +21,9 @@ pub enum ResultsError {
         /// What the schema says is wrong there.
         message: String,
     },
+    /// A document's schema or schema version is not one this build reads.
+    #[error("{0}")]
+    Version(String),
     /// A document is not JSON, or not the expected shape.
     #[error("{0}")]
     Json(#[from] serde_json::Error),

@@ -16,8 +16,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use crate::merge::load_label;
-use crate::{Report, ResultEntry};
+use crate::report::{Api, Report, ResultEntry};
 
 /// Export formats of `prices export`.
 pub const FORMATS: &[&str] = &["litellm", "routing"];
@@ -56,7 +55,7 @@ fn operating_points(reports: &[Report]) -> (Vec<Point<'_>>, Vec<String>) {
                     e.target.kind,
                     e.target.model,
                     e.workload.name,
-                    load_label(e)
+                    e.load_label()
                 ));
                 continue;
             }
@@ -133,7 +132,7 @@ fn hardware_label(r: &Report, e: &ResultEntry) -> String {
             "{} x {} ({}, {}, {})",
             h.units, h.part, h.tier, h.region, h.catalog
         ),
-        None => crate::archive::hardware_label(r),
+        None => r.hardware_label(),
     }
 }
 
@@ -168,12 +167,14 @@ pub fn litellm(reports: &[Report]) -> (Value, Vec<String>) {
     let mut out = serde_json::Map::new();
     for (p, (input, cached, output)) in points {
         let e = p.entry;
-        let provider = match e.target.kind.as_str() {
-            "anthropic" => "anthropic",
+        // LiteLLM names the provider by its API; local engines are served (and
+        // routed to) through an OpenAI-compatible endpoint.
+        let provider = match e.target.api {
+            Some(Api::Messages) => "anthropic",
             _ => "openai",
         };
-        let mode = match e.target.settings.get("api").map(String::as_str) {
-            Some("completions") => "completion",
+        let mode = match e.target.api {
+            Some(Api::Completions) => "completion",
             _ => "chat",
         };
         let mut v = json!({
@@ -194,7 +195,7 @@ pub fn litellm(reports: &[Report]) -> (Value, Vec<String>) {
                 "precision": e.target.precision,
                 "workload": e.workload.name,
                 "workload_spec_sha256": e.workload.spec_sha256,
-                "load_point": load_label(e),
+                "load_point": e.load_label(),
                 "slo": e.slo.as_ref().map(|s| json!({"objectives": s.objectives, "pass": s.pass, "goodput_rps": s.goodput_rps})),
                 "cost_source": e.cost.as_ref().and_then(|c| c.source),
                 "usd_per_m_blended_workload": e.cost.as_ref().and_then(|c| c.usd_per_m_blended_workload),
@@ -271,7 +272,7 @@ pub fn routing(reports: &[Report]) -> (Value, Vec<String>) {
             target: e.target.kind.clone(),
             precision: e.target.precision.clone(),
             workload: e.workload.name.clone(),
-            load_point: load_label(e),
+            load_point: e.load_label(),
             slo_met: e.slo.as_ref().map(|s| s.pass),
             slo: e.slo.as_ref().map(|s| s.objectives.clone()),
             usd_per_m_input: input * 1e6,

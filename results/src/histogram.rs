@@ -9,8 +9,8 @@ use hdrhistogram::serialization::{Deserializer, Serializer, V2DeflateSerializer}
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::ResultsError;
-use crate::stats::{QuantileCi95, quantile_rank_ci95};
+use crate::error::ResultsError;
+use crate::stats::{QuantileCi95, quantile_rank_ci95, round3};
 
 /// Significant decimal digits kept by every latency histogram (0.1% relative error).
 pub const SIGNIFICANT_DIGITS: u8 = 3;
@@ -161,11 +161,6 @@ impl LatencyHistogram {
         hist.auto(true);
         Ok(Self { hist })
     }
-}
-
-/// Rounds to three decimals (microseconds of a millisecond figure).
-pub(crate) fn round3(x: f64) -> f64 {
-    (x * 1000.0).round() / 1000.0
 }
 
 /// Summary of one latency metric, all values in the unit named by the field that holds

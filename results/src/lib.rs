@@ -1,20 +1,35 @@
-//! Every published type of infermeter: the versioned report schema, mergeable HDR
-//! latency summaries, and the renderers that turn a report into a table, Markdown, CSV
-//! or JSON. This crate is the leaf of the workspace: it knows nothing of async runtimes,
-//! HTTP or GPUs, so any tool can read and merge reports by depending on it alone.
+//! Every published type of infermeter and every pure computation on it: the
+//! versioned report schema, mergeable HDR latency summaries, statistics, the metrics
+//! registry, cost, merge, compare, the results archive, router exports, and the
+//! renderers that turn a report into a table, Markdown, CSV, JSON or an HTML page.
+//! This crate is the leaf of the workspace: it knows nothing of async runtimes, HTTP
+//! or GPUs, so any tool can read and merge reports by depending on it alone.
+//!
+//! Its modules are layered, each using only those below it (no module cycle; a test
+//! of the repository reads the module graph):
+//!
+//! 1. [`error`]; leaf maths: [`stats`], then [`histogram`].
+//! 2. [`report`]: the report's types, labels as methods.
+//! 3. [`metrics`] (the registry), [`derive`] (figures derived from counts),
+//!    [`spread`] (run-to-run spread), [`schema`] (the JSON Schema, versions, reading).
+//! 4. [`catalog`], then [`cost`].
+//! 5. [`merge`], [`compare`], [`archive`], [`export`].
+//! 6. [`render`]: table, Markdown, CSV, JSON and HTML.
 
 pub mod archive;
 pub mod catalog;
 pub mod compare;
 pub mod cost;
+pub mod derive;
 pub mod error;
 pub mod export;
 pub mod histogram;
-pub mod html;
 pub mod merge;
+pub mod metrics;
 pub mod render;
 pub mod report;
 pub mod schema;
+pub mod spread;
 pub mod stats;
 
 pub use error::ResultsError;

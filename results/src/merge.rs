@@ -9,62 +9,18 @@
 
 use std::collections::BTreeMap;
 
-use crate::cost::CostStats;
-use crate::{
-    ColdStartStats, EnergyStats, EngineStats, Latency, LatencySummary, Report, ResultEntry,
-    RunStatus, TaskStats, Throughput, TokenCounts, TokenProvenance,
+use crate::cost::CostBasis;
+use crate::derive::{TaskSums, ThroughputCounts, throughput};
+use crate::histogram::{LatencyHistogram, LatencySummary};
+use crate::report::{
+    ColdStartStats, CostStats, EnergyStats, EngineStats, Latency, Report, ResultEntry, RunStatus,
+    ShardRef, TaskStats, TokenCounts, TokenProvenance, TokenSource,
 };
 
 /// Why reports cannot be merged.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[error("{0}")]
 pub struct MergeError(pub String);
-
-/// The key results are matched by: repeat i of one report merges with repeat i of
-/// another.
-pub fn result_key(e: &ResultEntry) -> String {
-    let repeat = e.repeat.map_or(String::new(), |r| {
-        format!(" / repeat {}/{}", r.index, r.count)
-    });
-    format!(
-        "{} / {} (spec {}) / {}{repeat}",
-        e.target.label(),
-        e.workload.name,
-        &e.workload.spec_sha256[..12.min(e.workload.spec_sha256.len())],
-        load_label(e)
-    )
-}
-
-/// The key results are paired by in comparisons: [`result_key`] without the spec
-/// digest, so a changed workload pairs up (and is reported as not comparable).
-pub fn pair_key(e: &ResultEntry) -> String {
-    format!(
-        "{} / {} / {}",
-        e.target.label(),
-        e.workload.name,
-        load_label(e)
-    )
-}
-
-/// A load point as people read it (`poisson 2 rps`, `closed c=8`).
-pub fn load_label(e: &ResultEntry) -> String {
-    let l = &e.load;
-    match (l.rate_rps, l.concurrency) {
-        (Some(r), _) => format!("{} {r} rps", pattern(l.pattern)),
-        (None, Some(c)) => format!("{} c={c}", pattern(l.pattern)),
-        (None, None) => pattern(l.pattern).to_string(),
-    }
-}
-
-fn pattern(p: crate::ArrivalPattern) -> &'static str {
-    match p {
-        crate::ArrivalPattern::Poisson => "poisson",
-        crate::ArrivalPattern::Constant => "constant",
-        crate::ArrivalPattern::Gamma => "gamma",
-        crate::ArrivalPattern::Closed => "closed",
-        crate::ArrivalPattern::All => "all",
-    }
-}
 
 /// Merges `reports` into one; `command` is recorded as the merged report's command.
 pub fn merge(reports: &[Report], command: Vec<String>) -> Result<Report, MergeError> {
@@ -84,8 +40,8 @@ pub fn merge(reports: &[Report], command: Vec<String>) -> Result<Report, MergeEr
                 first.schema_version
             )));
         }
-        let keys: Vec<String> = r.results.iter().map(result_key).collect();
-        let first_keys: Vec<String> = first.results.iter().map(result_key).collect();
+        let keys: Vec<String> = r.results.iter().map(ResultEntry::result_key).collect();
+        let first_keys: Vec<String> = first.results.iter().map(ResultEntry::result_key).collect();
         if let Some(k) = keys.iter().find(|k| !first_keys.contains(k)) {
             return Err(MergeError(format!(
                 "report {} has a result report 1 lacks: {k} (merge needs the same workload, target and load point in every report)",
@@ -101,10 +57,10 @@ pub fn merge(reports: &[Report], command: Vec<String>) -> Result<Report, MergeEr
     }
     let mut results = Vec::new();
     for e in &first.results {
-        let key = result_key(e);
+        let key = e.result_key();
         let group: Vec<&ResultEntry> = reports
             .iter()
-            .filter_map(|r| r.results.iter().find(|x| result_key(x) == key))
+            .filter_map(|r| r.results.iter().find(|x| x.result_key() == key))
             .collect();
         results.push(merge_entries(&group)?);
     }
@@ -134,7 +90,7 @@ pub fn merge(reports: &[Report], command: Vec<String>) -> Result<Report, MergeEr
     let mut notes = vec![format!("merged from runs {}", ids.join(", "))];
     if reports.windows(2).any(|w| w[0].hardware != w[1].hardware) {
         let machines: std::collections::BTreeSet<String> =
-            reports.iter().map(crate::archive::hardware_label).collect();
+            reports.iter().map(Report::hardware_label).collect();
         notes.push(format!(
             "merged across machines that differ ({}); `hardware` is the first report's",
             machines.into_iter().collect::<Vec<_>>().join("; ")
@@ -157,7 +113,7 @@ fn err(key: &str, what: String) -> MergeError {
 fn hist(parts: &[&LatencySummary], field: &str) -> Result<LatencySummary, MergeError> {
     let mut it = parts.iter();
     let Some(first) = it.next() else {
-        return Ok(crate::LatencyHistogram::new().summary());
+        return Ok(LatencyHistogram::new().summary());
     };
     let mut acc = (*first).clone();
     for p in it {
@@ -204,7 +160,7 @@ fn union_window(group: &[&ResultEntry]) -> Option<(f64, String, String)> {
 
 fn merge_entries(group: &[&ResultEntry]) -> Result<ResultEntry, MergeError> {
     let first = group[0];
-    let key = result_key(first);
+    let key = first.result_key();
     for e in group {
         if e.workload.version != first.workload.version {
             return Err(err(&key, "workload versions differ".into()));
@@ -249,7 +205,7 @@ fn merge_entries(group: &[&ResultEntry]) -> Result<ResultEntry, MergeError> {
             return Err(err(&key, "target weights differ (weights.sha256)".into()));
         }
     }
-    let shards: Vec<crate::ShardRef> = group.iter().filter_map(|e| e.workload.shard).collect();
+    let shards: Vec<ShardRef> = group.iter().filter_map(|e| e.workload.shard).collect();
     if !shards.is_empty() {
         let n = shards[0].count;
         let mut got: Vec<u32> = shards.iter().map(|s| s.index).collect();
@@ -290,6 +246,11 @@ fn merge_entries(group: &[&ResultEntry]) -> Result<ResultEntry, MergeError> {
     out.requests.protocol_warnings = sum(&|e| e.requests.protocol_warnings);
     out.requests.stopped_early = sum(&|e| e.requests.stopped_early);
     out.requests.by_class = sum_map(group.iter().map(|e| e.requests.by_class.clone()));
+    out.requests.planned = all_some(
+        &group.iter().map(|e| e.requests.planned).collect::<Vec<_>>(),
+        |v| v.iter().sum(),
+    );
+    out.requests.not_sent = sum_map(group.iter().map(|e| e.requests.not_sent.clone()));
 
     // Tokens.
     out.tokens = merge_tokens(group);
@@ -346,35 +307,23 @@ fn merge_entries(group: &[&ResultEntry]) -> Result<ResultEntry, MergeError> {
             .collect::<Vec<_>>(),
         |v| v.iter().sum(),
     );
-    let per_s = |x: u64| {
-        if window_s > 0.0 {
-            x as f64 / window_s
-        } else {
-            0.0
-        }
-    };
-    let input_ok: f64 = group
+    // Input tokens of successful requests are not stored: each part's rate times
+    // its window gives them back.
+    let ok_input_tokens: f64 = group
         .iter()
         .map(|e| e.throughput.input_tokens_per_s * e.load.measured_s)
         .sum();
-    out.throughput = Throughput {
-        requests_per_s: per_s(out.requests.ok),
-        input_tokens_per_s: if window_s > 0.0 {
-            input_ok.round() / window_s
-        } else {
-            0.0
+    out.throughput = throughput(
+        ThroughputCounts {
+            ok_requests: out.requests.ok,
+            ok_input_tokens: ok_input_tokens.round() as u64,
+            output_tokens: out.tokens.output,
         },
-        output_tokens_per_s: per_s(out.tokens.output),
-        output_tokens_per_s_per_user: out
-            .latency
-            .tpot_ms
-            .p50
-            .filter(|&t| t > 0.0)
-            .map(|t| 1000.0 / t),
-        // Neither can be rebuilt without the requests' end times.
-        ci95: None,
-        steady_state: None,
-    };
+        window_s,
+        out.latency.tpot_ms.p50,
+    );
+    // Intervals and the steady state need the requests' end times, which a report
+    // does not keep: a merged result has neither.
 
     // Tasks.
     out.tasks = match group
@@ -408,12 +357,12 @@ fn merge_entries(group: &[&ResultEntry]) -> Result<ResultEntry, MergeError> {
 
 fn merge_tokens(group: &[&ResultEntry]) -> TokenCounts {
     let t0 = &group[0].tokens;
-    let same_src = |f: &dyn Fn(&TokenCounts) -> crate::TokenSource| {
+    let same_src = |f: &dyn Fn(&TokenCounts) -> TokenSource| {
         let s = f(t0);
         if group.iter().all(|e| f(&e.tokens) == s) {
             s
         } else {
-            crate::TokenSource::Mixed
+            TokenSource::Mixed
         }
     };
     TokenCounts {
@@ -473,27 +422,11 @@ fn merge_provenance(ps: &[&TokenProvenance]) -> TokenProvenance {
 }
 
 fn merge_tasks(ts: &[&TaskStats]) -> Result<TaskStats, MergeError> {
-    let completed: u64 = ts.iter().map(|t| t.completed).sum();
-    let mean = |f: &dyn Fn(&TaskStats) -> Option<f64>| {
-        (completed > 0).then(|| {
-            ts.iter()
-                .map(|t| f(t).unwrap_or(0.0) * t.completed as f64)
-                .sum::<f64>()
-                / completed as f64
-        })
-    };
-    Ok(TaskStats {
-        started: ts.iter().map(|t| t.started).sum(),
-        completed,
-        failed: ts.iter().map(|t| t.failed).sum(),
-        task_ms: hist(
-            &ts.iter().map(|t| &t.task_ms).collect::<Vec<_>>(),
-            "task_ms",
-        )?,
-        calls_per_task: mean(&|t| t.calls_per_task),
-        input_tokens_per_task: mean(&|t| t.input_tokens_per_task),
-        output_tokens_per_task: mean(&|t| t.output_tokens_per_task),
-    })
+    let mut sums = TaskSums::default();
+    for t in ts {
+        sums.add(&TaskSums::of(t).map_err(|e| MergeError(e.to_string()))?);
+    }
+    Ok(sums.stats())
 }
 
 fn merge_engine(es: &[&EngineStats]) -> Result<EngineStats, MergeError> {
@@ -651,7 +584,7 @@ fn merge_cost(merged: &ResultEntry, group: &[&ResultEntry]) -> Option<CostStats>
             v.iter().sum::<f64>()
         })
     };
-    let r9 = |x: f64| (x * 1e9).round() / 1e9;
+    let r9 = crate::cost::usd;
     let total = sum_opt(&|c| c.usd_total).unwrap_or(0.0);
     let mut out = cs[0].clone();
     out.input_tokens = cs.iter().map(|c| c.input_tokens).sum();
@@ -665,7 +598,6 @@ fn merge_cost(merged: &ResultEntry, group: &[&ResultEntry]) -> Option<CostStats>
     out.usd_reasoning = sum_opt(&|c| c.usd_reasoning).map(r9);
     out.billed_unit_s = sum_opt(&|c| c.billed_unit_s);
     let t = &merged.tokens;
-    let per_m = |d: Option<f64>, n: u64| d.filter(|_| n > 0).map(|d| r9(d / n as f64 * 1e6));
     let input_dollars = match (out.usd_input, out.usd_cached_input) {
         (Some(a), Some(b)) => Some(a + b),
         (Some(a), None) => Some(a),
@@ -676,8 +608,9 @@ fn merge_cost(merged: &ResultEntry, group: &[&ResultEntry]) -> Option<CostStats>
         (Some(a), None) => Some(a),
         _ => None,
     };
-    out.usd_per_m_input = per_m(input_dollars, t.input);
-    out.usd_per_m_output = per_m(output_dollars, t.output);
+    let u = CostBasis::of(merged, total, input_dollars, output_dollars).per_unit();
+    out.usd_per_m_input = u.usd_per_m_input;
+    out.usd_per_m_output = u.usd_per_m_output;
     out.input_time_share = input_dollars.filter(|_| total > 0.0).map(|d| d / total);
     if out.hardware.is_some() {
         out.usd_per_m_blended_3_1 = out
@@ -688,16 +621,13 @@ fn merge_cost(merged: &ResultEntry, group: &[&ResultEntry]) -> Option<CostStats>
             .engine
             .as_ref()
             .map_or(t.input, |e| e.prompt_tokens_computed);
-        out.usd_per_m_uncached_input = per_m(out.usd_input, computed);
+        out.usd_per_m_uncached_input = out
+            .usd_input
+            .and_then(|d| crate::cost::per_million(d, computed));
     }
-    out.usd_per_m_blended_workload = per_m(Some(total), t.input + t.output);
-    let sent = merged.requests.sent;
-    out.usd_per_request = (sent > 0).then(|| r9(total / sent as f64));
-    let (started, completed) = merged
-        .tasks
-        .as_ref()
-        .map_or((0, 0), |k| (k.started, k.completed));
-    out.usd_per_task = (started > 0).then(|| r9(total / started as f64));
-    out.usd_per_successful_task = (completed > 0).then(|| r9(total / completed as f64));
+    out.usd_per_m_blended_workload = u.usd_per_m_blended_workload;
+    out.usd_per_request = u.usd_per_request;
+    out.usd_per_task = u.usd_per_task;
+    out.usd_per_successful_task = u.usd_per_successful_task;
     Some(out)
 }

@@ -18,6 +18,9 @@
 //!
 //! Every resampling is seeded from its inputs, so the same values give the same
 //! interval in every run and on every machine.
+//!
+//! A leaf: this module knows no report type; `spread` applies [`Spread`] to
+//! the repeats of a report's load points.
 
 use std::collections::BTreeMap;
 
@@ -26,10 +29,6 @@ use rand_chacha::ChaCha8Rng;
 use rand_distr::{Beta, Distribution};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-
-use crate::ResultEntry;
-use crate::compare::METRICS;
-use crate::histogram::round3;
 
 /// Bootstrap resamples per interval.
 pub const RESAMPLES: usize = 2000;
@@ -230,35 +229,14 @@ pub struct RepeatSpread {
     pub key: String,
     /// Repeats found.
     pub repeats: u32,
-    /// Each `compare` metric the repeats have, by name.
+    /// Each registry metric the repeats have, by name.
     pub metrics: BTreeMap<String, Spread>,
 }
 
-/// The spread of every load point that was repeated, in the order first seen.
-pub fn repeat_spread(results: &[ResultEntry]) -> Vec<RepeatSpread> {
-    let mut groups: Vec<(String, Vec<&ResultEntry>)> = Vec::new();
-    for e in results.iter().filter(|e| e.repeat.is_some()) {
-        let key = crate::merge::pair_key(e);
-        match groups.iter_mut().find(|(k, _)| *k == key) {
-            Some((_, v)) => v.push(e),
-            None => groups.push((key, vec![e])),
-        }
-    }
-    groups
-        .into_iter()
-        .filter(|(_, v)| v.len() > 1)
-        .map(|(key, v)| RepeatSpread {
-            key,
-            repeats: v.len() as u32,
-            metrics: METRICS
-                .iter()
-                .filter_map(|m| {
-                    let xs: Vec<f64> = v.iter().filter_map(|e| (m.get)(e)).collect();
-                    Some((m.name.to_string(), Spread::of(&xs)?))
-                })
-                .collect(),
-        })
-        .collect()
+/// Rounds to three decimals (microseconds of a millisecond figure, thousandths of a
+/// rate).
+pub fn round3(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
 }
 
 #[cfg(test)]

@@ -28,6 +28,41 @@ fn table_snapshot() {
 }
 
 #[test]
+fn the_html_page_is_one_offline_file_with_its_charts_and_escaped_text() {
+    let mut r = report();
+    r.results[0]
+        .notes
+        .push("<script>alert(1)</script> & more".into());
+    let page = render(&r, Format::Html);
+    assert!(page.starts_with("<!DOCTYPE html>"), "{}", &page[..80]);
+    assert!(!page.contains("http://") && !page.contains("https://"));
+    // Notes are text, never markup.
+    assert!(page.contains("&lt;script&gt;alert(1)&lt;&#x2f;script&gt; &amp; more"));
+    assert!(!page.contains("<script>alert(1)"));
+    // One chart per latency family, the throughput chart; every chart has data
+    // marks in the palette's colours.
+    for id in ["ttft_ms", "itl_ms", "tpot_ms", "e2e_ms", "throughput"] {
+        let at = page
+            .find(&format!(r#"<svg class="chart" id="{id}""#))
+            .unwrap_or_else(|| panic!("no chart {id}"));
+        let svg = &page[at..at + page[at..].find("</svg>").unwrap()];
+        assert!(
+            svg.contains(r##"stroke="#1F77B4""##) || svg.contains(r##"fill="#1F77B4""##),
+            "{id}"
+        );
+    }
+    // Neither priced nor measured: said, not drawn.
+    assert!(
+        page.contains("Cost per million tokens of each workload&#x27;s mix (USD): not measured.")
+    );
+    // The summary table carries the registry's columns.
+    for h in infermeter_results::render::summary::header() {
+        let escaped = h.replace('/', "&#x2f;");
+        assert!(page.contains(&format!("<th>{escaped}</th>")), "{h}");
+    }
+}
+
+#[test]
 fn json_round_trips_and_validates_against_the_committed_schema() {
     let r = report();
     let text = render(&r, Format::Json);
@@ -61,13 +96,17 @@ fn merged_summaries_in_a_report_equal_the_union() {
 /// started and completed; local targets without a catalog are not priced.
 #[test]
 fn rate_cards_price_cached_input_and_reasoning_apart() {
-    use infermeter_results::cost::{CostSource, price, price_with_rate_card};
+    use infermeter_results::CostSource;
+    use infermeter_results::cost::{price, price_with_rate_card};
     use infermeter_results::{RateCard, TokenProvenance};
     let mut e = entry("agent-loop", 1, true);
     let hw = report().hardware;
     let cost_of = |e: &ResultEntry| price(e, &hw, None);
     assert!(cost_of(&e).reason.unwrap().contains("local target"));
     e.target.kind = "openai".into();
+    e.target.locality = Locality::Remote;
+    e.target.device = None;
+    e.target.api = Some(Api::Chat);
     e.tokens.input = 800;
     e.tokens.output = 120;
     e.tokens.provenance = Some(TokenProvenance {

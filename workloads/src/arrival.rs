@@ -37,6 +37,20 @@ pub enum Arrival {
     All,
 }
 
+/// The gamma distribution of inter-arrival times at `rate_rps` with coefficient of
+/// variation `burstiness`, or why those parameters give none (validation calls this
+/// too, so a validated spec always has one).
+pub fn gamma_gaps(rate_rps: f64, burstiness: f64) -> Result<Gamma<f64>, String> {
+    let shape = 1.0 / (burstiness * burstiness);
+    Gamma::new(shape, 1.0 / (rate_rps * shape))
+        .map_err(|e| format!("gamma arrivals at {rate_rps}/s with burstiness {burstiness}: {e}"))
+}
+
+/// The exponential distribution of inter-arrival times at `rate_rps`.
+pub fn exp_gaps(rate_rps: f64) -> Result<Exp<f64>, String> {
+    Exp::new(rate_rps).map_err(|e| format!("poisson arrivals at {rate_rps}/s: {e}"))
+}
+
 impl Arrival {
     /// The pattern name used in reports.
     pub fn pattern(&self) -> ArrivalPattern {
@@ -50,7 +64,9 @@ impl Arrival {
     }
 
     /// Send offsets in seconds from the start of measurement for `n` sessions (the
-    /// first at 0), or `None` for closed-loop loads, which have no schedule.
+    /// first at 0), or `None` for closed-loop loads, which have no schedule. The
+    /// parameters are validated (the spec's validation builds the
+    /// same distributions), so a distribution that cannot be built sends at the mean.
     pub fn schedule(&self, n: usize, rng: &mut impl Rng) -> Option<Vec<f64>> {
         enum Gap {
             Fixed(f64),
@@ -61,18 +77,17 @@ impl Arrival {
             Arrival::Closed { .. } => return None,
             Arrival::All => Gap::Fixed(0.0),
             Arrival::Constant { rate_rps } => Gap::Fixed(1.0 / rate_rps),
-            Arrival::Poisson { rate_rps } => {
-                Gap::Exp(Exp::new(rate_rps).expect("validated rate > 0"))
-            }
+            Arrival::Poisson { rate_rps } => match exp_gaps(rate_rps) {
+                Ok(d) => Gap::Exp(d),
+                Err(_) => Gap::Fixed(1.0 / rate_rps),
+            },
             Arrival::Gamma {
                 rate_rps,
                 burstiness,
-            } => {
-                let shape = 1.0 / (burstiness * burstiness);
-                Gap::Gamma(
-                    Gamma::new(shape, 1.0 / (rate_rps * shape)).expect("validated parameters"),
-                )
-            }
+            } => match gamma_gaps(rate_rps, burstiness) {
+                Ok(d) => Gap::Gamma(d),
+                Err(_) => Gap::Fixed(1.0 / rate_rps),
+            },
         };
         let mut t = 0.0;
         let mut out = Vec::with_capacity(n);

@@ -109,6 +109,11 @@ pub trait StreamSink: Send {
     /// The response broke a protocol rule that did not cost its measurement (for
     /// example a stream that ended after its finish reason without `[DONE]`).
     fn on_protocol_warning(&mut self, _what: &str) {}
+    /// When the harness gives up on this request (its total deadline); a target
+    /// never waits past it (a server's `Retry-After` that would is not followed).
+    fn deadline(&self) -> Option<Instant> {
+        None
+    }
 }
 
 /// Token counts a server reported for one request, verbatim (`None` = not reported).

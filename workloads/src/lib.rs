@@ -9,11 +9,15 @@
 //! - [`text`]: synthetic prompt text whose token length is exact under the embedded
 //!   SmolLM2 tokenizer.
 //! - [`arrival`]: arrival processes (Poisson, constant, gamma, closed loop, all at once).
+//! - [`settings`]: the typed keys of target specs, declared by each target kind.
+//! - [`bounds`]: the bounds of every duration, rate and count, and their validators.
 
 pub mod arrival;
+pub mod bounds;
 pub mod contract;
 pub mod error;
 pub mod generate;
+pub mod settings;
 pub mod spec;
 pub mod suite;
 pub mod text;

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::WorkloadError;
+use crate::bounds;
 use results::ArrivalPattern;
 
 /// The only spec file format this build reads.
@@ -268,19 +269,37 @@ impl WorkloadSpec {
             ));
         }
         let l = &self.load;
-        if l.requests == 0 {
-            return Err(bad("load.requests", "must be at least 1".into()));
-        }
+        let bound = |field: &str, r: Result<f64, String>| -> Result<(), WorkloadError> {
+            r.map(|_| ())
+                .map_err(|m| bad(field, m.replace(&format!("{field} must"), "must")))
+        };
+        bounds::count("load.requests", l.requests, 1, bounds::MAX_REQUESTS)
+            .map_err(|m| bad("load.requests", m.replace("load.requests must", "must")))?;
+        bounds::count(
+            "load.warmup_requests",
+            u64::from(l.warmup_requests),
+            0,
+            bounds::MAX_WARMUP,
+        )
+        .map_err(|m| {
+            bad(
+                "load.warmup_requests",
+                m.replace("load.warmup_requests must", "must"),
+            )
+        })?;
         match l.arrival {
             ArrivalPattern::Poisson | ArrivalPattern::Constant | ArrivalPattern::Gamma => {
                 match l.rate_rps {
-                    Some(r) if r.is_finite() && r > 0.0 => {}
-                    Some(r) => {
-                        return Err(bad(
+                    Some(r) => bound(
+                        "load.rate_rps",
+                        bounds::number(
                             "load.rate_rps",
-                            format!("must be a positive number, got {r}"),
-                        ));
-                    }
+                            r,
+                            bounds::MIN_RATE_RPS,
+                            bounds::MAX_RATE_RPS,
+                            " sessions per second",
+                        ),
+                    )?,
                     None => {
                         return Err(bad(
                             "load.rate_rps",
@@ -290,7 +309,13 @@ impl WorkloadSpec {
                 }
             }
             ArrivalPattern::Closed => match l.concurrency {
-                Some(c) if c > 0 => {}
+                Some(c) if c > 0 && u64::from(c) <= bounds::MAX_CONCURRENCY => {}
+                Some(c) if c > 0 => {
+                    return Err(bad(
+                        "load.concurrency",
+                        format!("must be at most {}, got {c}", bounds::MAX_CONCURRENCY),
+                    ));
+                }
                 _ => {
                     return Err(bad(
                         "load.concurrency",
@@ -302,7 +327,15 @@ impl WorkloadSpec {
         }
         if l.arrival == ArrivalPattern::Gamma {
             match l.burstiness {
-                Some(b) if b.is_finite() && b > 0.0 => {}
+                Some(b) if b.is_finite() && b > 0.0 => {
+                    bound(
+                        "load.burstiness",
+                        bounds::number("load.burstiness", b, 0.0, bounds::MAX_BURSTINESS, ""),
+                    )?;
+                    if let Some(r) = l.rate_rps {
+                        crate::arrival::gamma_gaps(r, b).map_err(|m| bad("load.burstiness", m))?;
+                    }
+                }
                 _ => {
                     return Err(bad(
                         "load.burstiness",
@@ -311,31 +344,64 @@ impl WorkloadSpec {
                 }
             }
         }
-        if let Some(d) = l.duration_s
-            && !(d.is_finite() && d > 0.0)
-        {
-            return Err(bad(
+        if let Some(d) = l.duration_s {
+            bound(
                 "load.duration_s",
-                format!("must be a positive number, got {d}"),
-            ));
+                bounds::number(
+                    "load.duration_s",
+                    d,
+                    0.0,
+                    bounds::MAX_DURATION_S,
+                    " seconds",
+                ),
+            )?;
         }
         if let Some(c) = &l.cold_start {
-            if !(c.idle_s.is_finite() && c.idle_s >= 0.0) {
+            if !(c.idle_s.is_finite() && c.idle_s >= 0.0 && c.idle_s <= bounds::MAX_DURATION_S) {
                 return Err(bad(
                     "load.cold_start.idle_s",
-                    format!("must be a non-negative number of seconds, got {}", c.idle_s),
+                    format!(
+                        "must be a number of seconds from 0 to {}, got {}",
+                        bounds::MAX_DURATION_S,
+                        c.idle_s
+                    ),
                 ));
             }
-            if c.probes == 0 {
-                return Err(bad("load.cold_start.probes", "must be at least 1".into()));
-            }
+            bounds::count(
+                "load.cold_start.probes",
+                u64::from(c.probes),
+                1,
+                bounds::MAX_PROBES,
+            )
+            .map_err(|m| {
+                bad(
+                    "load.cold_start.probes",
+                    m.replace("load.cold_start.probes must", "must"),
+                )
+            })?;
         }
         let s = &self.session;
         if s.calls.min == 0 || s.calls.max < s.calls.min {
             return Err(bad("session.calls", "needs 1 <= min <= max".into()));
         }
+        if u64::from(s.calls.max) > bounds::MAX_CALLS {
+            return Err(bad(
+                "session.calls",
+                format!("at most {} calls per session", bounds::MAX_CALLS),
+            ));
+        }
         s.think_time_ms
             .check(origin, "session.think_time_ms", 0.0)?;
+        if s.think_time_ms.upper() > bounds::MAX_THINK_MS {
+            return Err(bad(
+                "session.think_time_ms",
+                format!(
+                    "at most {} ms (a day) between two calls, got {}",
+                    bounds::MAX_THINK_MS,
+                    s.think_time_ms.upper()
+                ),
+            ));
+        }
         self.input.check(origin, "input", 1.0)?;
         if let Some(f) = &self.followup {
             f.check(origin, "followup", 1.0)?;

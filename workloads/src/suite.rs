@@ -247,4 +247,45 @@ mod tests {
             Err(WorkloadError::Io { .. })
         ));
     }
+
+    #[test]
+    fn out_of_range_loads_are_refused_naming_the_field_and_the_bound() {
+        use results::ArrivalPattern;
+        let base = workload("chat-short").unwrap();
+        let mut cases: Vec<(WorkloadSpec, &str)> = Vec::new();
+        let mut s = base.clone();
+        s.load.duration_s = Some(1e20);
+        cases.push((s, "load.duration_s"));
+        let mut s = base.clone();
+        s.load.arrival = ArrivalPattern::Gamma;
+        s.load.rate_rps = Some(1.0);
+        s.load.burstiness = Some(1e200);
+        cases.push((s, "load.burstiness"));
+        let mut s = base.clone();
+        s.load.arrival = ArrivalPattern::Poisson;
+        s.load.rate_rps = Some(1e-300);
+        cases.push((s, "load.rate_rps"));
+        let mut s = base.clone();
+        s.load.requests = crate::bounds::MAX_REQUESTS + 1;
+        cases.push((s, "load.requests"));
+        let mut s = base.clone();
+        s.session.think_time_ms = crate::spec::LengthSpec::Fixed { value: 1e300 };
+        cases.push((s, "session.think_time_ms"));
+        for (spec, field) in cases {
+            let err = spec.validate("test").unwrap_err().to_string();
+            assert!(
+                err.contains(field) && err.contains("at most"),
+                "{field}: {err}"
+            );
+        }
+        // At the bounds themselves, schedules are built without a panic.
+        let mut s = base;
+        s.load.arrival = ArrivalPattern::Gamma;
+        s.load.rate_rps = Some(crate::bounds::MIN_RATE_RPS);
+        s.load.burstiness = Some(crate::bounds::MAX_BURSTINESS);
+        s.load.requests = 5;
+        s.validate("test").unwrap();
+        let stream = crate::generate::generate(&s, 1);
+        assert!(stream.schedule.unwrap().iter().all(|t| t.is_finite()));
+    }
 }

@@ -8,11 +8,11 @@
 //!   100 ms) on the same monotonic clock as the load driver.
 //! - [`stats`]: the figures over a window, from [`window`]'s arithmetic.
 //!
-//! Which probe measures a target: `local-cpu` the CPU (RAPL), `local-cuda` the GPUs
-//! (NVML); a remote target's energy is spent elsewhere and is not measured. Absent or
+//! Which probe measures a target: one on the CPU, the CPU (RAPL); one on a GPU, the
+//! GPUs (NVML); a remote target's energy is spent elsewhere and is not measured. Absent or
 //! unreadable probes give `energy` with `source: null` and the `reason`, never 0.
 //!
-//! The window is the load point's steady state ([`crate::steady`]) or, without one,
+//! The window is the load point's steady state (`steady`) or, without one,
 //! its measured window (first send to last completion), warm-up excluded. The idle
 //! power is measured over 1 s before each target's first load point.
 
@@ -25,7 +25,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use results::{EnergySource, EnergyStats};
+use results::{Device, EnergySource, EnergyStats};
 
 use window::{
     CounterReading, counter_energy_j, disagreement_pct, integrate_power_j, peak_power_w,
@@ -81,12 +81,13 @@ pub trait Probe: Send {
     fn source(&self) -> EnergySource;
 }
 
-/// The probes that measure a target of `kind`, or why there are none.
-pub fn probes_for(kind: &str) -> Result<Vec<Box<dyn Probe>>, String> {
-    match kind {
-        "local-cpu" => Ok(vec![Box::new(rapl::RaplProbe::open(&rapl::RaplProbe::root())?)]),
-        "local-cuda" => Ok(vec![Box::new(nvml::NvmlProbe::open()?)]),
-        _ => Err("remote target: its energy is spent on the server and is not measurable from the client".into()),
+/// The probes that measure a target computing on `device` (`None`: a remote target),
+/// or why there are none.
+pub fn probes_for(device: Option<Device>) -> Result<Vec<Box<dyn Probe>>, String> {
+    match device {
+        Some(Device::Cpu) => Ok(vec![Box::new(rapl::RaplProbe::open(&rapl::RaplProbe::root())?)]),
+        Some(Device::Gpu) => Ok(vec![Box::new(nvml::NvmlProbe::open()?)]),
+        None => Err("remote target: its energy is spent on the server and is not measurable from the client".into()),
     }
 }
 
@@ -465,7 +466,7 @@ mod tests {
         assert_eq!(none.source, None);
         assert_eq!(none.energy_j, None);
         assert_eq!(none.reason.as_deref(), Some("no energy probe"));
-        let err = probes_for("openai").err().unwrap();
+        let err = probes_for(None).err().unwrap();
         assert!(err.contains("remote target"));
     }
 }

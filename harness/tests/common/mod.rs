@@ -51,6 +51,11 @@ pub fn scripted_info() -> results::TargetInfo {
         weights: None,
         settings: Default::default(),
         prices: None,
+        locality: results::Locality::Remote,
+        device: None,
+        streamed: true,
+        token_counter: "none".into(),
+        api: Some(results::Api::Chat),
     }
 }
 

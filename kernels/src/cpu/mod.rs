@@ -1,7 +1,10 @@
 //! The CPU device: the op set on candle-core, with our own quantized matrix products
-//! (`qmatmul`) and attention over the paged KV cache written directly over its slots.
+//! (`qmatmul`) and attention over the paged KV cache written directly over its slots,
+//! and the CPU as a local target's device (`device`).
 
 mod attention;
+pub mod blocks;
+mod device;
 mod linear;
 mod ops;
 pub mod qmatmul;

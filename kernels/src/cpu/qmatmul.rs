@@ -16,107 +16,24 @@
 //! SIMD kernel (AVX2 + FMA, [`super::qmatmul_avx2`]) and the portable one each give
 //! bit-identical rows at any batch size. Work is split over output columns with rayon,
 //! and within a task rows are taken in tiles so a weight block is unpacked once for up
-//! to [`ROW_TILE`] rows.
+//! to `ROW_TILE` rows (`blocks`).
 
 use candle_core::quantized::{GgmlDType, QTensor};
 use half::f16;
 use rayon::prelude::*;
 
+use super::blocks::{ActRow, BLOCK, BlockQ4, BlockQ8, QuantizedRows, walk};
 use super::qmatmul_avx2::{self as avx2, Avx2};
 use crate::EngineError;
 
-/// Values per block in every supported format.
-pub const BLOCK: usize = 32;
-/// Rows of activations one kernel call takes: a weight block is unpacked once per tile.
-pub const ROW_TILE: usize = 4;
-/// Activation rows kept hot per pass over a task's weight columns (prompt chunks).
-const ACT_PASS_ROWS: usize = 64;
 /// Below this many multiply-adds a product runs on the calling thread.
 const SERIAL_MACS: usize = 1 << 16;
-
-/// A 4-bit block: `w = d·q + m` for the 32 nibbles of `qs` (low nibbles are values
-/// 0..16, high nibbles 16..32, as in GGUF).
-#[derive(Clone, Copy, Debug)]
-pub struct BlockQ4 {
-    /// Scale.
-    pub d: f32,
-    /// Offset (`-8·d` for Q4_0).
-    pub m: f32,
-    /// Packed nibbles.
-    pub qs: [u8; 16],
-}
-
-/// An 8-bit block: `w = d·q`.
-#[derive(Clone, Copy, Debug)]
-pub struct BlockQ8 {
-    /// Scale.
-    pub d: f32,
-    /// Values.
-    pub qs: [i8; BLOCK],
-}
 
 /// Blocks of one matrix, row-major: `rows × (cols / 32)`.
 #[derive(Debug)]
 enum Blocks {
     Q4(Vec<BlockQ4>),
     Q8(Vec<BlockQ8>),
-}
-
-/// A block of 32 activations quantized to 8 bits: `x ≈ d·p`.
-#[derive(Clone, Copy, Debug)]
-pub struct ActBlock {
-    /// Scale `d_x`.
-    pub d: f32,
-    /// `d_x·Σ p`, for the offset of Q4 weights.
-    pub s: f32,
-    /// Values `p`, in -127..=127.
-    pub qs: [i8; BLOCK],
-}
-
-/// Activations quantized per row to 8-bit blocks.
-#[derive(Debug, Default)]
-pub struct QuantizedRows {
-    blocks_per_row: usize,
-    blocks: Vec<ActBlock>,
-}
-
-/// One row of [`QuantizedRows`].
-pub type ActRow<'a> = &'a [ActBlock];
-
-impl QuantizedRows {
-    /// Quantizes `rows` rows of `cols` values (`cols` a multiple of 32).
-    pub fn quantize(x: &[f32], rows: usize, cols: usize) -> Self {
-        debug_assert_eq!(x.len(), rows * cols);
-        let blocks_per_row = cols / BLOCK;
-        let n = rows * blocks_per_row;
-        let mut out = Self {
-            blocks_per_row,
-            blocks: Vec::with_capacity(n),
-        };
-        for block in x.chunks_exact(BLOCK) {
-            let amax = block.iter().fold(0f32, |a, v| a.max(v.abs()));
-            let d = amax / 127.0;
-            let id = if d > 0.0 { 1.0 / d } else { 0.0 };
-            let mut qs = [0i8; BLOCK];
-            let mut sum = 0i32;
-            for (q, v) in qs.iter_mut().zip(block) {
-                // |v·id| <= 127 by construction; the clamp only guards rounding.
-                *q = (v * id).round().clamp(-127.0, 127.0) as i8;
-                sum += i32::from(*q);
-            }
-            out.blocks.push(ActBlock {
-                d,
-                s: d * sum as f32,
-                qs,
-            });
-        }
-        out
-    }
-
-    /// Row `r`.
-    pub fn row(&self, r: usize) -> ActRow<'_> {
-        &self.blocks[r * self.blocks_per_row..(r + 1) * self.blocks_per_row]
-    }
 }
 
 /// Bytes this module holds for `weights` weights of `dtype`, or `None` for a format
@@ -151,36 +68,6 @@ impl Kernel {
     /// The fastest kernel this CPU runs.
     pub fn detect() -> Self {
         Avx2::detect().map_or(Kernel::Portable, Kernel::Avx2)
-    }
-}
-
-/// Walks the output columns `first_col..` that `chunk` (column-major `[cols, rows]`)
-/// holds: per pass of up to `ACT_PASS_ROWS` activation rows, per column, per tile of
-/// up to [`ROW_TILE`] rows, `dot(weight row blocks, activation rows, outputs)`.
-#[inline(always)]
-pub(super) fn walk<B>(
-    blocks: &[B],
-    bpr: usize,
-    acts: &QuantizedRows,
-    rows: usize,
-    first_col: usize,
-    chunk: &mut [f32],
-    mut dot: impl FnMut(&[B], &[ActRow<'_>], &mut [f32]),
-) {
-    for pass in (0..rows).step_by(ACT_PASS_ROWS) {
-        let pass_end = (pass + ACT_PASS_ROWS).min(rows);
-        for (c, col_out) in chunk.chunks_exact_mut(rows).enumerate() {
-            let col = first_col + c;
-            let w = &blocks[col * bpr..(col + 1) * bpr];
-            let mut r = pass;
-            while r < pass_end {
-                let take = (pass_end - r).min(ROW_TILE);
-                let tile: [ActRow<'_>; ROW_TILE] =
-                    std::array::from_fn(|i| acts.row(r + i.min(take - 1)));
-                dot(w, &tile[..take], &mut col_out[r..r + take]);
-                r += take;
-            }
-        }
     }
 }
 

@@ -1,5 +1,5 @@
-//! AVX2 + FMA kernels for [`super::qmatmul`]: one weight row against up to
-//! [`super::qmatmul::ROW_TILE`] rows of 8-bit activations, each weight block unpacked once per tile,
+//! AVX2 + FMA kernels for the quantized matrix products (`qmatmul`): one weight row against up to
+//! [`super::blocks::ROW_TILE`] rows of 8-bit activations, each weight block unpacked once per tile,
 //! with the walk over a task's columns compiled inside the same `target_feature`
 //! function so the constants stay in registers.
 //!
@@ -9,7 +9,7 @@
 //! borrows.
 #![allow(unsafe_code)]
 
-use super::qmatmul::{BlockQ4, BlockQ8, QuantizedRows};
+use super::blocks::{BlockQ4, BlockQ8, QuantizedRows};
 
 /// Proof that this CPU has AVX2 and FMA.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -28,7 +28,7 @@ impl Avx2 {
 }
 
 /// Q4 (Q4_0 or Q4_1) output columns `first_col..` into `chunk` (see
-/// [`super::qmatmul::walk`]).
+/// [`super::blocks::walk`]).
 pub fn q4(
     _: Avx2,
     blocks: &[BlockQ4],
@@ -76,7 +76,7 @@ pub fn q8(
 mod x86 {
     use std::arch::x86_64::*;
 
-    use super::super::qmatmul::{ActBlock, ActRow, BLOCK, BlockQ4, BlockQ8, QuantizedRows, walk};
+    use super::super::blocks::{ActBlock, ActRow, BLOCK, BlockQ4, BlockQ8, QuantizedRows, walk};
 
     #[target_feature(enable = "avx2,fma")]
     pub fn q4_columns(

@@ -14,6 +14,7 @@
 //! reference (`kernels/tests/cuda_ops.rs`) runs only on a GPU, and the runtime's
 //! [`crate::ops::DeviceOps`] for CUDA is not written yet.
 
+mod device;
 pub mod gpu;
 pub mod ops;
 pub mod probe;
@@ -201,6 +202,12 @@ pub fn probe_device(ordinal: usize) -> Result<DeviceInfo, CudaError> {
     let ctx = cudarc::driver::CudaContext::new(ordinal).map_err(no_device)?;
     let name = ctx.name().map_err(no_device)?;
     Ok(DeviceInfo { ordinal, name })
+}
+
+impl From<CudaError> for crate::EngineError {
+    fn from(e: CudaError) -> Self {
+        crate::EngineError::Tensor(format!("cuda: {e}"))
+    }
 }
 
 #[cfg(test)]

@@ -41,6 +41,11 @@ pub fn entry(name: &str, failed: u64, tasks: bool) -> ResultEntry {
             }),
             settings: BTreeMap::from([("max_batch".to_string(), "16".to_string())]),
             prices: None,
+            locality: Locality::Local,
+            device: Some(Device::Cpu),
+            streamed: true,
+            token_counter: "engine".into(),
+            api: None,
         },
         load: LoadInfo {
             pattern: ArrivalPattern::Poisson,
@@ -82,6 +87,8 @@ pub fn entry(name: &str, failed: u64, tasks: bool) -> ResultEntry {
             retries: 0,
             protocol_warnings: 0,
             stopped_early: 0,
+            planned: Some(4),
+            not_sent: BTreeMap::new(),
         },
         tokens: TokenCounts {
             input: 800,

@@ -1,7 +1,8 @@
-//! Files a run writes: `report.json`, written atomically (temp file + rename) so a
-//! reader never sees half a report, and `requests.jsonl`, one line per request,
-//! flushed as each request finishes so a killed run keeps every measurement; and the
-//! free-space check made before a run starts.
+//! The files of a run and how they are read and written: `report.json` and
+//! `run.json`, written atomically (temp file + rename) so a reader never sees half of
+//! one; `requests.jsonl`, one line per request, flushed as each request finishes so a
+//! killed run keeps every measurement; reports read back through their schema
+//! version; and the free-space check made before a run starts.
 
 use std::fs::{self, File};
 use std::io::{BufWriter, Write};
@@ -10,10 +11,56 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use results::Report;
 
+use crate::error::bad_input;
+use crate::record::RequestRecord;
+
 /// Writes `report` to `path` atomically.
 pub fn write_report(path: &Path, report: &Report) -> Result<()> {
+    write_json(path, report).context("writing the report")
+}
+
+/// Reads a report and checks its version and its schema; every problem is bad input
+/// naming the file. A newer minor version is read with a warning on standard error.
+pub fn read_report(path: &Path) -> Result<Report> {
+    let text =
+        fs::read_to_string(path).map_err(|e| bad_input(format!("{}: {e}", path.display())))?;
+    let (report, warnings) = results::schema::read_report_str(&text)
+        .map_err(|e| bad_input(format!("{}: {e}", path.display())))?;
+    for w in warnings {
+        eprintln!("warning: {}: {w}", path.display());
+    }
+    Ok(report)
+}
+
+/// Reads every complete line of `requests.jsonl`; a cut last line is reported, any
+/// other bad line is bad input.
+pub fn read_records(path: &Path) -> Result<(Vec<RequestRecord>, bool)> {
+    let text =
+        fs::read_to_string(path).map_err(|e| bad_input(format!("{}: {e}", path.display())))?;
+    let lines: Vec<&str> = text.split_inclusive('\n').collect();
+    let mut out = Vec::with_capacity(lines.len());
+    let mut torn = false;
+    for (i, line) in lines.iter().enumerate() {
+        let last = i + 1 == lines.len();
+        match serde_json::from_str::<RequestRecord>(line.trim_end()) {
+            Ok(r) => out.push(r),
+            Err(_) if last && !line.ends_with('\n') => torn = true,
+            Err(e) => {
+                return Err(bad_input(format!(
+                    "{}:{}: not a request record: {e}",
+                    path.display(),
+                    i + 1
+                )));
+            }
+        }
+    }
+    Ok((out, torn))
+}
+
+/// Writes `value` as pretty JSON to `path` atomically (and synced).
+pub fn write_json<T: serde::Serialize>(path: &Path, value: &T) -> Result<()> {
     let tmp = path.with_extension("json.tmp");
-    let text = serde_json::to_string_pretty(report).context("serializing the report")?;
+    let text = serde_json::to_string_pretty(value).context("serializing")?;
     {
         let mut f = File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
         f.write_all(text.as_bytes())?;
@@ -63,7 +110,7 @@ pub const DEFAULT_MIN_FREE_BYTES: u64 = 64 << 20;
 pub fn check_free_space(dir: &Path) -> Result<()> {
     let need = match std::env::var("INFERMETER_MIN_FREE_BYTES") {
         Ok(v) => v.trim().parse::<u64>().map_err(|_| {
-            crate::error::bad_input(format!(
+            bad_input(format!(
                 "INFERMETER_MIN_FREE_BYTES must be a number of bytes, got `{v}`"
             ))
         })?,
@@ -82,7 +129,7 @@ pub fn check_free_space(dir: &Path) -> Result<()> {
     };
     let free = disk.available_space();
     if free < need {
-        return Err(crate::error::bad_input(format!(
+        return Err(bad_input(format!(
             "--out {}: only {:.1} MiB free on {}, and a run needs {:.1} MiB (INFERMETER_MIN_FREE_BYTES)",
             dir.display(),
             free as f64 / (1 << 20) as f64,

@@ -1,7 +1,7 @@
 //! Runs the scripted loopback server by hand, to measure a client against it:
 //!
 //! ```sh
-//! cargo run --release -p infermeter-providers --example scripted_server -- TTFT_MS ITL_MS [TOKENS_PER_CHUNK]
+//! cargo run --release -p infermeter-scripted --example scripted_server -- TTFT_MS ITL_MS [TOKENS_PER_CHUNK]
 //! ```
 //!
 //! Prints `base_url <url>` on its first line, then serves until its standard input
@@ -12,7 +12,7 @@
 use std::io::{BufRead, Write};
 use std::time::Instant;
 
-use infermeter_providers::scripted::{Pace, Script, ScriptedServer};
+use scripted::{Pace, Script, ScriptedServer};
 
 fn main() {
     let args: Vec<f64> = std::env::args()

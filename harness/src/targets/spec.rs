@@ -23,19 +23,17 @@ use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Result;
-use kernels::{LocalCpuBackend, LocalCpuConfig, default_model_dirs};
+use serde::{Deserialize, Serialize};
 use workloads::Backend;
 
+use super::registry::{BuildOptions, kind, kind_names};
 use crate::error::bad_input;
-
-/// Target kinds this build knows.
-pub const KINDS: &[&str] = &["local-cpu", "local-cuda", "openai", "anthropic"];
 
 /// The default target: the embedded engine with SmolLM2-135M.
 pub const DEFAULT_TARGET: &str = "local-cpu,model=smollm2-135m";
 
 /// A parsed target spec.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TargetSpec {
     /// Kind (`local-cpu`, `openai`, `anthropic`).
     pub kind: String,
@@ -112,11 +110,11 @@ impl TargetsFile {
                 return Err(bad_input(format!("{at} is not a table")));
             };
             let kind = match t.get("kind") {
-                Some(toml::Value::String(k)) if KINDS.contains(&k.as_str()) => k.clone(),
+                Some(toml::Value::String(k)) if kind(k).is_some() => k.clone(),
                 Some(v) => {
                     return Err(bad_input(format!(
                         "{at}: kind {v} is not one of {}",
-                        KINDS.join(", ")
+                        kind_names()
                     )));
                 }
                 None => return Err(bad_input(format!("{at}: `kind` is missing"))),
@@ -188,10 +186,10 @@ impl TargetSpec {
                 ))
             })?
         } else {
-            if !KINDS.contains(&head.as_str()) {
+            if kind(&head).is_none() {
                 return Err(bad_input(format!(
                     "target `{spec}`: unknown kind `{head}` (known: {})",
-                    KINDS.join(", ")
+                    kind_names()
                 )));
             }
             TargetSpec {
@@ -221,58 +219,19 @@ impl TargetSpec {
         Ok(base)
     }
 
-    /// Builds the target; remote targets without `max_connections` get `default_max_connections`.
-    pub fn build(&self, default_max_connections: Option<usize>) -> Result<Arc<dyn Backend>> {
-        match self.kind.as_str() {
-            "local-cpu" => {
-                let config = LocalCpuConfig::from_settings(&self.settings, default_model_dirs())?;
-                Ok(Arc::new(LocalCpuBackend::new(
-                    config,
-                    self.settings.clone(),
-                )))
-            }
-            "local-cuda" => {
-                let ordinal = match self.settings.get("device") {
-                    None => 0,
-                    Some(v) => v.parse::<usize>().map_err(|_| {
-                        bad_input(format!(
-                            "target local-cuda: device `{v}` is not a GPU ordinal"
-                        ))
-                    })?,
-                };
-                let found = kernels::cuda::probe_device(ordinal)
-                    .map_err(|e| bad_input(format!("target local-cuda: {e}")))?;
-                // Never pretend: the kernels compile, but no device op runs on a GPU yet.
-                Err(bad_input(format!(
-                    "target local-cuda: found {} (device {}), but this build's CUDA engine runs no model yet (issue #5: its kernels compile; the device ops do not launch them)",
-                    found.name, found.ordinal
-                )))
-            }
-            kind => {
-                let mut settings = self.settings.clone();
-                if let Some(n) = default_max_connections {
-                    settings
-                        .entry("max_connections".into())
-                        .or_insert_with(|| n.to_string());
-                }
-                match providers::build(kind, &settings) {
-                    Some(Ok(b)) => Ok(Arc::new(b)),
-                    Some(Err(e)) => {
-                        let name = self
-                            .name
-                            .as_deref()
-                            .map_or(String::new(), |n| format!(" @{n}"));
-                        Err(bad_input(format!("target {kind}{name}: {e}")))
-                    }
-                    None => Err(bad_input(format!("unknown target kind `{kind}`"))),
-                }
-            }
-        }
+    /// Builds the target through its kind in the registry.
+    pub fn build(&self, options: &BuildOptions) -> Result<Arc<dyn Backend>> {
+        let k = kind(&self.kind)
+            .ok_or_else(|| bad_input(format!("unknown target kind `{}`", self.kind)))?;
+        (k.build)(&self.settings, self.name.as_deref(), options)
     }
 
-    /// Whether the target runs in this process (counts tokens itself).
-    pub fn is_local(&self) -> bool {
-        self.kind.starts_with("local")
+    /// Checks the spec's settings as building would, without reading a secret or
+    /// loading a model.
+    pub fn validate(&self) -> Result<()> {
+        let k = kind(&self.kind)
+            .ok_or_else(|| bad_input(format!("unknown target kind `{}`", self.kind)))?;
+        (k.validate)(&self.settings)
     }
 }
 
@@ -334,7 +293,7 @@ api_key_env = "ANTHROPIC_API_KEY"
         assert_eq!(t.settings["body.temperature"], "0");
         assert_eq!(t.settings["body.stop"], r#"["\n\n"]"#);
         assert_eq!(t.settings["price.output_usd_per_m"], "0.4");
-        let b = t.build(None).unwrap();
+        let b = t.build(&BuildOptions::default()).unwrap();
         let info = b.describe();
         assert_eq!(info.prices.unwrap().input_usd_per_m, 0.1);
         let err = TargetSpec::resolve("@nope", Some(&f)).unwrap_err();
@@ -357,32 +316,5 @@ api_key_env = "ANTHROPIC_API_KEY"
             assert!(err.to_string().contains(want), "{bad}: {err}");
             assert_eq!(crate::error::exit_code(&err), 2);
         }
-    }
-}
-
-#[cfg(test)]
-mod validate_tests {
-    #[test]
-    fn validate_checks_targets_files_without_reading_keys() {
-        let dir = tempfile::tempdir().unwrap();
-        let ok = dir.path().join("targets.toml");
-        std::fs::write(
-            &ok,
-            "[targets.a]\nkind = \"openai\"\nbase_url = \"http://h/v1\"\nmodel = \"m\"\napi_key_env = \"UNSET_VARIABLE_XYZ\"\n",
-        )
-        .unwrap();
-        let msg = crate::cli::validate(&ok).unwrap();
-        assert!(
-            msg.contains("valid targets file with 1 targets: a"),
-            "{msg}"
-        );
-        let bad = dir.path().join("bad.toml");
-        std::fs::write(&bad, "[targets.b]\nkind = \"openai\"\nmodel = \"m\"\n").unwrap();
-        let err = crate::cli::validate(&bad).unwrap_err();
-        assert!(
-            err.to_string().contains("[targets.b]") && err.to_string().contains("base_url"),
-            "{err}"
-        );
-        assert_eq!(crate::error::exit_code(&err), 2);
     }
 }

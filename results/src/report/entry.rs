@@ -1,331 +1,17 @@
-//! The `infermeter.report` document, version 1: one run of one or more workloads
-//! against one or more targets, with one [`ResultEntry`] per (target, workload, load
-//! point). Every scalar carries its unit in its name; figures not measured yet are
-//! `null`, never 0.
+//! One result: the figures of one (target, workload, load point), section by
+//! section, and the keys and labels that name it.
 
 use std::collections::BTreeMap;
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::LatencySummary;
-
-/// The `schema` field of every report.
-pub const REPORT_SCHEMA: &str = "infermeter.report";
-/// The schema version this crate writes: `major.minor`; a minor bump only adds fields.
-pub const REPORT_SCHEMA_VERSION: &str = "1.5";
-
-/// A complete report.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct Report {
-    /// Always `infermeter.report`.
-    pub schema: String,
-    /// `major.minor` of the schema this document follows.
-    pub schema_version: String,
-    /// The tool that wrote the report.
-    pub tool: ToolInfo,
-    /// When, how and with what seed the run was made.
-    pub run: RunInfo,
-    /// The machine the harness ran on.
-    pub hardware: Hardware,
-    /// One entry per (target, workload, load point), and per repeat of it.
-    pub results: Vec<ResultEntry>,
-    /// Run-to-run spread of each repeated load point (`run --repeat N`). Since 1.4.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub repeat_spread: Vec<crate::stats::RepeatSpread>,
-}
-
-/// The tool that wrote the report.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ToolInfo {
-    /// Crate version of the `infermeter` binary.
-    pub version: String,
-    /// Git commit the binary was built from, when known.
-    pub git_sha: Option<String>,
-}
-
-/// How a run ended.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum RunStatus {
-    /// Every load point ran to its bound.
-    Complete,
-    /// Stopped by the user (Ctrl-C); what was measured until then is reported.
-    Interrupted,
-    /// A target failed to prepare or the run could not continue.
-    Failed,
-}
-
-/// Identity of the run.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct RunInfo {
-    /// Unique id of the run (UTC timestamp plus suite or workload name).
-    pub id: String,
-    /// RFC 3339 UTC time the run started.
-    pub started_at: String,
-    /// RFC 3339 UTC time the run finished.
-    pub finished_at: String,
-    /// How the run ended.
-    pub status: RunStatus,
-    /// The command line, arguments as given.
-    pub command: Vec<String>,
-    /// The seed every workload's request stream was generated from.
-    pub seed: u64,
-}
-
-/// The machine the harness ran on.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct Hardware {
-    /// CPU model string.
-    pub cpu_model: String,
-    /// Logical CPUs available to the process.
-    pub cpu_logical_cores: u32,
-    /// Physical cores, when the OS reports them.
-    pub cpu_physical_cores: Option<u32>,
-    /// Total memory in bytes.
-    pub memory_bytes: u64,
-    /// Operating system name and version.
-    pub os: String,
-    /// Kernel version, when known.
-    pub kernel: Option<String>,
-    /// CPU architecture (`x86_64`, `aarch64`, ...).
-    pub arch: String,
-    /// GPUs visible to the run; empty when none.
-    pub gpus: Vec<GpuInfo>,
-    /// Why `gpus` is empty (no NVML, no GPU), when it is. Since 1.2.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub gpu_probe: Option<String>,
-    /// Hints that the host is virtualised or containerised (`hypervisor`, `docker`,
-    /// `kubernetes`, the DMI vendor, ...). Since 1.2.
-    #[serde(default)]
-    pub virtualization: Vec<String>,
-}
-
-/// One GPU visible to the run.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct GpuInfo {
-    /// Device name as the driver reports it.
-    pub name: String,
-    /// Device memory in bytes.
-    pub memory_bytes: u64,
-    /// Driver version.
-    pub driver_version: Option<String>,
-    /// SHA-256 of the GPU's UUID (the UUID itself is not published). Since 1.2.
-    #[serde(default)]
-    pub uuid_sha256: Option<String>,
-    /// Compute capability, `major.minor`. Since 1.2.
-    #[serde(default)]
-    pub compute_capability: Option<String>,
-    /// CUDA version the driver supports, `major.minor`. Since 1.2.
-    #[serde(default)]
-    pub cuda_version: Option<String>,
-    /// Enforced power limit, watts. Since 1.2.
-    #[serde(default)]
-    pub power_limit_w: Option<f64>,
-    /// Default power limit, watts. Since 1.2.
-    #[serde(default)]
-    pub default_power_limit_w: Option<f64>,
-    /// SM clock now, MHz. Since 1.2.
-    #[serde(default)]
-    pub sm_clock_mhz: Option<u32>,
-    /// Maximum SM clock, MHz. Since 1.2.
-    #[serde(default)]
-    pub sm_clock_max_mhz: Option<u32>,
-    /// Application SM clock, MHz. Since 1.2.
-    #[serde(default)]
-    pub sm_clock_application_mhz: Option<u32>,
-    /// Memory clock now, MHz. Since 1.2.
-    #[serde(default)]
-    pub memory_clock_mhz: Option<u32>,
-    /// ECC on. Since 1.2.
-    #[serde(default)]
-    pub ecc_enabled: Option<bool>,
-    /// MIG mode on. Since 1.2.
-    #[serde(default)]
-    pub mig_enabled: Option<bool>,
-    /// Persistence mode on. Since 1.2.
-    #[serde(default)]
-    pub persistence_mode: Option<bool>,
-    /// PCIe link generation now. Since 1.2.
-    #[serde(default)]
-    pub pcie_generation: Option<u32>,
-    /// PCIe link width now (lanes). Since 1.2.
-    #[serde(default)]
-    pub pcie_width: Option<u32>,
-}
-
-/// A target as it describes itself; copied into every result it produced.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct TargetInfo {
-    /// Target kind (`local-cpu`, ...).
-    pub kind: String,
-    /// Model name or preset.
-    pub model: String,
-    /// Weight precision (`q4_1`, `f16`, ...; `mixed` when a file mixes formats).
-    pub precision: String,
-    /// Longest context (input + output tokens) the target accepts.
-    pub context_limit_tokens: Option<u32>,
-    /// Where the weights came from, for local engines.
-    pub weights: Option<WeightsInfo>,
-    /// The target spec's other settings, secrets redacted.
-    pub settings: BTreeMap<String, String>,
-    /// The target's list prices, as given in its spec (remote targets). Since 1.2.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub prices: Option<RateCard>,
-}
-
-impl TargetInfo {
-    /// `kind model precision`: how tables, keys and request records name a target.
-    pub fn label(&self) -> String {
-        format!("{} {} {}", self.kind, self.model, self.precision)
-    }
-}
-
-/// A provider's list prices for one model, in USD per million tokens.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct RateCard {
-    /// Uncached input tokens.
-    pub input_usd_per_m: f64,
-    /// Input tokens read from the provider's prompt cache; `null` = priced as input.
-    pub cached_input_usd_per_m: Option<f64>,
-    /// Output tokens.
-    pub output_usd_per_m: f64,
-    /// Reasoning tokens; `null` = priced as output.
-    pub reasoning_usd_per_m: Option<f64>,
-    /// Where the prices come from (a URL or a document).
-    pub source: Option<String>,
-    /// When they were read (a date).
-    pub as_of: Option<String>,
-}
-
-/// Where a local engine's weights came from.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct WeightsInfo {
-    /// `gguf` (a model file) or `synthetic` (generated from a seed).
-    pub source: WeightsSource,
-    /// File the weights were read from (`gguf` only).
-    pub path: Option<String>,
-    /// SHA-256 of the file (`gguf`) or of the generated weights' bytes (`synthetic`).
-    pub sha256: String,
-    /// Seed the weights were generated from (`synthetic` only).
-    pub seed: Option<u64>,
-    /// Bytes of weights held by the engine.
-    pub bytes: u64,
-}
-
-/// Origin of a local engine's weights.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum WeightsSource {
-    /// Read from a GGUF file.
-    Gguf,
-    /// Generated from a seed for a preset's shape.
-    Synthetic,
-}
-
-/// The class of a failed request; a failure is a measurement, counted by class.
-#[derive(
-    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
-)]
-#[serde(rename_all = "snake_case")]
-pub enum ErrorClass {
-    /// No response (or no next token) within the deadline.
-    Timeout,
-    /// The server answered with an HTTP error status.
-    HttpStatus,
-    /// The server refused for rate limits (HTTP 429 or equivalent).
-    RateLimited,
-    /// The response did not follow the protocol.
-    Protocol,
-    /// The response ended before the requested output length.
-    Truncated,
-    /// The device ran out of memory.
-    DeviceOom,
-    /// The harness cancelled the request (drain deadline or Ctrl-C).
-    Cancelled,
-    /// Anything else.
-    Other,
-    /// The connection could not be made, or broke before the response completed.
-    /// Since 1.2.
-    Connection,
-    /// The server reported an error inside an accepted response (an error event in
-    /// the stream). Since 1.2.
-    ServerError,
-}
-
-impl ErrorClass {
-    /// Every class, in report order.
-    pub const ALL: [ErrorClass; 10] = [
-        ErrorClass::Timeout,
-        ErrorClass::HttpStatus,
-        ErrorClass::RateLimited,
-        ErrorClass::Connection,
-        ErrorClass::ServerError,
-        ErrorClass::Protocol,
-        ErrorClass::Truncated,
-        ErrorClass::DeviceOom,
-        ErrorClass::Cancelled,
-        ErrorClass::Other,
-    ];
-
-    /// The snake_case name used in reports.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ErrorClass::Timeout => "timeout",
-            ErrorClass::HttpStatus => "http_status",
-            ErrorClass::RateLimited => "rate_limited",
-            ErrorClass::Protocol => "protocol",
-            ErrorClass::Truncated => "truncated",
-            ErrorClass::DeviceOom => "device_oom",
-            ErrorClass::Cancelled => "cancelled",
-            ErrorClass::Other => "other",
-            ErrorClass::Connection => "connection",
-            ErrorClass::ServerError => "server_error",
-        }
-    }
-}
-
-/// Where a token count came from.
-#[derive(
-    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
-)]
-#[serde(rename_all = "snake_case")]
-pub enum TokenSource {
-    /// The server's usage field.
-    ServerUsage,
-    /// The embedded tokenizer applied to the text.
-    Tokenizer,
-    /// The local engine, which produced the tokens itself (exact).
-    Engine,
-    /// A mix of sources across requests (see `requests.jsonl`).
-    Mixed,
-    /// One token per non-empty stream chunk (no usage, no tokenizer). Since 1.2.
-    ChunkCount,
-}
-
-/// The arrival process of a load point.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum ArrivalPattern {
-    /// Open loop, exponential inter-arrival times at `rate_rps`.
-    Poisson,
-    /// Open loop, fixed inter-arrival time `1 / rate_rps`.
-    Constant,
-    /// Open loop, gamma inter-arrival times at `rate_rps` with a burstiness factor.
-    Gamma,
-    /// Closed loop: `concurrency` sessions in flight, the next sent when one ends.
-    Closed,
-    /// Every session sent at time 0.
-    All,
-}
+use super::cost::CostStats;
+use super::energy::EnergyStats;
+use super::kinds::{ArrivalPattern, ErrorClass, NotSentReason, TokenSource};
+use super::target::TargetInfo;
+use crate::histogram::LatencySummary;
+use crate::stats::{RepeatRef, SteadyState, ThroughputCi95};
 
 /// Reference to the workload a result ran.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -415,6 +101,14 @@ pub struct RequestCounts {
     /// model's end-of-sequence; `exact_output` asks servers not to). Since 1.2.
     #[serde(default)]
     pub stopped_early: u64,
+    /// Measured requests of the planned stream: whole sessions, so at least the
+    /// `load.max_requests` asked for (this shard's part of it in a shard's report);
+    /// equal to `sent` plus every `not_sent`. `null` in reports before 1.6. Since 1.6.
+    #[serde(default)]
+    pub planned: Option<u64>,
+    /// Planned requests that were not sent, by reason. Since 1.6.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub not_sent: BTreeMap<NotSentReason, u64>,
 }
 
 /// Token totals over measured requests.
@@ -518,11 +212,11 @@ pub struct Throughput {
     /// (README, "Statistics"); absent for merged reports and tiny load points. Since
     /// 1.4.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ci95: Option<crate::stats::ThroughputCi95>,
+    pub ci95: Option<ThroughputCi95>,
     /// The same figures over the steady state only (ramp-up and drain trimmed; README,
     /// "Statistics"); absent when the load point had none. Since 1.4.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub steady_state: Option<crate::stats::SteadyState>,
+    pub steady_state: Option<SteadyState>,
 }
 
 /// Per-task figures for multi-call workloads (agent loops, chat sessions).
@@ -554,7 +248,7 @@ pub struct ResultEntry {
     pub workload: WorkloadRef,
     /// Which repeat of its load point this is (`run --repeat N`). Since 1.4.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub repeat: Option<crate::stats::RepeatRef>,
+    pub repeat: Option<RepeatRef>,
     /// Where it was sent.
     pub target: TargetInfo,
     /// How it was sent.
@@ -582,7 +276,7 @@ pub struct ResultEntry {
     pub energy: Option<EnergyStats>,
     /// Cost from the target's rate card; `source: null` with a `reason` when it was
     /// not priced. `null` in reports before 1.2.
-    pub cost: Option<crate::cost::CostStats>,
+    pub cost: Option<CostStats>,
     /// The harness's own cost and lateness over this load point, and whether the
     /// client may have limited it. Since 1.3.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -709,103 +403,56 @@ pub struct ColdStartStats {
     pub e2e_ms: LatencySummary,
 }
 
-/// Where energy figures came from.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "kebab-case")]
-pub enum EnergySource {
-    /// NVML's total-energy counter, differenced over the window.
-    NvmlCounter,
-    /// NVML power samples integrated over the window (no counter).
-    NvmlPowerIntegrated,
-    /// Linux powercap RAPL counters (CPU packages and DRAM).
-    Rapl,
-}
-
-/// Energy of one load point. Every figure is `null` when not measured, and `reason`
-/// then says why; a figure is never 0 for "unknown". Since 1.2.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct EnergyStats {
-    /// The source of `energy_j`; `null` when energy was not measured.
-    pub source: Option<EnergySource>,
-    /// Why energy was not measured.
-    pub reason: Option<String>,
-    /// What was measured (probe and its domains or devices).
-    pub devices: Vec<String>,
-    /// Which window: `steady-state` (first reaching the typical number in flight to
-    /// the last send) or `measured` (first send to last completion, when there is no
-    /// steady state).
-    pub window_kind: Option<String>,
-    /// Seconds of the window the figures cover.
-    pub window_s: Option<f64>,
-    /// Energy over the window, joules.
-    pub energy_j: Option<f64>,
-    /// `energy_j / window_s`, watts.
-    pub avg_power_w: Option<f64>,
-    /// Largest sampled power in the window, watts (devices that report power).
-    pub peak_power_w: Option<f64>,
-    /// Mean power over 1 s before the run's first load point, watts.
-    pub idle_power_w: Option<f64>,
-    /// Output tokens per joule.
-    pub tokens_per_j_output: Option<f64>,
-    /// Input plus output tokens per joule.
-    pub tokens_per_j_total: Option<f64>,
-    /// Joules per output token.
-    pub j_per_output_token: Option<f64>,
-    /// Joules per successful request (the window's energy shared by its requests).
-    pub j_per_request: Option<f64>,
-    /// Sampled power integrated over the window, joules (the cross-check).
-    pub integrated_power_j: Option<f64>,
-    /// `(integrated_power_j - energy_j) / energy_j x 100`.
-    pub disagreement_pct: Option<f64>,
-    /// Whether the device throttled in the window; `null` when unknown.
-    pub throttled: Option<bool>,
-    /// Throttle reasons seen in the window.
-    pub throttle_reasons: Vec<String>,
-    /// Why the figures need care (disagreement, throttling, a short window).
-    pub flags: Vec<String>,
-    /// Mean SM clock over the window's samples, MHz (GPUs).
-    pub sm_clock_mhz_mean: Option<f64>,
-    /// Mean memory clock, MHz (GPUs).
-    pub memory_clock_mhz_mean: Option<f64>,
-    /// Mean GPU utilisation, percent.
-    pub utilization_pct_mean: Option<f64>,
-    /// Highest GPU temperature, degrees C.
-    pub temperature_c_max: Option<u32>,
-    /// Most device memory in use, bytes.
-    pub memory_used_bytes_max: Option<u64>,
-    /// Lowest enforced power limit seen, watts.
-    pub power_limit_w: Option<f64>,
-}
-
-impl EnergyStats {
-    /// Not measured, because of `reason`.
-    pub fn unavailable(reason: &str) -> Self {
-        Self {
-            source: None,
-            reason: Some(reason.to_string()),
-            devices: Vec::new(),
-            window_kind: None,
-            window_s: None,
-            energy_j: None,
-            avg_power_w: None,
-            peak_power_w: None,
-            idle_power_w: None,
-            tokens_per_j_output: None,
-            tokens_per_j_total: None,
-            j_per_output_token: None,
-            j_per_request: None,
-            integrated_power_j: None,
-            disagreement_pct: None,
-            throttled: None,
-            throttle_reasons: Vec::new(),
-            flags: Vec::new(),
-            sm_clock_mhz_mean: None,
-            memory_clock_mhz_mean: None,
-            utilization_pct_mean: None,
-            temperature_c_max: None,
-            memory_used_bytes_max: None,
-            power_limit_w: None,
+impl LoadInfo {
+    /// The load point as people read it (`poisson 2 rps`, `closed c=8`).
+    pub fn label(&self) -> String {
+        let p = self.pattern.as_str();
+        match (self.rate_rps, self.concurrency) {
+            (Some(r), _) => format!("{p} {r} rps"),
+            (None, Some(c)) => format!("{p} c={c}"),
+            (None, None) => p.to_string(),
         }
+    }
+}
+
+impl RequestCounts {
+    /// Failed requests per sent request, percent; `None` when nothing was sent.
+    pub fn error_rate_pct(&self) -> Option<f64> {
+        (self.sent > 0).then(|| self.failed as f64 / self.sent as f64 * 100.0)
+    }
+}
+
+impl ResultEntry {
+    /// The load point as people read it (`poisson 2 rps`, `closed c=8`).
+    pub fn load_label(&self) -> String {
+        self.load.label()
+    }
+
+    /// The key results are paired by in comparisons: target / workload / load point
+    /// (no spec digest, so a changed workload pairs up and is reported as not
+    /// comparable).
+    pub fn pair_key(&self) -> String {
+        format!(
+            "{} / {} / {}",
+            self.target.label(),
+            self.workload.name,
+            self.load_label()
+        )
+    }
+
+    /// The key results are matched by in merges: [`ResultEntry::pair_key`] with the
+    /// spec digest and the repeat, so repeat i of one report merges with repeat i of
+    /// another.
+    pub fn result_key(&self) -> String {
+        let repeat = self.repeat.map_or(String::new(), |r| {
+            format!(" / repeat {}/{}", r.index, r.count)
+        });
+        format!(
+            "{} / {} (spec {}) / {}{repeat}",
+            self.target.label(),
+            self.workload.name,
+            &self.workload.spec_sha256[..12.min(self.workload.spec_sha256.len())],
+            self.load_label()
+        )
     }
 }

@@ -1,0 +1,109 @@
+//! `infermeter sweep`: one workload against one target at a series of load points,
+//! each judged against an SLO ([`crate::sweep`]).
+
+use anyhow::Result;
+use clap::Args;
+
+use super::run::RunArgs;
+use crate::config::RunConfig;
+use crate::error::bad_input;
+use crate::run::manifest::RunKind;
+use crate::run::{Execution, execute};
+use crate::slo::Slo;
+use crate::sweep::{Level, Levels, Sweep, summary};
+
+/// `sweep` arguments.
+#[derive(Debug, Args)]
+pub struct SweepArgs {
+    /// The run's settings: one --workload, one --target, and the bounds of each point.
+    #[command(flatten)]
+    pub run: RunArgs,
+    /// Closed-loop concurrencies to run, comma-separated (e.g. 1,2,4,8).
+    #[arg(long, value_delimiter = ',')]
+    pub concurrencies: Vec<u32>,
+    /// Open-loop session rates to run, sessions per second, comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    pub rates: Vec<f64>,
+    /// Closed loop at 1, 2, 4, ... sessions until output throughput rises less than 5%
+    /// or more than 5% of requests fail (at most --max-points points).
+    #[arg(long)]
+    pub auto: bool,
+    /// Most load points of an automatic sweep.
+    #[arg(long, default_value_t = 8)]
+    pub max_points: usize,
+    /// Service-level objective, e.g. ttft_p99_ms=2000,tpot_p99_ms=100.
+    #[arg(long)]
+    pub slo: Option<String>,
+}
+
+/// Runs `infermeter sweep`.
+pub async fn run(args: SweepArgs) -> Result<()> {
+    let r = &args.run;
+    if r.suite.is_some() || r.workloads.len() != 1 {
+        return Err(bad_input("sweep runs exactly one --workload (no --suite)"));
+    }
+    if r.targets.len() != 1 {
+        return Err(bad_input("sweep runs against exactly one --target"));
+    }
+    if r.concurrency.is_some() || r.rate.is_some() {
+        return Err(bad_input(
+            "sweep sets the load itself: use --concurrencies, --rates or --auto, not --concurrency or --rate",
+        ));
+    }
+    let cfg = RunConfig::from_args(r)?;
+    let levels = match (
+        args.concurrencies.is_empty(),
+        args.rates.is_empty(),
+        args.auto,
+    ) {
+        (false, true, false) => Levels::Explicit(
+            args.concurrencies
+                .iter()
+                .map(|&c| Level::Concurrency(c))
+                .collect(),
+        ),
+        (true, false, false) => {
+            Levels::Explicit(args.rates.iter().map(|&r| Level::Rate(r)).collect())
+        }
+        (true, true, true) => Levels::Auto {
+            max_points: args.max_points,
+        },
+        _ => {
+            return Err(bad_input(
+                "give exactly one of --concurrencies, --rates or --auto",
+            ));
+        }
+    };
+    if let Levels::Explicit(levels) = &levels
+        && levels.iter().any(|l| match *l {
+            Level::Concurrency(c) => c == 0,
+            Level::Rate(r) => !(r.is_finite() && r > 0.0),
+        })
+    {
+        return Err(bad_input("concurrencies must be >= 1 and rates positive"));
+    }
+    let slo = args.slo.as_deref().map(Slo::parse).transpose()?;
+    let sweep = Sweep {
+        workload: cfg.workloads[0].clone(),
+        base: cfg.overrides.clone(),
+        levels,
+    };
+    // Every explicit point is resolved before anything runs, so a bad one fails first.
+    let first = sweep.check()?.into_iter().next();
+    let (name, seed) = match &first {
+        Some((spec, seed)) => (spec.name.replace('/', "-"), *seed),
+        None => return Err(bad_input("sweep: no load point to run")),
+    };
+    let label = format!("sweep-{name}");
+    let mut next = |_t: usize, done: &[results::ResultEntry]| sweep.next(done);
+    let x = Execution {
+        config: &cfg,
+        kind: RunKind::Sweep,
+        label: &label,
+        seed,
+        slo: slo.as_ref(),
+    };
+    let report = execute(&x, &mut next).await?;
+    print!("{}", summary(&report));
+    Ok(())
+}

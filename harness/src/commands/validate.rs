@@ -1,0 +1,134 @@
+//! `infermeter validate FILE`: a report (`.json`) against its schema and version, or a
+//! workload, targets or price catalog file (TOML) as a run would read it.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Result;
+use clap::Args;
+use results::REPORT_SCHEMA;
+use workloads::spec::WorkloadSpec;
+
+use crate::error::bad_input;
+use crate::files::read_report;
+use crate::targets::TargetsFile;
+
+/// `validate` arguments.
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    /// The file.
+    pub file: PathBuf,
+}
+
+/// Runs `infermeter validate`.
+pub fn run(args: &ValidateArgs) -> Result<()> {
+    println!("{}", validate(&args.file)?);
+    Ok(())
+}
+
+/// What `validate` says of `file`, or why it is not valid.
+pub fn validate(file: &Path) -> Result<String> {
+    if file.extension().is_some_and(|e| e == "json") {
+        let r = read_report(file)?;
+        // The version the file itself says (a report read is of this build's version).
+        let written = std::fs::read_to_string(file)
+            .ok()
+            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+            .and_then(|d| results::schema::check_version(&d).ok())
+            .map_or_else(|| r.schema_version.clone(), |v| v.to_string());
+        let read_as = if written == r.schema_version {
+            String::new()
+        } else {
+            format!(" (read as {})", r.schema_version)
+        };
+        return Ok(format!(
+            "ok: {} is a valid {REPORT_SCHEMA} {written}{read_as} with {} results",
+            file.display(),
+            r.results.len()
+        ));
+    }
+    let text =
+        std::fs::read_to_string(file).map_err(|e| bad_input(format!("{}: {e}", file.display())))?;
+    // A targets file has [targets.NAME] tables, a catalog [[hardware_price]] or
+    // [[rate_card]] arrays; anything else is a workload spec.
+    let table = toml::from_str::<toml::Table>(&text).ok();
+    let is_targets = table
+        .as_ref()
+        .is_some_and(|t| t.contains_key("targets") && !t.contains_key("format"));
+    if is_targets {
+        return validate_targets(&text, file);
+    }
+    let is_catalog = table.as_ref().is_some_and(|t| {
+        ["hardware_price", "rate_card", "part", "region"]
+            .iter()
+            .any(|k| t.contains_key(*k))
+    });
+    if is_catalog {
+        let c = results::catalog::Catalog::parse(&text, &file.display().to_string())
+            .map_err(|e| bad_input(e.0))?;
+        return Ok(format!(
+            "ok: {} is a valid price catalog {} with {} hardware prices, {} rate cards, regions: {}",
+            file.display(),
+            c.label(),
+            c.hardware_price.len(),
+            c.rate_card.len(),
+            c.region
+                .iter()
+                .map(|r| r.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    let spec = WorkloadSpec::from_toml(&text, &file.display().to_string())?;
+    Ok(format!(
+        "ok: {} is a valid workload spec (format {}) named {}",
+        file.display(),
+        spec.format,
+        spec.name
+    ))
+}
+
+/// Checks every target of a targets file through its kind in the registry, except
+/// that API keys are not read and models not loaded (validation must work where the
+/// keys are not set).
+fn validate_targets(text: &str, file: &Path) -> Result<String> {
+    let f = TargetsFile::parse(text, &file.display().to_string())?;
+    for (name, t) in &f.targets {
+        t.validate()
+            .map_err(|e| bad_input(format!("{}: [targets.{name}]: {e:#}", file.display())))?;
+    }
+    Ok(format!(
+        "ok: {} is a valid targets file with {} targets: {}",
+        file.display(),
+        f.targets.len(),
+        f.targets.keys().cloned().collect::<Vec<_>>().join(", ")
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn validate_checks_targets_files_without_reading_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let ok = dir.path().join("targets.toml");
+        std::fs::write(
+            &ok,
+            "[targets.a]\nkind = \"openai\"\nbase_url = \"http://h/v1\"\nmodel = \"m\"\napi_key_env = \"UNSET_VARIABLE_XYZ\"\n",
+        )
+        .unwrap();
+        let msg = validate(&ok).unwrap();
+        assert!(
+            msg.contains("valid targets file with 1 targets: a"),
+            "{msg}"
+        );
+        let bad = dir.path().join("bad.toml");
+        std::fs::write(&bad, "[targets.b]\nkind = \"openai\"\nmodel = \"m\"\n").unwrap();
+        let err = validate(&bad).unwrap_err();
+        assert!(
+            err.to_string().contains("[targets.b]") && err.to_string().contains("base_url"),
+            "{err}"
+        );
+        assert_eq!(crate::error::exit_code(&err), 2);
+    }
+}

@@ -1,0 +1,64 @@
+//! The CPU as a local target's device (`local-cpu`): no keys of its own, host memory.
+
+use std::collections::BTreeMap;
+
+use results::Device;
+use workloads::settings::KeySpec;
+
+use super::CpuOps;
+use super::qmatmul::held_bytes;
+use crate::EngineError;
+use crate::config::ModelConfig;
+use crate::device::LocalDevice;
+use crate::format::Precision;
+use crate::memory::{MemoryPlan, available_memory_bytes};
+
+impl LocalDevice for CpuOps {
+    const KIND: &'static str = "local-cpu";
+    const DEVICE: Device = Device::Cpu;
+    const KEYS: &'static [KeySpec] = crate::local_keys!();
+    const DEVICE_KEYS: &'static [&'static str] = &[];
+
+    fn open(_settings: &BTreeMap<String, String>) -> Result<Self, EngineError> {
+        Ok(CpuOps)
+    }
+
+    /// Quantized matrices keep their blocks (scales widened to f32, [`held_bytes`]);
+    /// float matrices are held as f32; the embedding table is f32 for lookups; norms
+    /// f32; the KV cache f32 (`kv_tokens` slots).
+    fn memory_plan(cfg: &ModelConfig, precision: Precision, kv_tokens: usize) -> MemoryPlan {
+        let p = cfg.params();
+        let matrices = held_bytes(precision.ggml(), p.matrix).unwrap_or(4 * p.matrix);
+        let embed_table = 4 * (cfg.vocab * cfg.hidden) as u64;
+        MemoryPlan {
+            weights: matrices + embed_table + 4 * p.vector,
+            kv_cache: cfg.kv_bytes_per_token(4) * kv_tokens as u64,
+        }
+    }
+
+    fn available_bytes(&self) -> Option<u64> {
+        available_memory_bytes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::preset::{LLAMA3_8B, TINY_MOE};
+
+    #[test]
+    fn a_model_larger_than_memory_is_refused_with_figures() {
+        let plan = CpuOps::memory_plan(&LLAMA3_8B, Precision::Bf16, 8192);
+        let err = plan.check(Some(24 << 30)).unwrap_err().to_string();
+        assert!(err.contains("needs"), "{err}");
+        assert!(err.contains("available"), "{err}");
+        assert!(plan.weights > 30 << 30);
+        CpuOps::memory_plan(&TINY_MOE, Precision::Q4_0, 8192)
+            .check(Some(24 << 30))
+            .unwrap();
+        // Llama 3 8B at Q4_0: 7.0e9 matrix weights in 24-byte blocks of 32.
+        let q4 = CpuOps::memory_plan(&LLAMA3_8B, Precision::Q4_0, 0);
+        let matrix = LLAMA3_8B.params().matrix;
+        assert!(q4.weights >= matrix / 32 * 24 && q4.weights < matrix / 32 * 24 + (5 << 30));
+    }
+}

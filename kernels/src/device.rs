@@ -1,0 +1,105 @@
+//! A device the local engine runs on, as a target sees it: its kind's name, the keys
+//! its target spec takes, how it is opened, and what a model needs in its memory.
+//! The local backend (`LocalBackend<D>`) is generic over it, so every device shares one
+//! backend: `local-cpu` is `LocalBackend<CpuOps>`; `local-cuda` is
+//! `LocalBackend<CudaOps>`.
+
+use std::collections::BTreeMap;
+
+use results::Device;
+use workloads::settings::KeySpec;
+
+use crate::EngineError;
+use crate::config::ModelConfig;
+use crate::format::Precision;
+use crate::memory::MemoryPlan;
+use crate::ops::DeviceOps;
+
+/// A device behind a local target.
+pub trait LocalDevice: DeviceOps + Sized {
+    /// The target kind (`local-cpu`).
+    const KIND: &'static str;
+    /// What it is in reports.
+    const DEVICE: Device;
+    /// Every key its target spec takes: the engine's (model, precision, batching, KV
+    /// cache) and its own (`device` for a GPU).
+    const KEYS: &'static [KeySpec];
+    /// Its own keys among [`LocalDevice::KEYS`] (the engine reads the others).
+    const DEVICE_KEYS: &'static [&'static str];
+    /// Opens the device its settings name (blocking).
+    fn open(settings: &BTreeMap<String, String>) -> Result<Self, EngineError>;
+    /// What `cfg` at `precision` with a KV cache of `kv_tokens` slots holds on it.
+    fn memory_plan(cfg: &ModelConfig, precision: Precision, kv_tokens: usize) -> MemoryPlan;
+    /// Bytes free for a new model on it, when it says.
+    fn available_bytes(&self) -> Option<u64>;
+}
+
+/// Declares the keys of a local target: the engine's, then `$extra` (a device's own).
+#[macro_export]
+macro_rules! local_keys {
+    ($($extra:expr),* $(,)?) => {
+        &[
+            workloads::settings::KeySpec {
+                name: "model",
+                ty: workloads::settings::KeyType::Text,
+                default: Some("smollm2-135m"),
+                help: "a preset name (`infermeter models list`) or a path to a `.gguf` of a preset's shape",
+            },
+            workloads::settings::KeySpec {
+                name: "precision",
+                ty: workloads::settings::KeyType::Choice(&["f32", "f16", "bf16", "q8_0", "q4_0", "q4_1"]),
+                default: None,
+                help: "weight format (default: the file's, or q4_1 for synthetic weights)",
+            },
+            workloads::settings::KeySpec {
+                name: "weights",
+                ty: workloads::settings::KeyType::Choice(&["auto", "gguf", "synthetic"]),
+                default: Some("auto"),
+                help: "`auto`: a GGUF of the preset's shape if found, synthetic otherwise; `gguf`: a GGUF or an error; `synthetic`: generated from `seed`",
+            },
+            workloads::settings::KeySpec {
+                name: "seed",
+                ty: workloads::settings::KeyType::Integer { min: 0 },
+                default: Some("0"),
+                help: "seed of synthetic weights",
+            },
+            workloads::settings::KeySpec {
+                name: "max_batch",
+                ty: workloads::settings::KeyType::Integer { min: 1 },
+                default: Some("16"),
+                help: "sequences per engine step",
+            },
+            workloads::settings::KeySpec {
+                name: "max_tokens_per_step",
+                ty: workloads::settings::KeyType::Integer { min: 1 },
+                default: Some("512"),
+                help: "tokens (prompt chunks and decode tokens) per step",
+            },
+            workloads::settings::KeySpec {
+                name: "prefill_chunk",
+                ty: workloads::settings::KeyType::Integer { min: 1 },
+                default: Some("256"),
+                help: "prompt tokens of one sequence per step",
+            },
+            workloads::settings::KeySpec {
+                name: "block_size",
+                ty: workloads::settings::KeyType::Integer { min: 1 },
+                default: Some("16"),
+                help: "tokens per KV block",
+            },
+            workloads::settings::KeySpec {
+                name: "kv_tokens",
+                ty: workloads::settings::KeyType::Integer { min: 1 },
+                default: None,
+                help: "KV cache capacity in tokens (default: `max_batch` full contexts, capped at 2 GiB)",
+            },
+            workloads::settings::KeySpec {
+                name: "prefix_cache",
+                ty: workloads::settings::KeyType::Choice(&["on", "off"]),
+                default: Some("on"),
+                help: "reuse cached KV blocks of shared prompt prefixes",
+            },
+            $($extra,)*
+        ]
+    };
+}
