@@ -25,7 +25,7 @@ use anyhow::{Context, Result, bail};
 use results::Report;
 use serde::Serialize;
 
-use crate::error::bad_input;
+use crate::error::{bad_input, oob};
 use crate::files::read_report;
 
 /// What `bench-client` measures.
@@ -127,10 +127,10 @@ pub fn bench_client(args: &Options) -> Result<()> {
             workloads::bounds::MAX_RATE_RPS,
             " requests per second",
         )
-        .map_err(bad_input)?;
+        .map_err(oob)?;
     }
     workloads::bounds::seconds("--seconds", args.seconds, workloads::bounds::MAX_DURATION_S)
-        .map_err(bad_input)?;
+        .map_err(oob)?;
     if args.seconds * args.rates.iter().copied().fold(0.0, f64::max)
         > workloads::bounds::MAX_REQUESTS as f64
     {

@@ -12,7 +12,7 @@ use results::catalog::Catalog;
 use results::cost::Pricing;
 use serde::{Deserialize, Serialize};
 
-use crate::error::bad_input;
+use crate::error::{bad_input, oob};
 use crate::plan::Overrides;
 use crate::targets::{BuildOptions, TargetSpec};
 
@@ -114,7 +114,7 @@ mod secs {
 
 /// A `--flag` of seconds, bounded.
 pub fn flag_seconds(flag: &str, v: f64) -> Result<Duration> {
-    workloads::bounds::seconds(flag, v, workloads::bounds::MAX_DURATION_S).map_err(bad_input)
+    workloads::bounds::seconds(flag, v, workloads::bounds::MAX_DURATION_S).map_err(oob)
 }
 
 /// `--max-connections`, bounded.
@@ -122,7 +122,7 @@ pub fn flag_connections(v: Option<usize>) -> Result<Option<usize>> {
     v.map(|n| {
         workloads::bounds::count("--max-connections", n as u64, 1, MAX_CONNECTIONS)
             .map(|n| n as usize)
-            .map_err(bad_input)
+            .map_err(oob)
     })
     .transpose()
 }

@@ -20,6 +20,11 @@ pub fn bad_input(msg: impl Into<String>) -> anyhow::Error {
     anyhow::Error::new(BadInput(msg.into()))
 }
 
+/// A value past its bounds (`workloads::bounds`), as bad input.
+pub fn oob(e: workloads::bounds::OutOfBounds) -> anyhow::Error {
+    bad_input(e.to_string())
+}
+
 /// The exit code for an error: 2 when its cause is bad input, 1 otherwise.
 pub fn exit_code(err: &anyhow::Error) -> i32 {
     use kernels::EngineError;

@@ -8,7 +8,7 @@ use workloads::bounds;
 use workloads::spec::WorkloadSpec;
 use workloads::suite;
 
-use crate::error::bad_input;
+use crate::error::{bad_input, oob};
 
 /// Load overrides from the command line (each `None` keeps the workload's value).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -36,8 +36,8 @@ pub struct Overrides {
 impl Overrides {
     /// Checks every override against its bound, naming the flag that gave it.
     pub fn validate(&self) -> Result<()> {
-        let f = |r: Result<f64, String>| r.map(|_| ()).map_err(bad_input);
-        let c = |r: Result<u64, String>| r.map(|_| ()).map_err(bad_input);
+        let f = |r: Result<f64, bounds::OutOfBounds>| r.map(|_| ()).map_err(oob);
+        let c = |r: Result<u64, bounds::OutOfBounds>| r.map(|_| ()).map_err(oob);
         if let Some(r) = self.rate_rps {
             f(bounds::number(
                 "--rate",
@@ -48,7 +48,7 @@ impl Overrides {
             ))?;
         }
         if let Some(d) = self.duration_s {
-            bounds::seconds("--duration", d, bounds::MAX_DURATION_S).map_err(bad_input)?;
+            bounds::seconds("--duration", d, bounds::MAX_DURATION_S).map_err(oob)?;
         }
         if let Some(b) = self.burstiness {
             f(bounds::number(

@@ -10,7 +10,7 @@ use std::time::Duration;
 mod common;
 
 use async_trait::async_trait;
-use infermeter::driver::{Interrupt, Launcher, LoadPoint, Measurement, run_load_point};
+use infermeter::driver::{Interrupt, Measurement, run_load_point};
 use infermeter::record::RequestRecord;
 use infermeter::run::builder::{PointBuilder, PointFacts, PointPlan};
 use results::{ErrorClass, NotSentReason, ResultEntry, TargetInfo, TokenSource};
@@ -84,7 +84,7 @@ fn spec(load: &str, session: &str) -> WorkloadSpec {
 }
 
 async fn run(
-    backend: Arc<Scripted>,
+    backend: Arc<dyn Backend>,
     spec: &WorkloadSpec,
     max_duration: Option<Duration>,
     drain: Duration,
@@ -104,17 +104,7 @@ async fn run(
         None,
         None,
     );
-    let lp = LoadPoint {
-        workload: spec.name.clone(),
-        target_label: "scripted".into(),
-        stream,
-        max_duration,
-        drain_timeout: drain,
-        request_timeout: Duration::from_secs(3600),
-        context_limit: None,
-        fallback_source: TokenSource::Tokenizer,
-        launcher: Launcher::Tokio,
-    };
+    let lp = common::load_point(spec, stream, max_duration, drain);
     let (tx, mut rx) = mpsc::unbounded_channel();
     let (_irq_tx, irq_rx) = watch::channel(Interrupt::None);
     let outcome = run_load_point(backend, lp, tx, irq_rx).await;
@@ -127,17 +117,8 @@ async fn run(
         records.push(*r);
     }
     records.sort_by_key(|r| r.request);
-    let facts = PointFacts {
-        anchor: Some(outcome.anchor),
-        not_sent: outcome.not_sent.clone(),
-        sessions_not_started: outcome.sessions_not_started,
-        warmup_failed: outcome.warmup_failed,
-        duration_hit: outcome.duration_hit,
-        drain_cancelled: outcome.drain_cancelled,
-        engine_counters: outcome.engine_counters,
-        recovered_lines: None,
-    };
-    (records, builder.finish(facts).entry, outcome)
+    let entry = builder.finish(PointFacts::of(&outcome)).entry;
+    (records, entry, outcome)
 }
 
 #[tokio::test(start_paused = true)]
@@ -146,7 +127,7 @@ async fn open_loop_sends_are_not_delayed_by_slow_responses() {
     // every send still happens exactly on schedule.
     let backend = Scripted::new(10_000, 10);
     let spec = spec("arrival = \"constant\"\nrate_rps = 2.0\nrequests = 20", "");
-    let (records, e, _) = run(Arc::clone(&backend), &spec, None, Duration::from_secs(30)).await;
+    let (records, e, _) = run(backend.clone(), &spec, None, Duration::from_secs(30)).await;
     assert_eq!(records.len(), 20);
     for (i, r) in records.iter().enumerate() {
         assert_eq!(r.scheduled_s, i as f64 * 0.5, "request {i}");
@@ -193,7 +174,7 @@ async fn timings_are_exact_against_a_scripted_target() {
 async fn closed_loop_keeps_exactly_concurrency_in_flight() {
     let backend = Scripted::new(100, 10);
     let spec = spec("arrival = \"closed\"\nconcurrency = 3\nrequests = 12", "");
-    let (records, e, _) = run(Arc::clone(&backend), &spec, None, Duration::from_secs(30)).await;
+    let (records, e, _) = run(backend.clone(), &spec, None, Duration::from_secs(30)).await;
     assert_eq!(records.len(), 12);
     assert_eq!(backend.max_in_flight.load(Ordering::SeqCst), 3);
     // 12 requests of 140 ms, 3 at a time: 4 rounds.
@@ -359,44 +340,8 @@ async fn a_failed_call_ends_its_session_and_its_other_calls_are_counted() {
         "arrival = \"closed\"\nconcurrency = 1\nrequests = 4",
         "[session]\ncalls = { min = 4, max = 4 }\nthink_time_ms = { dist = \"fixed\", value = 0.0 }\nreport_tasks = true",
     );
-    let stream = generate(&spec, 1);
-    let plan = PointPlan {
-        target: 0,
-        spec: spec.clone(),
-        seed: 1,
-        repeat: None,
-    };
-    let mut builder = PointBuilder::new(
-        plan,
-        &stream,
-        stream.digest(),
-        common::scripted_info(),
-        None,
-        None,
-    );
-    let lp = LoadPoint {
-        workload: spec.name.clone(),
-        target_label: "scripted".into(),
-        stream,
-        max_duration: None,
-        drain_timeout: Duration::from_secs(30),
-        request_timeout: Duration::from_secs(3600),
-        context_limit: None,
-        fallback_source: TokenSource::Tokenizer,
-        launcher: Launcher::Tokio,
-    };
-    let (tx, mut rx) = mpsc::unbounded_channel();
-    let (_irq_tx, irq_rx) = watch::channel(Interrupt::None);
-    let outcome = run_load_point(Arc::new(Flaky(AtomicU32::new(0))), lp, tx, irq_rx).await;
-    while let Ok(Measurement::Request(r)) = rx.try_recv() {
-        builder.add(&r);
-    }
-    let e = builder
-        .finish(PointFacts {
-            not_sent: outcome.not_sent,
-            ..PointFacts::default()
-        })
-        .entry;
+    let backend = Arc::new(Flaky(AtomicU32::new(0)));
+    let (_, e, _) = run(backend, &spec, None, Duration::from_secs(30)).await;
     assert_eq!((e.requests.sent, e.requests.failed), (2, 1));
     assert_eq!(
         e.requests.not_sent.get(&NotSentReason::AfterFailedCall),

@@ -10,11 +10,11 @@ use std::time::Duration;
 mod common;
 
 use async_trait::async_trait;
-use infermeter::driver::{Interrupt, Launcher, LoadPoint, Measurement, run_load_point};
+use infermeter::driver::{Interrupt, Measurement, run_load_point};
 use infermeter::run::builder::{PointBuilder, PointFacts, PointPlan};
 use results::{
     REPORT_SCHEMA, REPORT_SCHEMA_VERSION, Report, ResultEntry, RunInfo, RunStatus, ShardRef,
-    TargetInfo, TokenSource, ToolInfo,
+    TargetInfo, ToolInfo,
 };
 use tokio::sync::{mpsc, watch};
 use workloads::generate::{RequestStream, generate};
@@ -74,17 +74,7 @@ async fn run(
         None,
         shard,
     );
-    let lp = LoadPoint {
-        workload: spec.name.clone(),
-        target_label: "scripted".into(),
-        stream,
-        max_duration: None,
-        drain_timeout: Duration::from_secs(60),
-        request_timeout: Duration::from_secs(3600),
-        context_limit: None,
-        fallback_source: TokenSource::Tokenizer,
-        launcher: Launcher::Tokio,
-    };
+    let lp = common::load_point(spec, stream, None, Duration::from_secs(60));
     let (tx, mut rx) = mpsc::unbounded_channel();
     let (_irq_tx, irq_rx) = watch::channel(Interrupt::None);
     let outcome = run_load_point(Arc::new(PerRequest), lp, tx, irq_rx).await;
@@ -93,13 +83,7 @@ async fn run(
             builder.add(&r);
         }
     }
-    let e: ResultEntry = builder
-        .finish(PointFacts {
-            anchor: Some(outcome.anchor),
-            not_sent: outcome.not_sent,
-            ..PointFacts::default()
-        })
-        .entry;
+    let e: ResultEntry = builder.finish(PointFacts::of(&outcome)).entry;
     Report {
         schema: REPORT_SCHEMA.into(),
         schema_version: REPORT_SCHEMA_VERSION.into(),

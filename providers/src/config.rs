@@ -322,8 +322,8 @@ fn parse_secs(key: &str, v: &str) -> Result<Duration, ProviderError> {
     let s = v.parse::<f64>().map_err(|_| {
         ProviderError::setting(key, format!("`{v}` is not a positive number of seconds"))
     })?;
-    workloads::bounds::seconds("it", s, workloads::bounds::MAX_DURATION_S)
-        .map_err(|m| ProviderError::setting(key, m.replacen("it must", "must", 1)))
+    workloads::bounds::seconds(key, s, workloads::bounds::MAX_DURATION_S)
+        .map_err(|e| ProviderError::setting(key, e.message))
 }
 
 fn parse_prices(prices: &BTreeMap<&str, &str>) -> Result<Option<RateCard>, ProviderError> {
@@ -619,7 +619,8 @@ mod tests {
             ("body.model", "x", "reserved"),
             ("price.input_usd_per_m", "-1", "non-negative"),
             ("price.input_usd_per_m", "1", "required"),
-            ("idle_timeout_s", "0", "positive"),
+            ("idle_timeout_s", "0", "must be a number above 0"),
+            ("idle_timeout_s", "1e20", "at most 604800 seconds"),
             ("colour", "red", "unknown key"),
         ] {
             let mut s = settings(&base);

@@ -31,32 +31,52 @@ pub const MAX_BURSTINESS: f64 = 100.0;
 /// Largest `--scale` multiplier.
 pub const MAX_SCALE: f64 = 10_000.0;
 
-/// A number in `(0, max]` (`min_inclusive`: in `[min, max]`), or why not.
-pub fn number(what: &str, v: f64, min: f64, max: f64, unit: &str) -> Result<f64, String> {
+/// A value outside its bounds: what it is (a flag or a field), and what is wrong.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{what} {message}")]
+pub struct OutOfBounds {
+    /// The flag or field (`--duration`, `load.duration_s`).
+    pub what: String,
+    /// What is wrong, with the bounds and the value (`must be ..., got 1e20`).
+    pub message: String,
+}
+
+fn out(what: &str, message: String) -> OutOfBounds {
+    OutOfBounds {
+        what: what.to_string(),
+        message,
+    }
+}
+
+/// A number in `[min, max]` (with `min` 0: above 0), or why not; `unit` follows the
+/// bound (`" seconds"`).
+pub fn number(what: &str, v: f64, min: f64, max: f64, unit: &str) -> Result<f64, OutOfBounds> {
     if !v.is_finite() || v < min || (min == 0.0 && v <= 0.0) || v > max {
         let low = if min == 0.0 {
             "above 0".to_string()
         } else {
             format!("at least {min}")
         };
-        return Err(format!(
-            "{what} must be a number {low} and at most {max}{unit}, got {v}"
+        return Err(out(
+            what,
+            format!("must be a number {low} and at most {max}{unit}, got {v}"),
         ));
     }
     Ok(v)
 }
 
 /// A positive number of seconds up to `max_s`, as a `Duration`.
-pub fn seconds(what: &str, v: f64, max_s: f64) -> Result<Duration, String> {
+pub fn seconds(what: &str, v: f64, max_s: f64) -> Result<Duration, OutOfBounds> {
     let s = number(what, v, 0.0, max_s, " seconds")?;
-    Duration::try_from_secs_f64(s).map_err(|e| format!("{what}: {e}"))
+    Duration::try_from_secs_f64(s).map_err(|e| out(what, e.to_string()))
 }
 
 /// A count in `[min, max]`, or why not.
-pub fn count(what: &str, v: u64, min: u64, max: u64) -> Result<u64, String> {
+pub fn count(what: &str, v: u64, min: u64, max: u64) -> Result<u64, OutOfBounds> {
     if v < min || v > max {
-        return Err(format!(
-            "{what} must be at least {min} and at most {max}, got {v}"
+        return Err(out(
+            what,
+            format!("must be at least {min} and at most {max}, got {v}"),
         ));
     }
     Ok(v)
@@ -74,7 +94,8 @@ mod tests {
         );
         for bad in [1e20, f64::INFINITY, f64::NAN, 0.0, -1.0] {
             let e = seconds("--duration", bad, MAX_DURATION_S).unwrap_err();
-            assert!(e.starts_with("--duration must be"), "{e}");
+            assert!(e.to_string().starts_with("--duration must be"), "{e}");
+            assert!(e.message.starts_with("must be"), "{e:?}");
         }
         assert!(seconds("x", MAX_DURATION_S, MAX_DURATION_S).is_ok());
         assert!(number("rate", 1e-7, MIN_RATE_RPS, MAX_RATE_RPS, "").is_err());

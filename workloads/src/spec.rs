@@ -269,37 +269,29 @@ impl WorkloadSpec {
             ));
         }
         let l = &self.load;
-        let bound = |field: &str, r: Result<f64, String>| -> Result<(), WorkloadError> {
-            r.map(|_| ())
-                .map_err(|m| bad(field, m.replace(&format!("{field} must"), "must")))
-        };
-        bounds::count("load.requests", l.requests, 1, bounds::MAX_REQUESTS)
-            .map_err(|m| bad("load.requests", m.replace("load.requests must", "must")))?;
+        // Out of its bounds: the field and what is wrong.
+        let oob = |e: bounds::OutOfBounds| bad(&e.what, e.message);
+        bounds::count("load.requests", l.requests, 1, bounds::MAX_REQUESTS).map_err(oob)?;
         bounds::count(
             "load.warmup_requests",
             u64::from(l.warmup_requests),
             0,
             bounds::MAX_WARMUP,
         )
-        .map_err(|m| {
-            bad(
-                "load.warmup_requests",
-                m.replace("load.warmup_requests must", "must"),
-            )
-        })?;
+        .map_err(oob)?;
         match l.arrival {
             ArrivalPattern::Poisson | ArrivalPattern::Constant | ArrivalPattern::Gamma => {
                 match l.rate_rps {
-                    Some(r) => bound(
-                        "load.rate_rps",
+                    Some(r) => {
                         bounds::number(
                             "load.rate_rps",
                             r,
                             bounds::MIN_RATE_RPS,
                             bounds::MAX_RATE_RPS,
                             " sessions per second",
-                        ),
-                    )?,
+                        )
+                        .map_err(oob)?;
+                    }
                     None => {
                         return Err(bad(
                             "load.rate_rps",
@@ -328,10 +320,8 @@ impl WorkloadSpec {
         if l.arrival == ArrivalPattern::Gamma {
             match l.burstiness {
                 Some(b) if b.is_finite() && b > 0.0 => {
-                    bound(
-                        "load.burstiness",
-                        bounds::number("load.burstiness", b, 0.0, bounds::MAX_BURSTINESS, ""),
-                    )?;
+                    bounds::number("load.burstiness", b, 0.0, bounds::MAX_BURSTINESS, "")
+                        .map_err(oob)?;
                     if let Some(r) = l.rate_rps {
                         crate::arrival::gamma_gaps(r, b).map_err(|m| bad("load.burstiness", m))?;
                     }
@@ -345,16 +335,14 @@ impl WorkloadSpec {
             }
         }
         if let Some(d) = l.duration_s {
-            bound(
+            bounds::number(
                 "load.duration_s",
-                bounds::number(
-                    "load.duration_s",
-                    d,
-                    0.0,
-                    bounds::MAX_DURATION_S,
-                    " seconds",
-                ),
-            )?;
+                d,
+                0.0,
+                bounds::MAX_DURATION_S,
+                " seconds",
+            )
+            .map_err(oob)?;
         }
         if let Some(c) = &l.cold_start {
             if !(c.idle_s.is_finite() && c.idle_s >= 0.0 && c.idle_s <= bounds::MAX_DURATION_S) {
@@ -373,12 +361,7 @@ impl WorkloadSpec {
                 1,
                 bounds::MAX_PROBES,
             )
-            .map_err(|m| {
-                bad(
-                    "load.cold_start.probes",
-                    m.replace("load.cold_start.probes must", "must"),
-                )
-            })?;
+            .map_err(oob)?;
         }
         let s = &self.session;
         if s.calls.min == 0 || s.calls.max < s.calls.min {

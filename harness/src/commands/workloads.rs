@@ -6,7 +6,7 @@ use clap::Subcommand;
 use workloads::generate::generate;
 use workloads::suite;
 
-use crate::error::bad_input;
+use crate::error::oob;
 
 /// `workloads` subcommands.
 #[derive(Debug, Subcommand)]
@@ -61,7 +61,7 @@ pub fn export(name: &str, seed: Option<u64>, requests: Option<u64>) -> Result<St
     let mut spec = suite::workload(name)?;
     if let Some(n) = requests {
         workloads::bounds::count("--requests", n, 1, workloads::bounds::MAX_REQUESTS)
-            .map_err(bad_input)?;
+            .map_err(oob)?;
         spec.load.requests = n;
     }
     let seed = seed.unwrap_or(spec.seed);

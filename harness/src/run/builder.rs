@@ -19,6 +19,7 @@ use workloads::spec::WorkloadSpec;
 
 use crate::clock::Anchor;
 use crate::collector::Aggregate;
+use crate::driver::Outcome;
 use crate::record::RequestRecord;
 use crate::slo::Slo;
 use crate::steady::steady_window;
@@ -65,6 +66,20 @@ pub struct PointFacts {
 }
 
 impl PointFacts {
+    /// What the driver's `outcome` tells of a point it ran.
+    pub fn of(outcome: &Outcome) -> Self {
+        Self {
+            anchor: Some(outcome.anchor),
+            not_sent: outcome.not_sent.clone(),
+            sessions_not_started: outcome.sessions_not_started,
+            warmup_failed: outcome.warmup_failed,
+            duration_hit: outcome.duration_hit,
+            drain_cancelled: outcome.drain_cancelled,
+            engine_counters: outcome.engine_counters,
+            recovered_lines: None,
+        }
+    }
+
     /// The facts of a point rebuilt by `recover`: what was planned and not in the
     /// file was never sent, because the run was killed.
     pub fn recovered(planned: u64, lines: usize, sent: u64) -> Self {

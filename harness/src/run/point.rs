@@ -126,16 +126,7 @@ pub async fn run_point(
         None => Vec::new(),
     };
     let anchor = outcome.anchor;
-    let built = builder.finish(PointFacts {
-        anchor: Some(anchor),
-        not_sent: outcome.not_sent,
-        sessions_not_started: outcome.sessions_not_started,
-        warmup_failed: outcome.warmup_failed,
-        duration_hit: outcome.duration_hit,
-        drain_cancelled: outcome.drain_cancelled,
-        engine_counters: outcome.engine_counters,
-        recovered_lines: None,
-    });
+    let built = builder.finish(PointFacts::of(&outcome));
     let mut e = built.entry;
     let client = probe.finish(
         e.requests.sent,

@@ -77,3 +77,24 @@ pub fn completion(req: &workloads::Request) -> workloads::Completion {
         finish_reason: None,
     }
 }
+
+/// A load point of `stream` for the driver tests: tokio's timer (paused clock), no
+/// context limit, a request deadline of an hour.
+pub fn load_point(
+    spec: &workloads::spec::WorkloadSpec,
+    stream: workloads::generate::RequestStream,
+    max_duration: Option<std::time::Duration>,
+    drain: std::time::Duration,
+) -> infermeter::driver::LoadPoint {
+    infermeter::driver::LoadPoint {
+        workload: spec.name.clone(),
+        target_label: "scripted".into(),
+        stream,
+        max_duration,
+        drain_timeout: drain,
+        request_timeout: std::time::Duration::from_secs(3600),
+        context_limit: None,
+        fallback_source: results::TokenSource::Tokenizer,
+        launcher: infermeter::driver::Launcher::Tokio,
+    }
+}
