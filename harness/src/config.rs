@@ -16,8 +16,6 @@ use crate::error::{bad_input, oob};
 use crate::plan::Overrides;
 use crate::targets::{BuildOptions, TargetSpec};
 
-/// Most connections per remote target `--max-connections` may set.
-pub const MAX_CONNECTIONS: u64 = 100_000;
 /// Most repeats of a load point.
 pub const MAX_REPEAT: u32 = 1000;
 
@@ -120,9 +118,14 @@ pub fn flag_seconds(flag: &str, v: f64) -> Result<Duration> {
 /// `--max-connections`, bounded.
 pub fn flag_connections(v: Option<usize>) -> Result<Option<usize>> {
     v.map(|n| {
-        workloads::bounds::count("--max-connections", n as u64, 1, MAX_CONNECTIONS)
-            .map(|n| n as usize)
-            .map_err(oob)
+        workloads::bounds::count(
+            "--max-connections",
+            n as u64,
+            1,
+            workloads::bounds::MAX_CONNECTIONS,
+        )
+        .map(|n| n as usize)
+        .map_err(oob)
     })
     .transpose()
 }

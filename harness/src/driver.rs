@@ -23,7 +23,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use results::{ErrorClass, NotSentReason};
@@ -129,6 +129,8 @@ struct Ctx {
     sent: AtomicU64,
     /// Calls of started sessions that were not sent, by reason.
     not_sent: Mutex<BTreeMap<NotSentReason, u64>>,
+    /// What stopped sending first: an interrupt or the duration bound.
+    stopped_by: Arc<OnceLock<NotSentReason>>,
 }
 
 impl Ctx {
@@ -136,12 +138,13 @@ impl Ctx {
         !*self.stop.borrow() && self.send_deadline.is_none_or(|d| at < d)
     }
 
-    /// Why sending has stopped: an interrupt, else the duration bound.
+    /// Why sending has stopped: what stopped it first; before its helper has said
+    /// (a call due just at the bound), an interrupt if there was one, else the bound.
     fn stop_reason(&self) -> NotSentReason {
-        if *self.interrupt.borrow() != Interrupt::None {
-            NotSentReason::Interrupted
-        } else {
-            NotSentReason::DurationBound
+        match self.stopped_by.get() {
+            Some(r) => *r,
+            None if *self.interrupt.borrow() != Interrupt::None => NotSentReason::Interrupted,
+            None => NotSentReason::DurationBound,
         }
     }
 
@@ -253,9 +256,18 @@ async fn run_session(ctx: Arc<Ctx>, session: SessionPlan, start: Instant) {
         let rec = send_one(&ctx, req, intended).await;
         end = Instant::now();
         let ok = rec.ok();
+        let cancelled = rec.error_class == Some(ErrorClass::Cancelled);
         let _ = ctx.tx.send(Measurement::Request(Box::new(rec)));
         if !ok {
-            ctx.not_sent(NotSentReason::AfterFailedCall, n - k - 1);
+            // A call cancelled by the harness (drain deadline, second interrupt) did
+            // not fail of itself: the rest of its session goes unsent for what stopped
+            // the run.
+            let why = if cancelled {
+                ctx.stop_reason()
+            } else {
+                NotSentReason::AfterFailedCall
+            };
+            ctx.not_sent(why, n - k - 1);
             return;
         }
     }
@@ -425,16 +437,20 @@ pub async fn run_load_point(
         at: t0.into_std(),
         wall: chrono::Utc::now(),
     };
-    // Forward interrupts and the duration bound to this load point's stop/cancel.
+    // Forward interrupts and the duration bound to this load point's stop/cancel; the
+    // first to stop sending names why calls were left unsent.
+    let stopped_by = Arc::new(OnceLock::new());
     let mut helpers = JoinSet::new();
     {
-        let (stop_tx, cancel_tx, mut irq) = (
+        let (stop_tx, cancel_tx, mut irq, by) = (
             Arc::clone(&stop_tx),
             Arc::clone(&cancel_tx),
             interrupt.clone(),
+            Arc::clone(&stopped_by),
         );
         helpers.spawn(async move {
             if irq.wait_for(|i| *i >= Interrupt::Stop).await.is_ok() {
+                let _ = by.set(NotSentReason::Interrupted);
                 let _ = stop_tx.send(true);
                 if irq.wait_for(|i| *i >= Interrupt::Cancel).await.is_ok() {
                     let _ = cancel_tx.send(true);
@@ -444,9 +460,10 @@ pub async fn run_load_point(
     }
     let duration_deadline = lp.max_duration.map(|d| t0 + d);
     if let Some(deadline) = duration_deadline {
-        let stop_tx = Arc::clone(&stop_tx);
+        let (stop_tx, by) = (Arc::clone(&stop_tx), Arc::clone(&stopped_by));
         helpers.spawn(async move {
             sleep_until(deadline).await;
+            let _ = by.set(NotSentReason::DurationBound);
             let _ = stop_tx.send(true);
         });
     }
@@ -468,6 +485,7 @@ pub async fn run_load_point(
         send_deadline: duration_deadline,
         sent: AtomicU64::new(0),
         not_sent: Mutex::new(BTreeMap::new()),
+        stopped_by,
     });
     let mut running = JoinSet::new();
     let mut stop = stop_rx.clone();

@@ -15,6 +15,11 @@ use serde::{Deserialize, Serialize};
 use crate::error::bad_input;
 use crate::record::RequestRecord;
 
+/// Smallest bound of an objective, ms (a microsecond).
+pub const MIN_BOUND_MS: f64 = 0.001;
+/// Largest bound of an objective, ms (a day).
+pub const MAX_BOUND_MS: f64 = 86_400_000.0;
+
 /// One objective: a percentile of a latency family at most `bound_ms`.
 #[derive(Clone, Copy, Debug)]
 pub struct Objective {
@@ -91,10 +96,10 @@ impl Slo {
                 .trim()
                 .parse()
                 .ok()
-                .filter(|v: &f64| v.is_finite() && *v > 0.0)
+                .filter(|v: &f64| v.is_finite() && (MIN_BOUND_MS..=MAX_BOUND_MS).contains(v))
                 .ok_or_else(|| {
                     bad_input(format!(
-                        "--slo {key}: bound must be a positive number of ms, got `{value}`"
+                        "--slo {key}: bound must be a number of ms from {MIN_BOUND_MS} to {MAX_BOUND_MS}, got `{value}`"
                     ))
                 })?;
             objectives.push(Objective {
@@ -203,8 +208,12 @@ mod tests {
         assert!(e.contains("unknown objective"), "{e}");
         let e = Slo::parse("ttft_p99=1").unwrap_err().to_string();
         assert!(e.contains("end in _ms"), "{e}");
-        let e = Slo::parse("ttft_p99_ms=-1").unwrap_err().to_string();
-        assert!(e.contains("positive"), "{e}");
+        for bad in ["-1", "0", "1e-306", "1e300", "inf"] {
+            let e = Slo::parse(&format!("ttft_p99_ms={bad}"))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("from 0.001 to 86400000"), "{bad}: {e}");
+        }
         assert!(Slo::parse("").is_err());
     }
 }

@@ -17,6 +17,9 @@ use crate::plan::{Overrides, resolve};
 pub const SATURATION_GAIN: f64 = 0.05;
 /// Error rate above which the automatic sweep stops.
 pub const MAX_ERROR_RATE: f64 = 0.05;
+/// Most points of an automatic sweep (doubling from 1 reaches the largest closed loop,
+/// 100,000 sessions, in 17).
+pub const MAX_POINTS: usize = 32;
 
 /// A load level.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -82,8 +85,10 @@ impl Sweep {
         match &self.levels {
             Levels::Explicit(levels) => levels.iter().map(|l| self.point(*l)).collect(),
             Levels::Auto { max_points } => {
-                if *max_points < 2 {
-                    return Err(bad_input("--max-points must be at least 2"));
+                if !(2..=MAX_POINTS).contains(max_points) {
+                    return Err(bad_input(format!(
+                        "--max-points must be at least 2 and at most {MAX_POINTS}, got {max_points}"
+                    )));
                 }
                 Ok(vec![self.point(Level::Concurrency(1))?])
             }
@@ -123,9 +128,9 @@ pub fn next_level(max_points: usize, done: &[ResultEntry]) -> Option<Level> {
             return None;
         }
     }
-    Some(Level::Concurrency(
-        last.load.concurrency.unwrap_or(1).saturating_mul(2),
-    ))
+    // Doubling past the largest closed loop a run may have ends the sweep.
+    let next = last.load.concurrency.unwrap_or(1).saturating_mul(2);
+    (u64::from(next) <= workloads::bounds::MAX_CONCURRENCY).then_some(Level::Concurrency(next))
 }
 
 /// The sweep's curve, Pareto front, goodput and the best point meeting the SLO.
@@ -230,5 +235,15 @@ mod tests {
         let mut failing = done[..1].to_vec();
         failing[0].requests.failed = failing[0].requests.sent;
         assert_eq!(next_level(8, &failing), None);
+        // Still rising at 65,536 sessions: the next double is past the largest closed
+        // loop a run may have, which ends the sweep.
+        let mut big = done[..1].to_vec();
+        r.load.concurrency = Some(65_536);
+        r.throughput.output_tokens_per_s = 1000.0;
+        big.push(r.clone());
+        assert_eq!(next_level(32, &big), None);
+        r.load.concurrency = Some(32_768);
+        big[1] = r.clone();
+        assert_eq!(next_level(32, &big), Some(Level::Concurrency(65_536)));
     }
 }

@@ -47,8 +47,9 @@ pub struct RequestTimer {
     pub completed: Option<Instant>,
     /// Protocol warnings.
     pub warnings: Vec<String>,
-    /// How long after the send the harness gives up on the request.
-    pub timeout: Option<Duration>,
+    /// When the harness gives up on the request: its deadline, fixed when the timer
+    /// was made (a wait for a connection slot counts against it).
+    pub deadline: Option<Instant>,
 }
 
 impl RequestTimer {
@@ -69,13 +70,14 @@ impl RequestTimer {
             retried: Vec::new(),
             completed: None,
             warnings: Vec::new(),
-            timeout: None,
+            deadline: None,
         }
     }
 
-    /// The same timer with the request's total deadline `timeout` after its send.
+    /// The same timer with the request's deadline `timeout` from now (where the
+    /// driver's own timeout of the request starts).
     pub fn with_timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = Some(timeout);
+        self.deadline = Instant::now().checked_add(timeout);
         self
     }
 
@@ -199,7 +201,7 @@ impl StreamSink for RequestTimer {
     }
 
     fn deadline(&self) -> Option<StdInstant> {
-        Some(self.sent.into_std() + self.timeout?)
+        self.deadline.map(Instant::into_std)
     }
 }
 

@@ -110,15 +110,12 @@ fn repeats_report_their_spread_and_every_figure_its_interval() {
     let third = &rec["results"][2];
     assert_eq!(third["repeat"], serde_json::json!({"index": 3, "count": 3}));
     assert_eq!(third["requests"]["ok"], 60);
-    let (got, ran) = (
-        &third["throughput"]["steady_state"],
-        &results[2]["throughput"]["steady_state"],
+    // The same builder over the same lines: the recovered point's steady state is
+    // the live one's to the microsecond.
+    assert_eq!(
+        third["throughput"]["steady_state"],
+        results[2]["throughput"]["steady_state"]
     );
-    for k in ["start_s", "end_s"] {
-        // The driver's clock against the lines' microsecond figures.
-        let d = got[k].as_f64().unwrap() - ran[k].as_f64().unwrap();
-        assert!(d.abs() < 0.005, "{k}: recovered {got} vs run {ran}");
-    }
     assert_eq!(
         rec["repeat_spread"][0]["repeats"], 3,
         "{}",

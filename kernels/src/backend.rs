@@ -144,19 +144,17 @@ impl LocalConfig {
                 ));
             }
         };
-        let int = |key: &str, default: u64, min: u64| -> Result<u64, EngineError> {
-            match s.get(key) {
-                None => Ok(default),
-                Some(v) => match v.parse::<u64>() {
-                    Ok(n) if n >= min => Ok(n),
-                    _ => Err(bad(key, format!("`{v}` is not an integer >= {min}"))),
-                },
-            }
+        // Counts within the bounds their keys declare, defaulting to the declared
+        // default.
+        let int = |key: &str| -> Result<Option<u64>, EngineError> {
+            s.integer(key).map_err(|m| bad(key, m))
         };
+        let count =
+            |key: &str| -> Result<usize, EngineError> { Ok(int(key)?.unwrap_or(1) as usize) };
         let scheduler = SchedulerConfig {
-            max_batch: int("max_batch", 16, 1)? as usize,
-            max_tokens_per_step: int("max_tokens_per_step", 512, 1)? as usize,
-            prefill_chunk: int("prefill_chunk", 256, 1)? as usize,
+            max_batch: count("max_batch")?,
+            max_tokens_per_step: count("max_tokens_per_step")?,
+            prefill_chunk: count("prefill_chunk")?,
             prefix_cache: match settings.get("prefix_cache").map(String::as_str) {
                 None | Some("on") => true,
                 Some("off") => false,
@@ -166,18 +164,14 @@ impl LocalConfig {
         scheduler
             .validate()
             .map_err(|m| bad("max_tokens_per_step", m))?;
-        let kv_tokens = settings
-            .contains_key("kv_tokens")
-            .then(|| int("kv_tokens", 0, 1))
-            .transpose()?
-            .map(|v| v as usize);
+        let kv_tokens = int("kv_tokens")?.map(|v| v as usize);
         Ok(Self {
             preset,
             precision,
             weights,
-            seed: int("seed", 0, 0)?,
+            seed: int("seed")?.unwrap_or(0),
             scheduler,
-            block_size: int("block_size", 16, 1)? as usize,
+            block_size: count("block_size")?,
             kv_tokens,
             model_dirs,
         })
@@ -187,7 +181,7 @@ impl LocalConfig {
     pub fn kv_capacity_tokens(&self) -> usize {
         self.kv_tokens.unwrap_or_else(|| {
             let per = self.preset.kv_bytes_per_token(4).max(1);
-            let want = self.scheduler.max_batch * self.preset.context;
+            let want = self.scheduler.max_batch.saturating_mul(self.preset.context);
             want.min((Self::DEFAULT_KV_BYTES / per) as usize)
         })
     }

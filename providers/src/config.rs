@@ -164,7 +164,7 @@ macro_rules! remote_keys {
             },
             KeySpec {
                 name: "context_limit",
-                ty: KeyType::Integer { min: 1 },
+                ty: KeyType::Integer { min: 1, max: 1 << 24 },
                 default: None,
                 help: "the served model's context (input + output tokens), to cap prompts",
             },
@@ -182,7 +182,7 @@ macro_rules! remote_keys {
             },
             KeySpec {
                 name: "max_retries",
-                ty: KeyType::Integer { min: 0 },
+                ty: KeyType::Integer { min: 0, max: 100 },
                 default: Some("3"),
                 help: "retry budget per request for HTTP 429, 502, 503 and 504",
             },
@@ -194,7 +194,7 @@ macro_rules! remote_keys {
             },
             KeySpec {
                 name: "max_connections",
-                ty: KeyType::Integer { min: 1 },
+                ty: KeyType::Integer { min: 1, max: workloads::bounds::MAX_CONNECTIONS },
                 default: None,
                 help: "most connections at once; requests wait for a slot and the wait shows in `queue_ms` (`--max-connections N` sets it where unset)",
             },
@@ -212,7 +212,7 @@ macro_rules! remote_keys {
             },
             KeySpec {
                 name: "max_event_bytes",
-                ty: KeyType::Integer { min: 1024 },
+                ty: KeyType::Integer { min: 1024, max: 1 << 30 },
                 default: Some("1048576"),
                 help: "largest SSE event or unstreamed body",
             },
@@ -492,18 +492,8 @@ impl HttpTargetConfig {
                 .ok_or_else(|| ProviderError::setting(k, "has no default".into()))?;
             parse_secs(k, v)
         };
-        let int = |k: &str, min: u64| -> Result<Option<u64>, ProviderError> {
-            match s.get(k) {
-                None => Ok(None),
-                Some(v) => match v.parse::<u64>() {
-                    Ok(n) if n >= min => Ok(Some(n)),
-                    _ => Err(ProviderError::setting(
-                        k,
-                        format!("`{v}` is not an integer of at least {min}"),
-                    )),
-                },
-            }
-        };
+        // Counts, within the bounds their keys declare.
+        let int = |k: &str| s.integer(k).map_err(|m| ProviderError::setting(k, m));
         let ca_bundle = s.get("ca_bundle").map(PathBuf::from);
         if let Some(p) = &ca_bundle
             && !p.is_file()
@@ -529,32 +519,17 @@ impl HttpTargetConfig {
             body,
             connect_timeout: secs("connect_timeout_s")?,
             idle_timeout: secs("idle_timeout_s")?,
-            max_retries: int("max_retries", 0)?.map_or(Ok(3), |n| {
-                u32::try_from(n).map_err(|_| {
-                    ProviderError::setting("max_retries", format!("`{n}` is too many"))
-                })
-            })?,
+            max_retries: int("max_retries")?.map_or(3, |n| n as u32),
             retry_max_wait: secs("retry_max_wait_s")?,
-            max_connections: int("max_connections", 1)?
-                .map(|n| usize::try_from(n).unwrap_or(usize::MAX)),
+            max_connections: int("max_connections")?.map(|n| n as usize),
             ca_bundle,
             anthropic_version: s
                 .get("anthropic_version")
                 .unwrap_or(DEFAULT_ANTHROPIC_VERSION)
                 .to_string(),
             tokenizer,
-            max_event_bytes: int("max_event_bytes", 1024)?
-                .map_or(1 << 20, |n| usize::try_from(n).unwrap_or(usize::MAX)),
-            context_limit: int("context_limit", 1)?
-                .map(|n| {
-                    u32::try_from(n).map_err(|_| {
-                        ProviderError::setting(
-                            "context_limit",
-                            format!("`{n}` is not a token count"),
-                        )
-                    })
-                })
-                .transpose()?,
+            max_event_bytes: int("max_event_bytes")?.map_or(1 << 20, |n| n as usize),
+            context_limit: int("context_limit")?.map(|n| n as u32),
             prices: parse_prices(&prices)?,
         })
     }

@@ -86,11 +86,12 @@ impl TaskSums {
 
     /// Adds `other`'s tasks.
     pub fn add(&mut self, other: &TaskSums) {
-        self.started += other.started;
-        self.completed += other.completed;
-        self.calls += other.calls;
-        self.input_tokens += other.input_tokens;
-        self.output_tokens += other.output_tokens;
+        // Saturating: a report read from a file may hold any counts.
+        self.started = self.started.saturating_add(other.started);
+        self.completed = self.completed.saturating_add(other.completed);
+        self.calls = self.calls.saturating_add(other.calls);
+        self.input_tokens = self.input_tokens.saturating_add(other.input_tokens);
+        self.output_tokens = self.output_tokens.saturating_add(other.output_tokens);
         self.task_ms.merge(&other.task_ms);
     }
 
@@ -100,7 +101,7 @@ impl TaskSums {
         TaskStats {
             started: self.started,
             completed: self.completed,
-            failed: self.started - self.completed,
+            failed: self.started.saturating_sub(self.completed),
             task_ms: self.task_ms.summary(),
             calls_per_task: per(self.calls),
             input_tokens_per_task: per(self.input_tokens),

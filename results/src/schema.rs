@@ -209,7 +209,7 @@ fn upgrade_target_1_6(t: &mut Map<String, Value>) {
         ),
         (
             "streamed",
-            Value::from(local || stream.as_deref() != Some("false")),
+            Value::from(local || !matches!(stream.as_deref(), Some("false" | "0" | "no"))),
         ),
         (
             "token_counter",

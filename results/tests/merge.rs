@@ -127,3 +127,60 @@ fn costs_add_up_and_are_divided_by_the_merged_counts() {
     assert_eq!(c.usd_per_request, one.usd_per_request);
     assert_eq!(c.usd_per_m_output, one.usd_per_m_output);
 }
+
+/// Every registry metric comes out of `merge` as its declared merge rule says: a
+/// result merged with an identical copy of itself (the same requests measured twice
+/// over the same window) doubles what is summed over the window and keeps every
+/// percentile and ratio.
+#[test]
+fn every_metric_merges_as_the_registry_declares() {
+    use infermeter_results::cost::{Pricing, price};
+    use infermeter_results::metrics::METRICS;
+    let mut r = common::report();
+    for e in &mut r.results {
+        e.load.window_start = Some(at(0.0));
+        e.load.window_end = Some(at(e.load.measured_s));
+        // Throughput as a run derives it from its counts (the fixture's are round
+        // figures).
+        e.throughput = infermeter_results::derive::throughput(
+            infermeter_results::derive::ThroughputCounts {
+                ok_requests: e.requests.ok,
+                ok_input_tokens: 100 * e.requests.ok,
+                output_tokens: e.tokens.output,
+            },
+            e.load.measured_s,
+            e.latency.tpot_ms.p50,
+        );
+        let mut energy = EnergyStats::unavailable("");
+        energy.reason = None;
+        energy.energy_j = Some(50.0);
+        energy.tokens_per_j_output = Some(e.tokens.output as f64 / 50.0);
+        energy.tokens_per_j_total = Some((e.tokens.input + e.tokens.output) as f64 / 50.0);
+        e.energy = Some(energy);
+    }
+    let catalog = infermeter_results::catalog::Catalog::default_catalog();
+    let hw = r.hardware.clone();
+    for e in &mut r.results {
+        e.cost = Some(price(e, &hw, Some(&Pricing::defaults(&catalog))));
+    }
+    let merged = merge(&[r.clone(), r.clone()], vec![]).unwrap();
+    let mut checked = 0;
+    for (one, two) in r.results.iter().zip(&merged.results) {
+        for m in METRICS {
+            let (Some(a), Some(b)) = ((m.get)(one), (m.get)(two)) else {
+                assert_eq!((m.get)(one).is_some(), (m.get)(two).is_some(), "{}", m.name);
+                continue;
+            };
+            let want = a * m.merge.self_merge_factor();
+            assert!(
+                // Within the nano-dollar rounding of summed costs.
+                (b - want).abs() <= want.abs() * 1e-5 + 1e-9,
+                "{}: merged {b}, one {a}, rule {:?}",
+                m.name,
+                m.merge
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked >= 30, "only {checked} metric values checked");
+}

@@ -62,6 +62,30 @@ fn the_html_page_is_one_offline_file_with_its_charts_and_escaped_text() {
     }
 }
 
+/// Figures no axis can hold (a throughput past f64's range, an SLO bound of 0) never
+/// hang the page's layout: the chart says it could not be drawn.
+#[test]
+fn charts_of_figures_no_axis_can_hold_are_refused_not_drawn() {
+    let mut r = report();
+    r.results[0].throughput.output_tokens_per_s = f64::MAX;
+    r.results[1].slo = Some(SloVerdict {
+        objectives: BTreeMap::from([("tpot_p99_ms".to_string(), 0.0)]),
+        pass: false,
+        missed: vec![],
+        requests_meeting: 0,
+        goodput_rps: 0.0,
+        goodput_ratio: None,
+    });
+    let page = render(&r, Format::Html);
+    assert!(
+        page.contains("the chart could not be drawn: its y axis would run from 0 to inf"),
+        "{}",
+        &page[page.find("Throughput and").unwrap_or(0)..][..400]
+    );
+    // The latency charts are unaffected.
+    assert!(page.contains(r#"<svg class="chart" id="ttft_ms""#));
+}
+
 #[test]
 fn json_round_trips_and_validates_against_the_committed_schema() {
     let r = report();

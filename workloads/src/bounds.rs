@@ -30,6 +30,8 @@ pub const MAX_PROBES: u64 = 1_000;
 pub const MAX_BURSTINESS: f64 = 100.0;
 /// Largest `--scale` multiplier.
 pub const MAX_SCALE: f64 = 10_000.0;
+/// Most connections of one remote target (`max_connections`, `--max-connections`).
+pub const MAX_CONNECTIONS: u64 = 100_000;
 
 /// A value outside its bounds: what it is (a flag or a field), and what is wrong.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]

@@ -14,10 +14,12 @@ pub enum KeyType {
     Bool,
     /// A positive number of seconds.
     Seconds,
-    /// An integer of at least `min`.
+    /// An integer in `[min, max]`.
     Integer {
         /// Smallest value.
         min: u64,
+        /// Largest value.
+        max: u64,
     },
     /// One of these words.
     Choice(&'static [&'static str]),
@@ -40,7 +42,8 @@ impl KeyType {
             KeyType::Text => "text".into(),
             KeyType::Bool => "bool".into(),
             KeyType::Seconds => "seconds".into(),
-            KeyType::Integer { min } => format!("integer >= {min}"),
+            KeyType::Integer { min, max: u64::MAX } => format!("integer >= {min}"),
+            KeyType::Integer { min, max } => format!("integer {min} to {max}"),
             KeyType::Choice(words) => words.join(" \\| "),
             KeyType::Path => "path".into(),
             KeyType::Url => "URL".into(),
@@ -104,6 +107,23 @@ impl<'a> Settings<'a> {
         })
     }
 
+    /// The integer given for `key` (else its default), checked against the bounds its
+    /// declaration states; `Err` says what is wrong with the value.
+    pub fn integer(&self, key: &str) -> Result<Option<u64>, String> {
+        let Some(v) = self.get(key) else {
+            return Ok(None);
+        };
+        let (min, max) = match self.keys.iter().find(|s| s.name == key).map(|s| s.ty) {
+            Some(KeyType::Integer { min, max }) => (min, max),
+            _ => (0, u64::MAX),
+        };
+        match v.parse::<u64>() {
+            Ok(n) if (min..=max).contains(&n) => Ok(Some(n)),
+            _ if max == u64::MAX => Err(format!("`{v}` is not an integer of at least {min}")),
+            _ => Err(format!("`{v}` is not an integer from {min} to {max}")),
+        }
+    }
+
     /// Whether the spec gave `key` itself.
     pub fn given(&self, key: &str) -> bool {
         self.given.contains_key(key)
@@ -142,6 +162,12 @@ mod tests {
             default: None,
             help: "",
         },
+        KeySpec {
+            name: "n",
+            ty: KeyType::Integer { min: 1, max: 8 },
+            default: Some("2"),
+            help: "",
+        },
     ];
 
     #[test]
@@ -158,11 +184,18 @@ mod tests {
             vec![("stop", "x"), ("temperature", "0")]
         );
         let mut bad = given.clone();
+        let mut empty_field = given.clone();
         bad.insert("colour".into(), "red".into());
         assert_eq!(Settings::new(KEYS, &bad).unwrap_err(), "colour");
-        let mut empty_field = given;
         empty_field.insert("body.".into(), "x".into());
         assert_eq!(Settings::new(KEYS, &empty_field).unwrap_err(), "body.");
-        assert_eq!(names(KEYS), "model, body.NAME");
+        assert_eq!(names(KEYS), "model, body.NAME, n");
+        assert_eq!(s.integer("n"), Ok(Some(2)));
+        let nine: BTreeMap<String, String> = [("n".to_string(), "9".to_string())].into();
+        let e = Settings::new(KEYS, &nine)
+            .unwrap()
+            .integer("n")
+            .unwrap_err();
+        assert_eq!(e, "`9` is not an integer from 1 to 8");
     }
 }

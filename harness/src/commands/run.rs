@@ -134,7 +134,8 @@ impl RunArgs {
 
 impl RunConfig {
     /// Validates `run`'s flags once: every number against its bound, every target
-    /// spec against its kind's keys (no secret read, no model loaded).
+    /// spec resolved to a known kind (its settings are checked against the kind's keys
+    /// when it is built, before anything is written).
     pub fn from_args(a: &RunArgs) -> Result<Self> {
         let overrides = a.overrides();
         overrides.validate()?;

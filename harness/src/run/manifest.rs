@@ -31,9 +31,8 @@ pub enum RunKind {
     Sweep,
 }
 
-/// `run.json`.
+/// `run.json`. A later 1.x may add fields: they are ignored here.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct RunManifest {
     /// Always `infermeter.run`.
     pub schema: String,

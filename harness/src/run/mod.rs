@@ -119,6 +119,9 @@ pub async fn execute(x: &Execution<'_>, next: &mut NextPoint<'_>) -> Result<Repo
         infos.clone(),
     );
     manifest.write(&manifest_path)?;
+    // A planner that cannot give its next point ends the run as failed, with what it
+    // measured reported (and the error returned).
+    let mut planner_error = None;
     'targets: for (i, target) in targets.iter().enumerate() {
         let run = PointRun {
             target,
@@ -129,7 +132,15 @@ pub async fn execute(x: &Execution<'_>, next: &mut NextPoint<'_>) -> Result<Repo
         };
         // The planner sees the first repeat of each point.
         let mut firsts: Vec<ResultEntry> = Vec::new();
-        while let Some((spec, seed)) = next(i, &firsts)? {
+        loop {
+            let (spec, seed) = match next(i, &firsts) {
+                Ok(Some(point)) => point,
+                Ok(None) => break,
+                Err(e) => {
+                    planner_error = Some(e);
+                    break 'targets;
+                }
+            };
             for index in 1..=cfg.repeat {
                 if *irq.borrow() != Interrupt::None {
                     break 'targets;
@@ -169,7 +180,9 @@ pub async fn execute(x: &Execution<'_>, next: &mut NextPoint<'_>) -> Result<Repo
             }
         }
     }
-    report.run.status = if *irq.borrow() != Interrupt::None {
+    report.run.status = if planner_error.is_some() {
+        RunStatus::Failed
+    } else if *irq.borrow() != Interrupt::None {
         RunStatus::Interrupted
     } else {
         RunStatus::Complete
@@ -182,7 +195,10 @@ pub async fn execute(x: &Execution<'_>, next: &mut NextPoint<'_>) -> Result<Repo
         .with_context(|| format!("writing {}", html_path.display()))?;
     println!("html: {}", html_path.display());
     println!("report: {}", report_path.display());
-    Ok(report)
+    match planner_error {
+        Some(e) => Err(e),
+        None => Ok(report),
+    }
 }
 
 async fn prepare(target: &dyn Backend, quiet: bool) -> Result<()> {
@@ -203,7 +219,10 @@ async fn prepare(target: &dyn Backend, quiet: bool) -> Result<()> {
                     format!("synthetic weights (seed {})", w.seed.unwrap_or(0))
                 }
             };
-            format!(", {src}, sha256 {}", &w.sha256[..12.min(w.sha256.len())])
+            format!(
+                ", {src}, sha256 {}",
+                w.sha256.get(..12).unwrap_or(&w.sha256)
+            )
         });
         eprintln!(
             "target {} {} {} ready in {:.1} s{weights}",

@@ -109,6 +109,20 @@ pub fn recover(dir: &Path) -> Result<Recovered> {
             )));
         }
         let cfg = &manifest.config;
+        // A file on disk is input: what it names is checked as a run's flags are.
+        plan.spec
+            .validate(&manifest_path.display().to_string())
+            .map_err(|e| bad_input(e.to_string()))?;
+        if let Some(s) = cfg.shard
+            && !(1..=s.count).contains(&s.index)
+        {
+            return Err(bad_input(format!(
+                "{}: shard {}/{} does not exist",
+                manifest_path.display(),
+                s.index,
+                s.count
+            )));
+        }
         let slo = manifest
             .slo
             .as_ref()

@@ -32,7 +32,7 @@ impl LocalDevice for CpuOps {
         let embed_table = 4 * (cfg.vocab * cfg.hidden) as u64;
         MemoryPlan {
             weights: matrices + embed_table + 4 * p.vector,
-            kv_cache: cfg.kv_bytes_per_token(4) * kv_tokens as u64,
+            kv_cache: cfg.kv_bytes_per_token(4).saturating_mul(kv_tokens as u64),
         }
     }
 

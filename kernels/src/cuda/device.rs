@@ -18,7 +18,7 @@ impl LocalDevice for CudaOps {
     const DEVICE: Device = Device::Gpu;
     const KEYS: &'static [KeySpec] = crate::local_keys!(KeySpec {
         name: "device",
-        ty: KeyType::Integer { min: 0 },
+        ty: KeyType::Integer { min: 0, max: 1024 },
         default: Some("0"),
         help: "the GPU's ordinal",
     });
@@ -41,7 +41,7 @@ impl LocalDevice for CudaOps {
             weights: precision.bytes_for(p.matrix)
                 + 4 * (cfg.vocab * cfg.hidden) as u64
                 + 4 * p.vector,
-            kv_cache: cfg.kv_bytes_per_token(4) * kv_tokens as u64,
+            kv_cache: cfg.kv_bytes_per_token(4).saturating_mul(kv_tokens as u64),
         }
     }
 

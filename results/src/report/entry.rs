@@ -451,7 +451,10 @@ impl ResultEntry {
             "{} / {} (spec {}) / {}{repeat}",
             self.target.label(),
             self.workload.name,
-            &self.workload.spec_sha256[..12.min(self.workload.spec_sha256.len())],
+            self.workload
+                .spec_sha256
+                .get(..12)
+                .unwrap_or(&self.workload.spec_sha256),
             self.load_label()
         )
     }

@@ -40,6 +40,16 @@ fn font() -> TextStyle<'static> {
     ("sans-serif", 12).into_font().into()
 }
 
+/// Refuses an axis that does not end at a finite, drawable number (plotters would
+/// never finish laying out its ticks).
+fn finite_axis(what: &str, lo: f64, hi: f64) -> Result<(), String> {
+    if lo.is_finite() && hi.is_finite() && hi > lo && hi < 1e300 {
+        Ok(())
+    } else {
+        Err(format!("its {what} axis would run from {lo} to {hi}"))
+    }
+}
+
 /// Draws into an SVG of `w` x `h`; `Err` carries plotters' message.
 fn svg(
     id: &str,
@@ -105,6 +115,7 @@ pub fn cdf(id: &str, title: &str, series: &[(String, Vec<(f64, f64)>)]) -> Resul
     } else {
         (1.0, 10.0)
     };
+    finite_axis("x", lo, hi)?;
     svg(id, title, (W, H), |root| {
         let mut chart = ChartBuilder::on(root)
             .margin(12)
@@ -167,6 +178,8 @@ pub fn throughput(
         .max(1e-9)
         * 1.08;
     let hi_y = points.iter().map(|p| p.y).fold(0.0, f64::max).max(1e-9) * 1.08;
+    finite_axis("x", 0.0, hi_x)?;
+    finite_axis("y", 0.0, hi_y)?;
     svg(id, title, (W, H), |root| {
         let mut chart = ChartBuilder::on(root)
             .margin(12)
@@ -231,6 +244,7 @@ pub fn bars(id: &str, title: &str, unit: &str, bars: &[(String, f64)]) -> Result
     let (w, h) = (label_w + W - 260, 40 + 28 * bars.len() as u32);
     let max = bars.iter().map(|b| b.1).fold(0.0, f64::max).max(1e-300);
     let n = bars.len();
+    finite_axis("value", 0.0, max * 1.35)?;
     svg(id, title, (w, h), |root| {
         let mut chart = ChartBuilder::on(root)
             .margin(8)

@@ -162,6 +162,7 @@ fn throughput(r: &Report) -> Section {
         .results
         .iter()
         .filter_map(|e| Some((e.throughput.output_tokens_per_s_per_user?, per_unit(e).0, e)))
+        .filter(|(x, y, _)| x.is_finite() && y.is_finite())
         .collect();
     let figure = if pts.is_empty() {
         Figure::empty(
@@ -174,6 +175,7 @@ fn throughput(r: &Report) -> Section {
                 .as_ref()
                 .and_then(|s| s.objectives.iter().find(|(k, _)| k.starts_with("tpot_")))
                 .map(|(_, v)| 1000.0 / v)
+                .filter(|x| x.is_finite())
         });
         let points: Vec<Point> = pts
             .iter()
@@ -226,7 +228,7 @@ fn bar_figure(
 ) -> Figure {
     let have: Vec<(String, f64)> = values
         .iter()
-        .filter_map(|(n, v, _)| v.map(|v| (n.clone(), v)))
+        .filter_map(|(n, v, _)| v.filter(|v| v.is_finite()).map(|v| (n.clone(), v)))
         .collect();
     let mut f = if have.is_empty() {
         Figure::empty(title, "not measured.")
