@@ -139,13 +139,7 @@ pub fn bench_client(args: &Options) -> Result<()> {
             workloads::bounds::MAX_REQUESTS
         )));
     }
-    for (what, ms) in [("--ttft-ms", args.ttft_ms), ("--itl-ms", args.itl_ms)] {
-        if !(ms.is_finite() && (0.0..=60_000.0).contains(&ms)) {
-            return Err(bad_input(format!(
-                "{what} must be a number from 0 to 60000 ms, got {ms}"
-            )));
-        }
-    }
+    check_pace(args.ttft_ms, args.itl_ms)?;
     if args.memory_concurrency.len() != 2 || args.memory_concurrency[0] > args.memory_concurrency[1]
     {
         return Err(bad_input(
@@ -275,6 +269,18 @@ pub fn bench_client(args: &Options) -> Result<()> {
     std::fs::write(&path, serde_json::to_string_pretty(&summary)? + "\n")
         .with_context(|| format!("writing {}", path.display()))?;
     println!("wrote {}", path.display());
+    Ok(())
+}
+
+/// Checks the scripted server's pace, `--ttft-ms` and `--itl-ms`: 0 to a minute each.
+pub fn check_pace(ttft_ms: f64, itl_ms: f64) -> Result<()> {
+    for (what, ms) in [("--ttft-ms", ttft_ms), ("--itl-ms", itl_ms)] {
+        if !(ms.is_finite() && (0.0..=60_000.0).contains(&ms)) {
+            return Err(bad_input(format!(
+                "{what} must be a number from 0 to 60000 ms, got {ms}"
+            )));
+        }
+    }
     Ok(())
 }
 

@@ -275,33 +275,15 @@ async fn run_session(ctx: Arc<Ctx>, session: SessionPlan, start: Instant) {
 
 /// `s` seconds after `t0` (a schedule's offset), saturating far in the future: never a
 /// panic, whatever the schedule holds.
-fn after<I>(t0: I, s: f64) -> I
-where
-    I: Copy + CheckedAdd,
-{
+fn after(t0: std::time::Instant, s: f64) -> std::time::Instant {
     let d = Duration::try_from_secs_f64(s.max(0.0)).unwrap_or(Duration::MAX);
-    t0.checked(d).or_else(|| t0.checked(FAR)).unwrap_or(t0)
+    t0.checked_add(d)
+        .or_else(|| t0.checked_add(FAR))
+        .unwrap_or(t0)
 }
 
 /// A century: "never" for a schedule.
 const FAR: Duration = Duration::from_secs(100 * 365 * 86_400);
-
-/// `checked_add` of both clocks' instants.
-trait CheckedAdd: Sized {
-    fn checked(self, d: Duration) -> Option<Self>;
-}
-
-impl CheckedAdd for Instant {
-    fn checked(self, d: Duration) -> Option<Self> {
-        self.checked_add(d)
-    }
-}
-
-impl CheckedAdd for std::time::Instant {
-    fn checked(self, d: Duration) -> Option<Self> {
-        self.checked_add(d)
-    }
-}
 
 /// Sets its flag when dropped: tells the launch thread to stop however the send loop
 /// ends.
@@ -498,7 +480,7 @@ pub async fn run_load_point(
             };
             let mut launches = launches.map(|(rx, quit)| (rx, QuitOnDrop(quit)));
             for (session, offset) in sessions.into_iter().zip(offsets) {
-                let at = after(t0, offset);
+                let at = Instant::from_std(after(t0.into_std(), offset));
                 match launches.as_mut() {
                     Some((rx, _)) => tokio::select! {
                         _ = rx.recv() => {}

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use results::Report;
+use results::schema::SchemaVersion;
 
 use crate::error::bad_input;
 use crate::record::RequestRecord;
@@ -22,14 +23,21 @@ pub fn write_report(path: &Path, report: &Report) -> Result<()> {
 /// Reads a report and checks its version and its schema; every problem is bad input
 /// naming the file. A newer minor version is read with a warning on standard error.
 pub fn read_report(path: &Path) -> Result<Report> {
-    let text =
-        fs::read_to_string(path).map_err(|e| bad_input(format!("{}: {e}", path.display())))?;
-    let (report, warnings) = results::schema::read_report_str(&text)
-        .map_err(|e| bad_input(format!("{}: {e}", path.display())))?;
+    Ok(read_report_as_written(path)?.0)
+}
+
+/// [`read_report`], and the schema version the file itself says (the report read is
+/// of this build's version).
+pub fn read_report_as_written(path: &Path) -> Result<(Report, SchemaVersion)> {
+    let at = |e: &dyn std::fmt::Display| bad_input(format!("{}: {e}", path.display()));
+    let text = fs::read_to_string(path).map_err(|e| at(&e))?;
+    let doc: serde_json::Value = serde_json::from_str(&text).map_err(|e| at(&e))?;
+    let written = results::schema::check_version(&doc).map_err(|e| at(&e))?;
+    let (report, warnings) = results::schema::read_report_value(doc).map_err(|e| at(&e))?;
     for w in warnings {
         eprintln!("warning: {}: {w}", path.display());
     }
-    Ok(report)
+    Ok((report, written))
 }
 
 /// Reads every complete line of `requests.jsonl`; a cut last line is reported, any

@@ -87,9 +87,6 @@ pub struct Row {
     /// Change, percent (percentage points for percent metrics such as
     /// `error_rate_pct`).
     pub delta: Option<f64>,
-    /// Whether `delta` and `threshold` are percentage points.
-    #[serde(skip)]
-    pub in_points: bool,
     /// The larger side's max - min over repeats, in the metric's unit; `null` with a
     /// single run per side.
     pub spread: Option<f64>,
@@ -285,7 +282,6 @@ pub fn compare(base: &[Report], cand: &[Report], gate: &Gate) -> Comparison {
                 base: b,
                 cand: c,
                 delta,
-                in_points: points,
                 spread,
                 gated,
                 threshold,
@@ -377,7 +373,11 @@ pub fn render(c: &Comparison, markdown: bool) -> String {
 impl Row {
     /// How `delta` and `threshold` are written: ` pt` (points) or `%`.
     pub fn unit_suffix(&self) -> &'static str {
-        if self.in_points { " pt" } else { "%" }
+        if metric(self.metric).is_some_and(|m| m.unit.delta_in_points()) {
+            " pt"
+        } else {
+            "%"
+        }
     }
 }
 

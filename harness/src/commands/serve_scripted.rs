@@ -21,13 +21,7 @@ pub struct ServeScriptedArgs {
 
 /// Serves until standard input closes; prints `base_url URL` first.
 pub fn run(args: &ServeScriptedArgs) -> Result<()> {
-    for (what, ms) in [("--ttft-ms", args.ttft_ms), ("--itl-ms", args.itl_ms)] {
-        if !(ms.is_finite() && (0.0..=60_000.0).contains(&ms)) {
-            return Err(crate::error::bad_input(format!(
-                "{what} must be a number from 0 to 60000 ms, got {ms}"
-            )));
-        }
-    }
+    crate::bench_client::check_pace(args.ttft_ms, args.itl_ms)?;
     let pace = Pace {
         ttft_ms: args.ttft_ms,
         itl_ms: args.itl_ms,

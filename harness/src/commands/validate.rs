@@ -9,7 +9,7 @@ use results::REPORT_SCHEMA;
 use workloads::spec::WorkloadSpec;
 
 use crate::error::bad_input;
-use crate::files::read_report;
+use crate::files::read_report_as_written;
 use crate::targets::TargetsFile;
 
 /// `validate` arguments.
@@ -28,13 +28,8 @@ pub fn run(args: &ValidateArgs) -> Result<()> {
 /// What `validate` says of `file`, or why it is not valid.
 pub fn validate(file: &Path) -> Result<String> {
     if file.extension().is_some_and(|e| e == "json") {
-        let r = read_report(file)?;
-        // The version the file itself says (a report read is of this build's version).
-        let written = std::fs::read_to_string(file)
-            .ok()
-            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
-            .and_then(|d| results::schema::check_version(&d).ok())
-            .map_or_else(|| r.schema_version.clone(), |v| v.to_string());
+        let (r, written) = read_report_as_written(file)?;
+        let written = written.to_string();
         let read_as = if written == r.schema_version {
             String::new()
         } else {
