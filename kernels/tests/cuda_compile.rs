@@ -64,3 +64,49 @@ fn without_a_driver_the_device_probe_says_so() {
     }
     assert_eq!(cuda::probe_device(0), Err(CudaError::NoDriver));
 }
+
+/// The committed table of registers and shared memory per kernel and architecture.
+const RESOURCES_MD: &str = "cuda/resources.md";
+
+#[test]
+fn every_kernel_assembles_for_sm80_and_sm90_without_spills_as_the_committed_table_says() {
+    use infermeter_kernels::cuda::resources::{assemble, markdown_table};
+    assert!(cuda::probe::nvrtc_present(), "{}", CudaError::NoNvrtc);
+    let ptxas = std::env::var_os("INFERMETER_PTXAS")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| "ptxas".into());
+    let mut rows = Vec::new();
+    for source in Source::ALL {
+        for arch in [Arch::Sm80, Arch::Sm90] {
+            let ptx = cuda::compile(source, arch).unwrap().to_src();
+            let got = assemble(&ptxas, &ptx, arch).unwrap_or_else(|e| {
+                panic!("{e}; ci/setup.sh --reference puts ptxas in ~/.cache/infermeter/nvcc/bin (INFERMETER_PTXAS)")
+            });
+            for entry in source.entries() {
+                assert!(
+                    got.iter().any(|r| r.kernel == *entry),
+                    "{} for {}: ptxas did not assemble {entry}",
+                    source.file(),
+                    arch.sm()
+                );
+            }
+            rows.extend(got);
+        }
+    }
+    let problems: Vec<String> = rows.iter().flat_map(|r| r.problems()).collect();
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+    let table = format!(
+        "# Registers and shared memory per kernel\n\nWhat `ptxas -v` (CUDA 13.0) reports for every kernel, as NVRTC compiles it for\n`compute_80`/`compute_90` and ptxas assembles it for `sm_80`/`sm_90`. Written by\n`INFERMETER_BLESS=1 cargo test -p infermeter-kernels --test cuda_compile`; the test fails\nwhen a kernel spills, passes 255 registers or 48 KiB of static shared memory, or no\nlonger matches this table.\n\n{}",
+        markdown_table(&rows)
+    );
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(RESOURCES_MD);
+    if std::env::var_os("INFERMETER_BLESS").is_some() {
+        std::fs::write(&path, &table).unwrap();
+        return;
+    }
+    let committed = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        committed == table,
+        "kernels/{RESOURCES_MD} is out of date (registers or shared memory changed); review and rewrite it with INFERMETER_BLESS=1:\n{table}"
+    );
+}

@@ -18,6 +18,7 @@ mod device;
 pub mod gpu;
 pub mod ops;
 pub mod probe;
+pub mod resources;
 
 use cudarc::nvrtc::{CompileError, CompileOptions, Ptx};
 use thiserror::Error;
@@ -102,6 +103,14 @@ impl Arch {
         match self {
             Arch::Sm80 => "compute_80",
             Arch::Sm90 => "compute_90",
+        }
+    }
+
+    /// The real architecture `ptxas` assembles for (`sm_90`).
+    pub fn sm(self) -> &'static str {
+        match self {
+            Arch::Sm80 => "sm_80",
+            Arch::Sm90 => "sm_90",
         }
     }
 }
