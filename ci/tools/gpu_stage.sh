@@ -13,7 +13,7 @@ CACHE="${XDG_CACHE_HOME:-$HOME/.cache}/infermeter"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$CACHE/target}"
 OUT=target/gpu
 rm -rf "$OUT" && mkdir -p "$OUT/bin"
-cargo build --release --quiet -p infermeter
+cargo build --release --locked --quiet -p infermeter
 cp "$CARGO_TARGET_DIR/release/infermeter" "$OUT/bin/"
 strip "$OUT/bin/infermeter"
 for t in cuda_compile cuda_ops cuda_engine; do

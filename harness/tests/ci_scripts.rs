@@ -355,3 +355,83 @@ fn the_readme_shows_the_registries() {
         std::fs::write(&path, readme).unwrap();
     }
 }
+
+/// The GPU check script on this CPU-only machine: `--dry-run` runs each step's command
+/// on local-cpu with small models, and `--only-failed` reruns only the steps that an
+/// earlier `steps.tsv` did not mark ok. The steps kept here are the quick ones; the
+/// rest are marked passed by the earlier file.
+#[test]
+fn the_gpu_check_script_dry_runs_and_reruns_only_what_failed() {
+    let dir = tempfile::tempdir().unwrap();
+    let earlier = dir.path().join("steps.tsv");
+    let mut tsv = String::from("step\tstatus\tseconds\tlog\n");
+    for (s, status) in [
+        ("probe", "failed(rc=1)"),
+        ("compile", "failed(rc=1)"),
+        ("ops", "ok"),
+        ("engine", "ok"),
+        ("roofline", "ok"),
+        ("llama-bf16", "ok"),
+        ("llama-q8_0", "ok"),
+        ("llama-q4_0", "timed-out(120s)"),
+        ("qwen-q4_0", "ok"),
+        ("quick", "ok"),
+    ] {
+        tsv.push_str(&format!("{s}\t{status}\t1\t{s}.log\n"));
+    }
+    std::fs::write(&earlier, tsv).unwrap();
+    let out_dir = dir.path().join("out");
+    let out = script("gpu_checks.sh")
+        .args(["--dry-run", "--only-failed"])
+        .arg(&earlier)
+        .env("OUT", &out_dir)
+        .env("INFERMETER_BIN", assert_cmd::cargo::cargo_bin("infermeter"))
+        .env("GPU_BIN", dir.path().join("no-bundle"))
+        .output()
+        .unwrap();
+    // compile's test binary is not in the (empty) bundle: the run fails, saying so.
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let summary = std::fs::read_to_string(out_dir.join("summary.md")).unwrap();
+    for row in [
+        "| probe | ok |",
+        "| compile | failed(rc=1) |",
+        "| ops | passed-before | 0 |",
+        "| llama-q4_0 | ok |",
+        "| quick | passed-before | 0 |",
+        "| bench | skipped(not written yet) |",
+    ] {
+        assert!(summary.contains(row), "{row}:\n{summary}");
+    }
+    assert!(summary.contains("missing from the bundle"), "{summary}");
+    assert!(
+        summary.contains("llama-q4_0-b8 chat-short tiny-dense q4_0: 10/10 ok"),
+        "{summary}"
+    );
+    let steps = std::fs::read_to_string(out_dir.join("steps.tsv")).unwrap();
+    assert_eq!(steps.lines().count(), 12, "{steps}");
+    // Reports and logs come back in one archive beside the summary.
+    let list = Command::new("tar")
+        .arg("-tzf")
+        .arg(out_dir.join("results.tar.gz"))
+        .output()
+        .unwrap();
+    let list = String::from_utf8_lossy(&list.stdout);
+    for f in [
+        "./llama-q4_0-b1/report.json",
+        "./llama-q4_0.log",
+        "./hw.json",
+    ] {
+        assert!(list.lines().any(|l| l == f), "{f} not in:\n{list}");
+    }
+    let mut left: Vec<String> = std::fs::read_dir(&out_dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    left.sort();
+    assert_eq!(left, ["results.tar.gz", "steps.tsv", "summary.md"]);
+}
