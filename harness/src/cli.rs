@@ -73,6 +73,11 @@ pub enum Command {
     /// Print this machine's hardware fingerprint (CPU, memory, OS, virtualisation,
     /// GPUs through NVML) as JSON: the `hardware` section of every report.
     Hw,
+    /// Measure a device's limits with the engine's own kernels (copy, read and triad
+    /// bandwidth; matmul throughput per precision) and print, per model x precision x
+    /// batch x context, the bytes a decode step reads per token and the decode and
+    /// prefill ceilings.
+    Roofline(c::roofline::RooflineArgs),
     /// Check a report (JSON) against its schema, or a workload, targets or price
     /// catalog file (TOML).
     Validate(c::validate::ValidateArgs),
@@ -96,6 +101,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::BenchClient(a) => c::bench_client::run(*a).await,
         Command::ServeScripted(a) => c::serve_scripted::run(&a),
         Command::Hw => c::hw::run(),
+        Command::Roofline(a) => c::roofline::run(&a),
         Command::Validate(a) => c::validate::run(&a),
     }
 }

@@ -225,9 +225,10 @@ fn report_versions_are_checked_by_every_reader() {
         .arg(published)
         .assert()
         .success()
-        .stdout(predicate::str::contains(
-            "valid infermeter.report 1.3 (read as 1.6)",
-        ));
+        .stdout(predicate::str::contains(&format!(
+            "valid infermeter.report 1.3 (read as {})",
+            results::REPORT_SCHEMA_VERSION
+        )));
     let mut doc = read_json(Path::new(published));
     doc["schema_version"] = "99.0".into();
     let major = tmp.path().join("major.json");
@@ -265,7 +266,7 @@ fn report_versions_are_checked_by_every_reader() {
         .assert()
         .success();
     let mut doc: serde_json::Value = serde_json::from_slice(&current.get_output().stdout).unwrap();
-    assert_eq!(doc["schema_version"], "1.6");
+    assert_eq!(doc["schema_version"], results::REPORT_SCHEMA_VERSION);
     assert_eq!(doc["results"][0]["target"]["locality"], "local");
     doc["schema_version"] = "1.99".into();
     doc["written_by_the_future"] = true.into();
@@ -278,12 +279,15 @@ fn report_versions_are_checked_by_every_reader() {
         .success();
     let stderr = String::from_utf8_lossy(&a.get_output().stderr).to_string();
     assert!(
-        stderr.contains("schema_version 1.99 is newer than this build's 1.6: read without the 2 fields it does not know (the first: /results/0/target/new_fact)"),
+        stderr.contains(&format!("schema_version 1.99 is newer than this build's {}: read without the 2 fields it does not know (the first: /results/0/target/new_fact)", results::REPORT_SCHEMA_VERSION)),
         "{stderr}"
     );
     let stdout = String::from_utf8_lossy(&a.get_output().stdout).to_string();
     assert!(!stdout.contains("written_by_the_future") && !stdout.contains("new_fact"));
-    assert!(stdout.contains("\"schema_version\": \"1.6\""));
+    assert!(stdout.contains(&format!(
+        "\"schema_version\": \"{}\"",
+        results::REPORT_SCHEMA_VERSION
+    )));
 }
 
 #[test]
@@ -448,6 +452,24 @@ fn a_real_run_on_smollm2_writes_a_valid_report() {
         );
     }
 
+    // The result is judged against the CPU's limits, measured when it was prepared.
+    let rf = &r["roofline"];
+    assert_eq!(rf["limits"]["device"], "cpu", "{rf}");
+    assert!(
+        rf["limits"]["read_gb_per_s"].as_f64().unwrap() > 0.0,
+        "{rf}"
+    );
+    assert!(
+        rf["limits"]["matmul_gflop_per_s"]["q4_1"].as_f64().unwrap() > 0.0,
+        "{rf}"
+    );
+    assert_eq!(rf["shape"]["model"], "smollm2-135m");
+    for k in ["decode_ratio", "prefill_ratio"] {
+        let f = rf[k].as_f64().unwrap();
+        assert!(f > 0.0 && f.is_finite(), "{k} {f}: {rf}");
+    }
+    assert!(rf["bytes_per_decode_token"].as_f64().unwrap() > 1e7, "{rf}");
+
     let lines = std::fs::read_to_string(out.join("requests.jsonl")).unwrap();
     assert_eq!(
         lines.lines().count(),
@@ -491,7 +513,7 @@ fn synthetic_weights_run_when_asked_and_say_so() {
         ])
         .args([
             "--target",
-            "local-cpu,model=smollm2-135m,weights=synthetic,precision=q8_0,seed=3",
+            "local-cpu,model=smollm2-135m,weights=synthetic,precision=q8_0,seed=3,roofline=off",
         ])
         .arg("--out")
         .arg(&out)
@@ -502,6 +524,87 @@ fn synthetic_weights_run_when_asked_and_say_so() {
     assert_eq!(t["weights"]["source"], "synthetic");
     assert_eq!(t["weights"]["seed"], 3);
     assert_eq!(t["precision"], "q8_0");
+    // roofline=off measures nothing and says nothing.
+    assert!(report["results"][0].get("roofline").is_none());
+}
+
+#[test]
+fn roofline_on_the_cpu_measures_limits_and_projects_ceilings() {
+    let tmp = tmp();
+    let json = tmp.path().join("roofline.json");
+    let stdout = stdout_of(&[
+        "roofline",
+        "--quick",
+        "--model",
+        "smollm2-135m,qwen3-30b-a3b",
+        "--precision",
+        "q4_0",
+        "--batch",
+        "1,32",
+        "--context",
+        "0,2048",
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    assert!(
+        stdout.contains("read_gb_per_s") && stdout.contains("| qwen3-30b-a3b |"),
+        "{stdout}"
+    );
+    let doc = read_json(&json);
+    assert_eq!(doc["schema"], "infermeter.roofline");
+    assert!(doc["limits"]["copy_gb_per_s"].as_f64().unwrap() > 0.0);
+    assert!(
+        doc["limits"]["matmul_gflop_per_s"]["q4_0"]
+            .as_f64()
+            .unwrap()
+            > 0.0
+    );
+    let p = doc["projections"].as_array().unwrap();
+    assert_eq!(p.len(), 8);
+    let find = |model: &str, batch: u64, context: u64| {
+        p.iter()
+            .find(|x| {
+                x["shape"]["model"] == model
+                    && x["batch"] == batch
+                    && x["context_tokens"] == context
+            })
+            .unwrap()
+            .clone()
+    };
+    let bytes = |x: &serde_json::Value| x["bytes_per_decode_token"].as_f64().unwrap();
+    // A dense model's weights are shared by the batch: 32 sequences read 1/32 each.
+    let (one, many) = (find("smollm2-135m", 1, 0), find("smollm2-135m", 32, 0));
+    assert!(
+        (bytes(&one) / bytes(&many) - 32.0).abs() < 1e-6,
+        "{one} {many}"
+    );
+    // A MoE batch touches more experts: less than 32 times less per token.
+    let (one, many) = (find("qwen3-30b-a3b", 1, 0), find("qwen3-30b-a3b", 32, 0));
+    let gain = bytes(&one) / bytes(&many);
+    assert!(gain > 1.0 && gain < 32.0, "{gain}");
+    // Context adds KV bytes.
+    assert!(bytes(&find("smollm2-135m", 1, 2048)) > bytes(&find("smollm2-135m", 1, 0)));
+}
+
+#[test]
+fn roofline_refuses_an_unknown_device_or_a_missing_driver() {
+    let mut cases = vec![
+        (
+            vec!["--device", "tpu"],
+            "--device `tpu` is not `cpu` or `cuda:N`",
+        ),
+        (vec!["--model", "gpt-9"], "gpt-9"),
+        (vec!["--batch", "0"], "--batch"),
+    ];
+    if !infermeter_kernels_driver_present() {
+        cases.push((vec!["--device", "cuda:0"], "no CUDA driver found"));
+    }
+    for (args, needle) in cases {
+        let assert = infermeter().arg("roofline").args(&args).assert().code(2);
+        let stderr = String::from_utf8_lossy(&assert.get_output().stderr).to_string();
+        assert!(stderr.contains(needle), "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
 }
 
 #[test]

@@ -4,13 +4,16 @@
 //! keys when it is built; its weights are loaded, checked against the device's
 //! memory, and handed to the engine thread when it is prepared.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::marker::PhantomData;
 use std::path::PathBuf;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use async_trait::async_trait;
-use results::{ErrorClass, Locality, TargetInfo, TokenSource, WeightsInfo, WeightsSource};
+use results::{
+    DeviceLimits, ErrorClass, Locality, ModelShape, TargetInfo, TokenSource, WeightsInfo,
+    WeightsSource,
+};
 use workloads::settings::{Settings, names};
 use workloads::{
     Backend, BackendError, Completion, EngineCounters, EngineRequestStats, FinishReason,
@@ -23,6 +26,7 @@ use crate::device::LocalDevice;
 use crate::engine::{Engine, Event, FailKind, Job};
 use crate::format::Precision;
 use crate::preset::{PRESETS, preset};
+use crate::roofline::{self, MeasureOptions};
 use crate::runtime::{Model, SchedulerConfig};
 use crate::{EngineError, weights};
 
@@ -59,6 +63,9 @@ pub struct LocalConfig {
     pub kv_tokens: Option<usize>,
     /// Directories searched for GGUF files.
     pub model_dirs: Vec<PathBuf>,
+    /// Whether the device's limits are measured when the target is prepared, and
+    /// every result judged against them (`roofline=on`).
+    pub roofline: bool,
 }
 
 /// Directories searched for GGUF files, in order: `$INFERMETER_MODELS`, then
@@ -165,7 +172,13 @@ impl LocalConfig {
             .validate()
             .map_err(|m| bad("max_tokens_per_step", m))?;
         let kv_tokens = int("kv_tokens")?.map(|v| v as usize);
+        let roofline = match settings.get("roofline").map(String::as_str) {
+            None | Some("on") => true,
+            Some("off") => false,
+            Some(v) => return Err(bad("roofline", format!("`{v}` is not on or off"))),
+        };
         Ok(Self {
+            roofline,
             preset,
             precision,
             weights,
@@ -190,6 +203,32 @@ impl LocalConfig {
 struct Loaded {
     engine: Engine,
     info: TargetInfo,
+    roofline: Option<(DeviceLimits, ModelShape)>,
+}
+
+/// Limits measured in this process, by device and precision: every target on the
+/// same device reuses them (a sweep prepares one target per run, a multi-target run
+/// several).
+fn measured_limits<D: LocalDevice>(
+    device: &D,
+    precision: Precision,
+) -> Result<DeviceLimits, EngineError> {
+    static CACHE: OnceLock<Mutex<HashMap<(String, Precision), DeviceLimits>>> = OnceLock::new();
+    let key = (device.device_label(), precision);
+    let cache = CACHE.get_or_init(Default::default);
+    if let Some(l) = cache.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
+        return Ok(l.clone());
+    }
+    let opts = match D::DEVICE {
+        results::Device::Gpu => MeasureOptions::QUICK.for_gpu(),
+        _ => MeasureOptions::QUICK,
+    };
+    let l = roofline::measure(device, &[precision], opts)?;
+    cache
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(key, l.clone());
+    Ok(l)
 }
 
 /// The embedded engine on device `D` as a target.
@@ -356,15 +395,32 @@ impl<D: LocalDevice> Backend for LocalBackend<D> {
             return Ok(());
         }
         let (config, settings) = (self.config.clone(), self.settings.clone());
-        let (model, weights) = tokio::task::spawn_blocking(move || Self::load(&config, &settings))
-            .await
-            .map_err(|e| PrepareError::Failed(format!("loading the model: {e}")))?
-            .map_err(|e| match e {
-                EngineError::Tensor(_) | EngineError::Stopped => {
-                    PrepareError::Failed(e.to_string())
+        let (model, weights, roofline) = tokio::task::spawn_blocking(move || {
+            let (model, weights) = Self::load(&config, &settings)?;
+            // The limits are measured before the engine thread starts, so nothing else
+            // runs on the device meanwhile.
+            let roofline = if config.roofline {
+                match measured_limits(&model.ops, model.precision) {
+                    Ok(l) => Some((
+                        l,
+                        roofline::model_shape::<D>(config.preset, model.precision),
+                    )),
+                    Err(e) => {
+                        tracing::warn!("{}: the roofline was not measured: {e}", D::KIND);
+                        None
+                    }
                 }
-                _ => PrepareError::Config(e.to_string()),
-            })?;
+            } else {
+                None
+            };
+            Ok::<_, EngineError>((model, weights, roofline))
+        })
+        .await
+        .map_err(|e| PrepareError::Failed(format!("loading the model: {e}")))?
+        .map_err(|e| match e {
+            EngineError::Tensor(_) | EngineError::Stopped => PrepareError::Failed(e.to_string()),
+            _ => PrepareError::Config(e.to_string()),
+        })?;
         let info = self.info(model.precision.to_string(), Some(weights));
         let blocks = self
             .config
@@ -373,7 +429,11 @@ impl<D: LocalDevice> Backend for LocalBackend<D> {
         let layout = model.kv_layout(blocks, self.config.block_size);
         let engine = Engine::start(model, layout, self.config.scheduler)
             .map_err(|e| PrepareError::Failed(e.to_string()))?;
-        let _ = self.loaded.set(Arc::new(Loaded { engine, info }));
+        let _ = self.loaded.set(Arc::new(Loaded {
+            engine,
+            info,
+            roofline,
+        }));
         Ok(())
     }
 
@@ -424,7 +484,7 @@ impl<D: LocalDevice> Backend for LocalBackend<D> {
                 Some(Event::Done(stats)) => break stats,
                 Some(Event::Failed(kind, msg)) => {
                     let class = match kind {
-                        FailKind::KvCapacity => ErrorClass::DeviceOom,
+                        FailKind::KvCapacity | FailKind::DeviceOom => ErrorClass::DeviceOom,
                         FailKind::Step => ErrorClass::Other,
                     };
                     return Err(BackendError::new(class, msg));
@@ -461,6 +521,10 @@ impl<D: LocalDevice> Backend for LocalBackend<D> {
             chunk_tokens: workloads::ChunkTokens::Engine,
             finish_reason: None,
         })
+    }
+
+    fn roofline_basis(&self) -> Option<(DeviceLimits, ModelShape)> {
+        self.loaded.get()?.roofline.clone()
     }
 
     fn engine_counters(&self) -> Option<EngineCounters> {

@@ -32,6 +32,25 @@ pub trait LocalDevice: DeviceOps + Sized {
     fn memory_plan(cfg: &ModelConfig, precision: Precision, kv_tokens: usize) -> MemoryPlan;
     /// Bytes free for a new model on it, when it says.
     fn available_bytes(&self) -> Option<u64>;
+
+    /// Bytes it holds for `weights` matrix weights stored in `precision`.
+    fn matrix_bytes(precision: Precision, weights: u64) -> u64;
+    /// Bytes of one element of its KV cache.
+    const KV_ELEM_BYTES: u64;
+    /// Whose matrix multiply its `matmul` is, for the roofline.
+    const MATMUL_ENGINE: &'static str;
+    /// The device as the command line names it (`cpu`, `cuda:0`).
+    fn device_label(&self) -> String;
+    /// What it is (CPU model, GPU name).
+    fn device_name(&self) -> String;
+    /// Threads its ops run on, where that is a choice (the CPU's pool).
+    fn threads(&self) -> Option<u32>;
+    /// Its memory bandwidth over buffers of `buffer_bytes`, best of `passes`.
+    fn measure_bandwidth(
+        &self,
+        buffer_bytes: u64,
+        passes: u32,
+    ) -> Result<crate::measure::Bandwidth, EngineError>;
 }
 
 /// Declares the keys of a local target: the engine's, then `$extra` (a device's own).
@@ -92,6 +111,12 @@ macro_rules! local_keys {
                 ty: workloads::settings::KeyType::Integer { min: 1, max: 1 << 32 },
                 default: None,
                 help: "KV cache capacity in tokens (default: `max_batch` full contexts, capped at 2 GiB)",
+            },
+            workloads::settings::KeySpec {
+                name: "roofline",
+                ty: workloads::settings::KeyType::Choice(&["on", "off"]),
+                default: Some("on"),
+                help: "measure the device's bandwidth and matmul throughput when the target is prepared (about a second) and judge every result against them",
             },
             workloads::settings::KeySpec {
                 name: "prefix_cache",

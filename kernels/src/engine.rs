@@ -51,6 +51,8 @@ pub enum FailKind {
     KvCapacity,
     /// A step failed.
     Step,
+    /// A step ran out of device memory.
+    DeviceOom,
 }
 
 /// What the engine reports about a sequence.
@@ -267,12 +269,13 @@ fn run<D: DeviceOps>(
                 }
             }
             Err(e) => {
+                let kind = match e {
+                    EngineError::DeviceOom { .. } => FailKind::DeviceOom,
+                    _ => FailKind::Step,
+                };
                 let msg = e.to_string();
                 for s in sched.drain_running() {
-                    let _ = s
-                        .payload
-                        .events
-                        .send(Event::Failed(FailKind::Step, msg.clone()));
+                    let _ = s.payload.events.send(Event::Failed(kind, msg.clone()));
                 }
             }
         }

@@ -57,6 +57,21 @@ pub enum EngineError {
         /// Bytes available.
         available: u64,
     },
+    /// The device ran out of memory while the engine allocated on it.
+    #[error(
+        "device out of memory {what}: {} requested, {} free of {}",
+        gib(*requested), gib(*free), gib(*total)
+    )]
+    DeviceOom {
+        /// What was being allocated.
+        what: String,
+        /// Bytes asked for.
+        requested: u64,
+        /// Bytes free on the device then.
+        free: u64,
+        /// The device's memory.
+        total: u64,
+    },
     /// A tensor operation failed.
     #[error("engine: {0}")]
     Tensor(String),

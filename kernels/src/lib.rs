@@ -16,9 +16,11 @@ pub mod device;
 pub mod engine;
 pub mod error;
 pub mod format;
+pub mod measure;
 pub mod memory;
 pub mod ops;
 pub mod preset;
+pub mod roofline;
 pub mod runtime;
 pub mod weights;
 

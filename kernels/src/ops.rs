@@ -143,6 +143,11 @@ pub trait DeviceOps: Send + Sync + 'static {
     fn scope<R: Send>(&self, f: impl FnOnce() -> R + Send) -> R {
         f()
     }
+    /// Waits for the work queued on the device to finish (a GPU's stream; nothing on
+    /// the CPU, whose ops return when done). Timing needs it.
+    fn synchronize(&self) -> Result<(), EngineError> {
+        Ok(())
+    }
     /// Uploads a matrix, keeping its format.
     fn weight(&self, host: Arc<QTensor>) -> Result<Self::Weight, EngineError>;
     /// Uploads a row-major table `[rows, cols]` of f32.

@@ -433,30 +433,78 @@ fn sha256_file(path: &Path) -> Result<String, EngineError> {
 /// Generates weights for `cfg`'s shape from `seed`: matrices drawn from N(0, 0.02)
 /// (output projections scaled by 1/sqrt(2 layers), as in GPT-2's initialisation) and
 /// quantized to `precision`; routers drawn from N(0, 1/hidden), so router logits have
-/// unit spread, and kept in f32 as llama.cpp's quantizer keeps them; norms are ones. Each matrix has its own stream, so the same seed gives the same weights in
-/// every format.
+/// unit spread, and kept in f32 as llama.cpp's quantizer keeps them; norms are ones.
+/// Each matrix has its own stream, so the same seed gives the same weights in every
+/// format; matrices are generated in parallel (seconds for an 8B model on 16 cores).
 pub fn synthetic(
     cfg: &ModelConfig,
     precision: Precision,
     seed: u64,
 ) -> Result<HostWeights, EngineError> {
-    let dev = Device::Cpu;
+    // First the layout: which matrices, in order (placeholders stand in for them);
+    // then every matrix generated in parallel, each from its own stream, so the
+    // result does not depend on the order or the number of threads; then the layout
+    // again with the generated matrices.
+    let placeholder = Arc::new(QTensor::quantize(
+        &Tensor::zeros((1, 32), candle_core::DType::F32, &Device::Cpu)?,
+        GgmlDType::F32,
+    )?);
+    let mut specs: Vec<(usize, usize, f32, GgmlDType)> = Vec::new();
+    synthetic_layout(cfg, precision, &mut |rows, cols, std, dtype| {
+        specs.push((rows, cols, std, dtype));
+        Ok(placeholder.clone())
+    })?;
+    use rayon::prelude::*;
+    let made: Vec<Arc<QTensor>> = specs
+        .par_iter()
+        .enumerate()
+        .map(|(i, &(rows, cols, std, dtype))| {
+            let index = i as u64 + 1;
+            let mut rng =
+                ChaCha8Rng::seed_from_u64(seed ^ index.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+            let normal = Normal::new(0.0f32, std)
+                .map_err(|e| EngineError::Tensor(format!("synthetic weights: {e}")))?;
+            let data: Vec<f32> = (0..rows * cols).map(|_| normal.sample(&mut rng)).collect();
+            let t = Tensor::from_vec(data, (rows, cols), &Device::Cpu)?;
+            Ok(Arc::new(QTensor::quantize(&t, dtype)?))
+        })
+        .collect::<Result<_, EngineError>>()?;
     let mut hasher = Sha256::new();
     let mut bytes = 0u64;
-    let mut index = 0u64;
-    let dt = precision.ggml();
-    let mut matrix = |rows: usize, cols: usize, std: f32, dtype: GgmlDType| {
-        index += 1;
-        let mut rng = ChaCha8Rng::seed_from_u64(seed ^ index.wrapping_mul(0x9E37_79B9_7F4A_7C15));
-        let normal = Normal::new(0.0f32, std).expect("std > 0");
-        let data: Vec<f32> = (0..rows * cols).map(|_| normal.sample(&mut rng)).collect();
-        let t = Tensor::from_vec(data, (rows, cols), &dev)?;
-        let q = QTensor::quantize(&t, dtype)?;
+    for q in &made {
         let raw = q.data()?;
         hasher.update(&raw);
         bytes += raw.len() as u64;
-        Ok::<_, EngineError>(Arc::new(q))
-    };
+    }
+    let mut next = made.into_iter();
+    let (embed, layers, lm_head) = synthetic_layout(cfg, precision, &mut |_, _, _, _| {
+        next.next()
+            .ok_or_else(|| EngineError::Tensor("synthetic weights: layout changed".into()))
+    })?;
+    hasher.update(seed.to_le_bytes());
+    Ok(HostWeights {
+        embed,
+        layers,
+        norm: vec![1f32; cfg.hidden],
+        lm_head,
+        precision,
+        bytes,
+        sha256: hex(&hasher.finalize()),
+    })
+}
+
+/// A matrix of `rows x cols` drawn with standard deviation `std`, stored as `dtype`.
+type MakeMatrix<'a> =
+    dyn FnMut(usize, usize, f32, GgmlDType) -> Result<Arc<QTensor>, EngineError> + 'a;
+
+/// The matrices of `cfg` in their order (each asked of `matrix`), assembled: the
+/// embedding, the layers, the output head.
+fn synthetic_layout(
+    cfg: &ModelConfig,
+    precision: Precision,
+    matrix: &mut MakeMatrix<'_>,
+) -> Result<(HostMatrix, Vec<HostLayer>, HostMatrix), EngineError> {
+    let dt = precision.ggml();
     let (h, hd) = (cfg.hidden, cfg.head_dim);
     let (qd, kvd) = (cfg.heads * hd, cfg.kv_heads * hd);
     let out_std = 0.02 / (2.0 * cfg.layers as f32).sqrt();
@@ -503,16 +551,7 @@ pub fn synthetic(
     } else {
         matrix(cfg.vocab, h, 0.02, dt)?
     };
-    hasher.update(seed.to_le_bytes());
-    Ok(HostWeights {
-        embed,
-        layers,
-        norm: ones(h),
-        lm_head,
-        precision,
-        bytes,
-        sha256: hex(&hasher.finalize()),
-    })
+    Ok((embed, layers, lm_head))
 }
 
 /// Writes `host` as a GGUF file in the layout [`load_gguf`] reads (llama.cpp's tensor

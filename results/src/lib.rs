@@ -12,7 +12,7 @@
 //! 2. [`report`]: the report's types, labels as methods.
 //! 3. [`metrics`] (the registry), [`derive`] (figures derived from counts),
 //!    [`spread`] (run-to-run spread), [`schema`] (the JSON Schema, versions, reading).
-//! 4. [`catalog`], then [`cost`].
+//! 4. [`catalog`], then [`cost`]; [`roofline`] (ceilings from measured limits).
 //! 5. [`merge`], [`compare`], [`archive`], [`export`].
 //! 6. [`render`]: table, Markdown, CSV, JSON and HTML.
 
@@ -28,6 +28,7 @@ pub mod merge;
 pub mod metrics;
 pub mod render;
 pub mod report;
+pub mod roofline;
 pub mod schema;
 pub mod spread;
 pub mod stats;

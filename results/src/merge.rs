@@ -13,8 +13,9 @@ use crate::cost::CostBasis;
 use crate::derive::{TaskSums, ThroughputCounts, throughput};
 use crate::histogram::{LatencyHistogram, LatencySummary};
 use crate::report::{
-    ColdStartStats, CostStats, EnergyStats, EngineStats, Latency, Report, ResultEntry, RunStatus,
-    ShardRef, TaskStats, TokenCounts, TokenProvenance, TokenSource,
+    ColdStartStats, CostStats, DeviceLimits, EnergyStats, EngineStats, Latency, Report,
+    ResultEntry, RooflineStats, RunStatus, ShardRef, TaskStats, TokenCounts, TokenProvenance,
+    TokenSource,
 };
 
 /// Why reports cannot be merged.
@@ -352,7 +353,50 @@ fn merge_entries(group: &[&ResultEntry]) -> Result<ResultEntry, MergeError> {
     };
     out.energy = merge_energy(group);
     out.cost = merge_cost(&out, group);
+    out.roofline = merge_roofline(&out, group);
     Ok(out)
+}
+
+/// The merged figures judged against the mean of the parts' measured limits, when
+/// every part was judged on the same kind of device for the same model shape;
+/// `None` otherwise.
+fn merge_roofline(merged: &ResultEntry, group: &[&ResultEntry]) -> Option<RooflineStats> {
+    let rs: Vec<&RooflineStats> = group
+        .iter()
+        .map(|e| e.roofline.as_ref())
+        .collect::<Option<_>>()?;
+    let first = rs.first()?;
+    let same = |r: &&RooflineStats| {
+        r.shape == first.shape
+            && r.limits.device == first.limits.device
+            && r.limits.name == first.limits.name
+            && r.limits.matmul_shape == first.limits.matmul_shape
+    };
+    if !rs.iter().all(same) {
+        return None;
+    }
+    let n = rs.len() as f64;
+    let mean = |f: &dyn Fn(&DeviceLimits) -> f64| rs.iter().map(|r| f(&r.limits)).sum::<f64>() / n;
+    let mut limits = first.limits.clone();
+    limits.copy_gb_per_s = mean(&|l| l.copy_gb_per_s);
+    limits.read_gb_per_s = mean(&|l| l.read_gb_per_s);
+    limits.triad_gb_per_s = rs
+        .iter()
+        .map(|r| r.limits.triad_gb_per_s)
+        .collect::<Option<Vec<f64>>>()
+        .map(|v| v.iter().sum::<f64>() / n);
+    limits.matmul_gflop_per_s.retain(|k, _| {
+        rs.iter()
+            .all(|r| r.limits.matmul_gflop_per_s.contains_key(k))
+    });
+    for (k, v) in limits.matmul_gflop_per_s.iter_mut() {
+        *v = rs
+            .iter()
+            .map(|r| r.limits.matmul_gflop_per_s[k])
+            .sum::<f64>()
+            / n;
+    }
+    crate::roofline::judge(&limits, &first.shape, merged)
 }
 
 fn merge_tokens(group: &[&ResultEntry]) -> TokenCounts {

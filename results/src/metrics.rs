@@ -71,6 +71,9 @@ pub enum MergeRule {
     CostOfSums,
     /// Summed tokens over summed joules.
     EnergyOfSums,
+    /// Summed engine figures judged against the mean of the parts' measured limits
+    /// (parts on the same kind of device); dropped when the devices differ.
+    RooflineOfSums,
 }
 
 impl MergeRule {
@@ -82,6 +85,9 @@ impl MergeRule {
             MergeRule::RatioOfSums => "ratio of summed counts",
             MergeRule::CostOfSums => "summed dollars over summed counts",
             MergeRule::EnergyOfSums => "summed tokens over summed joules",
+            MergeRule::RooflineOfSums => {
+                "summed engine figures against the mean of the parts' limits (same device kind)"
+            }
         }
     }
 
@@ -460,6 +466,28 @@ pub const METRICS: &[Metric] = &[
         merge: MergeRule::RatioOfSums,
         gate: watched(10.0),
         column: Some("cache_hit_ratio"),
+    },
+    Metric {
+        name: "decode_roofline_ratio",
+        definition: "a local engine's decode tokens per second of decode time over the decode ceiling its device's measured limits allow at the result's batch and context (`roofline` in the README)",
+        unit: Unit::Ratio,
+        better: Better::Higher,
+        get: |e| e.roofline.as_ref().and_then(|r| r.decode_ratio),
+        ci95: no_ci,
+        merge: MergeRule::RooflineOfSums,
+        gate: watched(10.0),
+        column: None,
+    },
+    Metric {
+        name: "prefill_roofline_ratio",
+        definition: "a local engine's prompt tokens computed per second of prefill time over the prefill ceiling of its device's measured matmul throughput",
+        unit: Unit::Ratio,
+        better: Better::Higher,
+        get: |e| e.roofline.as_ref().and_then(|r| r.prefill_ratio),
+        ci95: no_ci,
+        merge: MergeRule::RooflineOfSums,
+        gate: watched(10.0),
+        column: None,
     },
     Metric {
         name: "usd_per_m_blended_workload",

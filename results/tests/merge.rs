@@ -157,7 +157,10 @@ fn every_metric_merges_as_the_registry_declares() {
         energy.tokens_per_j_output = Some(e.tokens.output as f64 / 50.0);
         energy.tokens_per_j_total = Some((e.tokens.input + e.tokens.output) as f64 / 50.0);
         e.energy = Some(energy);
+        let (limits, shape) = common::roofline_basis("cpu");
+        e.roofline = infermeter_results::roofline::judge(&limits, &shape, e);
     }
+    assert!(r.results.iter().any(|e| e.roofline.is_some()));
     let catalog = infermeter_results::catalog::Catalog::default_catalog();
     let hw = r.hardware.clone();
     for e in &mut r.results {
@@ -182,5 +185,36 @@ fn every_metric_merges_as_the_registry_declares() {
             checked += 1;
         }
     }
-    assert!(checked >= 30, "only {checked} metric values checked");
+    assert!(checked >= 32, "only {checked} metric values checked");
+}
+
+/// Parts judged on the same kind of device merge against the mean of their limits;
+/// parts of different devices lose the roofline (no limit is both of theirs).
+#[test]
+fn a_merged_roofline_needs_parts_of_one_device_kind() {
+    let mut a = common::report();
+    a.results.retain(|e| e.engine.is_some());
+    let (mut limits, shape) = common::roofline_basis("cpu");
+    for e in &mut a.results {
+        e.roofline = infermeter_results::roofline::judge(&limits, &shape, e);
+    }
+    let mut b = a.clone();
+    limits.read_gb_per_s = 45.0;
+    for e in &mut b.results {
+        e.roofline = infermeter_results::roofline::judge(&limits, &shape, e);
+    }
+    let merged = merge(&[a.clone(), b.clone()], vec![]).unwrap();
+    let r = merged.results[0].roofline.as_ref().unwrap();
+    assert!(
+        (r.limits.read_gb_per_s - 40.0).abs() < 1e-9,
+        "{}",
+        r.limits.read_gb_per_s
+    );
+    assert!(r.decode_ratio.is_some() && r.prefill_ratio.is_some());
+    let (other, _) = common::roofline_basis("cuda:0");
+    for e in &mut b.results {
+        e.roofline = infermeter_results::roofline::judge(&other, &shape, e);
+    }
+    let merged = merge(&[a, b], vec![]).unwrap();
+    assert!(merged.results[0].roofline.is_none());
 }

@@ -286,4 +286,10 @@ pub trait Backend: Send + Sync {
     fn engine_counters(&self) -> Option<EngineCounters> {
         None
     }
+    /// A local engine's device limits (measured when it was prepared) and its model's
+    /// shape there, which each of its results is judged against (`roofline`); `None`
+    /// for remote targets and when the limits were not measured.
+    fn roofline_basis(&self) -> Option<(results::DeviceLimits, results::ModelShape)> {
+        None
+    }
 }

@@ -16,6 +16,7 @@ pub mod prices;
 pub mod publish;
 pub mod recover;
 pub mod report;
+pub mod roofline;
 pub mod run;
 pub mod serve_scripted;
 pub mod sweep;

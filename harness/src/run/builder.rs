@@ -281,6 +281,7 @@ impl PointBuilder {
                 .and_then(|c| self.cold.cold_start(c.idle_s)),
             energy: None,
             cost: None,
+            roofline: None,
             client: None,
             slo: None,
             notes,

@@ -146,6 +146,11 @@ pub async fn run_point(
         ));
     }
     e.client = Some(client);
+    // A local result against its device's measured limits.
+    e.roofline = run
+        .target
+        .roofline_basis()
+        .and_then(|(limits, shape)| results::roofline::judge(&limits, &shape, &e));
     // Energy over the steady state when there is one, else the measured window; the
     // work it is divided by is the share of the load point's work done in it, taken
     // as proportional to time.

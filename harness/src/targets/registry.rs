@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use anyhow::Result;
+use kernels::backend::LocalCudaBackend;
 use kernels::cpu::CpuOps;
 use kernels::cuda::ops::CudaOps;
 use kernels::{LocalConfig, LocalCpuBackend, LocalDevice, default_model_dirs};
@@ -67,7 +68,7 @@ pub const KINDS: &[Kind] = &[
         name: CudaOps::KIND,
         locality: Locality::Local,
         device: Some(Device::Gpu),
-        summary: "the embedded engine on an NVIDIA GPU (CUDA kernels compiled at run time by NVRTC). Not runnable yet: its kernels compile and `LocalBackend<CudaOps>` type-checks, but it has not run on a GPU (the GPU engine issue); it names the GPU it finds and exits 2",
+        summary: "the embedded engine on an NVIDIA GPU (CUDA kernels compiled at run time by NVRTC), through the same runtime as local-cpu. Unverified: no GPU has run it yet (`ci/tools/gpu_checks.sh` checks it on the first one); without a driver it exits 2",
         keys: <CudaOps as LocalDevice>::KEYS,
         validate: |s| local_config::<CudaOps>(s).map(|_| ()),
         build: build_cuda,
@@ -110,8 +111,9 @@ fn local_config<D: LocalDevice>(settings: &Settings) -> Result<LocalConfig> {
 }
 
 fn build_cuda(settings: &Settings, _: Option<&str>, _: &BuildOptions) -> Result<Arc<dyn Backend>> {
-    // Bad settings are refused first, as for any kind.
-    local_config::<CudaOps>(settings)?;
+    // Bad settings are refused first, as for any kind; then a missing driver or GPU,
+    // before anything is written (the device is opened again when it is prepared).
+    let config = local_config::<CudaOps>(settings)?;
     let ordinal = match settings.get("device") {
         None => 0,
         Some(v) => v.parse::<usize>().map_err(|_| {
@@ -120,14 +122,9 @@ fn build_cuda(settings: &Settings, _: Option<&str>, _: &BuildOptions) -> Result<
             ))
         })?,
     };
-    let found = kernels::cuda::probe_device(ordinal)
+    kernels::cuda::probe_device(ordinal)
         .map_err(|e| bad_input(format!("target local-cuda: {e}")))?;
-    // Never pretend: `kernels::backend::LocalCudaBackend` exists, but it has not run
-    // a model on a GPU.
-    Err(bad_input(format!(
-        "target local-cuda: found {} (device {}), but this build's CUDA engine has not run a model on a GPU yet (the GPU engine issue: its kernels compile; nothing has verified them on a device)",
-        found.name, found.ordinal
-    )))
+    Ok(Arc::new(LocalCudaBackend::new(config, settings.clone())))
 }
 
 fn validate_remote(kind: providers::Kind, settings: &Settings) -> Result<()> {

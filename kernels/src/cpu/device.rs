@@ -28,16 +28,54 @@ impl LocalDevice for CpuOps {
     /// f32; the KV cache f32 (`kv_tokens` slots).
     fn memory_plan(cfg: &ModelConfig, precision: Precision, kv_tokens: usize) -> MemoryPlan {
         let p = cfg.params();
-        let matrices = held_bytes(precision.ggml(), p.matrix).unwrap_or(4 * p.matrix);
+        let matrices = Self::matrix_bytes(precision, p.matrix);
         let embed_table = 4 * (cfg.vocab * cfg.hidden) as u64;
         MemoryPlan {
             weights: matrices + embed_table + 4 * p.vector,
-            kv_cache: cfg.kv_bytes_per_token(4).saturating_mul(kv_tokens as u64),
+            kv_cache: cfg
+                .kv_bytes_per_token(Self::KV_ELEM_BYTES)
+                .saturating_mul(kv_tokens as u64),
         }
     }
 
     fn available_bytes(&self) -> Option<u64> {
         available_memory_bytes()
+    }
+
+    /// Quantized matrices keep their blocks with scales widened ([`held_bytes`]); float
+    /// matrices are held as f32.
+    fn matrix_bytes(precision: Precision, weights: u64) -> u64 {
+        held_bytes(precision.ggml(), weights).unwrap_or(4 * weights)
+    }
+
+    const KV_ELEM_BYTES: u64 = 4;
+    const MATMUL_ENGINE: &'static str =
+        "infermeter CPU kernels (own quantized products; candle-core GEMM for float weights)";
+
+    fn device_label(&self) -> String {
+        "cpu".into()
+    }
+
+    fn device_name(&self) -> String {
+        let mut s = sysinfo::System::new();
+        s.refresh_cpu_all();
+        s.cpus()
+            .first()
+            .map(|c| c.brand().trim().to_string())
+            .filter(|b| !b.is_empty())
+            .unwrap_or_else(|| "unknown CPU".into())
+    }
+
+    fn threads(&self) -> Option<u32> {
+        Some(rayon::current_num_threads() as u32)
+    }
+
+    fn measure_bandwidth(
+        &self,
+        buffer_bytes: u64,
+        passes: u32,
+    ) -> Result<crate::measure::Bandwidth, EngineError> {
+        Ok(super::bandwidth::measure(buffer_bytes, passes))
     }
 }
 

@@ -3,6 +3,7 @@
 //! and the CPU as a local target's device (`device`).
 
 mod attention;
+pub mod bandwidth;
 pub mod blocks;
 mod device;
 mod linear;

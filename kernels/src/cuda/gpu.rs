@@ -105,6 +105,20 @@ impl Gpu {
         &self.name
     }
 
+    /// Bytes free and in total on the device.
+    pub fn memory(&self) -> Result<(u64, u64), CudaError> {
+        let (free, total) = self
+            .ctx
+            .mem_get_info()
+            .map_err(driver("reading free memory"))?;
+        Ok((free as u64, total as u64))
+    }
+
+    /// Waits for every launch queued on the stream.
+    pub fn synchronize(&self) -> Result<(), CudaError> {
+        self.stream.synchronize().map_err(driver("synchronising"))
+    }
+
     /// The stream every launch goes to.
     pub fn stream(&self) -> &Arc<CudaStream> {
         &self.stream
@@ -132,12 +146,28 @@ impl Gpu {
             .map_err(driver("finding a kernel"))
     }
 
+    /// `e` as an out-of-memory error with the device's figures when it is one.
+    fn alloc_error(&self, what: &'static str, bytes: usize, e: DriverError) -> CudaError {
+        if e.0 == cudarc::driver::sys::CUresult::CUDA_ERROR_OUT_OF_MEMORY {
+            let (free, total) = self.memory().unwrap_or((0, 0));
+            return CudaError::OutOfMemory {
+                what,
+                requested: bytes as u64,
+                free,
+                total,
+            };
+        }
+        driver(what)(e)
+    }
+
     /// Copies host data to a new device buffer.
     pub fn upload<T: cudarc::driver::DeviceRepr>(
         &self,
         data: &[T],
     ) -> Result<CudaSlice<T>, CudaError> {
-        self.stream.clone_htod(data).map_err(driver("uploading"))
+        self.stream
+            .clone_htod(data)
+            .map_err(|e| self.alloc_error("uploading", std::mem::size_of_val(data), e))
     }
 
     /// Copies a device buffer to the host (waits for the stream).
@@ -501,11 +531,15 @@ impl Gpu {
 
     /// A device copy of `x`.
     pub fn copy(&self, x: &CudaSlice<f32>) -> Result<CudaSlice<f32>, CudaError> {
-        self.stream.clone_dtod(x).map_err(driver("copying"))
+        self.stream
+            .clone_dtod(x)
+            .map_err(|e| self.alloc_error("copying", x.len() * 4, e))
     }
 
     /// A zeroed buffer of `n` floats.
     pub fn zeros(&self, n: usize) -> Result<CudaSlice<f32>, CudaError> {
-        self.stream.alloc_zeros(n).map_err(driver("allocating"))
+        self.stream
+            .alloc_zeros(n)
+            .map_err(|e| self.alloc_error("allocating", n * 4, e))
     }
 }

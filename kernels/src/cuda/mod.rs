@@ -14,6 +14,7 @@
 //! reference (`kernels/tests/cuda_ops.rs`) runs only on a GPU, and the runtime's
 //! [`crate::ops::DeviceOps`] for CUDA is not written yet.
 
+mod bandwidth;
 mod device;
 pub mod gpu;
 pub mod ops;
@@ -35,11 +36,18 @@ pub enum Source {
     Gemv,
     /// The paged KV cache write, attention over it, and the MoE combine.
     Attention,
+    /// The roofline's bandwidth probes: copy, read, triad.
+    Bandwidth,
 }
 
 impl Source {
     /// Every source.
-    pub const ALL: [Source; 3] = [Source::Elementwise, Source::Gemv, Source::Attention];
+    pub const ALL: [Source; 4] = [
+        Source::Elementwise,
+        Source::Gemv,
+        Source::Attention,
+        Source::Bandwidth,
+    ];
 
     /// File name under `kernels/cuda/`.
     pub fn file(self) -> &'static str {
@@ -47,6 +55,7 @@ impl Source {
             Source::Elementwise => "elementwise.cu",
             Source::Gemv => "gemv.cu",
             Source::Attention => "attention.cu",
+            Source::Bandwidth => "bandwidth.cu",
         }
     }
 
@@ -56,6 +65,7 @@ impl Source {
             Source::Elementwise => include_str!("../../cuda/elementwise.cu"),
             Source::Gemv => include_str!("../../cuda/gemv.cu"),
             Source::Attention => include_str!("../../cuda/attention.cu"),
+            Source::Bandwidth => include_str!("../../cuda/bandwidth.cu"),
         }
     }
 
@@ -79,6 +89,7 @@ impl Source {
                 "gemv_q4_1",
             ],
             Source::Attention => &["kv_write_f32", "attention_f32", "scatter_add_scaled_f32"],
+            Source::Bandwidth => &["copy_f32x4", "read_sum_f32x4", "triad_f32x4"],
         }
     }
 
@@ -143,6 +154,18 @@ pub enum CudaError {
         what: &'static str,
         /// The driver's error.
         reason: String,
+    },
+    /// An allocation found the device's memory full.
+    #[error("CUDA out of memory {what}: {requested} bytes requested, {free} free of {total}")]
+    OutOfMemory {
+        /// What was being allocated.
+        what: &'static str,
+        /// Bytes asked for.
+        requested: u64,
+        /// Bytes free then.
+        free: u64,
+        /// The device's memory.
+        total: u64,
     },
     /// Buffers do not match the shape an op was given.
     #[error("CUDA {what}: buffers do not match the shape: {message}")]
@@ -215,7 +238,20 @@ pub fn probe_device(ordinal: usize) -> Result<DeviceInfo, CudaError> {
 
 impl From<CudaError> for crate::EngineError {
     fn from(e: CudaError) -> Self {
-        crate::EngineError::Tensor(format!("cuda: {e}"))
+        match e {
+            CudaError::OutOfMemory {
+                what,
+                requested,
+                free,
+                total,
+            } => crate::EngineError::DeviceOom {
+                what: what.to_string(),
+                requested,
+                free,
+                total,
+            },
+            e => crate::EngineError::Tensor(format!("cuda: {e}")),
+        }
     }
 }
 

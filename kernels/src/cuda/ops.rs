@@ -29,6 +29,7 @@ use crate::ops::{AttnSeq, DeviceOps, ExpertWeights, KvLayout, Routing};
 #[derive(Clone)]
 pub struct CudaOps {
     gpu: Arc<Gpu>,
+    ordinal: usize,
 }
 
 impl CudaOps {
@@ -36,7 +37,13 @@ impl CudaOps {
     pub fn open(ordinal: usize) -> Result<Self, CudaError> {
         Ok(Self {
             gpu: Arc::new(Gpu::open(ordinal)?),
+            ordinal,
         })
+    }
+
+    /// The GPU's ordinal.
+    pub fn ordinal(&self) -> usize {
+        self.ordinal
     }
 
     /// The GPU.
@@ -121,6 +128,10 @@ impl DeviceOps for CudaOps {
 
     fn name(&self) -> &'static str {
         "cuda"
+    }
+
+    fn synchronize(&self) -> Result<(), EngineError> {
+        Ok(self.gpu.synchronize()?)
     }
 
     fn weight(&self, host: Arc<QTensor>) -> Result<CudaWeight, EngineError> {

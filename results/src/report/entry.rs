@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use super::cost::CostStats;
 use super::energy::EnergyStats;
 use super::kinds::{ArrivalPattern, ErrorClass, NotSentReason, TokenSource};
+use super::roofline::RooflineStats;
 use super::target::TargetInfo;
 use crate::histogram::LatencySummary;
 use crate::stats::{RepeatRef, SteadyState, ThroughputCi95};
@@ -277,6 +278,12 @@ pub struct ResultEntry {
     /// Cost from the target's rate card; `source: null` with a `reason` when it was
     /// not priced. `null` in reports before 1.2.
     pub cost: Option<CostStats>,
+    /// A local result judged against its device's measured limits (bandwidth and
+    /// matrix-multiply throughput): bytes per decode token, the decode and prefill
+    /// ceilings and the fractions achieved; `null` for remote targets and when the
+    /// limits were not measured. Since 1.7.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub roofline: Option<RooflineStats>,
     /// The harness's own cost and lateness over this load point, and whether the
     /// client may have limited it. Since 1.3.
     #[serde(default, skip_serializing_if = "Option::is_none")]

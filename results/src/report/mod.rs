@@ -12,12 +12,13 @@
 //! - [`kinds`]: error classes, token sources, arrival patterns.
 //! - [`target`]: a target as it describes itself, with its typed facts.
 //! - [`entry`]: one result and its sections.
-//! - [`energy`], [`cost`]: the energy and cost sections.
+//! - [`energy`], [`cost`], [`roofline`]: the energy, cost and roofline sections.
 
 pub mod cost;
 pub mod energy;
 pub mod entry;
 pub mod kinds;
+pub mod roofline;
 pub mod target;
 
 use schemars::JsonSchema;
@@ -27,6 +28,10 @@ pub use cost::{CostSource, CostStats, HardwarePriceRef, PartUnit};
 pub use energy::{EnergySource, EnergyStats};
 pub use entry::*;
 pub use kinds::{ArrivalPattern, ErrorClass, NotSentReason, TokenSource};
+pub use roofline::{
+    Bound, DeviceLimits, ModelShape, ROOFLINE_SCHEMA, ROOFLINE_SCHEMA_VERSION, RooflineDoc,
+    RooflineProjection, RooflineStats,
+};
 pub use target::{Api, Device, Locality, RateCard, TargetInfo, WeightsInfo, WeightsSource};
 
 use crate::stats::RepeatSpread;
@@ -34,11 +39,11 @@ use crate::stats::RepeatSpread;
 /// The `schema` field of every report.
 pub const REPORT_SCHEMA: &str = "infermeter.report";
 /// The schema version this crate writes: `major.minor`; a minor bump only adds fields.
-pub const REPORT_SCHEMA_VERSION: &str = "1.6";
+pub const REPORT_SCHEMA_VERSION: &str = "1.7";
 /// The major version this crate reads: a report of another major is refused.
 pub const REPORT_SCHEMA_MAJOR: u32 = 1;
 /// The minor version this crate writes (see [`REPORT_SCHEMA_VERSION`]).
-pub const REPORT_SCHEMA_MINOR: u32 = 6;
+pub const REPORT_SCHEMA_MINOR: u32 = 7;
 
 /// A complete report.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]

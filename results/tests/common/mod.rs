@@ -129,6 +129,7 @@ pub fn entry(name: &str, failed: u64, tasks: bool) -> ResultEntry {
         cold_start: None,
         energy: None,
         cost: None,
+        roofline: None,
         client: None,
         slo: None,
         notes: if failed > 0 {
@@ -173,4 +174,36 @@ pub fn report() -> Report {
         ],
         repeat_spread: vec![],
     }
+}
+
+/// Limits of a made-up device and a small model's shape, for roofline figures.
+#[allow(dead_code)]
+pub fn roofline_basis(device: &str) -> (DeviceLimits, ModelShape) {
+    (
+        DeviceLimits {
+            device: device.into(),
+            name: "test device".into(),
+            threads: Some(2),
+            buffer_bytes: 256 << 20,
+            copy_gb_per_s: 40.0,
+            read_gb_per_s: 35.0,
+            triad_gb_per_s: Some(38.0),
+            matmul_gflop_per_s: BTreeMap::from([("q4_1".into(), 90.0)]),
+            matmul_shape: "128x1024x1024".into(),
+            matmul_engine: "test".into(),
+        },
+        ModelShape {
+            model: "smollm2-135m".into(),
+            precision: "q4_1".into(),
+            shared_weight_bytes: 90_000_000,
+            expert_weight_bytes: 0,
+            experts: 0,
+            experts_per_token: 0,
+            moe_layers: 0,
+            kv_bytes_per_token: 92_160,
+            matrix_flop_per_token: 2.0 * 106e6,
+            head_flop_per_token: 2.0 * 28e6,
+            attention_flop_per_position: 4.0 * 30.0 * 576.0,
+        },
+    )
 }
