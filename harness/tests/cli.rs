@@ -225,7 +225,7 @@ fn report_versions_are_checked_by_every_reader() {
         .arg(published)
         .assert()
         .success()
-        .stdout(predicate::str::contains(&format!(
+        .stdout(predicate::str::contains(format!(
             "valid infermeter.report 1.3 (read as {})",
             results::REPORT_SCHEMA_VERSION
         )));
