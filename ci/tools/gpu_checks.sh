@@ -17,7 +17,8 @@
 #   llama-*    llama3-8b-shape synthetic weights, bf16 / q8_0 / q4_0, batch 1 and 8
 #   qwen-q4_0  qwen3-30b-a3b-shape synthetic q4_0 weights at batch 1, 8, 32
 #   quick      the quick suite on local-cuda with SmolLM2 (synthetic weights)
-#   bench      GPU kernel benchmarks: not written yet, listed as skipped
+#   bench      criterion benchmarks of the CUDA ops (GEMV per format at batch 1/4/8,
+#              fused gate/up, decode attention at 1K/8K/32K, 2K prefill), short settings
 # Every run reports NVML energy (or says why not) in its report.
 #
 # --dry-run swaps local-cuda for local-cpu, cuda:0 for cpu, the GPU-sized presets for
@@ -148,6 +149,17 @@ quick() {
         --target "$TARGET_KIND,model=smollm2-135m,weights=synthetic" --out "$WORK/quick"
 }
 
+bench() {
+    if [ "$DRY" = 1 ]; then
+        # Here the benchmarks only say why they are skipped (no GPU).
+        needs "$BIN/cuda_bench" && "$BIN/cuda_bench" --bench
+        return
+    fi
+    needs "$BIN/cuda_bench" &&
+        CRITERION_HOME="$WORK/criterion" "$BIN/cuda_bench" --bench \
+            --warm-up-time 0.5 --measurement-time 1 --sample-size 10
+}
+
 roofline() {
     needs "$IM" && "$IM" roofline --device "$DEVICE" $([ "$DRY" = 1 ] && echo --quick) \
         --model "$BIG_DENSE,$BIG_MOE,smollm2-135m" \
@@ -156,7 +168,7 @@ roofline() {
 }
 
 export DRY SCALE IM BIN WORK TARGET_KIND DEVICE BIG_DENSE BIG_MOE
-export -f needs test_binary probe run_point decode moe quick roofline
+export -f needs test_binary probe run_point decode moe quick roofline bench
 
 step probe 60 probe
 step compile 120 test_binary cuda_compile
@@ -168,9 +180,7 @@ step llama-q8_0 120 decode q8_0
 step llama-q4_0 120 decode q4_0
 step qwen-q4_0 240 moe
 step quick 240 quick
-# Kernel benchmarks on the GPU (GEMV per format, decode attention, prefill GEMM) are
-# not written yet: the step is listed so that the summary says so.
-printf 'bench\tskipped(not written yet)\t0\t-\n' >> "$STEPS"
+step bench 240 bench
 
 # The summary a person acts on: each step's status, then the headline figures.
 {

@@ -1,83 +1,93 @@
-// Decode GEMV, first version (simple and correct; the fast one comes with a GPU to
-// measure it on): y[b, n] = sum_k x[b, k] * W[n, k] for up to MAX_BATCH rows of x,
-// W row-major [n_out, k] in its storage format. One block per output row; each thread
+// Decode GEMV: y[b, n] = sum_k x[b, k] * W[n, k] for up to MAX_BATCH rows of x, W
+// row-major [n_out, k] in its storage format. One block per output row; each thread
 // strides over k keeping one FP32 accumulator per batch row, then a block sum. Every
 // weight element is read once per step, whatever the batch.
+//
+// - gemv_FMT: one matrix.
+// - gemv_gate_up_FMT: the gate and up matrices of a SwiGLU MLP in one launch,
+//   y = silu(x . gate^T) * (x . up^T): both rows read by the same block, the
+//   intermediate never written.
+//
+// Float formats read 16 bytes of weights per load (float4; 8 halves) where k allows,
+// then a scalar tail. GGUF blocks are only 2-byte aligned: 16-bit loads for the
+// scales, bytes for the quants; each thread takes whole blocks.
 //
 // Grid: (n_out); block: 128 threads (a multiple of 32).
 
 #define MAX_BATCH 8
 
-#define GEMV_EPILOGUE                                                   \
-    __shared__ float scratch[32];                                        \
-    for (int b = 0; b < batch; ++b) {                                    \
-        const float s = block_sum(acc[b], scratch);                      \
-        if (threadIdx.x == 0) {                                          \
-            y[(size_t)b * n_out + row] = s;                              \
-        }                                                                \
-    }
+// ---- one thread's share of a row's dot products, per format --------------------------
 
-extern "C" __global__ void gemv_f32(const float* __restrict__ w, const float* __restrict__ x,
-                                    float* __restrict__ y, int n_out, int k, int batch) {
-    const int row = blockIdx.x;
-    const float* wr = w + (size_t)row * k;
-    float acc[MAX_BATCH] = {0.0f};
-    for (int i = threadIdx.x; i < k; i += blockDim.x) {
+__device__ __forceinline__ void row_dot_f32(const unsigned char* wrow, const float* __restrict__ x,
+                                            int k, int batch, float* acc) {
+    const float* wr = (const float*)wrow;
+    const int k4 = (k % 4 == 0) ? k / 4 : 0;
+    for (int i = threadIdx.x; i < k4; i += blockDim.x) {
+        const float4 w = ((const float4*)wr)[i];
+#pragma unroll
+        for (int b = 0; b < MAX_BATCH; ++b) {
+            if (b < batch) {
+                const float4 xv = ((const float4*)(x + (size_t)b * k))[i];
+                acc[b] += w.x * xv.x + w.y * xv.y + w.z * xv.z + w.w * xv.w;
+            }
+        }
+    }
+    for (int i = k4 * 4 + threadIdx.x; i < k; i += blockDim.x) {
         const float wv = wr[i];
 #pragma unroll
         for (int b = 0; b < MAX_BATCH; ++b) {
             if (b < batch) acc[b] += wv * x[(size_t)b * k + i];
         }
     }
-    GEMV_EPILOGUE
 }
 
-extern "C" __global__ void gemv_f16(const unsigned short* __restrict__ w, const float* __restrict__ x,
-                                    float* __restrict__ y, int n_out, int k, int batch) {
-    const int row = blockIdx.x;
-    const unsigned short* wr = w + (size_t)row * k;
-    float acc[MAX_BATCH] = {0.0f};
-    for (int i = threadIdx.x; i < k; i += blockDim.x) {
-        const float wv = f16_to_f32(wr[i]);
-#pragma unroll
-        for (int b = 0; b < MAX_BATCH; ++b) {
-            if (b < batch) acc[b] += wv * x[(size_t)b * k + i];
-        }
+// 16-bit float rows: 8 weights per 16-byte load, `CONVERT` widening each to f32.
+#define ROW_DOT_16(NAME, CONVERT)                                                           \
+    __device__ __forceinline__ void NAME(const unsigned char* wrow,                          \
+                                         const float* __restrict__ x, int k, int batch,      \
+                                         float* acc) {                                       \
+        const unsigned short* wr = (const unsigned short*)wrow;                             \
+        const int k8 = (k % 8 == 0) ? k / 8 : 0;                                             \
+        for (int i = threadIdx.x; i < k8; i += blockDim.x) {                                 \
+            const uint4 raw = ((const uint4*)wr)[i];                                         \
+            float w[8];                                                                      \
+            const unsigned int parts[4] = {raw.x, raw.y, raw.z, raw.w};                      \
+            _Pragma("unroll") for (int j = 0; j < 4; ++j) {                                  \
+                w[2 * j] = CONVERT((unsigned short)(parts[j] & 0xffffu));                    \
+                w[2 * j + 1] = CONVERT((unsigned short)(parts[j] >> 16));                    \
+            }                                                                                \
+            _Pragma("unroll") for (int b = 0; b < MAX_BATCH; ++b) {                          \
+                if (b < batch) {                                                             \
+                    const float4* xv = (const float4*)(x + (size_t)b * k) + 2 * i;           \
+                    const float4 x0 = xv[0];                                                 \
+                    const float4 x1 = xv[1];                                                 \
+                    acc[b] += w[0] * x0.x + w[1] * x0.y + w[2] * x0.z + w[3] * x0.w +        \
+                              w[4] * x1.x + w[5] * x1.y + w[6] * x1.z + w[7] * x1.w;         \
+                }                                                                            \
+            }                                                                                \
+        }                                                                                    \
+        for (int i = k8 * 8 + threadIdx.x; i < k; i += blockDim.x) {                         \
+            const float wv = CONVERT(wr[i]);                                                 \
+            _Pragma("unroll") for (int b = 0; b < MAX_BATCH; ++b) {                          \
+                if (b < batch) acc[b] += wv * x[(size_t)b * k + i];                          \
+            }                                                                                \
+        }                                                                                    \
     }
-    GEMV_EPILOGUE
-}
 
-extern "C" __global__ void gemv_bf16(const unsigned short* __restrict__ w, const float* __restrict__ x,
-                                     float* __restrict__ y, int n_out, int k, int batch) {
-    const int row = blockIdx.x;
-    const unsigned short* wr = w + (size_t)row * k;
-    float acc[MAX_BATCH] = {0.0f};
-    for (int i = threadIdx.x; i < k; i += blockDim.x) {
-        const float wv = bf16_to_f32(wr[i]);
-#pragma unroll
-        for (int b = 0; b < MAX_BATCH; ++b) {
-            if (b < batch) acc[b] += wv * x[(size_t)b * k + i];
-        }
-    }
-    GEMV_EPILOGUE
-}
+ROW_DOT_16(row_dot_f16, f16_to_f32)
+ROW_DOT_16(row_dot_bf16, bf16_to_f32)
 
 // GGUF blocks of 32 weights. Q8_0: f16 d, int8 q[32] (34 bytes), w = d*q.
 // Q4_0: f16 d, u8 q[16] (18 bytes), w_j = d*((q[j] & 15) - 8), w_{j+16} = d*((q[j] >> 4) - 8).
 // Q4_1: f16 d, f16 m, u8 q[16] (20 bytes), w = d*nibble + m.
-// Blocks are only 2-byte aligned: 16-bit loads for the scales, bytes for the quants.
-// Each thread takes whole blocks.
 
 __device__ __forceinline__ unsigned short load_u16(const unsigned char* p) {
     return *(const unsigned short*)p;
 }
 
-extern "C" __global__ void gemv_q8_0(const unsigned char* __restrict__ w, const float* __restrict__ x,
-                                     float* __restrict__ y, int n_out, int k, int batch) {
-    const int row = blockIdx.x;
+__device__ __forceinline__ void row_dot_q8_0(const unsigned char* wr, const float* __restrict__ x,
+                                             int k, int batch, float* acc) {
     const int blocks = k / 32;
-    const unsigned char* wr = w + (size_t)row * blocks * 34;
-    float acc[MAX_BATCH] = {0.0f};
     for (int blk = threadIdx.x; blk < blocks; blk += blockDim.x) {
         const unsigned char* p = wr + (size_t)blk * 34;
         const float d = f16_to_f32(load_u16(p));
@@ -93,15 +103,11 @@ extern "C" __global__ void gemv_q8_0(const unsigned char* __restrict__ w, const 
             }
         }
     }
-    GEMV_EPILOGUE
 }
 
-extern "C" __global__ void gemv_q4_0(const unsigned char* __restrict__ w, const float* __restrict__ x,
-                                     float* __restrict__ y, int n_out, int k, int batch) {
-    const int row = blockIdx.x;
+__device__ __forceinline__ void row_dot_q4_0(const unsigned char* wr, const float* __restrict__ x,
+                                             int k, int batch, float* acc) {
     const int blocks = k / 32;
-    const unsigned char* wr = w + (size_t)row * blocks * 18;
-    float acc[MAX_BATCH] = {0.0f};
     for (int blk = threadIdx.x; blk < blocks; blk += blockDim.x) {
         const unsigned char* p = wr + (size_t)blk * 18;
         const float d = f16_to_f32(load_u16(p));
@@ -120,15 +126,11 @@ extern "C" __global__ void gemv_q4_0(const unsigned char* __restrict__ w, const 
             }
         }
     }
-    GEMV_EPILOGUE
 }
 
-extern "C" __global__ void gemv_q4_1(const unsigned char* __restrict__ w, const float* __restrict__ x,
-                                     float* __restrict__ y, int n_out, int k, int batch) {
-    const int row = blockIdx.x;
+__device__ __forceinline__ void row_dot_q4_1(const unsigned char* wr, const float* __restrict__ x,
+                                             int k, int batch, float* acc) {
     const int blocks = k / 32;
-    const unsigned char* wr = w + (size_t)row * blocks * 20;
-    float acc[MAX_BATCH] = {0.0f};
     for (int blk = threadIdx.x; blk < blocks; blk += blockDim.x) {
         const unsigned char* p = wr + (size_t)blk * 20;
         const float d = f16_to_f32(load_u16(p));
@@ -149,5 +151,49 @@ extern "C" __global__ void gemv_q4_1(const unsigned char* __restrict__ w, const 
             }
         }
     }
-    GEMV_EPILOGUE
 }
+
+// ---- the kernels --------------------------------------------------------------------
+
+// ROW_BYTES(k): bytes of one weight row of k elements.
+#define GEMV_ENTRIES(FMT, ROW_BYTES)                                                         \
+    extern "C" __global__ void gemv_##FMT(const unsigned char* __restrict__ w,               \
+                                          const float* __restrict__ x, float* __restrict__ y,\
+                                          int n_out, int k, int batch) {                     \
+        __shared__ float scratch[32];                                                        \
+        const int row = blockIdx.x;                                                          \
+        float acc[MAX_BATCH] = {0.0f};                                                       \
+        row_dot_##FMT(w + (size_t)row * (ROW_BYTES), x, k, batch, acc);                      \
+        _Pragma("unroll") for (int b = 0; b < MAX_BATCH; ++b) {                              \
+            if (b < batch) {                                                                 \
+                const float s = block_sum(acc[b], scratch);                                  \
+                if (threadIdx.x == 0) y[(size_t)b * n_out + row] = s;                        \
+            }                                                                                \
+        }                                                                                    \
+    }                                                                                        \
+    extern "C" __global__ void gemv_gate_up_##FMT(const unsigned char* __restrict__ gate,    \
+                                                  const unsigned char* __restrict__ up,      \
+                                                  const float* __restrict__ x,               \
+                                                  float* __restrict__ y, int n_out, int k,   \
+                                                  int batch) {                               \
+        __shared__ float scratch[32];                                                        \
+        const int row = blockIdx.x;                                                          \
+        float acc_g[MAX_BATCH] = {0.0f};                                                     \
+        float acc_u[MAX_BATCH] = {0.0f};                                                     \
+        row_dot_##FMT(gate + (size_t)row * (ROW_BYTES), x, k, batch, acc_g);                 \
+        row_dot_##FMT(up + (size_t)row * (ROW_BYTES), x, k, batch, acc_u);                   \
+        _Pragma("unroll") for (int b = 0; b < MAX_BATCH; ++b) {                              \
+            if (b < batch) {                                                                 \
+                const float g = block_sum(acc_g[b], scratch);                                \
+                const float u = block_sum(acc_u[b], scratch);                                \
+                if (threadIdx.x == 0) y[(size_t)b * n_out + row] = g / (1.0f + __expf(-g)) * u; \
+            }                                                                                \
+        }                                                                                    \
+    }
+
+GEMV_ENTRIES(f32, (size_t)k * 4)
+GEMV_ENTRIES(f16, (size_t)k * 2)
+GEMV_ENTRIES(bf16, (size_t)k * 2)
+GEMV_ENTRIES(q8_0, (size_t)(k / 32) * 34)
+GEMV_ENTRIES(q4_0, (size_t)(k / 32) * 18)
+GEMV_ENTRIES(q4_1, (size_t)(k / 32) * 20)

@@ -190,10 +190,11 @@ impl LocalConfig {
         })
     }
 
-    /// KV cache capacity in tokens.
-    pub fn kv_capacity_tokens(&self) -> usize {
+    /// KV cache capacity in tokens, for a cache of `elem_bytes`-byte elements
+    /// (the device's [`LocalDevice::KV_ELEM_BYTES`]).
+    pub fn kv_capacity_tokens(&self, elem_bytes: u64) -> usize {
         self.kv_tokens.unwrap_or_else(|| {
-            let per = self.preset.kv_bytes_per_token(4).max(1);
+            let per = self.preset.kv_bytes_per_token(elem_bytes).max(1);
             let want = self.scheduler.max_batch.saturating_mul(self.preset.context);
             want.min((Self::DEFAULT_KV_BYTES / per) as usize)
         })
@@ -290,7 +291,7 @@ impl<D: LocalDevice> LocalBackend<D> {
             None => config.precision.unwrap_or(Precision::Q4_1),
         };
         let device = D::open(settings)?;
-        D::memory_plan(p, precision, config.kv_capacity_tokens())
+        D::memory_plan(p, precision, config.kv_capacity_tokens(D::KV_ELEM_BYTES))
             .check(device.available_bytes())?;
         let (host, info) = match file {
             Some(path) => {
@@ -357,7 +358,7 @@ impl<D: LocalDevice> LocalBackend<D> {
         );
         settings.insert(
             "kv_tokens".into(),
-            self.config.kv_capacity_tokens().to_string(),
+            self.config.kv_capacity_tokens(D::KV_ELEM_BYTES).to_string(),
         );
         TargetInfo {
             kind: D::KIND.into(),
@@ -424,7 +425,7 @@ impl<D: LocalDevice> Backend for LocalBackend<D> {
         let info = self.info(model.precision.to_string(), Some(weights));
         let blocks = self
             .config
-            .kv_capacity_tokens()
+            .kv_capacity_tokens(D::KV_ELEM_BYTES)
             .div_ceil(self.config.block_size);
         let layout = model.kv_layout(blocks, self.config.block_size);
         let engine = Engine::start(model, layout, self.config.scheduler)

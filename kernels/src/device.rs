@@ -37,8 +37,8 @@ pub trait LocalDevice: DeviceOps + Sized {
     fn matrix_bytes(precision: Precision, weights: u64) -> u64;
     /// Bytes of one element of its KV cache.
     const KV_ELEM_BYTES: u64;
-    /// Whose matrix multiply its `matmul` is, for the roofline.
-    const MATMUL_ENGINE: &'static str;
+    /// Whose matrix multiply its `matmul` is at `rows` rows, for the roofline.
+    fn matmul_engine(&self, rows: usize) -> String;
     /// The device as the command line names it (`cpu`, `cuda:0`).
     fn device_label(&self) -> String;
     /// What it is (CPU model, GPU name).

@@ -14,6 +14,7 @@
 //! | `rms_norm` | each group of `width` columns normalised, times the weight `[width]` |
 //! | `rope` | rotates each head of `[T, heads*head_dim]` at the row's position |
 //! | `swiglu` | `silu(gate) * up`, elementwise |
+//! | `gate_up_silu` | `silu(x gate^T) * (x up^T)` (default: `matmul_many` then `swiglu`) |
 //! | `add` | elementwise |
 //! | `kv_write` | K and V rows `[T, kv_heads*head_dim]` into their cache slots |
 //! | `attention` | causal GQA of each sequence's query rows over its cached positions (prefill chunks and single-token decode) |
@@ -188,6 +189,22 @@ pub trait DeviceOps: Send + Sync + 'static {
     ) -> Result<Self::Act, EngineError>;
     /// `silu(gate) * up`.
     fn swiglu(&self, gate: &Self::Act, up: &Self::Act) -> Result<Self::Act, EngineError>;
+    /// `silu(x . gate^T) * (x . up^T)`: the first half of a SwiGLU MLP, which a
+    /// device may run as one fused launch (the CUDA GEMV does).
+    fn gate_up_silu(
+        &self,
+        x: &Self::Act,
+        gate: &Self::Weight,
+        up: &Self::Weight,
+    ) -> Result<Self::Act, EngineError> {
+        let mut gu = self.matmul_many(x, &[gate, up])?;
+        match (gu.pop(), gu.pop()) {
+            (Some(u), Some(g)) => self.swiglu(&g, &u),
+            _ => Err(EngineError::Tensor(
+                "matmul_many gave other than 2 results".into(),
+            )),
+        }
+    }
     /// `a + b`.
     fn add(&self, a: &Self::Act, b: &Self::Act) -> Result<Self::Act, EngineError>;
 

@@ -116,7 +116,7 @@ pub fn measure<D: LocalDevice>(
         triad_gb_per_s: bw.triad_gb_per_s,
         matmul_gflop_per_s: matmul,
         matmul_shape: format!("{rows}x{out}x{inp}"),
-        matmul_engine: D::MATMUL_ENGINE.into(),
+        matmul_engine: dev.matmul_engine(rows),
     })
 }
 

@@ -37,6 +37,13 @@ fn every_kernel_source_compiles_for_ampere_and_hopper() {
                     arch.name()
                 );
             }
+            assert_eq!(
+                ptx.matches(".entry ").count(),
+                source.entries().len(),
+                "{} for {}: the PTX defines kernels Source::entries does not name",
+                source.file(),
+                arch.name()
+            );
         }
     }
 }

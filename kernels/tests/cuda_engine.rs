@@ -11,6 +11,7 @@
 #![allow(clippy::unwrap_used)]
 
 use infermeter_kernels::cpu::CpuOps;
+use infermeter_kernels::cuda::attention::KvDtype;
 use infermeter_kernels::cuda::ops::CudaOps;
 use infermeter_kernels::format::Precision;
 use infermeter_kernels::ops::DeviceOps;
@@ -28,9 +29,16 @@ const PROMPT: [u32; 12] = [
     504, 3575, 282, 4649, 314, 7042, 30, 378, 3575, 282, 4521, 314,
 ];
 
-fn cuda(test: &str) -> Option<CudaOps> {
-    match CudaOps::open(0) {
-        Ok(c) => Some(c),
+/// The GPU with each KV cache type: f32 (as the CPU) and f16 (the GPU default).
+fn cuda(test: &str) -> Option<Vec<(KvDtype, CudaOps)>> {
+    match CudaOps::open_with_kv(0, KvDtype::F32) {
+        Ok(c) => Some(vec![
+            (KvDtype::F32, c),
+            (
+                KvDtype::F16,
+                CudaOps::open_with_kv(0, KvDtype::F16).unwrap(),
+            ),
+        ]),
         Err(e) => {
             eprintln!("{test}: skipped, no GPU: {e}");
             None
@@ -94,36 +102,53 @@ fn compare(
 
 #[test]
 fn smollm2_on_the_gpu_agrees_with_the_cpu_engine() {
-    let Some(cuda) = cuda("smollm2") else { return };
-    let path = weights::find_gguf(&default_model_dirs(), &SMOLLM2_135M, None)
-        .expect("SmolLM2-135M GGUF not found: run ci/setup.sh");
-    compare(
-        "smollm2-135m q4_1",
-        cuda,
-        &SMOLLM2_135M,
-        || weights::load_gguf(&path, &SMOLLM2_135M).unwrap(),
-        &PROMPT,
-    );
+    let Some(devices) = cuda("smollm2") else {
+        return;
+    };
+    // The real GGUF where it was carried (ci/tools/gpu_stage.sh GGUF=1), else seeded
+    // weights of its shape and format.
+    let path = weights::find_gguf(&default_model_dirs(), &SMOLLM2_135M, None);
+    let what = match &path {
+        Some(_) => "gguf",
+        None => {
+            eprintln!("smollm2: no GGUF found: synthetic weights of its shape (q4_1, seed 7)");
+            "synthetic"
+        }
+    };
+    for (kv, cuda) in devices {
+        compare(
+            &format!("smollm2-135m q4_1 {what}, {kv:?} KV"),
+            cuda,
+            &SMOLLM2_135M,
+            || match &path {
+                Some(p) => weights::load_gguf(p, &SMOLLM2_135M).unwrap(),
+                None => weights::synthetic(&SMOLLM2_135M, Precision::Q4_1, 7).unwrap(),
+            },
+            &PROMPT,
+        );
+    }
 }
 
 #[test]
 fn synthetic_dense_and_moe_models_on_the_gpu_agree_with_the_cpu_engine() {
-    let Some(cuda) = cuda("synthetic") else {
+    let Some(devices) = cuda("synthetic") else {
         return;
     };
     let prompt: Vec<u32> = (0..40).map(|i| (i * 37 + 11) % 500).collect();
-    for (cfg, p) in [
-        (&TINY_DENSE, Precision::F16),
-        (&TINY_DENSE, Precision::Bf16),
-        (&TINY_MOE, Precision::Q4_0),
-        (&TINY_MOE, Precision::Q8_0),
-    ] {
-        compare(
-            &format!("{} {p:?}", cfg.name),
-            cuda.clone(),
-            cfg,
-            || weights::synthetic(cfg, p, 7).unwrap(),
-            &prompt,
-        );
+    for (kv, cuda) in devices {
+        for (cfg, p) in [
+            (&TINY_DENSE, Precision::F16),
+            (&TINY_DENSE, Precision::Bf16),
+            (&TINY_MOE, Precision::Q4_0),
+            (&TINY_MOE, Precision::Q8_0),
+        ] {
+            compare(
+                &format!("{} {p:?}, {kv:?} KV", cfg.name),
+                cuda.clone(),
+                cfg,
+                || weights::synthetic(cfg, p, 7).unwrap(),
+                &prompt,
+            );
+        }
     }
 }

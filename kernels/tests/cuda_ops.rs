@@ -277,3 +277,327 @@ fn swiglu_add_embed_and_argmax_match_the_reference() {
     let dx = gpu.upload(&x).unwrap();
     assert_eq!(gpu.argmax(&dx, rows, cols).unwrap(), want);
 }
+
+/// One sequence of an attention check: its first query position, its query rows,
+/// and its block table.
+struct AttnCase {
+    start: usize,
+    rows: usize,
+    blocks: Vec<u32>,
+}
+
+/// Attention of prompt chunks (per-row kernel) and of decode rows (split-KV kernel,
+/// with the geometry the runtime picks and with forced splits, so the merge is
+/// exercised) against a float64 reference over the cache's stored values, for f32 and
+/// f16 caches and every head shape of the presets.
+#[test]
+fn attention_matches_the_reference_for_prompt_chunks_and_split_decode() {
+    use infermeter_kernels::cuda::attention::{KvDtype, RowTables};
+    use infermeter_kernels::cuda::geometry::{DecodeGeometry, decode_geometry};
+    let Some(gpu) = gpu("attention") else { return };
+    let block_size = 16usize;
+    for (heads, kv_heads, head_dim) in [(9usize, 3usize, 64usize), (32, 8, 128), (8, 2, 32)] {
+        for dtype in [KvDtype::F32, KvDtype::F16] {
+            // A prompt chunk of 5 rows at positions 3..8, two decode rows at 700 and 40.
+            let cases = [
+                AttnCase {
+                    start: 3,
+                    rows: 5,
+                    blocks: vec![7],
+                },
+                AttnCase {
+                    start: 700,
+                    rows: 1,
+                    blocks: (8..52).rev().collect(),
+                },
+                AttnCase {
+                    start: 40,
+                    rows: 1,
+                    blocks: vec![60, 2, 55],
+                },
+            ];
+            let row = kv_heads * head_dim;
+            let slots_total = 64 * block_size;
+            let store = |x: f32| match dtype {
+                KvDtype::F32 => f64::from(x),
+                KvDtype::F16 => f64::from(half::f16::from_f32(x).to_f32()),
+            };
+            let mut kc = gpu.kv_zeros(dtype, slots_total * row).unwrap();
+            let mut vc = gpu.kv_zeros(dtype, slots_total * row).unwrap();
+            // Host copies of what the cache holds, by slot.
+            let mut hk = vec![0f64; slots_total * row];
+            let mut hv = vec![0f64; slots_total * row];
+            let slot = |c: &AttnCase, p: usize| {
+                c.blocks[p / block_size] as usize * block_size + p % block_size
+            };
+            for (ci, c) in cases.iter().enumerate() {
+                let n = c.start + c.rows;
+                let (k, v) = (
+                    random(n * row, 300 + ci as u64),
+                    random(n * row, 400 + ci as u64),
+                );
+                let slots: Vec<u32> = (0..n).map(|p| slot(c, p) as u32).collect();
+                for (p, &s) in slots.iter().enumerate() {
+                    for j in 0..row {
+                        hk[s as usize * row + j] = store(k[p * row + j]);
+                        hv[s as usize * row + j] = store(v[p * row + j]);
+                    }
+                }
+                let max = *slots.iter().max().unwrap();
+                gpu.kv_write(
+                    &gpu.upload(&k).unwrap(),
+                    &gpu.upload(&v).unwrap(),
+                    &gpu.upload(&slots).unwrap(),
+                    (&mut kc, &mut vc),
+                    row,
+                    max,
+                )
+                .unwrap();
+            }
+            let t_rows: usize = cases.iter().map(|c| c.rows).sum();
+            let q = random(t_rows * heads * head_dim, 500);
+            let (mut pos, mut table, mut tables) = (Vec::new(), Vec::new(), Vec::new());
+            for c in &cases {
+                let off = tables.len() as u32;
+                tables.extend_from_slice(&c.blocks);
+                for i in 0..c.rows {
+                    pos.push((c.start + i) as u32);
+                    table.push(off);
+                }
+            }
+            let want: Vec<f64> = {
+                let mut out = vec![0f64; t_rows * heads * head_dim];
+                let mut r = 0;
+                for c in &cases {
+                    for i in 0..c.rows {
+                        let last = c.start + i;
+                        for h in 0..heads {
+                            let kvh = h / (heads / kv_heads);
+                            let qo = (r * heads + h) * head_dim;
+                            let scores: Vec<f64> = (0..=last)
+                                .map(|p| {
+                                    let ko = slot(c, p) * row + kvh * head_dim;
+                                    (0..head_dim)
+                                        .map(|d| f64::from(q[qo + d]) * hk[ko + d])
+                                        .sum::<f64>()
+                                        / (head_dim as f64).sqrt()
+                                })
+                                .collect();
+                            let m = scores.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+                            let e: Vec<f64> = scores.iter().map(|s| (s - m).exp()).collect();
+                            let z: f64 = e.iter().sum();
+                            for d in 0..head_dim {
+                                out[qo + d] = (0..=last)
+                                    .map(|p| e[p] * hv[slot(c, p) * row + kvh * head_dim + d])
+                                    .sum::<f64>()
+                                    / z;
+                            }
+                        }
+                        r += 1;
+                    }
+                }
+                out
+            };
+            let (d_pos, d_table, d_tables) = (
+                gpu.upload(&pos).unwrap(),
+                gpu.upload(&table).unwrap(),
+                gpu.upload(&tables).unwrap(),
+            );
+            let t = RowTables {
+                pos: &d_pos,
+                table: &d_table,
+                tables: &d_tables,
+            };
+            let d_q = gpu.upload(&q).unwrap();
+            let dims = (heads, kv_heads, head_dim, block_size);
+            let prompt_rows: Vec<u32> = (0..5).collect();
+            let decode_rows: Vec<u32> = vec![5, 6];
+            let picked =
+                decode_geometry(2, heads, kv_heads, head_dim, 701, gpu.sm_count()).unwrap();
+            let forced = DecodeGeometry {
+                splits: 5,
+                chunk: 141,
+                ..picked
+            };
+            for g in [picked, forced] {
+                let mut out = gpu.poisoned(q.len()).unwrap();
+                gpu.attention(
+                    &d_q,
+                    (&kc, &vc),
+                    &gpu.upload(&prompt_rows).unwrap(),
+                    5,
+                    &t,
+                    &mut out,
+                    dims,
+                )
+                .unwrap();
+                gpu.decode_attention(
+                    &d_q,
+                    (&kc, &vc),
+                    &gpu.upload(&decode_rows).unwrap(),
+                    2,
+                    &t,
+                    &mut out,
+                    dims,
+                    g,
+                )
+                .unwrap();
+                let what = format!("attention {heads}/{kv_heads}x{head_dim} {dtype:?} {g:?}");
+                // FP32 sums over up to 701 positions and __expf: 1e-4 of a value of
+                // magnitude <= 1.
+                check(&what, &gpu.download(&out).unwrap(), &want, |_| 1e-4);
+            }
+            // Every decode row through the per-row kernel gives the same figures.
+            let mut out = gpu.poisoned(q.len()).unwrap();
+            let all: Vec<u32> = (0..t_rows as u32).collect();
+            gpu.attention(
+                &d_q,
+                (&kc, &vc),
+                &gpu.upload(&all).unwrap(),
+                t_rows,
+                &t,
+                &mut out,
+                dims,
+            )
+            .unwrap();
+            check(
+                "attention, per-row kernel",
+                &gpu.download(&out).unwrap(),
+                &want,
+                |_| 1e-4,
+            );
+        }
+    }
+}
+
+/// A `[rows, cols]` matrix quantized to `dtype`: its GGUF bytes and the values they
+/// stand for.
+fn quantized(rows: usize, cols: usize, dtype: GgmlDType, seed: u64) -> (Vec<u8>, Vec<f32>) {
+    let host = Tensor::from_vec(random(rows * cols, seed), (rows, cols), &Device::Cpu).unwrap();
+    let q = QTensor::quantize(&host, dtype).unwrap();
+    let values = q
+        .dequantize(&Device::Cpu)
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1()
+        .unwrap();
+    (q.data().unwrap().to_vec(), values)
+}
+
+/// The fused gate/up GEMV against silu(x . gate) * (x . up) in float64, for every
+/// format, batch 1, 5 and 8, and a k that is not a multiple of 8 for the float
+/// formats (their scalar tail).
+#[test]
+fn fused_gate_up_matches_the_reference_for_every_format_and_batch() {
+    let Some(gpu) = gpu("gemv_gate_up") else {
+        return;
+    };
+    let n_out = 72usize;
+    for (format, dtype, k) in [
+        (Precision::F32, GgmlDType::F32, 516usize),
+        (Precision::F16, GgmlDType::F16, 516),
+        (Precision::Bf16, GgmlDType::BF16, 512),
+        (Precision::Q8_0, GgmlDType::Q8_0, 512),
+        (Precision::Q4_0, GgmlDType::Q4_0, 512),
+        (Precision::Q4_1, GgmlDType::Q4_1, 512),
+    ] {
+        for (seed, batch) in [1usize, 5, GEMV_MAX_BATCH].into_iter().enumerate() {
+            let seed = seed as u64;
+            let (gb, g) = quantized(n_out, k, dtype, 600 + seed);
+            let (ub, u) = quantized(n_out, k, dtype, 700 + seed);
+            let x = random(batch * k, 800 + seed);
+            let mut want = vec![0f64; batch * n_out];
+            let mut bound = vec![0f64; batch * n_out];
+            for b in 0..batch {
+                for n in 0..n_out {
+                    let (mut sg, mut su, mut ag, mut au) = (0f64, 0f64, 0f64, 0f64);
+                    for i in 0..k {
+                        let xv = f64::from(x[b * k + i]);
+                        sg += f64::from(g[n * k + i]) * xv;
+                        su += f64::from(u[n * k + i]) * xv;
+                        ag += (f64::from(g[n * k + i]) * xv).abs();
+                        au += (f64::from(u[n * k + i]) * xv).abs();
+                    }
+                    let silu = sg / (1.0 + (-sg).exp());
+                    want[b * n_out + n] = silu * su;
+                    // Each sum is within 1e-5 of its |terms|; silu' <= 1.1.
+                    bound[b * n_out + n] =
+                        1.1 * 1e-5 * ag * su.abs() + silu.abs() * 1e-5 * au + 1e-6;
+                }
+            }
+            let (dg, du, dx) = (
+                gpu.upload(&gb).unwrap(),
+                gpu.upload(&ub).unwrap(),
+                gpu.upload(&x).unwrap(),
+            );
+            let mut dy = gpu.poisoned(batch * n_out).unwrap();
+            gpu.gemv_gate_up(
+                format,
+                (&dg, &du),
+                &dx.as_view(),
+                &mut dy.as_view_mut(),
+                (n_out, k, batch),
+            )
+            .unwrap();
+            check(
+                &format!("gemv_gate_up {format:?} batch {batch}"),
+                &gpu.download(&dy).unwrap(),
+                &want,
+                |i| bound[i],
+            );
+        }
+    }
+}
+
+/// The cuBLAS prefill product against the float64 reference over the weights' values,
+/// for every format at 33 rows. Bounds per element, of the sum of |terms|: f32 stays
+/// f32 (1e-5); f16 activations round to 11 bits (1e-3); bf16 activations (and
+/// dequantized weights) to 8 bits (8e-3).
+#[test]
+fn the_cublas_prefill_product_matches_the_reference_for_every_format() {
+    let Some(gpu) = gpu("gemm") else { return };
+    assert!(
+        gpu.blas().is_some(),
+        "libcublas was not found on this GPU machine (LD_LIBRARY_PATH)"
+    );
+    let (n_out, k, rows) = (72usize, 512usize, 33usize);
+    for (format, dtype, rel) in [
+        (Precision::F32, GgmlDType::F32, 1e-5),
+        (Precision::F16, GgmlDType::F16, 1e-3),
+        (Precision::Bf16, GgmlDType::BF16, 8e-3),
+        (Precision::Q8_0, GgmlDType::Q8_0, 8e-3),
+        (Precision::Q4_0, GgmlDType::Q4_0, 8e-3),
+        (Precision::Q4_1, GgmlDType::Q4_1, 8e-3),
+    ] {
+        let (bytes, w) = quantized(n_out, k, dtype, 900);
+        let x = random(rows * k, 901);
+        let mut want = vec![0f64; rows * n_out];
+        let mut scale = vec![0f64; rows * n_out];
+        for r in 0..rows {
+            for n in 0..n_out {
+                for i in 0..k {
+                    let p = f64::from(w[n * k + i]) * f64::from(x[r * k + i]);
+                    want[r * n_out + n] += p;
+                    scale[r * n_out + n] += p.abs();
+                }
+            }
+        }
+        let (dw, dx) = (gpu.upload(&bytes).unwrap(), gpu.upload(&x).unwrap());
+        let mut dy = gpu.poisoned(rows * n_out).unwrap();
+        gpu.gemm(
+            format,
+            &dw,
+            &dx.as_view(),
+            &mut dy.as_view_mut(),
+            (n_out, k, rows),
+        )
+        .unwrap();
+        check(
+            &format!("gemm {format:?}"),
+            &gpu.download(&dy).unwrap(),
+            &want,
+            |i| rel * scale[i] + 1e-6,
+        );
+    }
+}

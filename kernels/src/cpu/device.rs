@@ -49,8 +49,10 @@ impl LocalDevice for CpuOps {
     }
 
     const KV_ELEM_BYTES: u64 = 4;
-    const MATMUL_ENGINE: &'static str =
-        "infermeter CPU kernels (own quantized products; candle-core GEMM for float weights)";
+
+    fn matmul_engine(&self, _rows: usize) -> String {
+        "infermeter CPU kernels (own quantized products; candle-core GEMM for float weights)".into()
+    }
 
     fn device_label(&self) -> String {
         "cpu".into()

@@ -1,6 +1,5 @@
 //! A CUDA GPU as a local target's device (`local-cuda`, key `device`: the GPU's
-//! ordinal). Weights stay in their storage format on the device; the KV cache is f32
-//! (an f16 cache, the GPU default of the GPU engine issue, is not written yet).
+//! ordinal). Weights stay in their storage format on the device; the KV cache is f16.
 
 use std::collections::BTreeMap;
 
@@ -58,8 +57,21 @@ impl LocalDevice for CudaOps {
         precision.bytes_for(weights)
     }
 
-    const KV_ELEM_BYTES: u64 = 4;
-    const MATMUL_ENGINE: &'static str = "infermeter CUDA GEMV kernels (8 rows per launch)";
+    /// The default f16 cache ([`CudaOps::open`]).
+    const KV_ELEM_BYTES: u64 = 2;
+    fn matmul_engine(&self, rows: usize) -> String {
+        // The threshold of the float formats; quantized ones switch at 64 rows.
+        let gemm = rows >= crate::cuda::geometry::gemm_min_rows(Precision::Bf16);
+        match (gemm, self.gpu().blas().is_some()) {
+            (true, true) => {
+                "cuBLAS GemmEx (f32 accumulation; quantized weights dequantized to bf16)".into()
+            }
+            (true, false) => {
+                "infermeter CUDA GEMV kernels, 8 rows per launch (libcublas not found)".into()
+            }
+            (false, _) => "infermeter CUDA GEMV kernels, 8 rows per launch".into(),
+        }
+    }
 
     fn device_label(&self) -> String {
         format!("cuda:{}", self.ordinal())

@@ -45,16 +45,18 @@ pub struct Gpu {
     arch: Option<&'static str>,
     modules: Mutex<HashMap<Source, Arc<CudaModule>>>,
     name: String,
+    sm_count: usize,
+    blas: super::blas::BlasState,
 }
 
-fn driver(what: &'static str) -> impl Fn(DriverError) -> CudaError {
+pub(super) fn driver(what: &'static str) -> impl Fn(DriverError) -> CudaError {
     move |e| CudaError::Launch {
         what,
         reason: e.to_string(),
     }
 }
 
-fn shape(what: &'static str, msg: String) -> CudaError {
+pub(super) fn shape(what: &'static str, msg: String) -> CudaError {
     CudaError::Shape { what, message: msg }
 }
 
@@ -71,7 +73,7 @@ fn arch_of(major: i32, minor: i32) -> Option<&'static str> {
     })
 }
 
-fn grid_1d(n: usize, block: u32) -> LaunchConfig {
+pub(super) fn grid_1d(n: usize, block: u32) -> LaunchConfig {
     let blocks = n.div_ceil(block as usize).clamp(1, 65_535) as u32;
     LaunchConfig {
         grid_dim: (blocks, 1, 1),
@@ -90,6 +92,12 @@ impl Gpu {
         };
         let ctx = CudaContext::new(ordinal).map_err(no_device)?;
         let (major, minor) = ctx.compute_capability().map_err(no_device)?;
+        let sm_count = ctx
+            .attribute(
+                cudarc::driver::sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT,
+            )
+            .map_err(no_device)?
+            .max(1) as usize;
         let stream = ctx.default_stream();
         Ok(Self {
             ctx,
@@ -97,12 +105,24 @@ impl Gpu {
             arch: arch_of(major, minor),
             modules: Mutex::new(HashMap::new()),
             name: info.name,
+            sm_count,
+            blas: Default::default(),
         })
     }
 
     /// The device's name.
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// The cuBLAS handle and workspace ([`super::blas`]).
+    pub(super) fn blas_state(&self) -> &super::blas::BlasState {
+        &self.blas
+    }
+
+    /// Streaming multiprocessors on the device.
+    pub fn sm_count(&self) -> usize {
+        self.sm_count
     }
 
     /// Bytes free and in total on the device.
@@ -147,7 +167,12 @@ impl Gpu {
     }
 
     /// `e` as an out-of-memory error with the device's figures when it is one.
-    fn alloc_error(&self, what: &'static str, bytes: usize, e: DriverError) -> CudaError {
+    pub(super) fn alloc_error(
+        &self,
+        what: &'static str,
+        bytes: usize,
+        e: DriverError,
+    ) -> CudaError {
         if e.0 == cudarc::driver::sys::CUresult::CUDA_ERROR_OUT_OF_MEMORY {
             let (free, total) = self.memory().unwrap_or((0, 0));
             return CudaError::OutOfMemory {
@@ -231,6 +256,63 @@ impl Gpu {
         // SAFETY: the arguments are the kernel's (w, x, y, n_out, k, batch) in order and
         // type; their sizes were checked against the shape above.
         unsafe { b.launch(cfg) }.map_err(driver("launching gemv"))?;
+        Ok(())
+    }
+
+    /// `y [batch, n_out] = silu(x . gate^T) * (x . up^T)`, both `[n_out, k]` in
+    /// `format`: SwiGLU's gate and up in one launch.
+    #[allow(clippy::too_many_arguments)]
+    pub fn gemv_gate_up(
+        &self,
+        format: Precision,
+        (gate, up): (&CudaSlice<u8>, &CudaSlice<u8>),
+        x: &CudaView<'_, f32>,
+        y: &mut CudaViewMut<'_, f32>,
+        (n_out, k, batch): (usize, usize, usize),
+    ) -> Result<(), CudaError> {
+        let what = "gemv_gate_up";
+        if batch == 0 || batch > GEMV_MAX_BATCH {
+            return Err(shape(
+                what,
+                format!("batch {batch} is not 1..={GEMV_MAX_BATCH}"),
+            ));
+        }
+        let per_block = format.block().0 as usize;
+        let bytes = n_out * format.bytes_for(k as u64) as usize;
+        if !k.is_multiple_of(per_block) || gate.len() != bytes || up.len() != bytes {
+            return Err(shape(
+                what,
+                format!(
+                    "{} / {} weight bytes for [{n_out}, {k}] {format:?}",
+                    gate.len(),
+                    up.len()
+                ),
+            ));
+        }
+        if x.len() != batch * k || y.len() != batch * n_out {
+            return Err(shape(
+                what,
+                format!("x {} / y {} for batch {batch}", x.len(), y.len()),
+            ));
+        }
+        let name = format!("gemv_gate_up_{}", &gemv_kernel(format)[5..]);
+        let f = self.function(Source::Gemv, &name)?;
+        let (n_out_i, k_i, batch_i) = (n_out as i32, k as i32, batch as i32);
+        let cfg = LaunchConfig {
+            grid_dim: (n_out as u32, 1, 1),
+            block_dim: (128, 1, 1),
+            shared_mem_bytes: 0,
+        };
+        let mut b = self.stream.launch_builder(&f);
+        b.arg(gate)
+            .arg(up)
+            .arg(x)
+            .arg(y)
+            .arg(&n_out_i)
+            .arg(&k_i)
+            .arg(&batch_i);
+        // SAFETY: (gate, up, x, y, n_out, k, batch) as declared; sizes checked above.
+        unsafe { b.launch(cfg) }.map_err(driver("launching gemv_gate_up"))?;
         Ok(())
     }
 
@@ -395,104 +477,6 @@ impl Gpu {
         // SAFETY: (x, out, cols) as declared; sizes checked.
         unsafe { b.launch(cfg) }.map_err(driver("launching argmax"))?;
         self.download(&out)
-    }
-
-    /// Writes rows of `k` and `v` `[T, row]` into `slots` of one layer's caches.
-    pub fn kv_write(
-        &self,
-        k: &CudaSlice<f32>,
-        v: &CudaSlice<f32>,
-        slots: &CudaSlice<u32>,
-        (kc, vc): (&mut CudaSlice<f32>, &mut CudaSlice<f32>),
-        row: usize,
-        max_slot: u32,
-    ) -> Result<(), CudaError> {
-        let t = slots.len();
-        if k.len() != t * row
-            || v.len() != t * row
-            || (max_slot as usize + 1) * row > kc.len()
-            || kc.len() != vc.len()
-        {
-            return Err(shape(
-                "kv_write",
-                format!("{t} slots (up to {max_slot}) of {row} values"),
-            ));
-        }
-        if t == 0 {
-            return Ok(());
-        }
-        let f = self.function(Source::Attention, "kv_write_f32")?;
-        let row_i = row as i32;
-        let cfg = LaunchConfig {
-            grid_dim: (t as u32, 1, 1),
-            block_dim: (256, 1, 1),
-            shared_mem_bytes: 0,
-        };
-        let mut b = self.stream.launch_builder(&f);
-        b.arg(k).arg(v).arg(slots).arg(kc).arg(vc).arg(&row_i);
-        // SAFETY: (k, v, slots, kc, vc, row) as declared; every slot < max_slot + 1 fits.
-        unsafe { b.launch(cfg) }.map_err(driver("launching kv_write"))?;
-        Ok(())
-    }
-
-    /// Causal GQA of `q [T, heads*head_dim]` over one layer's caches: row `r` sees
-    /// positions `0..=row_pos[r]` through the block table at `tables[row_table[r]..]`.
-    #[allow(clippy::too_many_arguments)]
-    pub fn attention(
-        &self,
-        q: &CudaSlice<f32>,
-        (kc, vc): (&CudaSlice<f32>, &CudaSlice<f32>),
-        rows: (&CudaSlice<u32>, &CudaSlice<u32>),
-        tables: &CudaSlice<u32>,
-        out: &mut CudaSlice<f32>,
-        (heads, kv_heads, head_dim, block_size): (usize, usize, usize, usize),
-    ) -> Result<(), CudaError> {
-        let (row_pos, row_table) = rows;
-        let t = row_pos.len();
-        if heads == 0 || kv_heads == 0 || heads % kv_heads != 0 || head_dim > 512 || block_size == 0
-        {
-            return Err(shape(
-                "attention",
-                format!("{heads} heads over {kv_heads} KV heads of {head_dim}"),
-            ));
-        }
-        if q.len() != t * heads * head_dim
-            || out.len() != q.len()
-            || row_table.len() != t
-            || kc.len() != vc.len()
-        {
-            return Err(shape("attention", format!("q {} for {t} rows", q.len())));
-        }
-        if t == 0 {
-            return Ok(());
-        }
-        let f = self.function(Source::Attention, "attention_f32")?;
-        let (h_i, kvh_i, hd_i, bs_i) = (
-            heads as i32,
-            kv_heads as i32,
-            head_dim as i32,
-            block_size as i32,
-        );
-        let scale = 1.0 / (head_dim as f32).sqrt();
-        let cfg = LaunchConfig {
-            grid_dim: (t as u32, heads as u32, 1),
-            block_dim: (128, 1, 1),
-            shared_mem_bytes: 0,
-        };
-        let mut b = self.stream.launch_builder(&f);
-        b.arg(q)
-            .arg(kc)
-            .arg(vc)
-            .arg(row_pos)
-            .arg(row_table)
-            .arg(tables)
-            .arg(out);
-        b.arg(&h_i).arg(&kvh_i).arg(&hd_i).arg(&bs_i).arg(&scale);
-        // SAFETY: arguments as declared; head_dim <= 128 x 4 (MAX_DIMS_PER_THREAD);
-        // the caller built row_pos, row_table and tables from the sequences' block
-        // tables, which cover every position (the runtime's invariant, as on CPU).
-        unsafe { b.launch(cfg) }.map_err(driver("launching attention"))?;
-        Ok(())
     }
 
     /// `out[rows[i]] += w[i] * y[i]`, rows of `cols` floats.

@@ -4,9 +4,11 @@
 //! - Activations are f32 device buffers `[rows, cols]`, shared by `Arc` (ops allocate
 //!   their outputs).
 //! - Weights keep their storage format on the device (GGUF blocks for the quantized
-//!   ones); `matmul` runs the decode GEMV over 8 rows at a time (prefill GEMM through
-//!   cuBLAS comes next).
-//! - The KV cache is f32, slot-major per layer, as on the CPU.
+//!   ones); `matmul` runs the decode GEMV over 8 rows at a time, and prompt chunks
+//!   (from [`gemm_min_rows`] rows) through cuBLAS when it is installed.
+//! - The KV cache is slot-major per layer, as on the CPU, in f16 (the default) or f32
+//!   ([`CudaOps::open_with_kv`], for parity tests); decode rows go through split-KV
+//!   attention, prompt chunks through the per-row kernel.
 //! - MoE routing reads the router logits back and routes on the host with the CPU's
 //!   [`route_row`] (so both devices route identically); experts run on the device.
 //!
@@ -19,6 +21,8 @@ use candle_core::quantized::QTensor;
 use cudarc::driver::CudaSlice;
 
 use super::CudaError;
+use super::attention::{KvBuf, KvDtype, RowTables};
+use super::geometry::{decode_geometry, gemm_min_rows};
 use super::gpu::{GEMV_MAX_BATCH, Gpu};
 use crate::EngineError;
 use crate::config::RopeStyle;
@@ -30,14 +34,22 @@ use crate::ops::{AttnSeq, DeviceOps, ExpertWeights, KvLayout, Routing};
 pub struct CudaOps {
     gpu: Arc<Gpu>,
     ordinal: usize,
+    kv_dtype: KvDtype,
 }
 
 impl CudaOps {
-    /// The device on GPU `ordinal`.
+    /// The device on GPU `ordinal`, with an f16 KV cache.
     pub fn open(ordinal: usize) -> Result<Self, CudaError> {
+        Self::open_with_kv(ordinal, KvDtype::F16)
+    }
+
+    /// The device on GPU `ordinal` with a KV cache of `kv_dtype` (f32 for parity
+    /// tests against the CPU engine).
+    pub fn open_with_kv(ordinal: usize, kv_dtype: KvDtype) -> Result<Self, CudaError> {
         Ok(Self {
             gpu: Arc::new(Gpu::open(ordinal)?),
             ordinal,
+            kv_dtype,
         })
     }
 
@@ -78,8 +90,8 @@ pub struct CudaTable {
 /// The paged KV cache on the device.
 pub struct CudaKv {
     layout: KvLayout,
-    k: Vec<CudaSlice<f32>>,
-    v: Vec<CudaSlice<f32>>,
+    k: Vec<KvBuf>,
+    v: Vec<KvBuf>,
 }
 
 fn err(msg: String) -> EngineError {
@@ -187,6 +199,16 @@ impl DeviceOps for CudaOps {
             )));
         }
         let mut y = self.gpu.zeros(x.rows * w.out)?;
+        if x.rows >= gemm_min_rows(w.format) && self.gpu.blas().is_some() {
+            self.gpu.gemm(
+                w.format,
+                &w.bytes,
+                &x.data.as_view(),
+                &mut y.as_view_mut(),
+                (w.out, w.inp, x.rows),
+            )?;
+            return Ok(self.act(y, x.rows, w.out));
+        }
         let mut r = 0;
         while r < x.rows {
             let n = GEMV_MAX_BATCH.min(x.rows - r);
@@ -197,6 +219,37 @@ impl DeviceOps for CudaOps {
             r += n;
         }
         Ok(self.act(y, x.rows, w.out))
+    }
+
+    /// One fused launch per 8 rows (the GEMV's batch limit).
+    fn gate_up_silu(
+        &self,
+        x: &CudaAct,
+        gate: &CudaWeight,
+        up: &CudaWeight,
+    ) -> Result<CudaAct, EngineError> {
+        if x.cols != gate.inp || (gate.out, gate.inp, gate.format) != (up.out, up.inp, up.format) {
+            return Err(err(format!(
+                "gate/up of [{}, {}] by [{}, {}] and [{}, {}]",
+                x.rows, x.cols, gate.out, gate.inp, up.out, up.inp
+            )));
+        }
+        let mut y = self.gpu.zeros(x.rows * gate.out)?;
+        let mut r = 0;
+        while r < x.rows {
+            let n = GEMV_MAX_BATCH.min(x.rows - r);
+            let xs = x.data.slice(r * x.cols..(r + n) * x.cols);
+            let mut ys = y.slice_mut(r * gate.out..(r + n) * gate.out);
+            self.gpu.gemv_gate_up(
+                gate.format,
+                (&gate.bytes, &up.bytes),
+                &xs,
+                &mut ys,
+                (gate.out, gate.inp, n),
+            )?;
+            r += n;
+        }
+        Ok(self.act(y, x.rows, gate.out))
     }
 
     fn rms_norm(
@@ -274,8 +327,8 @@ impl DeviceOps for CudaOps {
         let mut k = Vec::with_capacity(layout.layers);
         let mut v = Vec::with_capacity(layout.layers);
         for _ in 0..layout.layers {
-            k.push(self.gpu.zeros(n)?);
-            v.push(self.gpu.zeros(n)?);
+            k.push(self.gpu.kv_zeros(self.kv_dtype, n)?);
+            v.push(self.gpu.kv_zeros(self.kv_dtype, n)?);
         }
         Ok(CudaKv { layout, k, v })
     }
@@ -303,6 +356,9 @@ impl DeviceOps for CudaOps {
         Ok(())
     }
 
+    /// Single-token rows (decode) go through split-KV decode attention when the shape
+    /// allows; prompt chunks (and decode rows it cannot take) through the per-row
+    /// kernel.
     fn attention(
         &self,
         kv: &CudaKv,
@@ -315,6 +371,8 @@ impl DeviceOps for CudaOps {
         let mut row_pos = vec![0u32; q.rows];
         let mut row_table = vec![0u32; q.rows];
         let mut tables = Vec::new();
+        let (mut decode_rows, mut other_rows) = (Vec::new(), Vec::new());
+        let mut longest = 0usize;
         for s in seqs {
             let off = tables.len() as u32;
             let needed = (s.start + s.rows.len()).div_ceil(l.block_size);
@@ -328,21 +386,62 @@ impl DeviceOps for CudaOps {
                 row_pos[r] = (s.start + i) as u32;
                 row_table[r] = off;
             }
+            if s.rows.len() == 1 {
+                decode_rows.push(s.rows.start as u32);
+                longest = longest.max(s.start + 1);
+            } else {
+                other_rows.extend(s.rows.clone().map(|r| r as u32));
+            }
         }
         if tables.is_empty() {
             tables.push(0);
         }
+        let geometry = decode_geometry(
+            decode_rows.len(),
+            heads,
+            l.kv_heads,
+            l.head_dim,
+            longest,
+            self.gpu.sm_count(),
+        );
+        if geometry.is_none() {
+            other_rows.append(&mut decode_rows);
+        }
         let (d_pos, d_tab) = (self.upload_u32(&row_pos)?, self.upload_u32(&row_table)?);
         let d_tables = self.upload_u32(&tables)?;
+        let t = RowTables {
+            pos: &d_pos,
+            table: &d_tab,
+            tables: &d_tables,
+        };
         let mut out = self.gpu.zeros(q.rows * q.cols)?;
-        self.gpu.attention(
-            &q.data,
-            (&kv.k[layer], &kv.v[layer]),
-            (&d_pos, &d_tab),
-            &d_tables,
-            &mut out,
-            (heads, l.kv_heads, l.head_dim, l.block_size),
-        )?;
+        let dims = (heads, l.kv_heads, l.head_dim, l.block_size);
+        let cache = (&kv.k[layer], &kv.v[layer]);
+        if !other_rows.is_empty() {
+            let listed = self.upload_u32(&other_rows)?;
+            self.gpu.attention(
+                &q.data,
+                cache,
+                &listed,
+                other_rows.len(),
+                &t,
+                &mut out,
+                dims,
+            )?;
+        }
+        if let Some(g) = geometry {
+            let listed = self.upload_u32(&decode_rows)?;
+            self.gpu.decode_attention(
+                &q.data,
+                cache,
+                &listed,
+                decode_rows.len(),
+                &t,
+                &mut out,
+                dims,
+                g,
+            )?;
+        }
         Ok(self.act(out, q.rows, q.cols))
     }
 
@@ -373,7 +472,7 @@ impl DeviceOps for CudaOps {
                 rows.len(),
                 x.cols,
             );
-            let h = self.swiglu(&self.matmul(&xe, &ew.gate)?, &self.matmul(&xe, &ew.up)?)?;
+            let h = self.gate_up_silu(&xe, &ew.gate, &ew.up)?;
             let y = self.matmul(&h, &ew.down)?;
             let max = rows.iter().copied().max().unwrap_or(0);
             let (d_rows, d_w) = (self.upload_u32(&rows)?, self.gpu.upload(&weights)?);

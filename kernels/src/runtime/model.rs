@@ -219,8 +219,7 @@ impl<D: DeviceOps> Model<D> {
             let h = ops.rms_norm(&x, &l.ffn_norm, eps, c.hidden)?;
             let f = match &l.ffn {
                 Ffn::Dense(m) => {
-                    let [g, u] = exact(ops.matmul_many(&h, &[&m.gate, &m.up])?)?;
-                    let g = ops.swiglu(&g, &u)?;
+                    let g = ops.gate_up_silu(&h, &m.gate, &m.up)?;
                     ops.matmul(&g, &m.down)?
                 }
                 Ffn::Moe { router, experts } => {

@@ -1,0 +1,318 @@
+//! Launchers of the KV-cache and attention kernels (`attention.cu`): the cache write
+//! (f32 or f16), the per-row attention over listed rows (prompt chunks), and split-KV
+//! decode attention with its merge. Shapes are checked before every launch, as in
+//! [`super::gpu`].
+//!
+//! Status: compiled and assembled in CI; run only on a GPU (`kernels/tests/cuda_ops.rs`).
+
+#![allow(unsafe_code)]
+
+use cudarc::driver::{CudaSlice, LaunchConfig, PushKernelArg};
+
+use super::geometry::{DECODE_WARPS, DecodeGeometry};
+use super::gpu::{Gpu, driver, shape};
+use super::{CudaError, Source};
+
+/// The element type of a KV cache.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KvDtype {
+    /// 32-bit floats, as on the CPU (parity tests).
+    F32,
+    /// 16-bit IEEE floats: the GPU default (half the bytes read per decode step).
+    F16,
+}
+
+impl KvDtype {
+    /// Bytes per element.
+    pub fn bytes(self) -> u64 {
+        match self {
+            KvDtype::F32 => 4,
+            KvDtype::F16 => 2,
+        }
+    }
+}
+
+/// One layer's keys or values on the device.
+pub enum KvBuf {
+    /// f32 elements.
+    F32(CudaSlice<f32>),
+    /// f16 elements (bit patterns).
+    F16(CudaSlice<u16>),
+}
+
+impl KvBuf {
+    /// Elements held.
+    pub fn len(&self) -> usize {
+        match self {
+            KvBuf::F32(b) => b.len(),
+            KvBuf::F16(b) => b.len(),
+        }
+    }
+
+    /// Whether it holds nothing.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Its element type.
+    pub fn dtype(&self) -> KvDtype {
+        match self {
+            KvBuf::F32(_) => KvDtype::F32,
+            KvBuf::F16(_) => KvDtype::F16,
+        }
+    }
+}
+
+/// Where each query row's positions are: its last position and its block table's
+/// offset in `tables` (both `[T]`), and the concatenated block tables.
+pub struct RowTables<'a> {
+    /// Last position of each row.
+    pub pos: &'a CudaSlice<u32>,
+    /// Offset of each row's block table in `tables`.
+    pub table: &'a CudaSlice<u32>,
+    /// The block tables.
+    pub tables: &'a CudaSlice<u32>,
+}
+
+/// The attention's shape: query heads, KV heads, head dimension, tokens per block.
+pub type AttnDims = (usize, usize, usize, usize);
+
+impl Gpu {
+    /// A zeroed KV buffer of `n` elements.
+    pub fn kv_zeros(&self, dtype: KvDtype, n: usize) -> Result<KvBuf, CudaError> {
+        Ok(match dtype {
+            KvDtype::F32 => KvBuf::F32(self.zeros(n)?),
+            KvDtype::F16 => KvBuf::F16(
+                self.stream()
+                    .alloc_zeros::<u16>(n)
+                    .map_err(|e| self.alloc_error("allocating the KV cache", 2 * n, e))?,
+            ),
+        })
+    }
+
+    /// Writes rows of `k` and `v` `[T, row]` into `slots` of one layer's caches.
+    pub fn kv_write(
+        &self,
+        k: &CudaSlice<f32>,
+        v: &CudaSlice<f32>,
+        slots: &CudaSlice<u32>,
+        (kc, vc): (&mut KvBuf, &mut KvBuf),
+        row: usize,
+        max_slot: u32,
+    ) -> Result<(), CudaError> {
+        let t = slots.len();
+        if k.len() != t * row
+            || v.len() != t * row
+            || (max_slot as usize + 1) * row > kc.len()
+            || kc.len() != vc.len()
+            || kc.dtype() != vc.dtype()
+        {
+            return Err(shape(
+                "kv_write",
+                format!("{t} slots (up to {max_slot}) of {row} values"),
+            ));
+        }
+        if t == 0 {
+            return Ok(());
+        }
+        let row_i = row as i32;
+        let cfg = LaunchConfig {
+            grid_dim: (t as u32, 1, 1),
+            block_dim: (256, 1, 1),
+            shared_mem_bytes: 0,
+        };
+        match (kc, vc) {
+            (KvBuf::F32(kc), KvBuf::F32(vc)) => {
+                let f = self.function(Source::Attention, "kv_write_f32")?;
+                let mut b = self.stream().launch_builder(&f);
+                b.arg(k).arg(v).arg(slots).arg(kc).arg(vc).arg(&row_i);
+                // SAFETY: (k, v, slots, kc, vc, row) as declared; every slot fits.
+                unsafe { b.launch(cfg) }.map_err(driver("launching kv_write"))?;
+            }
+            (KvBuf::F16(kc), KvBuf::F16(vc)) => {
+                let f = self.function(Source::Attention, "kv_write_f16")?;
+                let mut b = self.stream().launch_builder(&f);
+                b.arg(k).arg(v).arg(slots).arg(kc).arg(vc).arg(&row_i);
+                // SAFETY: as above, with unsigned short caches.
+                unsafe { b.launch(cfg) }.map_err(driver("launching kv_write"))?;
+            }
+            _ => return Err(shape("kv_write", "K and V of different types".into())),
+        }
+        Ok(())
+    }
+
+    fn check_attention(
+        q: &CudaSlice<f32>,
+        (kc, vc): (&KvBuf, &KvBuf),
+        t: &RowTables<'_>,
+        out: &CudaSlice<f32>,
+        (heads, kv_heads, head_dim, block_size): AttnDims,
+    ) -> Result<usize, CudaError> {
+        let rows = t.pos.len();
+        if heads == 0
+            || kv_heads == 0
+            || !heads.is_multiple_of(kv_heads)
+            || head_dim == 0
+            || head_dim > 512
+            || block_size == 0
+        {
+            return Err(shape(
+                "attention",
+                format!("{heads} heads over {kv_heads} KV heads of {head_dim}"),
+            ));
+        }
+        if q.len() != rows * heads * head_dim
+            || out.len() != q.len()
+            || t.table.len() != rows
+            || kc.len() != vc.len()
+            || kc.dtype() != vc.dtype()
+        {
+            return Err(shape("attention", format!("q {} for {rows} rows", q.len())));
+        }
+        Ok(rows)
+    }
+
+    /// Attention of the query rows listed in `listed` (`n` of them), one block per
+    /// (row, head), over each row's positions; `out` rows not listed are untouched.
+    #[allow(clippy::too_many_arguments)]
+    pub fn attention(
+        &self,
+        q: &CudaSlice<f32>,
+        kv: (&KvBuf, &KvBuf),
+        listed: &CudaSlice<u32>,
+        n: usize,
+        t: &RowTables<'_>,
+        out: &mut CudaSlice<f32>,
+        dims: AttnDims,
+    ) -> Result<(), CudaError> {
+        let rows = Self::check_attention(q, kv, t, out, dims)?;
+        if n > rows || listed.len() < n {
+            return Err(shape("attention", format!("{n} listed of {rows} rows")));
+        }
+        if n == 0 {
+            return Ok(());
+        }
+        let (heads, kv_heads, head_dim, block_size) = dims;
+        let name = match kv.0.dtype() {
+            KvDtype::F32 => "attention_f32",
+            KvDtype::F16 => "attention_f16",
+        };
+        let f = self.function(Source::Attention, name)?;
+        let (h_i, kvh_i, hd_i, bs_i) = (
+            heads as i32,
+            kv_heads as i32,
+            head_dim as i32,
+            block_size as i32,
+        );
+        let scale = 1.0 / (head_dim as f32).sqrt();
+        let cfg = LaunchConfig {
+            grid_dim: (n as u32, heads as u32, 1),
+            block_dim: (128, 1, 1),
+            shared_mem_bytes: 0,
+        };
+        let mut b = self.stream().launch_builder(&f);
+        b.arg(q);
+        match kv {
+            (KvBuf::F32(k), KvBuf::F32(v)) => b.arg(k).arg(v),
+            (KvBuf::F16(k), KvBuf::F16(v)) => b.arg(k).arg(v),
+            _ => return Err(shape("attention", "K and V of different types".into())),
+        };
+        b.arg(listed).arg(t.pos).arg(t.table).arg(t.tables).arg(out);
+        b.arg(&h_i).arg(&kvh_i).arg(&hd_i).arg(&bs_i).arg(&scale);
+        // SAFETY: arguments as declared; head_dim <= 512 (128 threads x 4); the caller
+        // built the row tables from the sequences' block tables, which cover every
+        // position (the runtime's invariant, as on the CPU); listed rows < rows.
+        unsafe { b.launch(cfg) }.map_err(driver("launching attention"))?;
+        Ok(())
+    }
+
+    /// Split-KV decode attention of the `n` single-token rows listed in `listed`, then
+    /// the merge of the splits into their `out` rows; `geometry` from
+    /// [`super::geometry::decode_geometry`] for these rows.
+    #[allow(clippy::too_many_arguments)]
+    pub fn decode_attention(
+        &self,
+        q: &CudaSlice<f32>,
+        kv: (&KvBuf, &KvBuf),
+        listed: &CudaSlice<u32>,
+        n: usize,
+        t: &RowTables<'_>,
+        out: &mut CudaSlice<f32>,
+        dims: AttnDims,
+        geometry: DecodeGeometry,
+    ) -> Result<(), CudaError> {
+        let rows = Self::check_attention(q, kv, t, out, dims)?;
+        let (heads, kv_heads, head_dim, block_size) = dims;
+        if n > rows
+            || listed.len() < n
+            || head_dim > 32 * geometry.dims_per_lane
+            || !head_dim.is_multiple_of(geometry.dims_per_lane)
+            || heads / kv_heads > super::geometry::DECODE_MAX_GROUP
+            || geometry.splits == 0
+            || geometry.chunk == 0
+        {
+            return Err(shape(
+                "decode_attention",
+                format!("{n} rows, head_dim {head_dim}, {geometry:?}"),
+            ));
+        }
+        if n == 0 {
+            return Ok(());
+        }
+        let (acc_n, ml_n) = geometry.workspace(n, heads, head_dim);
+        let mut part_acc = self.zeros(acc_n)?;
+        let mut part_ml = self.zeros(ml_n)?;
+        let f16 = kv.0.dtype() == KvDtype::F16;
+        let f = self.function(Source::Attention, geometry.kernel(f16))?;
+        let (h_i, kvh_i, hd_i, bs_i, chunk_i) = (
+            heads as i32,
+            kv_heads as i32,
+            head_dim as i32,
+            block_size as i32,
+            geometry.chunk as i32,
+        );
+        let scale = 1.0 / (head_dim as f32).sqrt();
+        let cfg = LaunchConfig {
+            grid_dim: (n as u32, kv_heads as u32, geometry.splits as u32),
+            block_dim: (DECODE_WARPS * 32, 1, 1),
+            shared_mem_bytes: 0,
+        };
+        let mut b = self.stream().launch_builder(&f);
+        b.arg(q);
+        match kv {
+            (KvBuf::F32(k), KvBuf::F32(v)) => b.arg(k).arg(v),
+            (KvBuf::F16(k), KvBuf::F16(v)) => b.arg(k).arg(v),
+            _ => {
+                return Err(shape(
+                    "decode_attention",
+                    "K and V of different types".into(),
+                ));
+            }
+        };
+        b.arg(listed).arg(t.pos).arg(t.table).arg(t.tables);
+        b.arg(&mut part_acc).arg(&mut part_ml);
+        b.arg(&h_i)
+            .arg(&kvh_i)
+            .arg(&hd_i)
+            .arg(&bs_i)
+            .arg(&chunk_i)
+            .arg(&scale);
+        // SAFETY: arguments as declared; the workspace holds [n, heads, splits,
+        // head_dim] and [n, heads, splits, 2] floats; head_dim, the group size and
+        // the lane width were checked against the kernel's limits above.
+        unsafe { b.launch(cfg) }.map_err(driver("launching decode attention"))?;
+        let merge = self.function(Source::Attention, "merge_splits")?;
+        let splits_i = geometry.splits as i32;
+        let cfg = LaunchConfig {
+            grid_dim: (n as u32, heads as u32, 1),
+            block_dim: (128, 1, 1),
+            shared_mem_bytes: 0,
+        };
+        let mut b = self.stream().launch_builder(&merge);
+        b.arg(&part_acc).arg(&part_ml).arg(listed).arg(out);
+        b.arg(&h_i).arg(&hd_i).arg(&splits_i);
+        // SAFETY: (part_acc, part_ml, rows, out, heads, head_dim, splits) as declared.
+        unsafe { b.launch(cfg) }.map_err(driver("launching the split merge"))?;
+        Ok(())
+    }
+}

@@ -1,0 +1,166 @@
+//! Launch geometry of the CUDA kernels as plain functions, tested on the CPU: how
+//! decode attention splits a sequence's positions, which kernel variant takes a head
+//! size, and the workspace each launch needs.
+
+/// Warps of a decode-attention block (`DEC_WARPS` in `attention.cu`).
+pub const DECODE_WARPS: u32 = 4;
+/// Most query heads per KV head a decode block serves (`DEC_MAX_GROUP`).
+pub const DECODE_MAX_GROUP: usize = 8;
+/// Fewest positions a split is given: below it, the merge costs more than it gains.
+pub const DECODE_MIN_CHUNK: usize = 256;
+/// Most splits of one launch.
+pub const DECODE_MAX_SPLITS: usize = 64;
+/// Blocks per multiprocessor the split count aims at.
+pub const DECODE_BLOCKS_PER_SM: usize = 2;
+
+/// Fewest rows a product of `format` weights goes through cuBLAS with (fewer: the
+/// GEMV, 8 rows a launch). A float weight is read once by the GEMM instead of once per
+/// 8 rows: worth it from 16 rows. A quantized one is first dequantized to bf16 (read
+/// its bytes, write 2 bytes a weight, then the GEMM reads those): worth it when that
+/// is less than the GEMV's reads, from 64 rows for 4-bit formats.
+pub fn gemm_min_rows(format: crate::format::Precision) -> usize {
+    use crate::format::Precision as P;
+    match format {
+        P::F32 | P::F16 | P::Bf16 => 16,
+        P::Q8_0 | P::Q4_0 | P::Q4_1 => 64,
+    }
+}
+
+/// How one decode-attention launch covers its rows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DecodeGeometry {
+    /// Dimensions each lane covers (2: head_dim <= 64; 4: head_dim <= 128).
+    pub dims_per_lane: usize,
+    /// Splits of each row's positions.
+    pub splits: usize,
+    /// Positions per split.
+    pub chunk: usize,
+}
+
+impl DecodeGeometry {
+    /// The kernel (`decode_{f32,f16}_d{64,128}`) for a KV cache of `f16` or f32.
+    pub fn kernel(&self, f16: bool) -> &'static str {
+        match (f16, self.dims_per_lane) {
+            (false, 2) => "decode_f32_d64",
+            (false, _) => "decode_f32_d128",
+            (true, 2) => "decode_f16_d64",
+            (true, _) => "decode_f16_d128",
+        }
+    }
+
+    /// Floats of the partial sums (`[rows, heads, splits, head_dim]`) and of the
+    /// running maxima and denominators (`[rows, heads, splits, 2]`).
+    pub fn workspace(&self, rows: usize, heads: usize, head_dim: usize) -> (usize, usize) {
+        let parts = rows * heads * self.splits;
+        (parts * head_dim, parts * 2)
+    }
+}
+
+/// The geometry of decode attention for `rows` decode rows of `heads` query heads over
+/// `kv_heads` KV heads of `head_dim`, the longest row attending to `max_positions`, on
+/// a GPU of `sm_count` multiprocessors; `None` when the split kernel cannot take the
+/// shape (the per-row kernel does).
+///
+/// Splits only when `rows x kv_heads` blocks do not fill the GPU (about
+/// [`DECODE_BLOCKS_PER_SM`] blocks per multiprocessor), and never below
+/// [`DECODE_MIN_CHUNK`] positions a split.
+pub fn decode_geometry(
+    rows: usize,
+    heads: usize,
+    kv_heads: usize,
+    head_dim: usize,
+    max_positions: usize,
+    sm_count: usize,
+) -> Option<DecodeGeometry> {
+    if rows == 0
+        || kv_heads == 0
+        || !heads.is_multiple_of(kv_heads)
+        || heads / kv_heads > DECODE_MAX_GROUP
+    {
+        return None;
+    }
+    let dims_per_lane = match head_dim {
+        d if d <= 64 && d.is_multiple_of(2) => 2,
+        d if d <= 128 && d.is_multiple_of(4) => 4,
+        _ => return None,
+    };
+    let blocks = rows * kv_heads;
+    let want = DECODE_BLOCKS_PER_SM * sm_count.max(1);
+    let by_fill = want.div_ceil(blocks).max(1);
+    let by_length = max_positions.div_ceil(DECODE_MIN_CHUNK).max(1);
+    let splits = by_fill.min(by_length).min(DECODE_MAX_SPLITS);
+    let chunk = max_positions.max(1).div_ceil(splits);
+    Some(DecodeGeometry {
+        dims_per_lane,
+        splits,
+        chunk,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_gpu_does_not_split_and_a_lone_long_sequence_does() {
+        // Llama 3 8B (32 heads, 8 KV heads) on 132 SMs.
+        let g = decode_geometry(64, 32, 8, 128, 8192, 132).unwrap();
+        assert_eq!((g.splits, g.dims_per_lane), (1, 4));
+        assert_eq!(g.chunk, 8192);
+        // Batch 1 at 32K: 8 blocks would idle the GPU; 33 splits of <= 1K positions.
+        let g = decode_geometry(1, 32, 8, 128, 32_768, 132).unwrap();
+        assert_eq!(g.splits, 33);
+        assert!(g.chunk * g.splits >= 32_768 && g.chunk >= DECODE_MIN_CHUNK);
+        // Short contexts are not split below the minimum chunk.
+        let g = decode_geometry(1, 32, 8, 128, 300, 132).unwrap();
+        assert_eq!((g.splits, g.chunk), (2, 150));
+        let g = decode_geometry(1, 32, 8, 128, 1, 132).unwrap();
+        assert_eq!((g.splits, g.chunk), (1, 1));
+        // Never past the cap.
+        let g = decode_geometry(1, 8, 1, 128, 1 << 20, 1000).unwrap();
+        assert_eq!(g.splits, DECODE_MAX_SPLITS);
+    }
+
+    #[test]
+    fn head_sizes_and_groups_pick_a_variant_or_none() {
+        let smol = decode_geometry(4, 9, 3, 64, 100, 132).unwrap();
+        assert_eq!(smol.kernel(true), "decode_f16_d64");
+        assert_eq!(
+            decode_geometry(4, 32, 4, 128, 100, 132)
+                .unwrap()
+                .kernel(false),
+            "decode_f32_d128"
+        );
+        assert!(decode_geometry(4, 32, 8, 256, 100, 132).is_none());
+        assert!(decode_geometry(4, 32, 8, 66, 100, 132).is_none());
+        assert!(
+            decode_geometry(4, 64, 4, 128, 100, 132).is_none(),
+            "group of 16"
+        );
+        assert!(decode_geometry(0, 32, 8, 128, 100, 132).is_none());
+        assert!(decode_geometry(4, 30, 8, 128, 100, 132).is_none());
+    }
+
+    #[test]
+    fn the_gemm_takes_prompt_chunks_and_the_gemv_decode_batches() {
+        use crate::format::Precision;
+        for p in Precision::ALL {
+            assert!(gemm_min_rows(p) > 8, "{p}: decode batches stay on the GEMV");
+        }
+        // Dequantizing costs 2 + 2 bytes a weight on top of the quantized read: at
+        // 4.5 bits a weight that is the GEMV's reads for about 64 rows.
+        let q4 = Precision::Q4_0.bits_per_weight() / 8.0;
+        let gemv_launches = (q4 + 4.0) / q4;
+        assert!((gemv_launches * 8.0 - 64.0).abs() < 4.0, "{gemv_launches}");
+        assert_eq!(gemm_min_rows(Precision::Q4_0), 64);
+        assert_eq!(gemm_min_rows(Precision::Bf16), 16);
+    }
+
+    #[test]
+    fn the_workspace_holds_every_split_of_every_head() {
+        let g = decode_geometry(2, 32, 8, 128, 4096, 132).unwrap();
+        let (acc, ml) = g.workspace(2, 32, 128);
+        assert_eq!(acc, 2 * 32 * g.splits * 128);
+        assert_eq!(ml, 2 * 32 * g.splits * 2);
+    }
+}
