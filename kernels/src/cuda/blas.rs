@@ -13,21 +13,12 @@
 
 #![allow(unsafe_code)]
 
-use std::sync::{Mutex, OnceLock};
-
 use cudarc::cublas::{CudaBlas, result as blas, sys as bsys};
 use cudarc::driver::{CudaSlice, CudaView, CudaViewMut, DevicePtr, DevicePtrMut, PushKernelArg};
 
 use super::gpu::{Gpu, driver, shape};
 use super::{CudaError, Source};
 use crate::format::Precision;
-
-/// The GPU's cuBLAS handle and the dequantization workspace, made on first use.
-#[derive(Default)]
-pub struct BlasState {
-    handle: OnceLock<Option<CudaBlas>>,
-    workspace: Mutex<Option<CudaSlice<u16>>>,
-}
 
 /// Whether libcublas can be loaded (cudarc panics on first use otherwise).
 pub fn cublas_present() -> bool {

@@ -46,7 +46,17 @@ pub struct Gpu {
     modules: Mutex<HashMap<Source, Arc<CudaModule>>>,
     name: String,
     sm_count: usize,
-    blas: super::blas::BlasState,
+    blas: BlasState,
+}
+
+/// The GPU's cuBLAS handle and the dequantization workspace, made on first use (by
+/// [`super::blas`]).
+#[derive(Default)]
+pub(super) struct BlasState {
+    /// The handle; `None` when libcublas is missing or did not start.
+    pub(super) handle: std::sync::OnceLock<Option<cudarc::cublas::CudaBlas>>,
+    /// Dequantized weights for the GEMM, grown to the largest matrix.
+    pub(super) workspace: Mutex<Option<CudaSlice<u16>>>,
 }
 
 pub(super) fn driver(what: &'static str) -> impl Fn(DriverError) -> CudaError {
@@ -115,8 +125,8 @@ impl Gpu {
         &self.name
     }
 
-    /// The cuBLAS handle and workspace ([`super::blas`]).
-    pub(super) fn blas_state(&self) -> &super::blas::BlasState {
+    /// The cuBLAS handle and workspace.
+    pub(super) fn blas_state(&self) -> &BlasState {
         &self.blas
     }
 
