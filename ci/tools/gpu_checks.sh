@@ -14,8 +14,9 @@
 #   ops        each CUDA op against its float64 reference
 #   engine     the runtime on the GPU against the CPU engine (SmolLM2 shape, dense, MoE)
 #   roofline   `infermeter roofline --device cuda:0` for llama3-8b, qwen3-30b-a3b, SmolLM2
-#   llama-*    llama3-8b-shape synthetic weights, bf16 / q8_0 / q4_0, batch 1 and 8
-#   qwen-q4_0  qwen3-30b-a3b-shape synthetic q4_0 weights at batch 1, 8, 32
+#   llama-*    llama3-8b-shape synthetic weights, bf16 / q8_0 / q4_0: a sweep of
+#              chat-short at concurrency 1 and 8 (15 s a point)
+#   qwen-q4_0  qwen3-30b-a3b-shape synthetic q4_0 weights at concurrency 1, 8, 32
 #   quick      the quick suite on local-cuda with SmolLM2 (synthetic weights)
 #   bench      criterion benchmarks of the CUDA ops (GEMV per format at batch 1/4/8,
 #              fused gate/up, decode attention at 1K/8K/32K, 2K prefill), short settings
@@ -69,13 +70,13 @@ TARGET_KIND=local-cuda
 DEVICE=cuda:0
 BIG_DENSE=llama3-8b
 BIG_MOE=qwen3-30b-a3b
-SCALE=1
+POINT_S=15
 if [ "$DRY" = 1 ]; then
+    POINT_S=2
     TARGET_KIND=local-cpu
     DEVICE=cpu
     BIG_DENSE=tiny-dense
     BIG_MOE=tiny-moe
-    SCALE=0
 fi
 
 # Whether step $1 runs: all of them, or those failed (or never run) in --only-failed's file.
@@ -122,26 +123,23 @@ probe() {
     needs "$IM" && "$IM" hw > "$WORK/hw.json" && cat "$WORK/hw.json"
 }
 
-# run_point NAME TARGET CONCURRENCY REQUESTS: one closed-loop load point of chat-short.
-run_point() {
-    local name="$1" target="$2" conc="$3" requests="$4"
-    [ "$SCALE" = 0 ] && requests=$(( conc + 1 ))
-    needs "$IM" && "$IM" run --quiet --workload chat-short --target "$target" \
-        --arrival closed --concurrency "$conc" --requests "$requests" --warmup 1 \
+# points NAME TARGET CONCURRENCIES: a closed-loop sweep of chat-short at each
+# concurrency (comma-separated), one process, so the weights load once; each point
+# sends for $POINT_S seconds.
+points() {
+    local name="$1" target="$2" conc="$3"
+    needs "$IM" && "$IM" sweep --quiet --workload chat-short --target "$target" \
+        --concurrencies "$conc" --requests 100000 --duration "$POINT_S" --warmup 1 \
         --out "$WORK/$name"
 }
 
 decode() {
     local precision="$1"
-    local target="$TARGET_KIND,model=$BIG_DENSE,weights=synthetic,precision=$precision,max_batch=8"
-    run_point "llama-$precision-b1" "$target" 1 8 && run_point "llama-$precision-b8" "$target" 8 32
+    points "llama-$precision" "$TARGET_KIND,model=$BIG_DENSE,weights=synthetic,precision=$precision,max_batch=8" 1,8
 }
 
 moe() {
-    local target="$TARGET_KIND,model=$BIG_MOE,weights=synthetic,precision=q4_0,max_batch=32"
-    run_point qwen-q4_0-b1 "$target" 1 8 &&
-        run_point qwen-q4_0-b8 "$target" 8 32 &&
-        run_point qwen-q4_0-b32 "$target" 32 64
+    points qwen-q4_0 "$TARGET_KIND,model=$BIG_MOE,weights=synthetic,precision=q4_0,max_batch=32" 1,8,32
 }
 
 quick() {
@@ -167,8 +165,8 @@ roofline() {
         --batch 1,8,32 --context 1024,8192 --json "$WORK/roofline.json"
 }
 
-export DRY SCALE IM BIN WORK TARGET_KIND DEVICE BIG_DENSE BIG_MOE
-export -f needs test_binary probe run_point decode moe quick roofline bench
+export DRY POINT_S IM BIN WORK TARGET_KIND DEVICE BIG_DENSE BIG_MOE
+export -f needs test_binary probe points decode moe quick roofline bench
 
 step probe 60 probe
 step compile 120 test_binary cuda_compile
@@ -209,7 +207,9 @@ for e in rep["results"]:
     en = e.get("energy") or {}
     out = e["throughput"]["output_tokens_per_s"]
     fmt = lambda v, f="{:.3g}": "-" if v is None else f.format(v)
-    print(f"- {sys.argv[1].split('/')[-2]} {e['workload']['name']} {e['target']['model']} {e['target']['precision']}: "
+    conc = e["load"].get("concurrency")
+    print(f"- {sys.argv[1].split('/')[-2]} {e['workload']['name']} {e['target']['model']} {e['target']['precision']}"
+          f"{'' if conc is None else f' c={conc}'}: "
           f"{e['requests']['ok']}/{e['requests']['sent']} ok, {out:.1f} out tok/s, "
           f"decode {fmt(rf.get('decode_tokens_per_s'))} tok/s of ceiling {fmt(rf.get('decode_ceiling_tokens_per_s'))} "
           f"(ratio {fmt(rf.get('decode_ratio'))}), energy {fmt(en.get('energy_j'))} J "
@@ -225,8 +225,8 @@ print(f"- roofline {l['device']} ({l['name']}): copy {l['copy_gb_per_s']:.0f} GB
       + ", ".join(f"{k} {v:.0f} GFLOP/s" for k, v in l["matmul_gflop_per_s"].items()))
 PY
     fi
-    echo
-    echo "Failed steps' last lines:"
+    failed=$(awk -F'\t' 'NR > 1 && $2 !~ /^(ok|passed-before|skipped)/ { print $1 }' "$STEPS")
+    [ -n "$failed" ] && { echo; echo "Failed steps' last lines:"; }
     awk -F'\t' 'NR > 1 && $2 !~ /^(ok|passed-before|skipped)/ { print $1 }' "$STEPS" | while read -r s; do
         echo
         echo "### $s"

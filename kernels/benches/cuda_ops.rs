@@ -1,5 +1,5 @@
 //! Criterion benchmarks of the CUDA device's ops, through the same `DeviceOps` the
-//! engine calls, at Llama-3-8B's shapes: the decode GEMV per weight format at batch
+//! engine calls, at Llama-3-8B's shapes: the decode GEMV (bf16, q8_0, q4_0) at batch
 //! 1, 4 and 8 (`ffn_down` [4096, 14336]) and fused gate/up; decode attention over an
 //! f16 cache at 1K, 8K and 32K context (32 query heads, 8 KV heads, head_dim 128,
 //! batch 1); and a 2K-token prefill: the matrix product and the attention.
@@ -44,13 +44,7 @@ fn activations(ops: &CudaOps, rows: usize, cols: usize) -> <CudaOps as DeviceOps
 fn gemv(c: &mut Criterion, ops: &CudaOps) {
     let (out, inp) = (4096usize, 14_336usize);
     let mut g = c.benchmark_group("gemv/llama3-8b.ffn_down");
-    for p in [
-        Precision::Bf16,
-        Precision::F16,
-        Precision::Q8_0,
-        Precision::Q4_0,
-        Precision::Q4_1,
-    ] {
+    for p in [Precision::Bf16, Precision::Q8_0, Precision::Q4_0] {
         let host = seeded_matrix(out, inp, p, 3).expect("weights");
         let w = ops.weight(host).expect("upload");
         g.throughput(Throughput::Bytes(ops.weight_bytes(&w)));
