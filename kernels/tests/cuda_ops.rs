@@ -293,7 +293,7 @@ struct AttnCase {
 #[test]
 fn attention_matches_the_reference_for_prompt_chunks_and_split_decode() {
     use infermeter_kernels::cuda::attention::{KvDtype, RowTables};
-    use infermeter_kernels::cuda::geometry::{DecodeGeometry, decode_geometry};
+    use infermeter_kernels::cuda::geometry::{DecodeGeometry, decode_geometry, prefill_tiles};
     let Some(gpu) = gpu("attention") else { return };
     let block_size = 16usize;
     for (heads, kv_heads, head_dim) in [(9usize, 3usize, 64usize), (32, 8, 128), (8, 2, 32)] {
@@ -447,6 +447,17 @@ fn attention_matches_the_reference_for_prompt_chunks_and_split_decode() {
                 // magnitude <= 1.
                 check(&what, &gpu.download(&out).unwrap(), &want, |_| 1e-4);
             }
+            // The tiled prefill kernel: the chunk as one tile, each decode row as one.
+            let mut out = gpu.poisoned(q.len()).unwrap();
+            let tiles = prefill_tiles(&[(0, 5), (5, 1), (6, 1)]);
+            gpu.prefill_attention(&d_q, (&kc, &vc), &tiles, &t, &mut out, dims)
+                .unwrap();
+            check(
+                &format!("prefill attention {heads}/{kv_heads}x{head_dim} {dtype:?}"),
+                &gpu.download(&out).unwrap(),
+                &want,
+                |_| 1e-4,
+            );
             // Every decode row through the per-row kernel gives the same figures.
             let mut out = gpu.poisoned(q.len()).unwrap();
             let all: Vec<u32> = (0..t_rows as u32).collect();

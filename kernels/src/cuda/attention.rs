@@ -226,6 +226,82 @@ impl Gpu {
         Ok(())
     }
 
+    /// Tiled prefill attention: for each tile `(first row, rows)` (rows of one
+    /// sequence, at most [`super::geometry::PREFILL_TILE_ROWS`]), one block per (tile,
+    /// head) over the tile's positions; `out` rows of no tile are untouched. `head_dim`
+    /// at most [`super::geometry::PREFILL_MAX_HEAD_DIM`].
+    pub fn prefill_attention(
+        &self,
+        q: &CudaSlice<f32>,
+        kv: (&KvBuf, &KvBuf),
+        tiles: &[(u32, u32)],
+        t: &RowTables<'_>,
+        out: &mut CudaSlice<f32>,
+        dims: AttnDims,
+    ) -> Result<(), CudaError> {
+        use super::geometry::{PREFILL_MAX_HEAD_DIM, PREFILL_TILE_ROWS};
+        let rows = Self::check_attention(q, kv, t, out, dims)?;
+        let (heads, kv_heads, head_dim, block_size) = dims;
+        let bad = tiles
+            .iter()
+            .any(|&(a, n)| n == 0 || n as usize > PREFILL_TILE_ROWS || (a + n) as usize > rows);
+        if bad || head_dim > PREFILL_MAX_HEAD_DIM {
+            return Err(shape(
+                "prefill_attention",
+                format!(
+                    "{} tiles over {rows} rows, head_dim {head_dim}",
+                    tiles.len()
+                ),
+            ));
+        }
+        if tiles.is_empty() {
+            return Ok(());
+        }
+        let (row0, counts): (Vec<u32>, Vec<u32>) = tiles.iter().copied().unzip();
+        let (d_row0, d_counts) = (self.upload(&row0)?, self.upload(&counts)?);
+        let name = match kv.0.dtype() {
+            KvDtype::F32 => "prefill_f32",
+            KvDtype::F16 => "prefill_f16",
+        };
+        let f = self.function(Source::Prefill, name)?;
+        let (h_i, kvh_i, hd_i, bs_i) = (
+            heads as i32,
+            kv_heads as i32,
+            head_dim as i32,
+            block_size as i32,
+        );
+        let scale = 1.0 / (head_dim as f32).sqrt();
+        let cfg = LaunchConfig {
+            grid_dim: (tiles.len() as u32, heads as u32, 1),
+            block_dim: (128, 1, 1),
+            shared_mem_bytes: 0,
+        };
+        let mut b = self.stream().launch_builder(&f);
+        b.arg(q);
+        match kv {
+            (KvBuf::F32(k), KvBuf::F32(v)) => b.arg(k).arg(v),
+            (KvBuf::F16(k), KvBuf::F16(v)) => b.arg(k).arg(v),
+            _ => {
+                return Err(shape(
+                    "prefill_attention",
+                    "K and V of different types".into(),
+                ));
+            }
+        };
+        b.arg(&d_row0)
+            .arg(&d_counts)
+            .arg(t.pos)
+            .arg(t.table)
+            .arg(t.tables)
+            .arg(out);
+        b.arg(&h_i).arg(&kvh_i).arg(&hd_i).arg(&bs_i).arg(&scale);
+        // SAFETY: arguments as declared; every tile lies within the rows and holds at
+        // most PF_ROWS rows of one sequence (the caller's runs), head_dim <= PF_MAX_DIM;
+        // the row tables cover every position (the runtime's invariant).
+        unsafe { b.launch(cfg) }.map_err(driver("launching prefill attention"))?;
+        Ok(())
+    }
+
     /// Split-KV decode attention of the `n` single-token rows listed in `listed`, then
     /// the merge of the splits into their `out` rows; `geometry` from
     /// [`super::geometry::decode_geometry`] for these rows.

@@ -26,6 +26,28 @@ pub fn gemm_min_rows(format: crate::format::Precision) -> usize {
     }
 }
 
+/// Query rows of one prefill-attention tile (`PF_ROWS` in `prefill.cu`).
+pub const PREFILL_TILE_ROWS: usize = 16;
+/// Largest head the tiled prefill kernel takes (`PF_MAX_DIM`); larger heads go
+/// through the per-row kernel.
+pub const PREFILL_MAX_HEAD_DIM: usize = 128;
+
+/// The tiles of prefill attention: each run of consecutive query rows of one sequence
+/// (`(first row, rows)`) cut into tiles of at most [`PREFILL_TILE_ROWS`] rows, as
+/// `(first row, rows)`.
+pub fn prefill_tiles(runs: &[(usize, usize)]) -> Vec<(u32, u32)> {
+    let mut tiles = Vec::new();
+    for &(first, rows) in runs {
+        let mut r = 0;
+        while r < rows {
+            let n = PREFILL_TILE_ROWS.min(rows - r);
+            tiles.push(((first + r) as u32, n as u32));
+            r += n;
+        }
+    }
+    tiles
+}
+
 /// How one decode-attention launch covers its rows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct DecodeGeometry {
@@ -154,6 +176,36 @@ mod tests {
         assert!((gemv_launches * 8.0 - 64.0).abs() < 4.0, "{gemv_launches}");
         assert_eq!(gemm_min_rows(Precision::Q4_0), 64);
         assert_eq!(gemm_min_rows(Precision::Bf16), 16);
+    }
+
+    #[test]
+    fn prefill_tiles_cover_every_row_once_within_its_sequence() {
+        let runs = [(0usize, 40usize), (40, 1), (41, 16), (57, 17)];
+        let tiles = prefill_tiles(&runs);
+        assert_eq!(
+            tiles,
+            [
+                (0, 16),
+                (16, 16),
+                (32, 8),
+                (40, 1),
+                (41, 16),
+                (57, 16),
+                (73, 1)
+            ]
+        );
+        let mut covered: Vec<u32> = tiles.iter().flat_map(|&(a, n)| a..a + n).collect();
+        covered.sort_unstable();
+        assert_eq!(covered, (0..74).collect::<Vec<u32>>());
+        // No tile crosses from one run into the next.
+        for (a, n) in tiles {
+            let run = runs
+                .iter()
+                .find(|r| r.0 as u32 <= a && a < (r.0 + r.1) as u32)
+                .unwrap();
+            assert!(a + n <= (run.0 + run.1) as u32);
+        }
+        assert!(prefill_tiles(&[]).is_empty());
     }
 
     #[test]

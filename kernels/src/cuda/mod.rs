@@ -46,16 +46,19 @@ pub enum Source {
     /// Conversions for the cuBLAS prefill GEMM: activations to bf16/f16, quantized
     /// weights dequantized to bf16.
     Convert,
+    /// Tiled (flash-style) causal attention of prompt chunks over the paged cache.
+    Prefill,
 }
 
 impl Source {
     /// Every source.
-    pub const ALL: [Source; 5] = [
+    pub const ALL: [Source; 6] = [
         Source::Elementwise,
         Source::Gemv,
         Source::Attention,
         Source::Bandwidth,
         Source::Convert,
+        Source::Prefill,
     ];
 
     /// File name under `kernels/cuda/`.
@@ -66,6 +69,7 @@ impl Source {
             Source::Attention => "attention.cu",
             Source::Bandwidth => "bandwidth.cu",
             Source::Convert => "convert.cu",
+            Source::Prefill => "prefill.cu",
         }
     }
 
@@ -77,6 +81,7 @@ impl Source {
             Source::Attention => include_str!("../../cuda/attention.cu"),
             Source::Bandwidth => include_str!("../../cuda/bandwidth.cu"),
             Source::Convert => include_str!("../../cuda/convert.cu"),
+            Source::Prefill => include_str!("../../cuda/prefill.cu"),
         }
     }
 
@@ -125,6 +130,7 @@ impl Source {
                 "dequant_q4_0_bf16",
                 "dequant_q4_1_bf16",
             ],
+            Source::Prefill => &["prefill_f32", "prefill_f16"],
         }
     }
 

@@ -8,7 +8,7 @@
 //!   (from [`gemm_min_rows`] rows) through cuBLAS when it is installed.
 //! - The KV cache is slot-major per layer, as on the CPU, in f16 (the default) or f32
 //!   ([`CudaOps::open_with_kv`], for parity tests); decode rows go through split-KV
-//!   attention, prompt chunks through the per-row kernel.
+//!   attention, prompt chunks through the tiled prefill kernel.
 //! - MoE routing reads the router logits back and routes on the host with the CPU's
 //!   [`route_row`] (so both devices route identically); experts run on the device.
 //!
@@ -22,7 +22,7 @@ use cudarc::driver::CudaSlice;
 
 use super::CudaError;
 use super::attention::{KvBuf, KvDtype, RowTables};
-use super::geometry::{decode_geometry, gemm_min_rows};
+use super::geometry::{PREFILL_MAX_HEAD_DIM, decode_geometry, gemm_min_rows, prefill_tiles};
 use super::gpu::{GEMV_MAX_BATCH, Gpu};
 use crate::EngineError;
 use crate::config::RopeStyle;
@@ -357,8 +357,8 @@ impl DeviceOps for CudaOps {
     }
 
     /// Single-token rows (decode) go through split-KV decode attention when the shape
-    /// allows; prompt chunks (and decode rows it cannot take) through the per-row
-    /// kernel.
+    /// allows; prompt chunks (and decode rows it cannot take) through the tiled prefill
+    /// kernel, or the per-row kernel for heads over 128.
     fn attention(
         &self,
         kv: &CudaKv,
@@ -372,6 +372,7 @@ impl DeviceOps for CudaOps {
         let mut row_table = vec![0u32; q.rows];
         let mut tables = Vec::new();
         let (mut decode_rows, mut other_rows) = (Vec::new(), Vec::new());
+        let mut runs = Vec::new();
         let mut longest = 0usize;
         for s in seqs {
             let off = tables.len() as u32;
@@ -391,6 +392,7 @@ impl DeviceOps for CudaOps {
                 longest = longest.max(s.start + 1);
             } else {
                 other_rows.extend(s.rows.clone().map(|r| r as u32));
+                runs.push((s.rows.start, s.rows.len()));
             }
         }
         if tables.is_empty() {
@@ -405,6 +407,7 @@ impl DeviceOps for CudaOps {
             self.gpu.sm_count(),
         );
         if geometry.is_none() {
+            runs.extend(decode_rows.iter().map(|&r| (r as usize, 1)));
             other_rows.append(&mut decode_rows);
         }
         let (d_pos, d_tab) = (self.upload_u32(&row_pos)?, self.upload_u32(&row_table)?);
@@ -417,7 +420,16 @@ impl DeviceOps for CudaOps {
         let mut out = self.gpu.zeros(q.rows * q.cols)?;
         let dims = (heads, l.kv_heads, l.head_dim, l.block_size);
         let cache = (&kv.k[layer], &kv.v[layer]);
-        if !other_rows.is_empty() {
+        if l.head_dim <= PREFILL_MAX_HEAD_DIM {
+            self.gpu.prefill_attention(
+                &q.data,
+                cache,
+                &prefill_tiles(&runs),
+                &t,
+                &mut out,
+                dims,
+            )?;
+        } else if !other_rows.is_empty() {
             let listed = self.upload_u32(&other_rows)?;
             self.gpu.attention(
                 &q.data,
