@@ -319,17 +319,3 @@ extern "C" __global__ void merge_splits(const float* __restrict__ part_acc,
         out[o + d] = a * inv;
     }
 }
-
-// out[rows[i]] += w[i] * y[i] for rows of `cols` floats (one expert's outputs into the
-// combined result; a row appears at most once per launch). Grid: (n); block: 256.
-extern "C" __global__ void scatter_add_scaled_f32(const float* __restrict__ y,
-                                                  const unsigned int* __restrict__ rows,
-                                                  const float* __restrict__ w,
-                                                  float* __restrict__ out, int cols) {
-    const size_t src = (size_t)blockIdx.x * cols;
-    const size_t dst = (size_t)rows[blockIdx.x] * cols;
-    const float s = w[blockIdx.x];
-    for (int i = threadIdx.x; i < cols; i += blockDim.x) {
-        out[dst + i] += s * y[src + i];
-    }
-}

@@ -197,3 +197,85 @@ GEMV_ENTRIES(bf16, (size_t)k * 2)
 GEMV_ENTRIES(q8_0, (size_t)(k / 32) * 34)
 GEMV_ENTRIES(q4_0, (size_t)(k / 32) * 18)
 GEMV_ENTRIES(q4_1, (size_t)(k / 32) * 20)
+
+// ---- grouped expert products (MoE) --------------------------------------------------
+//
+// The rows routed to one expert form groups of up to MAX_BATCH slots; x holds each
+// group's slots as a slab of MAX_BATCH rows ([groups * MAX_BATCH, k], rows past the
+// group's count unused), y likewise ([groups * MAX_BATCH, n_out]). Expert e's matrices
+// are at the device addresses w_ptrs[e]. One launch serves every expert of a layer.
+// Grid: (n_out, groups); block: 128.
+
+#define GROUPED_ENTRIES(FMT, ROW_BYTES)                                                      \
+    extern "C" __global__ void gemv_grouped_##FMT(                                           \
+        const unsigned long long* __restrict__ w_ptrs,                                       \
+        const unsigned int* __restrict__ group_expert,                                       \
+        const unsigned int* __restrict__ group_count, const float* __restrict__ x,           \
+        float* __restrict__ y, int n_out, int k) {                                           \
+        __shared__ float scratch[32];                                                        \
+        const int row = blockIdx.x;                                                          \
+        const int g = blockIdx.y;                                                            \
+        const int batch = (int)group_count[g];                                               \
+        const unsigned char* w = (const unsigned char*)w_ptrs[group_expert[g]];              \
+        float acc[MAX_BATCH] = {0.0f};                                                       \
+        row_dot_##FMT(w + (size_t)row * (ROW_BYTES), x + (size_t)g * MAX_BATCH * k, k, batch, \
+                      acc);                                                                  \
+        _Pragma("unroll") for (int b = 0; b < MAX_BATCH; ++b) {                              \
+            if (b < batch) {                                                                 \
+                const float s = block_sum(acc[b], scratch);                                  \
+                if (threadIdx.x == 0) y[((size_t)g * MAX_BATCH + b) * n_out + row] = s;      \
+            }                                                                                \
+        }                                                                                    \
+    }                                                                                        \
+    extern "C" __global__ void gemv_grouped_gate_up_##FMT(                                   \
+        const unsigned long long* __restrict__ gate_ptrs,                                    \
+        const unsigned long long* __restrict__ up_ptrs,                                      \
+        const unsigned int* __restrict__ group_expert,                                       \
+        const unsigned int* __restrict__ group_count, const float* __restrict__ x,           \
+        float* __restrict__ y, int n_out, int k) {                                           \
+        __shared__ float scratch[32];                                                        \
+        const int row = blockIdx.x;                                                          \
+        const int g = blockIdx.y;                                                            \
+        const int batch = (int)group_count[g];                                               \
+        const unsigned int e = group_expert[g];                                              \
+        const float* xg = x + (size_t)g * MAX_BATCH * k;                                     \
+        float acc_g[MAX_BATCH] = {0.0f};                                                     \
+        float acc_u[MAX_BATCH] = {0.0f};                                                     \
+        row_dot_##FMT((const unsigned char*)gate_ptrs[e] + (size_t)row * (ROW_BYTES), xg, k, \
+                      batch, acc_g);                                                         \
+        row_dot_##FMT((const unsigned char*)up_ptrs[e] + (size_t)row * (ROW_BYTES), xg, k,   \
+                      batch, acc_u);                                                         \
+        _Pragma("unroll") for (int b = 0; b < MAX_BATCH; ++b) {                              \
+            if (b < batch) {                                                                 \
+                const float gv = block_sum(acc_g[b], scratch);                               \
+                const float uv = block_sum(acc_u[b], scratch);                               \
+                if (threadIdx.x == 0)                                                        \
+                    y[((size_t)g * MAX_BATCH + b) * n_out + row] = gv / (1.0f + __expf(-gv)) * uv; \
+            }                                                                                \
+        }                                                                                    \
+    }
+
+GROUPED_ENTRIES(f32, (size_t)k * 4)
+GROUPED_ENTRIES(f16, (size_t)k * 2)
+GROUPED_ENTRIES(bf16, (size_t)k * 2)
+GROUPED_ENTRIES(q8_0, (size_t)(k / 32) * 34)
+GROUPED_ENTRIES(q4_0, (size_t)(k / 32) * 18)
+GROUPED_ENTRIES(q4_1, (size_t)(k / 32) * 20)
+
+// out[r] = sum_j pair_weight[r * top_k + j] * y[pair_slot[r * top_k + j]], rows of
+// `cols` floats: each row's experts combined in a fixed order (deterministic).
+// Grid: (rows); block: 256.
+extern "C" __global__ void moe_combine_f32(const float* __restrict__ y,
+                                           const unsigned int* __restrict__ pair_slot,
+                                           const float* __restrict__ pair_weight,
+                                           float* __restrict__ out, int cols, int top_k) {
+    const int r = blockIdx.x;
+    for (int c = threadIdx.x; c < cols; c += blockDim.x) {
+        float s = 0.0f;
+        for (int j = 0; j < top_k; ++j) {
+            const size_t p = (size_t)r * top_k + j;
+            s += pair_weight[p] * y[(size_t)pair_slot[p] * cols + c];
+        }
+        out[(size_t)r * cols + c] = s;
+    }
+}

@@ -612,3 +612,103 @@ fn the_cublas_prefill_product_matches_the_reference_for_every_format() {
         );
     }
 }
+
+/// A MoE layer's experts through the grouped launches (CudaOps::expert_dispatch)
+/// against float64 SwiGLU MLPs over the experts' values, weighted by the routing: 11
+/// rows, top-3 of 5 experts (expert 2 chosen by every row, so it takes two groups).
+#[test]
+fn grouped_experts_match_the_reference() {
+    use infermeter_kernels::cuda::ops::CudaOps;
+    use infermeter_kernels::ops::{DeviceOps, ExpertWeights, Routing};
+    use std::sync::Arc;
+    let Ok(ops) = CudaOps::open(0) else {
+        eprintln!("grouped experts: skipped, no GPU");
+        return;
+    };
+    let (hidden, inter, rows, n_experts, top_k) = (64usize, 96usize, 11usize, 5usize, 3usize);
+    for (format, dtype) in [
+        (Precision::Bf16, GgmlDType::BF16),
+        (Precision::Q4_0, GgmlDType::Q4_0),
+    ] {
+        let mut experts = Vec::new();
+        let mut values = Vec::new();
+        for e in 0..n_experts as u64 {
+            let mats = [(inter, hidden), (inter, hidden), (hidden, inter)].map(|(o, i)| {
+                let host = Tensor::from_vec(
+                    random(o * i, 1000 + 10 * e + o as u64),
+                    (o, i),
+                    &Device::Cpu,
+                )
+                .unwrap();
+                QTensor::quantize(&host, dtype).unwrap()
+            });
+            values.push(mats.each_ref().map(|q| {
+                q.dequantize(&Device::Cpu)
+                    .unwrap()
+                    .flatten_all()
+                    .unwrap()
+                    .to_vec1::<f32>()
+                    .unwrap()
+            }));
+            let [g, u, d] = mats.map(|q| ops.weight(Arc::new(q)).unwrap());
+            experts.push(ExpertWeights {
+                gate: g,
+                up: u,
+                down: d,
+            });
+        }
+        let mut chosen = Vec::new();
+        let mut weights = Vec::new();
+        for r in 0..rows {
+            chosen.extend([2u32, (r % 2) as u32, 3 + (r % 2) as u32]);
+            weights.extend([0.5f32, 0.3, 0.2]);
+        }
+        let routing = Routing {
+            top_k,
+            experts: chosen.clone(),
+            weights: weights.clone(),
+        };
+        let x = random(rows * hidden, 1100);
+        let table = ops.table(x.clone(), rows, hidden).unwrap();
+        let ids: Vec<u32> = (0..rows as u32).collect();
+        let dx = ops.embed(&table, &ids).unwrap();
+        let got = ops
+            .to_host(&ops.expert_dispatch(&dx, &routing, &experts).unwrap())
+            .unwrap();
+        let mut want = vec![0f64; rows * hidden];
+        let mut bound = vec![1e-6f64; rows * hidden];
+        for r in 0..rows {
+            let xr: Vec<f64> = x[r * hidden..(r + 1) * hidden]
+                .iter()
+                .map(|&v| f64::from(v))
+                .collect();
+            for j in 0..top_k {
+                let e = chosen[r * top_k + j] as usize;
+                let w = f64::from(weights[r * top_k + j]);
+                let [g, u, d] = &values[e];
+                let h: Vec<f64> = (0..inter)
+                    .map(|n| {
+                        let dot = |m: &[f32]| {
+                            (0..hidden)
+                                .map(|i| f64::from(m[n * hidden + i]) * xr[i])
+                                .sum::<f64>()
+                        };
+                        let (gv, uv) = (dot(g), dot(u));
+                        gv / (1.0 + (-gv).exp()) * uv
+                    })
+                    .collect();
+                for c in 0..hidden {
+                    let terms: Vec<f64> = (0..inter)
+                        .map(|n| f64::from(d[c * inter + n]) * h[n])
+                        .collect();
+                    want[r * hidden + c] += w * terms.iter().sum::<f64>();
+                    // FP32 sums of the two products (k = 64, 96) and __expf.
+                    bound[r * hidden + c] += w * 1e-4 * terms.iter().map(|t| t.abs()).sum::<f64>();
+                }
+            }
+        }
+        check(&format!("grouped experts {format:?}"), &got, &want, |i| {
+            bound[i]
+        });
+    }
+}

@@ -48,6 +48,53 @@ pub fn prefill_tiles(runs: &[(usize, usize)]) -> Vec<(u32, u32)> {
     tiles
 }
 
+/// Slots of one expert group (`MAX_BATCH` in `gemv.cu`).
+pub const MOE_GROUP_SLOTS: usize = 8;
+
+/// One MoE layer's dispatch as grouped launches: the (row, choice) pairs routed to
+/// each expert, in expert order, cut into groups of at most [`MOE_GROUP_SLOTS`] slots.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct MoeGroups {
+    /// Each group's expert.
+    pub group_expert: Vec<u32>,
+    /// Slots used in each group (1..=8).
+    pub group_count: Vec<u32>,
+    /// The input row of each slot, `[groups * 8]` (unused slots: row 0).
+    pub slot_row: Vec<u32>,
+    /// The slot of each (row, choice) pair, `[rows * top_k]`.
+    pub pair_slot: Vec<u32>,
+    /// The mixing weight of each pair, `[rows * top_k]`.
+    pub pair_weight: Vec<f32>,
+}
+
+/// Groups `routing`'s pairs by expert (ids below `experts`); `None` when a pair names
+/// an expert that does not exist.
+pub fn moe_groups(routing: &crate::ops::Routing, experts: usize) -> Option<MoeGroups> {
+    let mut by_expert: Vec<Vec<usize>> = vec![Vec::new(); experts];
+    for (pair, &e) in routing.experts.iter().enumerate() {
+        by_expert.get_mut(e as usize)?.push(pair);
+    }
+    let k = routing.top_k.max(1);
+    let mut g = MoeGroups {
+        pair_slot: vec![0; routing.experts.len()],
+        pair_weight: routing.weights.clone(),
+        ..Default::default()
+    };
+    for (e, pairs) in by_expert.iter().enumerate() {
+        for chunk in pairs.chunks(MOE_GROUP_SLOTS) {
+            let base = g.slot_row.len();
+            g.group_expert.push(e as u32);
+            g.group_count.push(chunk.len() as u32);
+            g.slot_row.resize(base + MOE_GROUP_SLOTS, 0);
+            for (i, &pair) in chunk.iter().enumerate() {
+                g.slot_row[base + i] = (pair / k) as u32;
+                g.pair_slot[pair] = (base + i) as u32;
+            }
+        }
+    }
+    Some(g)
+}
+
 /// How one decode-attention launch covers its rows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct DecodeGeometry {
@@ -206,6 +253,39 @@ mod tests {
             assert!(a + n <= (run.0 + run.1) as u32);
         }
         assert!(prefill_tiles(&[]).is_empty());
+    }
+
+    #[test]
+    fn moe_groups_give_every_pair_one_slot_of_its_expert() {
+        use crate::ops::Routing;
+        // 10 rows, top-2 of 4 experts; expert 1 is chosen by every row (two groups).
+        let mut experts = Vec::new();
+        let mut weights = Vec::new();
+        for r in 0..10u32 {
+            experts.extend([1, if r % 2 == 0 { 0 } else { 3 }]);
+            weights.extend([0.75, 0.25]);
+        }
+        let routing = Routing {
+            top_k: 2,
+            experts,
+            weights,
+        };
+        let g = moe_groups(&routing, 4).unwrap();
+        assert_eq!(g.group_expert, [0, 1, 1, 3]);
+        assert_eq!(g.group_count, [5, 8, 2, 5]);
+        assert_eq!(g.slot_row.len(), 4 * MOE_GROUP_SLOTS);
+        for (pair, &slot) in g.pair_slot.iter().enumerate() {
+            let slot = slot as usize;
+            let group = slot / MOE_GROUP_SLOTS;
+            assert_eq!(g.group_expert[group], routing.experts[pair], "pair {pair}");
+            assert!(slot % MOE_GROUP_SLOTS < g.group_count[group] as usize);
+            assert_eq!(g.slot_row[slot] as usize, pair / 2);
+        }
+        let mut slots = g.pair_slot.clone();
+        slots.sort_unstable();
+        slots.dedup();
+        assert_eq!(slots.len(), 20, "one slot per pair");
+        assert!(moe_groups(&routing, 2).is_none(), "expert 3 of 2");
     }
 
     #[test]

@@ -489,40 +489,6 @@ impl Gpu {
         self.download(&out)
     }
 
-    /// `out[rows[i]] += w[i] * y[i]`, rows of `cols` floats.
-    pub fn scatter_add_scaled(
-        &self,
-        y: &CudaSlice<f32>,
-        rows: &CudaSlice<u32>,
-        w: &CudaSlice<f32>,
-        out: &mut CudaSlice<f32>,
-        cols: usize,
-        max_row: u32,
-    ) -> Result<(), CudaError> {
-        let n = rows.len();
-        if y.len() != n * cols || w.len() != n || (max_row as usize + 1) * cols > out.len() {
-            return Err(shape(
-                "scatter_add",
-                format!("{n} rows up to {max_row} of {cols}"),
-            ));
-        }
-        if n == 0 {
-            return Ok(());
-        }
-        let f = self.function(Source::Attention, "scatter_add_scaled_f32")?;
-        let cols_i = cols as i32;
-        let cfg = LaunchConfig {
-            grid_dim: (n as u32, 1, 1),
-            block_dim: (256, 1, 1),
-            shared_mem_bytes: 0,
-        };
-        let mut b = self.stream.launch_builder(&f);
-        b.arg(y).arg(rows).arg(w).arg(out).arg(&cols_i);
-        // SAFETY: (y, rows, w, out, cols) as declared; every row <= max_row fits.
-        unsafe { b.launch(cfg) }.map_err(driver("launching scatter_add"))?;
-        Ok(())
-    }
-
     /// A device copy of `x`.
     pub fn copy(&self, x: &CudaSlice<f32>) -> Result<CudaSlice<f32>, CudaError> {
         self.stream

@@ -20,6 +20,7 @@ pub mod blas;
 mod device;
 pub mod geometry;
 pub mod gpu;
+pub mod moe;
 pub mod ops;
 pub mod probe;
 pub mod resources;
@@ -36,10 +37,11 @@ pub enum Source {
     /// RMSNorm, RoPE, SwiGLU, add, embedding gather, argmax.
     Elementwise,
     /// Decode GEMV for F32, F16, BF16, Q8_0, Q4_0, Q4_1 weights, batch 1-8, alone
-    /// and fused as SwiGLU's gate and up.
+    /// and fused as SwiGLU's gate and up; grouped over a MoE layer's experts, and
+    /// their combine.
     Gemv,
-    /// The paged KV cache (f32 or f16) write, prefill attention over it, split-KV
-    /// decode attention and its merge, and the MoE combine.
+    /// The paged KV cache (f32 or f16) write, per-row attention over it, split-KV
+    /// decode attention and its merge.
     Attention,
     /// The roofline's bandwidth probes: copy, read, triad.
     Bandwidth,
@@ -109,6 +111,19 @@ impl Source {
                 "gemv_gate_up_q8_0",
                 "gemv_gate_up_q4_0",
                 "gemv_gate_up_q4_1",
+                "gemv_grouped_f32",
+                "gemv_grouped_f16",
+                "gemv_grouped_bf16",
+                "gemv_grouped_q8_0",
+                "gemv_grouped_q4_0",
+                "gemv_grouped_q4_1",
+                "gemv_grouped_gate_up_f32",
+                "gemv_grouped_gate_up_f16",
+                "gemv_grouped_gate_up_bf16",
+                "gemv_grouped_gate_up_q8_0",
+                "gemv_grouped_gate_up_q4_0",
+                "gemv_grouped_gate_up_q4_1",
+                "moe_combine_f32",
             ],
             Source::Attention => &[
                 "kv_write_f32",
@@ -120,7 +135,6 @@ impl Source {
                 "decode_f16_d64",
                 "decode_f16_d128",
                 "merge_splits",
-                "scatter_add_scaled_f32",
             ],
             Source::Bandwidth => &["copy_f32x4", "read_sum_f32x4", "triad_f32x4"],
             Source::Convert => &[

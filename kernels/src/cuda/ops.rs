@@ -10,7 +10,8 @@
 //!   ([`CudaOps::open_with_kv`], for parity tests); decode rows go through split-KV
 //!   attention, prompt chunks through the tiled prefill kernel.
 //! - MoE routing reads the router logits back and routes on the host with the CPU's
-//!   [`route_row`] (so both devices route identically); experts run on the device.
+//!   [`route_row`] (so both devices route identically); the experts then run as three
+//!   grouped launches per layer (gate/up, down, combine).
 //!
 //! Status: compiled and type-checked; correctness against the CPU engine
 //! (`kernels/tests/cuda_ops.rs`, `kernels/tests/cuda_engine.rs`) runs only on a GPU.
@@ -22,8 +23,11 @@ use cudarc::driver::CudaSlice;
 
 use super::CudaError;
 use super::attention::{KvBuf, KvDtype, RowTables};
-use super::geometry::{PREFILL_MAX_HEAD_DIM, decode_geometry, gemm_min_rows, prefill_tiles};
+use super::geometry::{
+    PREFILL_MAX_HEAD_DIM, decode_geometry, gemm_min_rows, moe_groups, prefill_tiles,
+};
 use super::gpu::{GEMV_MAX_BATCH, Gpu};
+use super::moe::{ExpertMatrix, ExpertMlp};
 use crate::EngineError;
 use crate::config::RopeStyle;
 use crate::format::Precision;
@@ -92,6 +96,16 @@ pub struct CudaKv {
     layout: KvLayout,
     k: Vec<KvBuf>,
     v: Vec<KvBuf>,
+}
+
+/// A weight as the grouped expert launch sees it.
+fn matrix(w: &CudaWeight) -> ExpertMatrix<'_> {
+    ExpertMatrix {
+        bytes: &w.bytes,
+        out: w.out,
+        inp: w.inp,
+        format: w.format,
+    }
 }
 
 fn err(msg: String) -> EngineError {
@@ -467,31 +481,41 @@ impl DeviceOps for CudaOps {
         Ok(Routing::from_logits(&all, logits.cols, top_k, renormalise))
     }
 
+    /// Every expert of the layer in three launches (grouped gate/up, grouped down,
+    /// combine) over the rows routed to it, grouped 8 slots at a time.
     fn expert_dispatch(
         &self,
         x: &CudaAct,
         routing: &Routing,
         experts: &[ExpertWeights<CudaWeight>],
     ) -> Result<CudaAct, EngineError> {
-        let mut out = self.gpu.zeros(x.rows * x.cols)?;
-        for (e, ew) in experts.iter().enumerate() {
-            let (rows, weights) = routing.rows_of(e);
-            if rows.is_empty() {
-                continue;
-            }
-            let xe = self.act(
-                self.gather(&x.data, x.rows, x.cols, &rows)?,
-                rows.len(),
+        let rows = x.rows;
+        let mut out = self.gpu.zeros(rows * x.cols)?;
+        let Some(first) = experts.first() else {
+            return Ok(self.act(out, rows, x.cols));
+        };
+        let hidden = first.gate.inp;
+        if hidden != x.cols || routing.experts.len() != rows * routing.top_k {
+            return Err(err(format!(
+                "experts of width {hidden} for rows of {}, or a routing of {} pairs for {rows} rows",
                 x.cols,
-            );
-            let h = self.gate_up_silu(&xe, &ew.gate, &ew.up)?;
-            let y = self.matmul(&h, &ew.down)?;
-            let max = rows.iter().copied().max().unwrap_or(0);
-            let (d_rows, d_w) = (self.upload_u32(&rows)?, self.gpu.upload(&weights)?);
-            self.gpu
-                .scatter_add_scaled(&y.data, &d_rows, &d_w, &mut out, x.cols, max)?;
+                routing.experts.len()
+            )));
         }
-        Ok(self.act(out, x.rows, x.cols))
+        let groups = moe_groups(routing, experts.len())
+            .ok_or_else(|| err("a routing names an expert the layer does not have".into()))?;
+        if groups.group_expert.is_empty() {
+            return Ok(self.act(out, rows, x.cols));
+        }
+        let slab = self.gather(&x.data, rows, x.cols, &groups.slot_row)?;
+        let mlps: Vec<ExpertMlp<'_>> = experts
+            .iter()
+            .map(|e| [matrix(&e.gate), matrix(&e.up), matrix(&e.down)])
+            .collect();
+        let y = self.gpu.grouped_ffn(&mlps, &groups, &slab)?;
+        self.gpu
+            .moe_combine(&y, &groups, &mut out, hidden, routing.top_k)?;
+        Ok(self.act(out, rows, x.cols))
     }
 
     fn select_rows(&self, x: &CudaAct, rows: &[u32]) -> Result<CudaAct, EngineError> {

@@ -1,0 +1,323 @@
+//! Launchers of the grouped expert products (`gemv.cu`): one launch runs every expert
+//! of a MoE layer over the rows routed to it ([`MoeGroups`]), the experts' matrices
+//! found through a table of device addresses; then a deterministic combine.
+//!
+//! Status: compiled and assembled in CI; run only on a GPU (`kernels/tests/cuda_ops.rs`).
+
+#![allow(unsafe_code)]
+
+use cudarc::driver::{CudaSlice, DevicePtr, LaunchConfig, PushKernelArg};
+
+use super::geometry::{MOE_GROUP_SLOTS, MoeGroups};
+use super::gpu::{Gpu, driver, shape};
+use super::{CudaError, Source};
+use crate::format::Precision;
+
+/// One expert matrix on the device: its bytes, shape `[out, inp]` and format.
+#[derive(Clone, Copy)]
+pub struct ExpertMatrix<'a> {
+    /// The matrix in its storage format.
+    pub bytes: &'a CudaSlice<u8>,
+    /// Output features.
+    pub out: usize,
+    /// Input features.
+    pub inp: usize,
+    /// Storage format.
+    pub format: Precision,
+}
+
+/// One expert's SwiGLU MLP: gate, up, down.
+pub type ExpertMlp<'a> = [ExpertMatrix<'a>; 3];
+
+/// One layer's experts' matrices (gate, up or down) as device addresses.
+struct ExpertTable {
+    ptrs: CudaSlice<u64>,
+    experts: usize,
+}
+
+/// A MoE layer's groups on the device, checked against the experts.
+struct DeviceGroups {
+    expert: CudaSlice<u32>,
+    count: CudaSlice<u32>,
+    groups: usize,
+}
+
+fn suffix(format: Precision) -> &'static str {
+    match format {
+        Precision::F32 => "f32",
+        Precision::F16 => "f16",
+        Precision::Bf16 => "bf16",
+        Precision::Q8_0 => "q8_0",
+        Precision::Q4_0 => "q4_0",
+        Precision::Q4_1 => "q4_1",
+    }
+}
+
+impl Gpu {
+    /// The device addresses of `weights`, one matrix per expert.
+    ///
+    /// # Safety
+    /// The table holds raw addresses: every buffer must outlive each launch that
+    /// reads the table (the caller keeps the weights borrowed meanwhile).
+    unsafe fn expert_table(&self, weights: &[&CudaSlice<u8>]) -> Result<ExpertTable, CudaError> {
+        let ptrs: Vec<u64> = weights
+            .iter()
+            .map(|w| {
+                let (p, _sync) = w.device_ptr(self.stream());
+                p
+            })
+            .collect();
+        Ok(ExpertTable {
+            ptrs: self.upload(&ptrs)?,
+            experts: weights.len(),
+        })
+    }
+
+    /// Every slot of every group through its expert's SwiGLU MLP: `slab` holds the
+    /// groups' input slots (`[groups * 8, hidden]`), the result their outputs
+    /// (`[groups * 8, hidden]`). Every expert must have gate and up of `[inter,
+    /// hidden]` and down of `[hidden, inter]`, all in one format.
+    pub fn grouped_ffn(
+        &self,
+        experts: &[ExpertMlp<'_>],
+        groups: &MoeGroups,
+        slab: &CudaSlice<f32>,
+    ) -> Result<CudaSlice<f32>, CudaError> {
+        let Some([g0, _, _]) = experts.first() else {
+            return Err(shape("grouped_ffn", "no experts".into()));
+        };
+        let (inter, hidden, format) = (g0.out, g0.inp, g0.format);
+        let same = experts.iter().all(|[g, u, d]| {
+            (g.out, g.inp, g.format) == (inter, hidden, format)
+                && (u.out, u.inp, u.format) == (inter, hidden, format)
+                && (d.out, d.inp, d.format) == (hidden, inter, format)
+                && [g, u, d]
+                    .iter()
+                    .all(|m| m.bytes.len() == m.out * format.bytes_for(m.inp as u64) as usize)
+        });
+        if !same {
+            return Err(shape(
+                "grouped_ffn",
+                "experts of mixed shapes or formats".into(),
+            ));
+        }
+        let d_groups = self.device_groups(groups, experts.len())?;
+        let slots = groups.slot_row.len();
+        let pick = |i: usize| experts.iter().map(|e| e[i].bytes).collect::<Vec<_>>();
+        // SAFETY: the tables hold the addresses of `experts`' buffers, borrowed for
+        // this whole call; the launches that read them are queued before it returns
+        // and the stream orders any later free after them.
+        let (gate, up, down) = unsafe {
+            (
+                self.expert_table(&pick(0))?,
+                self.expert_table(&pick(1))?,
+                self.expert_table(&pick(2))?,
+            )
+        };
+        let mut h = self.zeros(slots * inter)?;
+        let mut y = self.zeros(slots * hidden)?;
+        // SAFETY: every address is a live matrix of the shape and format each launch
+        // is given (checked above).
+        unsafe {
+            self.gemv_grouped_gate_up(
+                format,
+                (&gate, &up),
+                &d_groups,
+                slab,
+                &mut h,
+                (inter, hidden),
+            )?;
+            self.gemv_grouped(format, &down, &d_groups, &h, &mut y, (hidden, inter))?;
+        }
+        Ok(y)
+    }
+
+    /// Uploads `g`'s groups after checking them against `experts`.
+    fn device_groups(&self, g: &MoeGroups, experts: usize) -> Result<DeviceGroups, CudaError> {
+        let bad_expert = g.group_expert.iter().any(|&e| e as usize >= experts);
+        let bad_count = g
+            .group_count
+            .iter()
+            .any(|&c| c == 0 || c as usize > MOE_GROUP_SLOTS);
+        if bad_expert
+            || bad_count
+            || g.group_count.len() != g.group_expert.len()
+            || g.slot_row.len() != g.group_expert.len() * MOE_GROUP_SLOTS
+        {
+            return Err(shape(
+                "moe groups",
+                format!("{} groups over {experts} experts", g.group_expert.len()),
+            ));
+        }
+        Ok(DeviceGroups {
+            expert: self.upload(&g.group_expert)?,
+            count: self.upload(&g.group_count)?,
+            groups: g.group_expert.len(),
+        })
+    }
+
+    fn check_grouped(
+        what: &'static str,
+        tables: &[&ExpertTable],
+        groups: &DeviceGroups,
+        x: &CudaSlice<f32>,
+        y: &CudaSlice<f32>,
+        (n_out, k): (usize, usize),
+        format: Precision,
+    ) -> Result<(), CudaError> {
+        let slots = groups.groups * MOE_GROUP_SLOTS;
+        let experts = tables.first().map_or(0, |t| t.experts);
+        if tables.iter().any(|t| t.experts != experts)
+            || x.len() != slots * k
+            || y.len() != slots * n_out
+            || !k.is_multiple_of(format.block().0 as usize)
+            || groups.groups > 65_535
+        {
+            return Err(shape(
+                what,
+                format!(
+                    "x {} / y {} for {} groups of [{n_out}, {k}]",
+                    x.len(),
+                    y.len(),
+                    groups.groups
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// `y[slot] = x[slot] . W_e^T` for every slot of every group, `W_e` `[n_out, k]`
+    /// in `format` at `table[e]`.
+    ///
+    /// # Safety
+    /// Every address in `table` is a live weight of `[n_out, k]` in `format` (what
+    /// [`Gpu::expert_table`] was given).
+    unsafe fn gemv_grouped(
+        &self,
+        format: Precision,
+        table: &ExpertTable,
+        groups: &DeviceGroups,
+        x: &CudaSlice<f32>,
+        y: &mut CudaSlice<f32>,
+        (n_out, k): (usize, usize),
+    ) -> Result<(), CudaError> {
+        Self::check_grouped("gemv_grouped", &[table], groups, x, y, (n_out, k), format)?;
+        if groups.groups == 0 {
+            return Ok(());
+        }
+        let f = self.function(Source::Gemv, &format!("gemv_grouped_{}", suffix(format)))?;
+        let (n_i, k_i) = (n_out as i32, k as i32);
+        let cfg = LaunchConfig {
+            grid_dim: (n_out as u32, groups.groups as u32, 1),
+            block_dim: (128, 1, 1),
+            shared_mem_bytes: 0,
+        };
+        let mut b = self.stream().launch_builder(&f);
+        b.arg(&table.ptrs)
+            .arg(&groups.expert)
+            .arg(&groups.count)
+            .arg(x)
+            .arg(y);
+        b.arg(&n_i).arg(&k_i);
+        // SAFETY: (w_ptrs, group_expert, group_count, x, y, n_out, k) as declared; the
+        // groups were checked against the table (experts, counts <= 8), x and y hold
+        // every slot; the addresses are live weights of this shape (the caller's
+        // contract).
+        unsafe { b.launch(cfg) }.map_err(driver("launching gemv_grouped"))?;
+        Ok(())
+    }
+
+    /// `y[slot] = silu(x[slot] . G_e^T) * (x[slot] . U_e^T)` for every slot.
+    ///
+    /// # Safety
+    /// As [`Gpu::gemv_grouped`], for both tables.
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn gemv_grouped_gate_up(
+        &self,
+        format: Precision,
+        (gate, up): (&ExpertTable, &ExpertTable),
+        groups: &DeviceGroups,
+        x: &CudaSlice<f32>,
+        y: &mut CudaSlice<f32>,
+        (n_out, k): (usize, usize),
+    ) -> Result<(), CudaError> {
+        Self::check_grouped(
+            "gemv_grouped_gate_up",
+            &[gate, up],
+            groups,
+            x,
+            y,
+            (n_out, k),
+            format,
+        )?;
+        if groups.groups == 0 {
+            return Ok(());
+        }
+        let f = self.function(
+            Source::Gemv,
+            &format!("gemv_grouped_gate_up_{}", suffix(format)),
+        )?;
+        let (n_i, k_i) = (n_out as i32, k as i32);
+        let cfg = LaunchConfig {
+            grid_dim: (n_out as u32, groups.groups as u32, 1),
+            block_dim: (128, 1, 1),
+            shared_mem_bytes: 0,
+        };
+        let mut b = self.stream().launch_builder(&f);
+        b.arg(&gate.ptrs)
+            .arg(&up.ptrs)
+            .arg(&groups.expert)
+            .arg(&groups.count);
+        b.arg(x).arg(y).arg(&n_i).arg(&k_i);
+        // SAFETY: as in gemv_grouped, with both tables checked.
+        unsafe { b.launch(cfg) }.map_err(driver("launching gemv_grouped_gate_up"))?;
+        Ok(())
+    }
+
+    /// `out[r] = sum_j w[r, j] * y[slot[r, j]]` for `rows` rows of `cols` floats.
+    pub fn moe_combine(
+        &self,
+        y: &CudaSlice<f32>,
+        g: &MoeGroups,
+        out: &mut CudaSlice<f32>,
+        cols: usize,
+        top_k: usize,
+    ) -> Result<(), CudaError> {
+        let pairs = g.pair_slot.len();
+        let rows = pairs.checked_div(top_k).unwrap_or(0);
+        let slots = y.len().checked_div(cols).unwrap_or(0);
+        if top_k == 0
+            || rows * top_k != pairs
+            || g.pair_weight.len() != pairs
+            || out.len() != rows * cols
+            || g.pair_slot.iter().any(|&s| s as usize >= slots)
+        {
+            return Err(shape(
+                "moe_combine",
+                format!("{pairs} pairs, top-{top_k}, {slots} slots"),
+            ));
+        }
+        if rows == 0 {
+            return Ok(());
+        }
+        let (d_slot, d_w) = (self.upload(&g.pair_slot)?, self.upload(&g.pair_weight)?);
+        let f = self.function(Source::Gemv, "moe_combine_f32")?;
+        let (cols_i, k_i) = (cols as i32, top_k as i32);
+        let cfg = LaunchConfig {
+            grid_dim: (rows as u32, 1, 1),
+            block_dim: (256, 1, 1),
+            shared_mem_bytes: 0,
+        };
+        let mut b = self.stream().launch_builder(&f);
+        b.arg(y)
+            .arg(&d_slot)
+            .arg(&d_w)
+            .arg(out)
+            .arg(&cols_i)
+            .arg(&k_i);
+        // SAFETY: (y, pair_slot, pair_weight, out, cols, top_k) as declared; every slot
+        // is a row of y, out holds rows x cols.
+        unsafe { b.launch(cfg) }.map_err(driver("launching moe_combine"))?;
+        Ok(())
+    }
+}
