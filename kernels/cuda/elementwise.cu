@@ -114,6 +114,7 @@ extern "C" __global__ void argmax_f32(const float* __restrict__ x, unsigned int*
                 bi = best_i[w];
             }
         }
-        out[blockIdx.x] = (unsigned int)bi;
+        // A row of NaN or -inf only picks no index: token 0, never an id out of range.
+        out[blockIdx.x] = bi == 0x7fffffff ? 0u : (unsigned int)bi;
     }
 }

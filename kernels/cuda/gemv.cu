@@ -8,8 +8,9 @@
 //   y = silu(x . gate^T) * (x . up^T): both rows read by the same block, the
 //   intermediate never written.
 //
-// Float formats read 16 bytes of weights per load (float4; 8 halves) where k allows,
-// then a scalar tail. GGUF blocks are only 2-byte aligned: 16-bit loads for the
+// Float formats read 16 bytes of weights per load (float4; 8 halves) when k is a
+// multiple of 4 (f32) or 8 (f16, bf16), which keeps every row aligned; otherwise the
+// whole row is read element by element. GGUF blocks are only 2-byte aligned: 16-bit loads for the
 // scales, bytes for the quants; each thread takes whole blocks.
 //
 // Grid: (n_out); block: 128 threads (a multiple of 32).

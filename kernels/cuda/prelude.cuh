@@ -14,7 +14,10 @@ __device__ __forceinline__ float f16_to_f32(unsigned short h) {
     return f;
 }
 
+// Saturating: magnitudes past f16's largest finite value (65504) become +-65504, not
+// +-inf, so one large activation or cached value cannot turn a whole product into NaN.
 __device__ __forceinline__ unsigned short f32_to_f16(float f) {
+    f = (f == f) ? fminf(fmaxf(f, -65504.0f), 65504.0f) : f;  // NaN stays NaN
     unsigned short h;
     asm("{ cvt.rn.f16.f32 %0, %1; }" : "=h"(h) : "f"(f));
     return h;

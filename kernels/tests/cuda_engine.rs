@@ -60,13 +60,32 @@ fn greedy<D: DeviceOps>(model: Model<D>, prompt: &[u32], n: u32) -> Vec<u32> {
     runner.generate(&[prompt.to_vec()], n).unwrap().remove(0)
 }
 
-/// Compares the devices on `cfg` with weights from `load`.
+/// The gap between the largest and the second largest logit.
+fn margin(logits: &[f32]) -> f32 {
+    let (mut a, mut b) = (f32::NEG_INFINITY, f32::NEG_INFINITY);
+    for &x in logits {
+        if x > a {
+            b = a;
+            a = x;
+        } else if x > b {
+            b = x;
+        }
+    }
+    a - b
+}
+
+/// Compares the devices on `cfg` with weights from `load`. With `strict`, the first
+/// `SAME_TOKENS` greedy tokens must be equal; otherwise (random weights, whose top two
+/// logits are often nearly tied) only those before the first step whose CPU top-1
+/// margin is within twice the measured logit difference, where rounding alone may
+/// pick the other token.
 fn compare(
     label: &str,
     cuda: CudaOps,
     cfg: &ModelConfig,
     load: impl Fn() -> weights::HostWeights,
     prompt: &[u32],
+    strict: bool,
 ) {
     const STEPS: u32 = 16;
     let cpu_tokens = greedy(
@@ -93,9 +112,19 @@ fn compare(
         max_diff <= LOGIT_TOL,
         "{label}: logits differ by {max_diff}"
     );
+    let same = if strict {
+        SAME_TOKENS
+    } else {
+        theirs
+            .iter()
+            .take(SAME_TOKENS)
+            .position(|l| margin(l) <= 2.0 * max_diff)
+            .unwrap_or(SAME_TOKENS)
+    };
+    eprintln!("{label}: the first {same} greedy tokens must agree");
     assert_eq!(
-        gpu_tokens[..SAME_TOKENS],
-        cpu_tokens[..SAME_TOKENS],
+        gpu_tokens[..same],
+        cpu_tokens[..same],
         "{label}: greedy tokens"
     );
 }
@@ -125,6 +154,7 @@ fn smollm2_on_the_gpu_agrees_with_the_cpu_engine() {
                 None => weights::synthetic(&SMOLLM2_135M, Precision::Q4_1, 7).unwrap(),
             },
             &PROMPT,
+            path.is_some(),
         );
     }
 }
@@ -148,6 +178,7 @@ fn synthetic_dense_and_moe_models_on_the_gpu_agree_with_the_cpu_engine() {
                 cfg,
                 || weights::synthetic(cfg, p, 7).unwrap(),
                 &prompt,
+                false,
             );
         }
     }

@@ -321,6 +321,7 @@ impl Gpu {
         let (heads, kv_heads, head_dim, block_size) = dims;
         if n > rows
             || listed.len() < n
+            || !matches!(geometry.dims_per_lane, 2 | 4)
             || head_dim > 32 * geometry.dims_per_lane
             || !head_dim.is_multiple_of(geometry.dims_per_lane)
             || heads / kv_heads > super::geometry::DECODE_MAX_GROUP

@@ -90,7 +90,8 @@ impl Gpu {
         let handle = self
             .blas()
             .ok_or_else(|| shape(what, "cuBLAS is not available".into()))?;
-        if w.len() != n_out * format.bytes_for(k as u64) as usize
+        if !k.is_multiple_of(format.block().0 as usize)
+            || w.len() != n_out * format.bytes_for(k as u64) as usize
             || x.len() != rows * k
             || y.len() != rows * n_out
             || rows == 0

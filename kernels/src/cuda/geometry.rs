@@ -131,8 +131,9 @@ impl DecodeGeometry {
 /// shape (the per-row kernel does).
 ///
 /// Splits only when `rows x kv_heads` blocks do not fill the GPU (about
-/// [`DECODE_BLOCKS_PER_SM`] blocks per multiprocessor), and never below
-/// [`DECODE_MIN_CHUNK`] positions a split.
+/// [`DECODE_BLOCKS_PER_SM`] blocks per multiprocessor), into no more splits than
+/// `max_positions / DECODE_MIN_CHUNK` rounded up (so 300 positions make at most 2
+/// splits, of 150).
 pub fn decode_geometry(
     rows: usize,
     heads: usize,

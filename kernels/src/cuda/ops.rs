@@ -235,13 +235,17 @@ impl DeviceOps for CudaOps {
         Ok(self.act(y, x.rows, w.out))
     }
 
-    /// One fused launch per 8 rows (the GEMV's batch limit).
+    /// One fused launch per 8 rows (the GEMV's batch limit) for decode; prompt chunks
+    /// that the GEMM takes go through it (each weight read once) and then SwiGLU.
     fn gate_up_silu(
         &self,
         x: &CudaAct,
         gate: &CudaWeight,
         up: &CudaWeight,
     ) -> Result<CudaAct, EngineError> {
+        if x.rows >= gemm_min_rows(gate.format) && self.gpu.blas().is_some() {
+            return self.swiglu(&self.matmul(x, gate)?, &self.matmul(x, up)?);
+        }
         if x.cols != gate.inp || (gate.out, gate.inp, gate.format) != (up.out, up.inp, up.format) {
             return Err(err(format!(
                 "gate/up of [{}, {}] by [{}, {}] and [{}, {}]",
