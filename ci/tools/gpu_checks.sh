@@ -11,7 +11,8 @@
 # Steps (each with its own time limit; a failed step does not stop the others):
 #   probe      nvidia-smi, `infermeter hw`
 #   compile    every kernel compiled by the machine's NVRTC, assembled by ptxas
-#   ops        each CUDA op against its float64 reference
+#   ops        each CUDA op against its float64 reference (cuda_ops, cuda_attention,
+#              cuda_moe)
 #   engine     the runtime on the GPU against the CPU engine (SmolLM2 shape, dense, MoE)
 #   roofline   `infermeter roofline --device cuda:0` for llama3-8b, qwen3-30b-a3b, SmolLM2
 #   llama-*    llama3-8b-shape synthetic weights, bf16 / q8_0 / q4_0: a sweep of
@@ -116,6 +117,10 @@ test_binary() {
     needs "$BIN/$1" && "$BIN/$1" --nocapture --test-threads=1
 }
 
+ops() {
+    test_binary cuda_ops && test_binary cuda_attention && test_binary cuda_moe
+}
+
 probe() {
     if [ "$DRY" = 0 ]; then
         nvidia-smi --query-gpu=name,driver_version,memory.total,power.limit --format=csv || return 1
@@ -166,11 +171,11 @@ roofline() {
 }
 
 export DRY POINT_S IM BIN WORK TARGET_KIND DEVICE BIG_DENSE BIG_MOE
-export -f needs test_binary probe points decode moe quick roofline bench
+export -f needs test_binary ops probe points decode moe quick roofline bench
 
 step probe 60 probe
 step compile 120 test_binary cuda_compile
-step ops 180 test_binary cuda_ops
+step ops 240 ops
 step engine 240 test_binary cuda_engine
 step roofline 120 roofline
 step llama-bf16 150 decode bf16

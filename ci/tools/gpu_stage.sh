@@ -16,7 +16,7 @@ rm -rf "$OUT" && mkdir -p "$OUT/bin"
 cargo build --release --locked --quiet -p infermeter
 cp "$CARGO_TARGET_DIR/release/infermeter" "$OUT/bin/"
 strip "$OUT/bin/infermeter"
-for t in cuda_compile cuda_ops cuda_engine; do
+for t in cuda_compile cuda_ops cuda_attention cuda_moe cuda_engine; do
     exe=$(cargo test --release --quiet -p infermeter-kernels --test "$t" --no-run --message-format=json \
         | python3 -c 'import json,sys
 for l in sys.stdin:

@@ -204,7 +204,8 @@ GEMV_ENTRIES(q4_1, (size_t)(k / 32) * 20)
 // The rows routed to one expert form groups of up to MAX_BATCH slots; x holds each
 // group's slots as a slab of MAX_BATCH rows ([groups * MAX_BATCH, k], rows past the
 // group's count unused), y likewise ([groups * MAX_BATCH, n_out]). Expert e's matrices
-// are at the device addresses w_ptrs[e]. One launch serves every expert of a layer.
+// are at the device addresses w_ptrs[e]. One launch serves every expert of a layer; a
+// group of count 0 (past the last used one, when grouped on the device) does nothing.
 // Grid: (n_out, groups); block: 128.
 
 #define GROUPED_ENTRIES(FMT, ROW_BYTES)                                                      \
@@ -217,6 +218,7 @@ GEMV_ENTRIES(q4_1, (size_t)(k / 32) * 20)
         const int row = blockIdx.x;                                                          \
         const int g = blockIdx.y;                                                            \
         const int batch = (int)group_count[g];                                               \
+        if (batch == 0) return; /* an unused group (device-side grouping) */                 \
         const unsigned char* w = (const unsigned char*)w_ptrs[group_expert[g]];              \
         float acc[MAX_BATCH] = {0.0f};                                                       \
         row_dot_##FMT(w + (size_t)row * (ROW_BYTES), x + (size_t)g * MAX_BATCH * k, k, batch, \
@@ -238,6 +240,7 @@ GEMV_ENTRIES(q4_1, (size_t)(k / 32) * 20)
         const int row = blockIdx.x;                                                          \
         const int g = blockIdx.y;                                                            \
         const int batch = (int)group_count[g];                                               \
+        if (batch == 0) return; /* an unused group (device-side grouping) */                 \
         const unsigned int e = group_expert[g];                                              \
         const float* xg = x + (size_t)g * MAX_BATCH * k;                                     \
         float acc_g[MAX_BATCH] = {0.0f};                                                     \

@@ -20,6 +20,7 @@
 //! | `attention` | causal GQA of each sequence's query rows over its cached positions (prefill chunks and single-token decode) |
 //! | `moe_route` | router logits `[T, E]` -> top-k experts and weights per row |
 //! | `expert_dispatch` | each row through its chosen experts' SwiGLU MLPs, weighted sum |
+//! | `moe_ffn` | `moe_route` then `expert_dispatch` (a device may route on the device) |
 //! | `select_rows`, `argmax`, `to_host` | logits rows, greedy sampling, reads for tests |
 //!
 //! [`Precision`]: crate::format::Precision
@@ -245,6 +246,20 @@ pub trait DeviceOps: Send + Sync + 'static {
         routing: &Routing,
         experts: &[ExpertWeights<Self::Weight>],
     ) -> Result<Self::Act, EngineError>;
+
+    /// A MoE feed-forward: routes each row of `logits [T, E]` ([`DeviceOps::moe_route`])
+    /// and runs it through its experts ([`DeviceOps::expert_dispatch`]). A device may
+    /// keep the routing on the device (the CUDA one does).
+    fn moe_ffn(
+        &self,
+        x: &Self::Act,
+        logits: &Self::Act,
+        (top_k, renormalise): (usize, bool),
+        experts: &[ExpertWeights<Self::Weight>],
+    ) -> Result<Self::Act, EngineError> {
+        let routing = self.moe_route(logits, top_k, renormalise)?;
+        self.expert_dispatch(x, &routing, experts)
+    }
 
     /// Rows `rows` of `x`.
     fn select_rows(&self, x: &Self::Act, rows: &[u32]) -> Result<Self::Act, EngineError>;

@@ -50,17 +50,20 @@ pub enum Source {
     Convert,
     /// Tiled (flash-style) causal attention of prompt chunks over the paged cache.
     Prefill,
+    /// MoE routing (softmax, top-k) and grouping by expert on the device.
+    Moe,
 }
 
 impl Source {
     /// Every source.
-    pub const ALL: [Source; 6] = [
+    pub const ALL: [Source; 7] = [
         Source::Elementwise,
         Source::Gemv,
         Source::Attention,
         Source::Bandwidth,
         Source::Convert,
         Source::Prefill,
+        Source::Moe,
     ];
 
     /// File name under `kernels/cuda/`.
@@ -72,6 +75,7 @@ impl Source {
             Source::Bandwidth => "bandwidth.cu",
             Source::Convert => "convert.cu",
             Source::Prefill => "prefill.cu",
+            Source::Moe => "moe.cu",
         }
     }
 
@@ -84,6 +88,7 @@ impl Source {
             Source::Bandwidth => include_str!("../../cuda/bandwidth.cu"),
             Source::Convert => include_str!("../../cuda/convert.cu"),
             Source::Prefill => include_str!("../../cuda/prefill.cu"),
+            Source::Moe => include_str!("../../cuda/moe.cu"),
         }
     }
 
@@ -145,6 +150,7 @@ impl Source {
                 "dequant_q4_1_bf16",
             ],
             Source::Prefill => &["prefill_f32", "prefill_f16"],
+            Source::Moe => &["moe_route_f32", "moe_group"],
         }
     }
 

@@ -1,6 +1,7 @@
-//! Launchers of the grouped expert products (`gemv.cu`): one launch runs every expert
-//! of a MoE layer over the rows routed to it ([`MoeGroups`]), the experts' matrices
-//! found through a table of device addresses; then a deterministic combine.
+//! Launchers of the MoE kernels: routing and grouping on the device (`moe.cu`), and
+//! the grouped expert products (`gemv.cu`): one launch runs every expert of a MoE layer
+//! over the rows routed to it, the experts' matrices found through a table of device
+//! addresses; then a deterministic combine.
 //!
 //! Status: compiled and assembled in CI; run only on a GPU (`kernels/tests/cuda_ops.rs`).
 
@@ -12,6 +13,7 @@ use super::geometry::{MOE_GROUP_SLOTS, MoeGroups};
 use super::gpu::{Gpu, driver, shape};
 use super::{CudaError, Source};
 use crate::format::Precision;
+use crate::ops::Routing;
 
 /// One expert matrix on the device: its bytes, shape `[out, inp]` and format.
 #[derive(Clone, Copy)]
@@ -28,6 +30,29 @@ pub struct ExpertMatrix<'a> {
 
 /// One expert's SwiGLU MLP: gate, up, down.
 pub type ExpertMlp<'a> = [ExpertMatrix<'a>; 3];
+
+/// Most experts the device routing takes (`MOE_MAX_EXPERTS` in `moe.cu`).
+pub const DEVICE_MAX_EXPERTS: usize = 1024;
+/// Most experts per token it takes (`MOE_MAX_TOP_K`).
+pub const DEVICE_MAX_TOP_K: usize = 8;
+
+/// A routing on the device: `[rows * top_k]` expert ids and weights.
+pub struct DeviceRouting {
+    experts: CudaSlice<u32>,
+    weights: CudaSlice<f32>,
+    rows: usize,
+    top_k: usize,
+    n_experts: usize,
+}
+
+/// A routing's pairs grouped by expert on the device.
+pub struct DeviceGrouping {
+    groups: DeviceGroups,
+    slot_row: CudaSlice<u32>,
+    pair_slot: CudaSlice<u32>,
+    slots: usize,
+    experts: usize,
+}
 
 /// One layer's experts' matrices (gate, up or down) as device addresses.
 struct ExpertTable {
@@ -83,6 +108,36 @@ impl Gpu {
         groups: &MoeGroups,
         slab: &CudaSlice<f32>,
     ) -> Result<CudaSlice<f32>, CudaError> {
+        let d_groups = self.device_groups(groups, experts.len())?;
+        self.grouped_ffn_over(experts, &d_groups, slab)
+    }
+
+    /// [`Gpu::grouped_ffn`] over groups made on the device ([`Gpu::moe_group`]).
+    pub fn grouped_ffn_on_device(
+        &self,
+        experts: &[ExpertMlp<'_>],
+        grouping: &DeviceGrouping,
+        slab: &CudaSlice<f32>,
+    ) -> Result<CudaSlice<f32>, CudaError> {
+        if grouping.experts != experts.len() {
+            return Err(shape(
+                "grouped_ffn",
+                format!(
+                    "grouped over {} experts, given {}",
+                    grouping.experts,
+                    experts.len()
+                ),
+            ));
+        }
+        self.grouped_ffn_over(experts, &grouping.groups, slab)
+    }
+
+    fn grouped_ffn_over(
+        &self,
+        experts: &[ExpertMlp<'_>],
+        d_groups: &DeviceGroups,
+        slab: &CudaSlice<f32>,
+    ) -> Result<CudaSlice<f32>, CudaError> {
         let Some([g0, _, _]) = experts.first() else {
             return Err(shape("grouped_ffn", "no experts".into()));
         };
@@ -101,8 +156,7 @@ impl Gpu {
                 "experts of mixed shapes or formats".into(),
             ));
         }
-        let d_groups = self.device_groups(groups, experts.len())?;
-        let slots = groups.slot_row.len();
+        let slots = d_groups.groups * MOE_GROUP_SLOTS;
         let pick = |i: usize| experts.iter().map(|e| e[i].bytes).collect::<Vec<_>>();
         // SAFETY: the tables hold the addresses of `experts`' buffers, borrowed for
         // this whole call; the launches that read them are queued before it returns
@@ -117,19 +171,177 @@ impl Gpu {
         let mut h = self.zeros(slots * inter)?;
         let mut y = self.zeros(slots * hidden)?;
         // SAFETY: every address is a live matrix of the shape and format each launch
-        // is given (checked above).
+        // is given (checked above); the groups were checked against the experts (or
+        // made by moe_group, whose ids are below the expert count).
         unsafe {
             self.gemv_grouped_gate_up(
                 format,
                 (&gate, &up),
-                &d_groups,
+                d_groups,
                 slab,
                 &mut h,
                 (inter, hidden),
             )?;
-            self.gemv_grouped(format, &down, &d_groups, &h, &mut y, (hidden, inter))?;
+            self.gemv_grouped(format, &down, d_groups, &h, &mut y, (hidden, inter))?;
         }
         Ok(y)
+    }
+
+    /// Routes each row of `logits [rows, n_experts]` on the device: softmax, the
+    /// `top_k` largest (ties to the lower id), renormalised when asked.
+    pub fn moe_route(
+        &self,
+        logits: &CudaSlice<f32>,
+        rows: usize,
+        n_experts: usize,
+        top_k: usize,
+        renormalise: bool,
+    ) -> Result<DeviceRouting, CudaError> {
+        if n_experts == 0
+            || n_experts > DEVICE_MAX_EXPERTS
+            || top_k == 0
+            || top_k > DEVICE_MAX_TOP_K.min(n_experts)
+            || logits.len() != rows * n_experts
+        {
+            return Err(shape(
+                "moe_route",
+                format!(
+                    "top-{top_k} of {n_experts} experts for {rows} rows ({} logits)",
+                    logits.len()
+                ),
+            ));
+        }
+        let mut experts = self
+            .stream()
+            .alloc_zeros::<u32>(rows * top_k)
+            .map_err(|e| self.alloc_error("routing", 4 * rows * top_k, e))?;
+        let mut weights = self.zeros(rows * top_k)?;
+        if rows > 0 {
+            let f = self.function(Source::Moe, "moe_route_f32")?;
+            let (e_i, k_i, r_i) = (n_experts as i32, top_k as i32, i32::from(renormalise));
+            let cfg = LaunchConfig {
+                grid_dim: (rows as u32, 1, 1),
+                block_dim: (128, 1, 1),
+                shared_mem_bytes: 0,
+            };
+            let mut b = self.stream().launch_builder(&f);
+            b.arg(logits).arg(&mut experts).arg(&mut weights);
+            b.arg(&e_i).arg(&k_i).arg(&r_i);
+            // SAFETY: (logits, experts, weights, n_experts, top_k, renormalise) as
+            // declared; n_experts <= MOE_MAX_EXPERTS and top_k <= MOE_MAX_TOP_K.
+            unsafe { b.launch(cfg) }.map_err(driver("launching moe_route"))?;
+        }
+        Ok(DeviceRouting {
+            experts,
+            weights,
+            rows,
+            top_k,
+            n_experts,
+        })
+    }
+
+    /// The routing back on the host (tests; the engine keeps it on the device).
+    pub fn download_routing(&self, r: &DeviceRouting) -> Result<Routing, CudaError> {
+        Ok(Routing {
+            top_k: r.top_k,
+            experts: self.download(&r.experts)?,
+            weights: self.download(&r.weights)?,
+        })
+    }
+
+    /// Groups `r`'s pairs by expert on the device (as [`super::geometry::moe_groups`]
+    /// does on the host), into the most groups they can need: `pairs / 8` rounded up
+    /// plus one per expert; unused groups have count 0.
+    pub fn moe_group(&self, r: &DeviceRouting) -> Result<DeviceGrouping, CudaError> {
+        let pairs = r.rows * r.top_k;
+        let max_groups = pairs.div_ceil(MOE_GROUP_SLOTS) + r.n_experts.min(pairs);
+        let slots = max_groups * MOE_GROUP_SLOTS;
+        let u32s = |n: usize, what: &'static str| {
+            self.stream()
+                .alloc_zeros::<u32>(n.max(1))
+                .map_err(|e| self.alloc_error(what, 4 * n, e))
+        };
+        let mut expert = u32s(max_groups, "groups")?;
+        let mut count = u32s(max_groups, "groups")?;
+        let mut slot_row = u32s(slots, "slots")?;
+        let mut pair_slot = u32s(pairs, "pairs")?;
+        if pairs > 0 {
+            let f = self.function(Source::Moe, "moe_group")?;
+            let (p_i, k_i, e_i, g_i) = (
+                pairs as i32,
+                r.top_k as i32,
+                r.n_experts as i32,
+                max_groups as i32,
+            );
+            let cfg = LaunchConfig {
+                grid_dim: (1, 1, 1),
+                block_dim: (256, 1, 1),
+                shared_mem_bytes: 0,
+            };
+            let mut b = self.stream().launch_builder(&f);
+            b.arg(&r.experts).arg(&p_i).arg(&k_i).arg(&e_i);
+            b.arg(&mut expert)
+                .arg(&mut count)
+                .arg(&mut slot_row)
+                .arg(&mut pair_slot)
+                .arg(&g_i);
+            // SAFETY: arguments as declared; every expert id is below n_experts (made by
+            // moe_route); the tables hold max_groups groups, their slots and every pair.
+            unsafe { b.launch(cfg) }.map_err(driver("launching moe_group"))?;
+        }
+        Ok(DeviceGrouping {
+            groups: DeviceGroups {
+                expert,
+                count,
+                groups: max_groups,
+            },
+            slot_row,
+            pair_slot,
+            slots,
+            experts: r.n_experts,
+        })
+    }
+
+    /// `out[r] = sum_j w[r, j] * y[slot[r, j]]` with the slots and weights on the device.
+    pub fn moe_combine_on_device(
+        &self,
+        y: &CudaSlice<f32>,
+        grouping: &DeviceGrouping,
+        r: &DeviceRouting,
+        out: &mut CudaSlice<f32>,
+        cols: usize,
+    ) -> Result<(), CudaError> {
+        if y.len() != grouping.slots * cols || out.len() != r.rows * cols {
+            return Err(shape(
+                "moe_combine",
+                format!("y {} / out {} of {cols}", y.len(), out.len()),
+            ));
+        }
+        if r.rows == 0 {
+            return Ok(());
+        }
+        let f = self.function(Source::Gemv, "moe_combine_f32")?;
+        let (cols_i, k_i) = (cols as i32, r.top_k as i32);
+        let cfg = LaunchConfig {
+            grid_dim: (r.rows as u32, 1, 1),
+            block_dim: (256, 1, 1),
+            shared_mem_bytes: 0,
+        };
+        let mut b = self.stream().launch_builder(&f);
+        b.arg(y)
+            .arg(&grouping.pair_slot)
+            .arg(&r.weights)
+            .arg(out)
+            .arg(&cols_i)
+            .arg(&k_i);
+        // SAFETY: as declared; every pair's slot (from moe_group) is a row of y.
+        unsafe { b.launch(cfg) }.map_err(driver("launching moe_combine"))?;
+        Ok(())
+    }
+
+    /// The slots' input rows (for gathering the slab).
+    pub fn slot_rows<'a>(&self, g: &'a DeviceGrouping) -> (&'a CudaSlice<u32>, usize) {
+        (&g.slot_row, g.slots)
     }
 
     /// Uploads `g`'s groups after checking them against `experts`.

@@ -9,9 +9,10 @@
 //! - The KV cache is slot-major per layer, as on the CPU, in f16 (the default) or f32
 //!   ([`CudaOps::open_with_kv`], for parity tests); decode rows go through split-KV
 //!   attention, prompt chunks through the tiled prefill kernel.
-//! - MoE routing reads the router logits back and routes on the host with the CPU's
-//!   [`route_row`] (so both devices route identically); the experts then run as three
-//!   grouped launches per layer (gate/up, down, combine).
+//! - MoE layers stay on the device (`moe_ffn`): routing (softmax, top-k with ties to
+//!   the lower id, as the host reference [`route_row`]), grouping by expert, then three
+//!   grouped launches (gate/up, down, combine). `moe_route` (host routing) remains for
+//!   shapes the device routing does not take.
 //!
 //! Status: compiled and type-checked; correctness against the CPU engine
 //! (`kernels/tests/cuda_ops.rs`, `kernels/tests/cuda_engine.rs`) runs only on a GPU.
@@ -27,7 +28,7 @@ use super::geometry::{
     PREFILL_MAX_HEAD_DIM, decode_geometry, gemm_min_rows, moe_groups, prefill_tiles,
 };
 use super::gpu::{GEMV_MAX_BATCH, Gpu};
-use super::moe::{ExpertMatrix, ExpertMlp};
+use super::moe::{DEVICE_MAX_EXPERTS, DEVICE_MAX_TOP_K, ExpertMatrix, ExpertMlp};
 use crate::EngineError;
 use crate::config::RopeStyle;
 use crate::format::Precision;
@@ -519,6 +520,60 @@ impl DeviceOps for CudaOps {
         let y = self.gpu.grouped_ffn(&mlps, &groups, &slab)?;
         self.gpu
             .moe_combine(&y, &groups, &mut out, hidden, routing.top_k)?;
+        Ok(self.act(out, rows, x.cols))
+    }
+
+    /// Routing, grouping and the experts all on the device (no wait for the host):
+    /// `moe_route_f32`, `moe_group`, the grouped gate/up and down, the combine. Shapes
+    /// the device routing does not take (over 1024 experts, over 8 per token) route on
+    /// the host.
+    fn moe_ffn(
+        &self,
+        x: &CudaAct,
+        logits: &CudaAct,
+        (top_k, renormalise): (usize, bool),
+        experts: &[ExpertWeights<CudaWeight>],
+    ) -> Result<CudaAct, EngineError> {
+        let n_experts = experts.len();
+        if n_experts > DEVICE_MAX_EXPERTS || top_k > DEVICE_MAX_TOP_K {
+            let routing = self.moe_route(logits, top_k, renormalise)?;
+            return self.expert_dispatch(x, &routing, experts);
+        }
+        let rows = x.rows;
+        let mut out = self.gpu.zeros(rows * x.cols)?;
+        let Some(first) = experts.first() else {
+            return Ok(self.act(out, rows, x.cols));
+        };
+        if logits.rows != rows || logits.cols != n_experts || first.gate.inp != x.cols {
+            return Err(err(format!(
+                "MoE of [{rows}, {}] with router logits [{}, {}] over {n_experts} experts of width {}",
+                x.cols, logits.rows, logits.cols, first.gate.inp
+            )));
+        }
+        if rows == 0 {
+            return Ok(self.act(out, rows, x.cols));
+        }
+        let routing = self
+            .gpu
+            .moe_route(&logits.data, rows, n_experts, top_k, renormalise)?;
+        let grouping = self.gpu.moe_group(&routing)?;
+        let (slot_row, slots) = self.gpu.slot_rows(&grouping);
+        let mut slab = self.gpu.zeros(slots * x.cols)?;
+        // Every slot's row is below `rows` (moe_group makes them from pair indices).
+        self.gpu.embed(
+            &x.data,
+            slot_row,
+            &mut slab,
+            (rows, x.cols),
+            (rows - 1) as u32,
+        )?;
+        let mlps: Vec<ExpertMlp<'_>> = experts
+            .iter()
+            .map(|e| [matrix(&e.gate), matrix(&e.up), matrix(&e.down)])
+            .collect();
+        let y = self.gpu.grouped_ffn_on_device(&mlps, &grouping, &slab)?;
+        self.gpu
+            .moe_combine_on_device(&y, &grouping, &routing, &mut out, x.cols)?;
         Ok(self.act(out, rows, x.cols))
     }
 

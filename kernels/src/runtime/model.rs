@@ -226,9 +226,8 @@ impl<D: DeviceOps> Model<D> {
                     let moe = c.moe().ok_or_else(|| {
                         EngineError::Tensor("MoE weights for a dense config".into())
                     })?;
-                    let routing =
-                        ops.moe_route(&ops.matmul(&h, router)?, moe.top_k, moe.norm_topk_prob)?;
-                    ops.expert_dispatch(&h, &routing, experts)?
+                    let logits = ops.matmul(&h, router)?;
+                    ops.moe_ffn(&h, &logits, (moe.top_k, moe.norm_topk_prob), experts)?
                 }
             };
             x = ops.add(&x, &f)?;
