@@ -258,7 +258,10 @@ impl Gpu {
             return Ok(());
         }
         let (row0, counts): (Vec<u32>, Vec<u32>) = tiles.iter().copied().unzip();
-        let (d_row0, d_counts) = (self.upload(&row0)?, self.upload(&counts)?);
+        let (d_row0, d_counts) = (
+            self.upload_cached_u32(&row0)?,
+            self.upload_cached_u32(&counts)?,
+        );
         let name = match kv.0.dtype() {
             KvDtype::F32 => "prefill_f32",
             KvDtype::F16 => "prefill_f16",
@@ -288,8 +291,8 @@ impl Gpu {
                 ));
             }
         };
-        b.arg(&d_row0)
-            .arg(&d_counts)
+        b.arg(&*d_row0)
+            .arg(&*d_counts)
             .arg(t.pos)
             .arg(t.table)
             .arg(t.tables)

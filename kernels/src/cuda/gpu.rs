@@ -47,6 +47,43 @@ pub struct Gpu {
     name: String,
     sm_count: usize,
     blas: BlasState,
+    cache_u32: UploadCache<u32, Arc<CudaSlice<u32>>>,
+    cache_u64: UploadCache<u64, Arc<CudaSlice<u64>>>,
+}
+
+/// Small host-to-device uploads that repeat, kept by content (most recent first): a
+/// step's positions, KV slots, block tables and tiles are the same in every layer, a
+/// MoE layer's expert address tables the same in every step. Only read by kernels, so
+/// sharing them is safe. `D` is what an upload gives (a device buffer).
+struct UploadCache<T, D> {
+    capacity: usize,
+    entries: Mutex<std::collections::VecDeque<(Vec<T>, D)>>,
+}
+
+impl<T: PartialEq + Clone, D: Clone> UploadCache<T, D> {
+    fn new(capacity: usize) -> Self {
+        Self {
+            capacity,
+            entries: Mutex::new(std::collections::VecDeque::new()),
+        }
+    }
+
+    /// What `v` was uploaded as, or `upload(v)` kept for next time (the least
+    /// recently used entry leaves when the cache is full).
+    fn get_or_upload<E>(&self, v: &[T], upload: impl FnOnce(&[T]) -> Result<D, E>) -> Result<D, E> {
+        let mut e = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(at) = e.iter().position(|(k, _)| k.as_slice() == v)
+            && let Some(hit) = e.remove(at)
+        {
+            let d = hit.1.clone();
+            e.push_front(hit);
+            return Ok(d);
+        }
+        let d = upload(v)?;
+        e.push_front((v.to_vec(), d.clone()));
+        e.truncate(self.capacity);
+        Ok(d)
+    }
 }
 
 /// The GPU's cuBLAS handle and the dequantization workspace, made on first use (by
@@ -117,6 +154,10 @@ impl Gpu {
             name: info.name,
             sm_count,
             blas: Default::default(),
+            // A step uploads about 8 distinct index vectors; a model has up to 3
+            // expert tables per MoE layer.
+            cache_u32: UploadCache::new(16),
+            cache_u64: UploadCache::new(512),
         })
     }
 
@@ -203,6 +244,19 @@ impl Gpu {
         self.stream
             .clone_htod(data)
             .map_err(|e| self.alloc_error("uploading", std::mem::size_of_val(data), e))
+    }
+
+    /// `v` on the device, reusing an earlier upload of the same values. Kernels must
+    /// only read the result.
+    pub fn upload_cached_u32(&self, v: &[u32]) -> Result<Arc<CudaSlice<u32>>, CudaError> {
+        self.cache_u32
+            .get_or_upload(v, |v| Ok(Arc::new(self.upload(v)?)))
+    }
+
+    /// As [`Gpu::upload_cached_u32`], for 64-bit values (device addresses).
+    pub fn upload_cached_u64(&self, v: &[u64]) -> Result<Arc<CudaSlice<u64>>, CudaError> {
+        self.cache_u64
+            .get_or_upload(v, |v| Ok(Arc::new(self.upload(v)?)))
     }
 
     /// Copies a device buffer to the host (waits for the stream).
@@ -501,5 +555,32 @@ impl Gpu {
         self.stream
             .alloc_zeros(n)
             .map_err(|e| self.alloc_error("allocating", n * 4, e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::UploadCache;
+
+    #[test]
+    fn the_upload_cache_reuses_equal_values_and_drops_the_least_recent() {
+        let cache: UploadCache<u32, usize> = UploadCache::new(2);
+        let mut uploads = 0;
+        let mut get = |v: &[u32]| {
+            cache
+                .get_or_upload(v, |_| {
+                    uploads += 1;
+                    Ok::<_, ()>(uploads)
+                })
+                .unwrap()
+        };
+        assert_eq!(get(&[1, 2]), 1);
+        assert_eq!(get(&[1, 2]), 1, "equal values: the same upload");
+        assert_eq!(get(&[1, 3]), 2);
+        assert_eq!(get(&[1, 2]), 1, "still kept; now the most recent");
+        assert_eq!(get(&[4]), 3, "full: [1, 3] leaves");
+        assert_eq!(get(&[1, 2]), 1);
+        assert_eq!(get(&[1, 3]), 4, "uploaded again");
+        assert_eq!(get(&[]), 5);
     }
 }

@@ -56,7 +56,7 @@ pub struct DeviceGrouping {
 
 /// One layer's experts' matrices (gate, up or down) as device addresses.
 struct ExpertTable {
-    ptrs: CudaSlice<u64>,
+    ptrs: std::sync::Arc<CudaSlice<u64>>,
     experts: usize,
 }
 
@@ -93,7 +93,7 @@ impl Gpu {
             })
             .collect();
         Ok(ExpertTable {
-            ptrs: self.upload(&ptrs)?,
+            ptrs: self.upload_cached_u64(&ptrs)?,
             experts: weights.len(),
         })
     }
@@ -425,7 +425,7 @@ impl Gpu {
             shared_mem_bytes: 0,
         };
         let mut b = self.stream().launch_builder(&f);
-        b.arg(&table.ptrs)
+        b.arg(&*table.ptrs)
             .arg(&groups.expert)
             .arg(&groups.count)
             .arg(x)
@@ -476,8 +476,8 @@ impl Gpu {
             shared_mem_bytes: 0,
         };
         let mut b = self.stream().launch_builder(&f);
-        b.arg(&gate.ptrs)
-            .arg(&up.ptrs)
+        b.arg(&*gate.ptrs)
+            .arg(&*up.ptrs)
             .arg(&groups.expert)
             .arg(&groups.count);
         b.arg(x).arg(y).arg(&n_i).arg(&k_i);

@@ -122,10 +122,11 @@ impl CudaOps {
         }
     }
 
-    fn upload_u32(&self, v: &[u32]) -> Result<CudaSlice<u32>, EngineError> {
-        // A zero-length device buffer is fine for cudarc, but kernels are never
-        // launched on one (each launcher returns early).
-        Ok(self.gpu.upload(v)?)
+    fn upload_u32(&self, v: &[u32]) -> Result<Arc<CudaSlice<u32>>, EngineError> {
+        // Index vectors repeat in every layer of a step: uploaded once
+        // (`Gpu::upload_cached_u32`). A zero-length buffer is fine for cudarc, but
+        // kernels are never launched on one (each launcher returns early).
+        Ok(self.gpu.upload_cached_u32(v)?)
     }
 
     /// `x` rows `ids` (any order, repeats allowed).
