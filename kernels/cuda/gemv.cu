@@ -10,8 +10,9 @@
 //
 // Float formats read 16 bytes of weights per load (float4; 8 halves) when k is a
 // multiple of 4 (f32) or 8 (f16, bf16), which keeps every row aligned; otherwise the
-// whole row is read element by element. GGUF blocks are only 2-byte aligned: 16-bit loads for the
-// scales, bytes for the quants; each thread takes whole blocks.
+// whole row is read element by element. GGUF blocks are only 2-byte aligned: their
+// scales and quants are read 16 bits at a time, their activations as float4; each
+// thread takes whole blocks.
 //
 // Grid: (n_out); block: 128 threads (a multiple of 32).
 
@@ -86,20 +87,54 @@ __device__ __forceinline__ unsigned short load_u16(const unsigned char* p) {
     return *(const unsigned short*)p;
 }
 
+// Each block's quants are read 16 bits at a time (blocks are only 2-byte aligned) and
+// its 32 activations as eight float4 (a block of x starts 128-byte aligned).
+
+// sum_j (lo(q[j]) + off) x[j] + (hi(q[j]) + off) x[j + 16] over the 16 bytes of q;
+// *xs += sum of the 32 x.
+__device__ __forceinline__ float nibble_dot(const unsigned char* q, const float* __restrict__ xb,
+                                            float off, float* xs) {
+    const unsigned short* q16 = (const unsigned short*)q;
+    const float4* x4 = (const float4*)xb;
+    float s = 0.0f;
+    float t = 0.0f;
+#pragma unroll
+    for (int h = 0; h < 4; ++h) {
+        const unsigned int w = (unsigned int)q16[2 * h] | ((unsigned int)q16[2 * h + 1] << 16);
+        const float4 lo = x4[h];
+        const float4 hi = x4[4 + h];
+        s += ((float)(w & 15u) + off) * lo.x + ((float)((w >> 8) & 15u) + off) * lo.y +
+             ((float)((w >> 16) & 15u) + off) * lo.z + ((float)((w >> 24) & 15u) + off) * lo.w;
+        s += ((float)((w >> 4) & 15u) + off) * hi.x + ((float)((w >> 12) & 15u) + off) * hi.y +
+             ((float)((w >> 20) & 15u) + off) * hi.z + ((float)((w >> 28) & 15u) + off) * hi.w;
+        t += (lo.x + lo.y) + (lo.z + lo.w) + (hi.x + hi.y) + (hi.z + hi.w);
+    }
+    *xs += t;
+    return s;
+}
+
 __device__ __forceinline__ void row_dot_q8_0(const unsigned char* wr, const float* __restrict__ x,
                                              int k, int batch, float* acc) {
     const int blocks = k / 32;
     for (int blk = threadIdx.x; blk < blocks; blk += blockDim.x) {
         const unsigned char* p = wr + (size_t)blk * 34;
         const float d = f16_to_f32(load_u16(p));
-        const signed char* q = (const signed char*)(p + 2);
+        const unsigned short* q16 = (const unsigned short*)(p + 2);
 #pragma unroll
         for (int b = 0; b < MAX_BATCH; ++b) {
             if (b < batch) {
-                const float* xb = x + (size_t)b * k + blk * 32;
+                const float4* x4 = (const float4*)(x + (size_t)b * k + blk * 32);
                 float s = 0.0f;
 #pragma unroll
-                for (int j = 0; j < 32; ++j) s += (float)q[j] * xb[j];
+                for (int h = 0; h < 8; ++h) {
+                    const unsigned int lo = q16[2 * h];
+                    const unsigned int hi = q16[2 * h + 1];
+                    const float4 xv = x4[h];
+                    s += (float)(signed char)(lo & 0xffu) * xv.x +
+                         (float)(signed char)(lo >> 8) * xv.y +
+                         (float)(signed char)(hi & 0xffu) * xv.z +
+                         (float)(signed char)(hi >> 8) * xv.w;
+                }
                 acc[b] += d * s;
             }
         }
@@ -112,18 +147,11 @@ __device__ __forceinline__ void row_dot_q4_0(const unsigned char* wr, const floa
     for (int blk = threadIdx.x; blk < blocks; blk += blockDim.x) {
         const unsigned char* p = wr + (size_t)blk * 18;
         const float d = f16_to_f32(load_u16(p));
-        const unsigned char* q = p + 2;
 #pragma unroll
         for (int b = 0; b < MAX_BATCH; ++b) {
             if (b < batch) {
-                const float* xb = x + (size_t)b * k + blk * 32;
-                float s = 0.0f;
-#pragma unroll
-                for (int j = 0; j < 16; ++j) {
-                    s += (float)((int)(q[j] & 15) - 8) * xb[j];
-                    s += (float)((int)(q[j] >> 4) - 8) * xb[j + 16];
-                }
-                acc[b] += d * s;
+                float xs = 0.0f;
+                acc[b] += d * nibble_dot(p + 2, x + (size_t)b * k + blk * 32, -8.0f, &xs);
             }
         }
     }
@@ -136,18 +164,11 @@ __device__ __forceinline__ void row_dot_q4_1(const unsigned char* wr, const floa
         const unsigned char* p = wr + (size_t)blk * 20;
         const float d = f16_to_f32(load_u16(p));
         const float m = f16_to_f32(load_u16(p + 2));
-        const unsigned char* q = p + 4;
 #pragma unroll
         for (int b = 0; b < MAX_BATCH; ++b) {
             if (b < batch) {
-                const float* xb = x + (size_t)b * k + blk * 32;
-                float s = 0.0f;
                 float xs = 0.0f;
-#pragma unroll
-                for (int j = 0; j < 16; ++j) {
-                    s += (float)(q[j] & 15) * xb[j] + (float)(q[j] >> 4) * xb[j + 16];
-                    xs += xb[j] + xb[j + 16];
-                }
+                const float s = nibble_dot(p + 4, x + (size_t)b * k + blk * 32, 0.0f, &xs);
                 acc[b] += d * s + m * xs;
             }
         }
