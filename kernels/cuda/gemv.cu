@@ -130,10 +130,11 @@ __device__ __forceinline__ void row_dot_q8_0(const unsigned char* wr, const floa
                     const unsigned int lo = q16[2 * h];
                     const unsigned int hi = q16[2 * h + 1];
                     const float4 xv = x4[h];
-                    s += (float)(signed char)(lo & 0xffu) * xv.x +
-                         (float)(signed char)(lo >> 8) * xv.y +
-                         (float)(signed char)(hi & 0xffu) * xv.z +
-                         (float)(signed char)(hi >> 8) * xv.w;
+                    // Sign-extend each byte (well defined: shift up, then arithmetic down).
+                    s += (float)(((int)(lo << 24)) >> 24) * xv.x +
+                         (float)(((int)(lo << 16)) >> 24) * xv.y +
+                         (float)(((int)(hi << 24)) >> 24) * xv.z +
+                         (float)(((int)(hi << 16)) >> 24) * xv.w;
                 }
                 acc[b] += d * s;
             }

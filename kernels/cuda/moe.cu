@@ -58,7 +58,9 @@ extern "C" __global__ void moe_route_f32(const float* __restrict__ logits,
         float bv = -1.0f;
         int bi = 0x7fffffff;
         for (int e = threadIdx.x; e < n_experts; e += blockDim.x) {
-            const float v = p[e];
+            // NaN ranks below every probability but above the picked (-1): a row of
+            // NaN still picks distinct, valid experts, the lowest ids (as the host).
+            const float v = (p[e] == p[e]) ? p[e] : -0.5f;
             if (v > bv || (v == bv && e < bi)) {
                 bv = v;
                 bi = e;
@@ -84,6 +86,7 @@ extern "C" __global__ void moe_route_f32(const float* __restrict__ logits,
                     bi = cand_i[w];
                 }
             }
+            if (bi >= n_experts) bi = 0;  // never: top_k <= n_experts; kept in range anyway
             const size_t o = (size_t)blockIdx.x * top_k + j;
             experts[o] = (unsigned int)bi;
             weights[o] = bv / sum;

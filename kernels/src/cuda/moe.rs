@@ -302,6 +302,22 @@ impl Gpu {
         })
     }
 
+    /// The used groups of `g` back on the host, as [`super::geometry::moe_groups`]
+    /// makes them (tests).
+    pub fn download_grouping(&self, g: &DeviceGrouping) -> Result<MoeGroups, CudaError> {
+        let count = self.download(&g.groups.count)?;
+        let used = count.iter().take_while(|&&c| c > 0).count();
+        let mut slot_row = self.download(&g.slot_row)?;
+        slot_row.truncate(used * MOE_GROUP_SLOTS);
+        Ok(MoeGroups {
+            group_expert: self.download(&g.groups.expert)?[..used].to_vec(),
+            group_count: count[..used].to_vec(),
+            slot_row,
+            pair_slot: self.download(&g.pair_slot)?,
+            pair_weight: Vec::new(),
+        })
+    }
+
     /// `out[r] = sum_j w[r, j] * y[slot[r, j]]` with the slots and weights on the device.
     pub fn moe_combine_on_device(
         &self,

@@ -527,7 +527,7 @@ impl DeviceOps for CudaOps {
     /// Routing, grouping and the experts all on the device (no wait for the host):
     /// `moe_route_f32`, `moe_group`, the grouped gate/up and down, the combine. Shapes
     /// the device routing does not take (over 1024 experts, over 8 per token) route on
-    /// the host.
+    /// the host, as does `top_k = 0`.
     fn moe_ffn(
         &self,
         x: &CudaAct,
@@ -536,7 +536,7 @@ impl DeviceOps for CudaOps {
         experts: &[ExpertWeights<CudaWeight>],
     ) -> Result<CudaAct, EngineError> {
         let n_experts = experts.len();
-        if n_experts > DEVICE_MAX_EXPERTS || top_k > DEVICE_MAX_TOP_K {
+        if n_experts > DEVICE_MAX_EXPERTS || top_k > DEVICE_MAX_TOP_K || top_k == 0 {
             let routing = self.moe_route(logits, top_k, renormalise)?;
             return self.expert_dispatch(x, &routing, experts);
         }
