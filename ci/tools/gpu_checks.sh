@@ -218,7 +218,7 @@ for e in rep["results"]:
           f"{e['requests']['ok']}/{e['requests']['sent']} ok, {out:.1f} out tok/s, "
           f"decode {fmt(rf.get('decode_tokens_per_s'))} tok/s of ceiling {fmt(rf.get('decode_ceiling_tokens_per_s'))} "
           f"(ratio {fmt(rf.get('decode_ratio'))}), energy {fmt(en.get('energy_j'))} J "
-          f"{'' if en.get('energy_j') is not None else '(' + str(en.get('reason')) + ')'}")
+          f"{'' if en.get('energy_j') is not None else '(' + str(en.get('reason'))[:60] + ')'}")
 PY
     done
     if [ -f "$WORK/roofline.json" ]; then
