@@ -286,6 +286,9 @@ impl Aggregate {
             },
             prefill_busy_s: Some((a.prefill_busy_ns - b.prefill_busy_ns) as f64 / 1e9),
             decode_busy_s: Some((a.decode_busy_ns - b.decode_busy_ns) as f64 / 1e9),
+            decode_steps: Some(a.decode_steps - b.decode_steps),
+            decode_step_tokens: Some(a.decode_step_tokens - b.decode_step_tokens),
+            decode_step_busy_s: Some((a.decode_step_ns - b.decode_step_ns) as f64 / 1e9),
         })
     }
 

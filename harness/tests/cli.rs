@@ -469,6 +469,26 @@ fn a_real_run_on_smollm2_writes_a_valid_report() {
         assert!(f > 0.0 && f.is_finite(), "{k} {f}: {rf}");
     }
     assert!(rf["bytes_per_decode_token"].as_f64().unwrap() > 1e7, "{rf}");
+    // The shape is what the engine holds: this GGUF keeps its (tied) embedding in
+    // Q8_0, so its shared bytes exceed an all-Q4_1 projection of the same preset.
+    let proj = tmp.path().join("proj.json");
+    stdout_of(&[
+        "roofline",
+        "--quick",
+        "--precision",
+        "q4_1",
+        "--batch",
+        "1",
+        "--context",
+        "0",
+        "--json",
+        proj.to_str().unwrap(),
+    ]);
+    let uniform = read_json(&proj)["projections"][0]["shape"]["shared_weight_bytes"]
+        .as_u64()
+        .unwrap();
+    let held = rf["shape"]["shared_weight_bytes"].as_u64().unwrap();
+    assert!(held > uniform, "held {held} vs uniform q4_1 {uniform}");
 
     let lines = std::fs::read_to_string(out.join("requests.jsonl")).unwrap();
     assert_eq!(

@@ -207,15 +207,16 @@ struct Loaded {
     roofline: Option<(DeviceLimits, ModelShape)>,
 }
 
-/// Limits measured in this process, by device and precision: every target on the
-/// same device reuses them (a sweep prepares one target per run, a multi-target run
-/// several).
+/// Limits measured in this process, by device, precision and model (the matmul is
+/// measured at the model's MLP shape): targets alike reuse them.
 fn measured_limits<D: LocalDevice>(
     device: &D,
     precision: Precision,
+    cfg: &ModelConfig,
 ) -> Result<DeviceLimits, EngineError> {
-    static CACHE: OnceLock<Mutex<HashMap<(String, Precision), DeviceLimits>>> = OnceLock::new();
-    let key = (device.device_label(), precision);
+    type Key = (String, Precision, &'static str);
+    static CACHE: OnceLock<Mutex<HashMap<Key, DeviceLimits>>> = OnceLock::new();
+    let key = (device.device_label(), precision, cfg.name);
     let cache = CACHE.get_or_init(Default::default);
     if let Some(l) = cache.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
         return Ok(l.clone());
@@ -223,7 +224,8 @@ fn measured_limits<D: LocalDevice>(
     let opts = match D::DEVICE {
         results::Device::Gpu => MeasureOptions::QUICK.for_gpu(),
         _ => MeasureOptions::QUICK,
-    };
+    }
+    .at_model_shape(cfg);
     let l = roofline::measure(device, &[precision], opts)?;
     cache
         .lock()
@@ -259,11 +261,12 @@ impl<D: LocalDevice> LocalBackend<D> {
     }
 
     /// Opens the device and loads the weights the config asks for onto it (blocking;
-    /// seconds), refusing first if they and the KV cache do not fit its memory.
+    /// seconds), refusing first if they and the KV cache do not fit its memory; with
+    /// `roofline` on, measures the device's limits first.
     pub fn load(
         config: &LocalConfig,
         settings: &BTreeMap<String, String>,
-    ) -> Result<(Model<D>, WeightsInfo), EngineError> {
+    ) -> Result<(Model<D>, WeightsInfo, Option<DeviceLimits>), EngineError> {
         let p = config.preset;
         let file = match &config.weights {
             WeightsChoice::File(f) => Some(f.clone()),
@@ -293,6 +296,19 @@ impl<D: LocalDevice> LocalBackend<D> {
         let device = D::open(settings)?;
         D::memory_plan(p, precision, config.kv_capacity_tokens(D::KV_ELEM_BYTES))
             .check(device.available_bytes())?;
+        // The device's limits before anything else is on it: the measurement's
+        // buffers are freed before the weights arrive.
+        let limits = if config.roofline {
+            match measured_limits(&device, precision, p) {
+                Ok(l) => Some(l),
+                Err(e) => {
+                    tracing::warn!("{}: the roofline was not measured: {e}", D::KIND);
+                    None
+                }
+            }
+        } else {
+            None
+        };
         let (host, info) = match file {
             Some(path) => {
                 let w = weights::load_gguf(&path, p)?;
@@ -328,7 +344,7 @@ impl<D: LocalDevice> LocalBackend<D> {
                 (w, info)
             }
         };
-        Ok((Model::new(device, p.clone(), host)?, info))
+        Ok((Model::new(device, p.clone(), host)?, info, limits))
     }
 
     fn loaded(&self) -> Result<&Arc<Loaded>, BackendError> {
@@ -397,23 +413,8 @@ impl<D: LocalDevice> Backend for LocalBackend<D> {
         }
         let (config, settings) = (self.config.clone(), self.settings.clone());
         let (model, weights, roofline) = tokio::task::spawn_blocking(move || {
-            let (model, weights) = Self::load(&config, &settings)?;
-            // The limits are measured before the engine thread starts, so nothing else
-            // runs on the device meanwhile.
-            let roofline = if config.roofline {
-                match measured_limits(&model.ops, model.precision) {
-                    Ok(l) => Some((
-                        l,
-                        roofline::model_shape::<D>(config.preset, model.precision),
-                    )),
-                    Err(e) => {
-                        tracing::warn!("{}: the roofline was not measured: {e}", D::KIND);
-                        None
-                    }
-                }
-            } else {
-                None
-            };
+            let (model, weights, limits) = Self::load(&config, &settings)?;
+            let roofline = limits.map(|l| (l, roofline::held_shape(&model)));
             Ok::<_, EngineError>((model, weights, roofline))
         })
         .await
@@ -544,6 +545,9 @@ impl<D: LocalDevice> Backend for LocalBackend<D> {
             max_batch: self.config.scheduler.max_batch as u32,
             prefill_busy_ns: c.prefill_busy_ns,
             decode_busy_ns: c.decode_busy_ns,
+            decode_steps: c.decode_steps,
+            decode_step_tokens: c.decode_step_tokens,
+            decode_step_ns: c.decode_step_ns,
         })
     }
 }

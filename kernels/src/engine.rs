@@ -85,6 +85,13 @@ pub struct EngineCounters {
     pub prefill_busy_ns: u64,
     /// Step time spent on decode tokens, nanoseconds (the rest of every step).
     pub decode_busy_ns: u64,
+    /// Steps of decode tokens only (no prompt chunk): what a decode figure is judged
+    /// by, since a mixed step's time does not split by token share.
+    pub decode_steps: u64,
+    /// Tokens of those steps (one per sequence).
+    pub decode_step_tokens: u64,
+    /// Time of those steps, nanoseconds.
+    pub decode_step_ns: u64,
 }
 
 struct Payload {
@@ -247,6 +254,11 @@ fn run<D: DeviceOps>(
             let mut c = counters.lock().unwrap_or_else(|e| e.into_inner());
             c.prefill_busy_ns += prefill_ns;
             c.decode_busy_ns += busy_ns - prefill_ns;
+            if prompt_tokens == 0 {
+                c.decode_steps += 1;
+                c.decode_step_tokens += step_tokens as u64;
+                c.decode_step_ns += busy_ns;
+            }
         }
         match stepped {
             Ok(sampled) => {

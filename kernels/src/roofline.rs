@@ -33,11 +33,12 @@ pub struct MeasureOptions {
 }
 
 impl MeasureOptions {
-    /// What a run measures before its first load point (under a second on a CPU).
+    /// What a run measures before its first load point (about a second on a CPU); the
+    /// matmul at the default prefill chunk's 256 rows.
     pub const QUICK: Self = Self {
         buffer_bytes: 256 << 20,
-        passes: 2,
-        matmul: (128, 1024, 1024),
+        passes: 3,
+        matmul: (256, 1024, 1024),
     };
     /// What `infermeter roofline` measures.
     pub const FULL: Self = Self {
@@ -45,6 +46,20 @@ impl MeasureOptions {
         passes: 5,
         matmul: (256, 2048, 2048),
     };
+    /// The matmul at `cfg`'s own MLP shape (`[intermediate, hidden]`, an expert's
+    /// for MoE), so that a run's ceilings are the device's speed at the shapes its
+    /// model uses.
+    pub fn at_model_shape(self, cfg: &ModelConfig) -> Self {
+        let out = match &cfg.ffn {
+            Ffn::Dense { intermediate } => *intermediate,
+            Ffn::Moe(m) => m.expert_intermediate,
+        };
+        Self {
+            matmul: (self.matmul.0, out, cfg.hidden),
+            ..self
+        }
+    }
+
     /// The larger buffers a GPU needs (its L2 holds tens of MB).
     pub fn for_gpu(self) -> Self {
         Self {
@@ -120,7 +135,19 @@ pub fn measure<D: LocalDevice>(
     })
 }
 
-/// `cfg` at `precision` as device `D` holds it.
+/// A loaded model's shape: [`model_shape`] with the matrix bytes the device really
+/// holds (a GGUF's embedding, and so a tied output head, may be in another format than
+/// the layers).
+pub fn held_shape<D: LocalDevice>(model: &crate::runtime::Model<D>) -> ModelShape {
+    let mut shape = model_shape::<D>(&model.config, model.precision);
+    let held = model.held_bytes();
+    shape.shared_weight_bytes = held.shared;
+    shape.expert_weight_bytes = held.per_expert;
+    shape
+}
+
+/// `cfg` at `precision` as device `D` holds it, every matrix in `precision` (what
+/// `infermeter roofline` projects; a run judges by [`held_shape`]).
 pub fn model_shape<D: LocalDevice>(cfg: &ModelConfig, precision: Precision) -> ModelShape {
     let (h, hd) = (cfg.hidden as u64, cfg.head_dim as u64);
     let (q, kv) = (cfg.heads as u64 * hd, cfg.kv_heads as u64 * hd);

@@ -366,11 +366,15 @@ fn merge_roofline(merged: &ResultEntry, group: &[&ResultEntry]) -> Option<Roofli
         .map(|e| e.roofline.as_ref())
         .collect::<Option<_>>()?;
     let first = rs.first()?;
+    // The kind of device (`cuda` of `cuda:1`), its name, and the same matmul measured
+    // the same way.
+    let kind = |d: &str| d.split(':').next().unwrap_or(d).to_string();
     let same = |r: &&RooflineStats| {
         r.shape == first.shape
-            && r.limits.device == first.limits.device
+            && kind(&r.limits.device) == kind(&first.limits.device)
             && r.limits.name == first.limits.name
             && r.limits.matmul_shape == first.limits.matmul_shape
+            && r.limits.matmul_engine == first.limits.matmul_engine
     };
     if !rs.iter().all(same) {
         return None;
@@ -378,6 +382,12 @@ fn merge_roofline(merged: &ResultEntry, group: &[&ResultEntry]) -> Option<Roofli
     let n = rs.len() as f64;
     let mean = |f: &dyn Fn(&DeviceLimits) -> f64| rs.iter().map(|r| f(&r.limits)).sum::<f64>() / n;
     let mut limits = first.limits.clone();
+    if rs.iter().any(|r| r.limits.device != first.limits.device) {
+        limits.device = kind(&first.limits.device);
+    }
+    if rs.iter().any(|r| r.limits.threads != first.limits.threads) {
+        limits.threads = None;
+    }
     limits.copy_gb_per_s = mean(&|l| l.copy_gb_per_s);
     limits.read_gb_per_s = mean(&|l| l.read_gb_per_s);
     limits.triad_gb_per_s = rs
@@ -525,6 +535,18 @@ fn merge_engine(es: &[&EngineStats]) -> Result<EngineStats, MergeError> {
         ),
         decode_busy_s: all_some(
             &es.iter().map(|e| e.decode_busy_s).collect::<Vec<_>>(),
+            |v| v.iter().sum(),
+        ),
+        decode_steps: all_some(
+            &es.iter().map(|e| e.decode_steps).collect::<Vec<_>>(),
+            |v| v.iter().sum(),
+        ),
+        decode_step_tokens: all_some(
+            &es.iter().map(|e| e.decode_step_tokens).collect::<Vec<_>>(),
+            |v| v.iter().sum(),
+        ),
+        decode_step_busy_s: all_some(
+            &es.iter().map(|e| e.decode_step_busy_s).collect::<Vec<_>>(),
             |v| v.iter().sum(),
         ),
     })

@@ -6,9 +6,12 @@
 //! `bytes = shared + moe_layers x expert_bytes x touched(B) + B x C x kv_bytes`, and
 //! computes `B x (matrix + head + attention x C)` operations. Its ceiling is
 //! `B / max(bytes / read_bandwidth, ops / matmul_throughput)` tokens per second.
-//! A prompt token computes `matrix + attention x P / 2` operations at mean prompt
-//! length `P` (the output head runs only where a token is sampled); its ceiling is
-//! `matmul_throughput / ops`.
+//! A prompt token computes `matrix + attention x A` operations, attending over `A`
+//! positions on average (`P / 2` for prompts of `P` tokens; `P - C / 2` when only the
+//! last `C` were computed, after a prefix-cache hit; the output head runs only where a
+//! token is sampled); its ceiling is `matmul_throughput / ops`. Both ceilings are upper
+//! bounds: a ratio above 1 means the limits were not reached by the model the formula
+//! assumes (a cache-resident model, uneven expert use), and a result says so.
 //!
 //! Expected experts touched by `B` tokens each choosing `k` of `E`:
 //! `E x (1 - (1 - k/E)^B)` (independent uniform choices).
@@ -84,11 +87,20 @@ pub fn decode_ceiling(
 }
 
 /// Prompt tokens per second `limits` allow for `shape` at mean prompt length
-/// `prompt`.
+/// `prompt` (each prompt token attends over half the prompt on average).
 pub fn prefill_ceiling(limits: &DeviceLimits, shape: &ModelShape, prompt: f64) -> Option<f64> {
+    prefill_ceiling_attending(limits, shape, prompt.max(0.0) / 2.0)
+}
+
+/// Prompt tokens per second when each attends over `attended` positions on average.
+pub fn prefill_ceiling_attending(
+    limits: &DeviceLimits,
+    shape: &ModelShape,
+    attended: f64,
+) -> Option<f64> {
     let ops = flop_per_s(limits, shape)?;
     let per_token =
-        shape.matrix_flop_per_token + shape.attention_flop_per_position * prompt.max(0.0) / 2.0;
+        shape.matrix_flop_per_token + shape.attention_flop_per_position * attended.max(0.0);
     (per_token > 0.0).then(|| ops / per_token)
 }
 
@@ -117,32 +129,48 @@ fn ratio(a: Option<f64>, b: f64) -> Option<f64> {
 }
 
 /// Judges a local result (its engine counters, tokens and requests) against
-/// `limits`; `None` when it has no engine figures or a limit is missing.
+/// `limits`; `None` when it has no engine figures, no successful request, or a limit
+/// is missing.
+///
+/// Decode is judged on the steps of decode tokens only: their tokens per second of
+/// their time, at their mean batch (a mixed step's time cannot be split between its
+/// prompt and decode tokens honestly). Prefill is judged on every prompt token
+/// computed per second of prefill time (mixed steps split by token share, which favours
+/// prefill slightly).
 pub fn judge(
     limits: &DeviceLimits,
     shape: &ModelShape,
     entry: &ResultEntry,
 ) -> Option<RooflineStats> {
     let engine = entry.engine.as_ref()?;
-    let ok = entry.requests.ok.max(1) as f64;
-    let input_mean = entry.tokens.input as f64 / ok;
-    let output_mean = entry.tokens.output as f64 / ok;
-    let batch = engine.mean_seqs_per_step.max(1.0);
+    if entry.requests.ok == 0 {
+        return None;
+    }
+    // Token totals count every sent request (failed ones' partial output too).
+    let sent = entry.requests.sent.max(1) as f64;
+    let input_mean = entry.tokens.input as f64 / sent;
+    let output_mean = entry.tokens.output as f64 / sent;
     let context = input_mean + output_mean / 2.0;
-    let decode = decode_ceiling(limits, shape, batch, context)?;
-    // Each request's first token is sampled by its last prompt chunk.
-    let decode_tokens = entry.tokens.output.saturating_sub(entry.requests.ok) as f64;
     let per_s = |n: f64, s: Option<f64>| match s {
         Some(s) if s > 0.0 && n > 0.0 => Some(n / s),
         _ => None,
     };
-    let decode_tokens_per_s = per_s(decode_tokens, engine.decode_busy_s);
-    let prompt = if entry.requests.ok > 0 {
-        engine.prompt_tokens_computed as f64 / ok
+    let (decode_steps, decode_tokens) = (
+        engine.decode_steps.unwrap_or(0),
+        engine.decode_step_tokens.unwrap_or(0),
+    );
+    let batch = if decode_steps > 0 {
+        decode_tokens as f64 / decode_steps as f64
     } else {
-        0.0
+        engine.mean_seqs_per_step.max(1.0)
     };
-    let prefill_ceiling = prefill_ceiling(limits, shape, prompt)?;
+    let decode = decode_ceiling(limits, shape, batch, context)?;
+    let decode_tokens_per_s = per_s(decode_tokens as f64, engine.decode_step_busy_s);
+    // Prompt tokens computed after a prefix-cache hit still attend over the cached
+    // prefix: positions attended per computed token = prompt - computed / 2.
+    let ok = entry.requests.ok as f64;
+    let attended = (engine.prompt_tokens as f64 - engine.prompt_tokens_computed as f64 / 2.0) / ok;
+    let prefill_ceiling = prefill_ceiling_attending(limits, shape, attended.max(0.0))?;
     let prefill_tokens_per_s = per_s(engine.prompt_tokens_computed as f64, engine.prefill_busy_s);
     Some(RooflineStats {
         limits: limits.clone(),

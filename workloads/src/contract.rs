@@ -230,6 +230,12 @@ pub struct EngineCounters {
     pub prefill_busy_ns: u64,
     /// Step time spent on decode tokens, nanoseconds.
     pub decode_busy_ns: u64,
+    /// Steps of decode tokens only (no prompt chunk).
+    pub decode_steps: u64,
+    /// Tokens of those steps.
+    pub decode_step_tokens: u64,
+    /// Time of those steps, nanoseconds.
+    pub decode_step_ns: u64,
 }
 
 /// A failed request: its class and a one-line message. The timings of whatever

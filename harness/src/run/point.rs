@@ -151,6 +151,15 @@ pub async fn run_point(
         .target
         .roofline_basis()
         .and_then(|(limits, shape)| results::roofline::judge(&limits, &shape, &e));
+    if let Some(r) = &e.roofline {
+        for (what, ratio) in [("decode", r.decode_ratio), ("prefill", r.prefill_ratio)] {
+            if let Some(v) = ratio.filter(|v| *v > 1.05) {
+                e.notes.push(format!(
+                    "roofline: the {what} ratio is {v:.2}, above 1: this model ran faster than the ceiling its bytes and operations give (weights the caches hold, uneven expert use, or a matmul faster at its shapes than at the one measured)"
+                ));
+            }
+        }
+    }
     // Energy over the steady state when there is one, else the measured window; the
     // work it is divided by is the share of the load point's work done in it, taken
     // as proportional to time.

@@ -28,6 +28,16 @@ struct Layer<D: DeviceOps> {
     ffn: Ffn<D>,
 }
 
+/// What one decode step of a model reads of its matrices, as the device holds them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HeldBytes {
+    /// Matrices every step reads whatever the batch: attention, dense MLPs, routers,
+    /// the output head.
+    pub shared: u64,
+    /// One expert's three matrices in one layer (0 for a dense model).
+    pub per_expert: u64,
+}
+
 /// One sequence's part of a step.
 #[derive(Clone, Debug)]
 pub struct StepSeq<'a> {
@@ -236,6 +246,27 @@ impl<D: DeviceOps> Model<D> {
             return Ok(None);
         }
         Ok(Some(ops.select_rows(&x, &last_rows)?))
+    }
+
+    /// The bytes of its matrices as the device holds them (a GGUF may store some
+    /// matrices, such as the embedding, in another format than the layers).
+    pub fn held_bytes(&self) -> HeldBytes {
+        let w = |x: &D::Weight| self.ops.weight_bytes(x);
+        let mut shared = w(&self.lm_head);
+        let mut per_expert = 0;
+        for l in &self.layers {
+            shared += w(&l.wq) + w(&l.wk) + w(&l.wv) + w(&l.wo);
+            match &l.ffn {
+                Ffn::Dense(m) => shared += w(&m.gate) + w(&m.up) + w(&m.down),
+                Ffn::Moe { router, experts } => {
+                    shared += w(router);
+                    if let Some(e) = experts.first() {
+                        per_expert = w(&e.gate) + w(&e.up) + w(&e.down);
+                    }
+                }
+            }
+        }
+        HeldBytes { shared, per_expert }
     }
 
     /// Logits of hidden states `[rows, hidden]`.

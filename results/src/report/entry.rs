@@ -280,7 +280,7 @@ pub struct ResultEntry {
     pub cost: Option<CostStats>,
     /// A local result judged against its device's measured limits (bandwidth and
     /// matrix-multiply throughput): bytes per decode token, the decode and prefill
-    /// ceilings and the fractions achieved; `null` for remote targets and when the
+    /// ceilings and the ratios achieved; absent for remote targets and when the
     /// limits were not measured. Since 1.7.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub roofline: Option<RooflineStats>,
@@ -389,6 +389,15 @@ pub struct EngineStats {
     /// Seconds of engine steps spent on decode tokens. Since 1.3.
     #[serde(default)]
     pub decode_busy_s: Option<f64>,
+    /// Steps of decode tokens only (no prompt chunk in them). Since 1.7.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decode_steps: Option<u64>,
+    /// Tokens of those steps (one per sequence). Since 1.7.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decode_step_tokens: Option<u64>,
+    /// Seconds of those steps. Since 1.7.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decode_step_busy_s: Option<f64>,
 }
 
 /// The first requests after idle periods, each probe sent after `idle_s` seconds with

@@ -88,10 +88,11 @@ pub struct RooflineStats {
     pub limits: DeviceLimits,
     /// The model as the device holds it.
     pub shape: ModelShape,
-    /// Mean sequences per engine step.
+    /// Mean sequences per step of decode tokens only (mean sequences per step of any
+    /// kind when there were none).
     pub decode_batch: f64,
-    /// Mean tokens in a sequence's context while it decodes (input plus half the
-    /// output).
+    /// Mean tokens in a sequence's context while it decodes (mean input plus half the
+    /// mean output, over every request sent).
     pub decode_context_tokens: f64,
     /// Bytes a decode step reads per token it produces at that batch and context:
     /// shared weights, the experts the batch touches, and the KV cache.
@@ -100,18 +101,19 @@ pub struct RooflineStats {
     pub decode_ceiling_tokens_per_s: f64,
     /// Which limit sets the decode ceiling.
     pub decode_bound: Bound,
-    /// Decode tokens (output tokens after each request's first) per second of engine
-    /// decode time; `null` when nothing decoded.
+    /// Tokens of the steps of decode tokens only, per second of those steps; `null`
+    /// when there were none.
     pub decode_tokens_per_s: Option<f64>,
-    /// `decode_tokens_per_s / decode_ceiling_tokens_per_s`, 0-1.
+    /// `decode_tokens_per_s / decode_ceiling_tokens_per_s`: at most 1 where the
+    /// model's bytes and operations are what the formula counts.
     pub decode_ratio: Option<f64>,
     /// Prompt tokens per second the matrix-multiply throughput allows at the mean
-    /// prompt length.
+    /// positions a computed prompt token attends over (cached prefix included).
     pub prefill_ceiling_tokens_per_s: f64,
     /// Prompt tokens computed per second of engine prefill time; `null` when no
     /// prompt was computed.
     pub prefill_tokens_per_s: Option<f64>,
-    /// `prefill_tokens_per_s / prefill_ceiling_tokens_per_s`, 0-1.
+    /// `prefill_tokens_per_s / prefill_ceiling_tokens_per_s`: at most 1 as above.
     pub prefill_ratio: Option<f64>,
 }
 

@@ -78,6 +78,9 @@ pub fn entry(name: &str, failed: u64, tasks: bool) -> ResultEntry {
             request_mean_batch: 3.1,
             prefill_busy_s: Some(0.4),
             decode_busy_s: Some(1.2),
+            decode_steps: Some(90),
+            decode_step_tokens: Some(100),
+            decode_step_busy_s: Some(1.0),
         }),
         requests: RequestCounts {
             sent: 4,
@@ -200,7 +203,7 @@ pub fn roofline_basis(device: &str) -> (DeviceLimits, ModelShape) {
             experts: 0,
             experts_per_token: 0,
             moe_layers: 0,
-            kv_bytes_per_token: 92_160,
+            kv_bytes_per_token: 46_080,
             matrix_flop_per_token: 2.0 * 106e6,
             head_flop_per_token: 2.0 * 28e6,
             attention_flop_per_position: 4.0 * 30.0 * 576.0,
