@@ -12,10 +12,6 @@
 //   each lane a contiguous run of DPL dimensions. Each block writes its split's
 //   unnormalised sum with its running max and denominator; merge_splits combines them.
 
-__device__ __forceinline__ float kv_load(const float* p, size_t i) { return p[i]; }
-__device__ __forceinline__ float kv_load(const unsigned short* p, size_t i) {
-    return f16_to_f32(p[i]);
-}
 __device__ __forceinline__ void kv_store(float* p, size_t i, float v) { p[i] = v; }
 __device__ __forceinline__ void kv_store(unsigned short* p, size_t i, float v) {
     p[i] = f32_to_f16(v);

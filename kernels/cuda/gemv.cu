@@ -178,6 +178,35 @@ __device__ __forceinline__ void row_dot_q4_1(const unsigned char* wr, const floa
 
 // ---- the kernels --------------------------------------------------------------------
 
+// Each batch row's partial sums summed over the block into y[b * n_out + row] (with
+// `swiglu`, silu(gate) * up of two sums). Constant-indexed (unrolled), so the
+// accumulators stay in registers.
+__device__ __forceinline__ void store_rows(const float (&acc)[MAX_BATCH], int batch,
+                                           float* __restrict__ y, int n_out, int row,
+                                           float* scratch) {
+#pragma unroll
+    for (int b = 0; b < MAX_BATCH; ++b) {
+        if (b < batch) {
+            const float s = block_sum(acc[b], scratch);
+            if (threadIdx.x == 0) y[(size_t)b * n_out + row] = s;
+        }
+    }
+}
+
+__device__ __forceinline__ void store_swiglu_rows(const float (&gate)[MAX_BATCH],
+                                                  const float (&up)[MAX_BATCH], int batch,
+                                                  float* __restrict__ y, int n_out, int row,
+                                                  float* scratch) {
+#pragma unroll
+    for (int b = 0; b < MAX_BATCH; ++b) {
+        if (b < batch) {
+            const float g = block_sum(gate[b], scratch);
+            const float u = block_sum(up[b], scratch);
+            if (threadIdx.x == 0) y[(size_t)b * n_out + row] = g / (1.0f + __expf(-g)) * u;
+        }
+    }
+}
+
 // ROW_BYTES(k): bytes of one weight row of k elements.
 #define GEMV_ENTRIES(FMT, ROW_BYTES)                                                         \
     extern "C" __global__ void gemv_##FMT(const unsigned char* __restrict__ w,               \
@@ -187,12 +216,7 @@ __device__ __forceinline__ void row_dot_q4_1(const unsigned char* wr, const floa
         const int row = blockIdx.x;                                                          \
         float acc[MAX_BATCH] = {0.0f};                                                       \
         row_dot_##FMT(w + (size_t)row * (ROW_BYTES), x, k, batch, acc);                      \
-        _Pragma("unroll") for (int b = 0; b < MAX_BATCH; ++b) {                              \
-            if (b < batch) {                                                                 \
-                const float s = block_sum(acc[b], scratch);                                  \
-                if (threadIdx.x == 0) y[(size_t)b * n_out + row] = s;                        \
-            }                                                                                \
-        }                                                                                    \
+        store_rows(acc, batch, y, n_out, row, scratch);                                      \
     }                                                                                        \
     extern "C" __global__ void gemv_gate_up_##FMT(const unsigned char* __restrict__ gate,    \
                                                   const unsigned char* __restrict__ up,      \
@@ -205,13 +229,7 @@ __device__ __forceinline__ void row_dot_q4_1(const unsigned char* wr, const floa
         float acc_u[MAX_BATCH] = {0.0f};                                                     \
         row_dot_##FMT(gate + (size_t)row * (ROW_BYTES), x, k, batch, acc_g);                 \
         row_dot_##FMT(up + (size_t)row * (ROW_BYTES), x, k, batch, acc_u);                   \
-        _Pragma("unroll") for (int b = 0; b < MAX_BATCH; ++b) {                              \
-            if (b < batch) {                                                                 \
-                const float g = block_sum(acc_g[b], scratch);                                \
-                const float u = block_sum(acc_u[b], scratch);                                \
-                if (threadIdx.x == 0) y[(size_t)b * n_out + row] = g / (1.0f + __expf(-g)) * u; \
-            }                                                                                \
-        }                                                                                    \
+        store_swiglu_rows(acc_g, acc_u, batch, y, n_out, row, scratch);                      \
     }
 
 GEMV_ENTRIES(f32, (size_t)k * 4)
@@ -245,12 +263,7 @@ GEMV_ENTRIES(q4_1, (size_t)(k / 32) * 20)
         float acc[MAX_BATCH] = {0.0f};                                                       \
         row_dot_##FMT(w + (size_t)row * (ROW_BYTES), x + (size_t)g * MAX_BATCH * k, k, batch, \
                       acc);                                                                  \
-        _Pragma("unroll") for (int b = 0; b < MAX_BATCH; ++b) {                              \
-            if (b < batch) {                                                                 \
-                const float s = block_sum(acc[b], scratch);                                  \
-                if (threadIdx.x == 0) y[((size_t)g * MAX_BATCH + b) * n_out + row] = s;      \
-            }                                                                                \
-        }                                                                                    \
+        store_rows(acc, batch, y + (size_t)g * MAX_BATCH * n_out, n_out, row, scratch);      \
     }                                                                                        \
     extern "C" __global__ void gemv_grouped_gate_up_##FMT(                                   \
         const unsigned long long* __restrict__ gate_ptrs,                                    \
@@ -271,14 +284,8 @@ GEMV_ENTRIES(q4_1, (size_t)(k / 32) * 20)
                       batch, acc_g);                                                         \
         row_dot_##FMT((const unsigned char*)up_ptrs[e] + (size_t)row * (ROW_BYTES), xg, k,   \
                       batch, acc_u);                                                         \
-        _Pragma("unroll") for (int b = 0; b < MAX_BATCH; ++b) {                              \
-            if (b < batch) {                                                                 \
-                const float gv = block_sum(acc_g[b], scratch);                               \
-                const float uv = block_sum(acc_u[b], scratch);                               \
-                if (threadIdx.x == 0)                                                        \
-                    y[((size_t)g * MAX_BATCH + b) * n_out + row] = gv / (1.0f + __expf(-gv)) * uv; \
-            }                                                                                \
-        }                                                                                    \
+        store_swiglu_rows(acc_g, acc_u, batch, y + (size_t)g * MAX_BATCH * n_out, n_out, row, \
+                          scratch);                                                          \
     }
 
 GROUPED_ENTRIES(f32, (size_t)k * 4)

@@ -17,11 +17,6 @@
 #define PF_MAX_DIM 128
 #define PF_DIMS_PER_LANE (PF_MAX_DIM / 32)
 
-__device__ __forceinline__ float pf_load(const float* p, size_t i) { return p[i]; }
-__device__ __forceinline__ float pf_load(const unsigned short* p, size_t i) {
-    return f16_to_f32(p[i]);
-}
-
 template <typename T>
 __device__ void prefill(const float* __restrict__ q, const T* __restrict__ kc,
                         const T* __restrict__ vc, const unsigned int* __restrict__ tile_row0,
@@ -73,8 +68,8 @@ __device__ void prefill(const float* __restrict__ q, const T* __restrict__ kc,
             if (p <= last) {
                 const size_t slot = (size_t)table[p / block_size] * block_size + p % block_size;
                 const size_t off = (slot * kv_heads + kvh) * head_dim + d;
-                kv = pf_load(kc, off);
-                vv = pf_load(vc, off);
+                kv = kv_load(kc, off);
+                vv = kv_load(vc, off);
             }
             sk[k][d] = kv;
             sv[k][d] = vv;

@@ -34,6 +34,12 @@ __device__ __forceinline__ float bf16_to_f32(unsigned short b) {
     return __uint_as_float(((unsigned int)b) << 16);
 }
 
+// A KV-cache element as f32, from an f32 or an f16 cache.
+__device__ __forceinline__ float kv_load(const float* p, size_t i) { return p[i]; }
+__device__ __forceinline__ float kv_load(const unsigned short* p, size_t i) {
+    return f16_to_f32(p[i]);
+}
+
 __device__ __forceinline__ float warp_sum(float v) {
     for (int o = WARP / 2; o > 0; o >>= 1) {
         v += __shfl_xor_sync(0xffffffffu, v, o);

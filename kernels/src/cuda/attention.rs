@@ -7,7 +7,7 @@
 
 #![allow(unsafe_code)]
 
-use cudarc::driver::{CudaSlice, LaunchConfig, PushKernelArg};
+use cudarc::driver::{CudaSlice, LaunchArgs, LaunchConfig, PushKernelArg};
 
 use super::geometry::{DECODE_WARPS, DecodeGeometry};
 use super::gpu::{Gpu, driver, shape};
@@ -76,6 +76,52 @@ pub struct RowTables<'a> {
 
 /// The attention's shape: query heads, KV heads, head dimension, tokens per block.
 pub type AttnDims = (usize, usize, usize, usize);
+
+/// An attention shape as the kernels take it (`int`s), and its softmax scale.
+struct KernelDims {
+    heads: i32,
+    kv_heads: i32,
+    head_dim: i32,
+    block_size: i32,
+    scale: f32,
+}
+
+impl KernelDims {
+    fn of((heads, kv_heads, head_dim, block_size): AttnDims) -> Self {
+        Self {
+            heads: heads as i32,
+            kv_heads: kv_heads as i32,
+            head_dim: head_dim as i32,
+            block_size: block_size as i32,
+            scale: 1.0 / (head_dim as f32).sqrt(),
+        }
+    }
+}
+
+/// The kernel of `kv`'s element type: `f32` or `f16`.
+fn by_dtype(kv: &KvBuf, f32_kernel: &'static str, f16_kernel: &'static str) -> &'static str {
+    match kv.dtype() {
+        KvDtype::F32 => f32_kernel,
+        KvDtype::F16 => f16_kernel,
+    }
+}
+
+/// Pushes the queries, then the keys and values (of one type, which
+/// `check_attention` made sure of).
+fn push_qkv<'a>(
+    b: &mut LaunchArgs<'a>,
+    what: &'static str,
+    q: &'a CudaSlice<f32>,
+    kv: (&'a KvBuf, &'a KvBuf),
+) -> Result<(), CudaError> {
+    b.arg(q);
+    match kv {
+        (KvBuf::F32(k), KvBuf::F32(v)) => b.arg(k).arg(v),
+        (KvBuf::F16(k), KvBuf::F16(v)) => b.arg(k).arg(v),
+        _ => return Err(shape(what, "K and V of different types".into())),
+    };
+    Ok(())
+}
 
 impl Gpu {
     /// A zeroed KV buffer of `n` elements.
@@ -192,33 +238,25 @@ impl Gpu {
         if n == 0 {
             return Ok(());
         }
-        let (heads, kv_heads, head_dim, block_size) = dims;
-        let name = match kv.0.dtype() {
-            KvDtype::F32 => "attention_f32",
-            KvDtype::F16 => "attention_f16",
-        };
-        let f = self.function(Source::Attention, name)?;
-        let (h_i, kvh_i, hd_i, bs_i) = (
-            heads as i32,
-            kv_heads as i32,
-            head_dim as i32,
-            block_size as i32,
-        );
-        let scale = 1.0 / (head_dim as f32).sqrt();
+        let heads = dims.0;
+        let f = self.function(
+            Source::Attention,
+            by_dtype(kv.0, "attention_f32", "attention_f16"),
+        )?;
+        let d = KernelDims::of(dims);
         let cfg = LaunchConfig {
             grid_dim: (n as u32, heads as u32, 1),
             block_dim: (128, 1, 1),
             shared_mem_bytes: 0,
         };
         let mut b = self.stream().launch_builder(&f);
-        b.arg(q);
-        match kv {
-            (KvBuf::F32(k), KvBuf::F32(v)) => b.arg(k).arg(v),
-            (KvBuf::F16(k), KvBuf::F16(v)) => b.arg(k).arg(v),
-            _ => return Err(shape("attention", "K and V of different types".into())),
-        };
+        push_qkv(&mut b, "attention", q, kv)?;
         b.arg(listed).arg(t.pos).arg(t.table).arg(t.tables).arg(out);
-        b.arg(&h_i).arg(&kvh_i).arg(&hd_i).arg(&bs_i).arg(&scale);
+        b.arg(&d.heads)
+            .arg(&d.kv_heads)
+            .arg(&d.head_dim)
+            .arg(&d.block_size)
+            .arg(&d.scale);
         // SAFETY: arguments as declared; head_dim <= 512 (128 threads x 4); the caller
         // built the row tables from the sequences' block tables, which cover every
         // position (the runtime's invariant, as on the CPU); listed rows < rows.
@@ -241,7 +279,7 @@ impl Gpu {
     ) -> Result<(), CudaError> {
         use super::geometry::{PREFILL_MAX_HEAD_DIM, PREFILL_TILE_ROWS};
         let rows = Self::check_attention(q, kv, t, out, dims)?;
-        let (heads, kv_heads, head_dim, block_size) = dims;
+        let (heads, _, head_dim, _) = dims;
         let bad = tiles
             .iter()
             .any(|&(a, n)| n == 0 || n as usize > PREFILL_TILE_ROWS || (a + n) as usize > rows);
@@ -262,42 +300,29 @@ impl Gpu {
             self.upload_cached_u32(&row0)?,
             self.upload_cached_u32(&counts)?,
         );
-        let name = match kv.0.dtype() {
-            KvDtype::F32 => "prefill_f32",
-            KvDtype::F16 => "prefill_f16",
-        };
-        let f = self.function(Source::Prefill, name)?;
-        let (h_i, kvh_i, hd_i, bs_i) = (
-            heads as i32,
-            kv_heads as i32,
-            head_dim as i32,
-            block_size as i32,
-        );
-        let scale = 1.0 / (head_dim as f32).sqrt();
+        let f = self.function(
+            Source::Prefill,
+            by_dtype(kv.0, "prefill_f32", "prefill_f16"),
+        )?;
+        let d = KernelDims::of(dims);
         let cfg = LaunchConfig {
             grid_dim: (tiles.len() as u32, heads as u32, 1),
             block_dim: (128, 1, 1),
             shared_mem_bytes: 0,
         };
         let mut b = self.stream().launch_builder(&f);
-        b.arg(q);
-        match kv {
-            (KvBuf::F32(k), KvBuf::F32(v)) => b.arg(k).arg(v),
-            (KvBuf::F16(k), KvBuf::F16(v)) => b.arg(k).arg(v),
-            _ => {
-                return Err(shape(
-                    "prefill_attention",
-                    "K and V of different types".into(),
-                ));
-            }
-        };
+        push_qkv(&mut b, "prefill_attention", q, kv)?;
         b.arg(&*d_row0)
             .arg(&*d_counts)
             .arg(t.pos)
             .arg(t.table)
             .arg(t.tables)
             .arg(out);
-        b.arg(&h_i).arg(&kvh_i).arg(&hd_i).arg(&bs_i).arg(&scale);
+        b.arg(&d.heads)
+            .arg(&d.kv_heads)
+            .arg(&d.head_dim)
+            .arg(&d.block_size)
+            .arg(&d.scale);
         // SAFETY: arguments as declared; every tile lies within the rows and holds at
         // most PF_ROWS rows of one sequence (the caller's runs), head_dim <= PF_MAX_DIM;
         // the row tables cover every position (the runtime's invariant).
@@ -321,7 +346,7 @@ impl Gpu {
         geometry: DecodeGeometry,
     ) -> Result<(), CudaError> {
         let rows = Self::check_attention(q, kv, t, out, dims)?;
-        let (heads, kv_heads, head_dim, block_size) = dims;
+        let (heads, kv_heads, head_dim, _) = dims;
         if n > rows
             || listed.len() < n
             || !matches!(geometry.dims_per_lane, 2 | 4)
@@ -344,39 +369,23 @@ impl Gpu {
         let mut part_ml = self.zeros(ml_n)?;
         let f16 = kv.0.dtype() == KvDtype::F16;
         let f = self.function(Source::Attention, geometry.kernel(f16))?;
-        let (h_i, kvh_i, hd_i, bs_i, chunk_i) = (
-            heads as i32,
-            kv_heads as i32,
-            head_dim as i32,
-            block_size as i32,
-            geometry.chunk as i32,
-        );
-        let scale = 1.0 / (head_dim as f32).sqrt();
+        let d = KernelDims::of(dims);
+        let chunk_i = geometry.chunk as i32;
         let cfg = LaunchConfig {
             grid_dim: (n as u32, kv_heads as u32, geometry.splits as u32),
             block_dim: (DECODE_WARPS * 32, 1, 1),
             shared_mem_bytes: 0,
         };
         let mut b = self.stream().launch_builder(&f);
-        b.arg(q);
-        match kv {
-            (KvBuf::F32(k), KvBuf::F32(v)) => b.arg(k).arg(v),
-            (KvBuf::F16(k), KvBuf::F16(v)) => b.arg(k).arg(v),
-            _ => {
-                return Err(shape(
-                    "decode_attention",
-                    "K and V of different types".into(),
-                ));
-            }
-        };
+        push_qkv(&mut b, "decode_attention", q, kv)?;
         b.arg(listed).arg(t.pos).arg(t.table).arg(t.tables);
         b.arg(&mut part_acc).arg(&mut part_ml);
-        b.arg(&h_i)
-            .arg(&kvh_i)
-            .arg(&hd_i)
-            .arg(&bs_i)
+        b.arg(&d.heads)
+            .arg(&d.kv_heads)
+            .arg(&d.head_dim)
+            .arg(&d.block_size)
             .arg(&chunk_i)
-            .arg(&scale);
+            .arg(&d.scale);
         // SAFETY: arguments as declared; the workspace holds [n, heads, splits,
         // head_dim] and [n, heads, splits, 2] floats; head_dim, the group size and
         // the lane width were checked against the kernel's limits above.
@@ -390,7 +399,7 @@ impl Gpu {
         };
         let mut b = self.stream().launch_builder(&merge);
         b.arg(&part_acc).arg(&part_ml).arg(listed).arg(out);
-        b.arg(&h_i).arg(&hd_i).arg(&splits_i);
+        b.arg(&d.heads).arg(&d.head_dim).arg(&splits_i);
         // SAFETY: (part_acc, part_ml, rows, out, heads, head_dim, splits) as declared.
         unsafe { b.launch(cfg) }.map_err(driver("launching the split merge"))?;
         Ok(())

@@ -23,15 +23,16 @@ use cudarc::driver::{
 use super::{CudaError, Source, compile_for};
 use crate::format::Precision;
 
-/// The GEMV kernel of a weight format.
-fn gemv_kernel(format: Precision) -> &'static str {
+/// The suffix of a weight format's kernels (`gemv_q4_0`, `gemv_gate_up_q4_0`,
+/// `gemv_grouped_q4_0`).
+pub(super) fn format_suffix(format: Precision) -> &'static str {
     match format {
-        Precision::F32 => "gemv_f32",
-        Precision::F16 => "gemv_f16",
-        Precision::Bf16 => "gemv_bf16",
-        Precision::Q8_0 => "gemv_q8_0",
-        Precision::Q4_0 => "gemv_q4_0",
-        Precision::Q4_1 => "gemv_q4_1",
+        Precision::F32 => "f32",
+        Precision::F16 => "f16",
+        Precision::Bf16 => "bf16",
+        Precision::Q8_0 => "q8_0",
+        Precision::Q4_0 => "q4_0",
+        Precision::Q4_1 => "q4_1",
     }
 }
 
@@ -94,6 +95,44 @@ pub(super) struct BlasState {
     pub(super) handle: std::sync::OnceLock<Option<cudarc::cublas::CudaBlas>>,
     /// Dequantized weights for the GEMM, grown to the largest matrix.
     pub(super) workspace: Mutex<Option<CudaSlice<u16>>>,
+}
+
+/// Checks a GEMV's buffers against its shape: 1..=8 rows, k whole blocks of the
+/// format, every weight `[n_out, k]`, x `[batch, k]` and y `[batch, n_out]`.
+fn check_gemv(
+    what: &'static str,
+    format: Precision,
+    weights: &[&CudaSlice<u8>],
+    (x_len, y_len): (usize, usize),
+    (n_out, k, batch): (usize, usize, usize),
+) -> Result<(), CudaError> {
+    if batch == 0 || batch > GEMV_MAX_BATCH {
+        return Err(shape(
+            what,
+            format!("batch {batch} is not 1..={GEMV_MAX_BATCH}"),
+        ));
+    }
+    let per_block = format.block().0 as usize;
+    if !k.is_multiple_of(per_block) {
+        return Err(shape(
+            what,
+            format!("k = {k} is not a multiple of {per_block}"),
+        ));
+    }
+    let bytes = n_out * format.bytes_for(k as u64) as usize;
+    if let Some(w) = weights.iter().find(|w| w.len() != bytes) {
+        return Err(shape(
+            what,
+            format!("{} weight bytes for [{n_out}, {k}] {format:?}", w.len()),
+        ));
+    }
+    if x_len != batch * k || y_len != batch * n_out {
+        return Err(shape(
+            what,
+            format!("x {x_len} / y {y_len} for batch {batch}"),
+        ));
+    }
+    Ok(())
 }
 
 pub(super) fn driver(what: &'static str) -> impl Fn(DriverError) -> CudaError {
@@ -282,33 +321,8 @@ impl Gpu {
         y: &mut CudaViewMut<'_, f32>,
         (n_out, k, batch): (usize, usize, usize),
     ) -> Result<(), CudaError> {
-        let what = "gemv";
-        if batch == 0 || batch > GEMV_MAX_BATCH {
-            return Err(shape(
-                what,
-                format!("batch {batch} is not 1..={GEMV_MAX_BATCH}"),
-            ));
-        }
-        let per_block = format.block().0 as usize;
-        if k % per_block != 0 {
-            return Err(shape(
-                what,
-                format!("k = {k} is not a multiple of {per_block}"),
-            ));
-        }
-        if w.len() != n_out * format.bytes_for(k as u64) as usize {
-            return Err(shape(
-                what,
-                format!("{} weight bytes for [{n_out}, {k}] {format:?}", w.len()),
-            ));
-        }
-        if x.len() != batch * k || y.len() != batch * n_out {
-            return Err(shape(
-                what,
-                format!("x {} / y {} for batch {batch}", x.len(), y.len()),
-            ));
-        }
-        let f = self.function(Source::Gemv, gemv_kernel(format))?;
+        check_gemv("gemv", format, &[w], (x.len(), y.len()), (n_out, k, batch))?;
+        let f = self.function(Source::Gemv, &format!("gemv_{}", format_suffix(format)))?;
         let (n_out_i, k_i, batch_i) = (n_out as i32, k as i32, batch as i32);
         let cfg = LaunchConfig {
             grid_dim: (n_out as u32, 1, 1),
@@ -334,32 +348,14 @@ impl Gpu {
         y: &mut CudaViewMut<'_, f32>,
         (n_out, k, batch): (usize, usize, usize),
     ) -> Result<(), CudaError> {
-        let what = "gemv_gate_up";
-        if batch == 0 || batch > GEMV_MAX_BATCH {
-            return Err(shape(
-                what,
-                format!("batch {batch} is not 1..={GEMV_MAX_BATCH}"),
-            ));
-        }
-        let per_block = format.block().0 as usize;
-        let bytes = n_out * format.bytes_for(k as u64) as usize;
-        if !k.is_multiple_of(per_block) || gate.len() != bytes || up.len() != bytes {
-            return Err(shape(
-                what,
-                format!(
-                    "{} / {} weight bytes for [{n_out}, {k}] {format:?}",
-                    gate.len(),
-                    up.len()
-                ),
-            ));
-        }
-        if x.len() != batch * k || y.len() != batch * n_out {
-            return Err(shape(
-                what,
-                format!("x {} / y {} for batch {batch}", x.len(), y.len()),
-            ));
-        }
-        let name = format!("gemv_gate_up_{}", &gemv_kernel(format)[5..]);
+        check_gemv(
+            "gemv_gate_up",
+            format,
+            &[gate, up],
+            (x.len(), y.len()),
+            (n_out, k, batch),
+        )?;
+        let name = format!("gemv_gate_up_{}", format_suffix(format));
         let f = self.function(Source::Gemv, &name)?;
         let (n_out_i, k_i, batch_i) = (n_out as i32, k as i32, batch as i32);
         let cfg = LaunchConfig {

@@ -10,7 +10,7 @@
 use cudarc::driver::{CudaSlice, DevicePtr, LaunchConfig, PushKernelArg};
 
 use super::geometry::{MOE_GROUP_SLOTS, MoeGroups};
-use super::gpu::{Gpu, driver, shape};
+use super::gpu::{Gpu, driver, format_suffix, shape};
 use super::{CudaError, Source};
 use crate::format::Precision;
 use crate::ops::Routing;
@@ -65,17 +65,6 @@ struct DeviceGroups {
     expert: CudaSlice<u32>,
     count: CudaSlice<u32>,
     groups: usize,
-}
-
-fn suffix(format: Precision) -> &'static str {
-    match format {
-        Precision::F32 => "f32",
-        Precision::F16 => "f16",
-        Precision::Bf16 => "bf16",
-        Precision::Q8_0 => "q8_0",
-        Precision::Q4_0 => "q4_0",
-        Precision::Q4_1 => "q4_1",
-    }
 }
 
 impl Gpu {
@@ -433,7 +422,10 @@ impl Gpu {
         if groups.groups == 0 {
             return Ok(());
         }
-        let f = self.function(Source::Gemv, &format!("gemv_grouped_{}", suffix(format)))?;
+        let f = self.function(
+            Source::Gemv,
+            &format!("gemv_grouped_{}", format_suffix(format)),
+        )?;
         let (n_i, k_i) = (n_out as i32, k as i32);
         let cfg = LaunchConfig {
             grid_dim: (n_out as u32, groups.groups as u32, 1),
@@ -483,7 +475,7 @@ impl Gpu {
         }
         let f = self.function(
             Source::Gemv,
-            &format!("gemv_grouped_gate_up_{}", suffix(format)),
+            &format!("gemv_grouped_gate_up_{}", format_suffix(format)),
         )?;
         let (n_i, k_i) = (n_out as i32, k as i32);
         let cfg = LaunchConfig {
