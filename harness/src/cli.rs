@@ -78,8 +78,16 @@ pub enum Command {
     /// batch x context, the bytes a decode step reads per token and the decode and
     /// prefill ceilings.
     Roofline(c::roofline::RooflineArgs),
-    /// Check a report (JSON) against its schema, or a workload, targets or price
-    /// catalog file (TOML).
+    /// Project measured runs onto hardware you do not own: per catalog device and
+    /// traffic level (1x, 10x, 100x), the fit, the operating point under an SLO, the
+    /// fleet, $/M tokens, $/task and tokens/J, with price scenarios and a sensitivity
+    /// table; every projected figure names its calibration and back-tested error.
+    Plan(Box<c::plan::PlanArgs>),
+    /// Back-test the planner: calibrate on some measured local load points, predict
+    /// the others, and print the error of every prediction.
+    Backtest(c::backtest::BacktestArgs),
+    /// Check a report, plan or back-test (JSON) against its schema, or a workload,
+    /// targets, price catalog or hardware catalog file (TOML).
     Validate(c::validate::ValidateArgs),
 }
 
@@ -102,6 +110,8 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::ServeScripted(a) => c::serve_scripted::run(&a),
         Command::Hw => c::hw::run(),
         Command::Roofline(a) => c::roofline::run(&a),
+        Command::Plan(a) => c::plan::run(&a),
+        Command::Backtest(a) => c::backtest::run(&a),
         Command::Validate(a) => c::validate::run(&a),
     }
 }

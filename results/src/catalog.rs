@@ -317,7 +317,28 @@ impl Catalog {
         tier: &str,
         region: &str,
     ) -> Result<HardwarePriceRef, CatalogError> {
-        let part = self.part_for(q)?;
+        self.part_price(self.part_for(q)?, q.units, tier, region)
+    }
+
+    /// The part called `name`.
+    pub fn part_named(&self, name: &str) -> Result<&Part, CatalogError> {
+        self.part.iter().find(|p| p.name == name).ok_or_else(|| {
+            CatalogError(format!(
+                "catalog {} has no part `{name}` (parts: {})",
+                self.label(),
+                join(&self.part.iter().map(|p| p.name.as_str()).collect())
+            ))
+        })
+    }
+
+    /// The price of `units` units of `part` at `tier` in `region`.
+    pub fn part_price(
+        &self,
+        part: &Part,
+        units: u32,
+        tier: &str,
+        region: &str,
+    ) -> Result<HardwarePriceRef, CatalogError> {
         let reg = self.region(region)?;
         let exact = self
             .hardware_price
@@ -351,7 +372,7 @@ impl Catalog {
             catalog: self.label(),
             part: part.name.clone(),
             unit: part.unit,
-            units: q.units,
+            units,
             tier: tier.to_string(),
             region: region.to_string(),
             usd_per_unit_hour: price.usd_per_hour * multiplier,
@@ -379,18 +400,18 @@ impl Catalog {
     }
 }
 
-fn one_line(e: &toml::de::Error) -> String {
+pub(crate) fn one_line(e: &toml::de::Error) -> String {
     e.to_string()
         .split_whitespace()
         .collect::<Vec<_>>()
         .join(" ")
 }
 
-fn join(set: &BTreeSet<&str>) -> String {
+pub(crate) fn join(set: &BTreeSet<&str>) -> String {
     set.iter().copied().collect::<Vec<_>>().join(", ")
 }
 
-fn positive(what: &str, v: f64) -> Result<(), String> {
+pub(crate) fn positive(what: &str, v: f64) -> Result<(), String> {
     if v.is_finite() && v > 0.0 {
         Ok(())
     } else {
@@ -398,7 +419,7 @@ fn positive(what: &str, v: f64) -> Result<(), String> {
     }
 }
 
-fn non_negative(what: &str, v: f64) -> Result<(), String> {
+pub(crate) fn non_negative(what: &str, v: f64) -> Result<(), String> {
     if v.is_finite() && v >= 0.0 {
         Ok(())
     } else {
@@ -406,7 +427,7 @@ fn non_negative(what: &str, v: f64) -> Result<(), String> {
     }
 }
 
-fn sourced(what: &str, source: &str, as_of: &str) -> Result<(), String> {
+pub(crate) fn sourced(what: &str, source: &str, as_of: &str) -> Result<(), String> {
     if source.trim().is_empty() || as_of.trim().is_empty() {
         Err(format!("{what} needs a non-empty `source` and `as_of`"))
     } else {

@@ -12,7 +12,8 @@
 //! 2. [`report`]: the report's types, labels as methods.
 //! 3. [`metrics`] (the registry), [`derive`] (figures derived from counts),
 //!    [`spread`] (run-to-run spread), [`schema`] (the JSON Schema, versions, reading).
-//! 4. [`catalog`], then [`cost`]; [`roofline`] (ceilings from measured limits).
+//! 4. [`catalog`], then [`cost`]; [`roofline`] (ceilings from measured limits), then
+//!    [`plan`] (projections onto hardware not measured, back-tested).
 //! 5. [`merge`], [`compare`], [`archive`], [`export`].
 //! 6. [`render`]: table, Markdown, CSV, JSON and HTML.
 
@@ -26,6 +27,7 @@ pub mod export;
 pub mod histogram;
 pub mod merge;
 pub mod metrics;
+pub mod plan;
 pub mod render;
 pub mod report;
 pub mod roofline;

@@ -6,12 +6,14 @@
 //! - [`args`]: argument types several commands share (pricing, formats, shards).
 
 pub mod args;
+pub mod backtest;
 pub mod bench_client;
 pub mod compare;
 pub mod history;
 pub mod hw;
 pub mod merge;
 pub mod models;
+pub mod plan;
 pub mod prices;
 pub mod publish;
 pub mod recover;

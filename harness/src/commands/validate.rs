@@ -28,6 +28,9 @@ pub fn run(args: &ValidateArgs) -> Result<()> {
 /// What `validate` says of `file`, or why it is not valid.
 pub fn validate(file: &Path) -> Result<String> {
     if file.extension().is_some_and(|e| e == "json") {
+        if let Some(msg) = validate_plan_doc(file)? {
+            return Ok(msg);
+        }
         let (r, written) = read_report_as_written(file)?;
         let written = written.to_string();
         let read_as = if written == r.schema_version {
@@ -51,6 +54,24 @@ pub fn validate(file: &Path) -> Result<String> {
         .is_some_and(|t| t.contains_key("targets") && !t.contains_key("format"));
     if is_targets {
         return validate_targets(&text, file);
+    }
+    let is_hardware = table
+        .as_ref()
+        .is_some_and(|t| t.contains_key("device") || t.contains_key("default_efficiency"));
+    if is_hardware {
+        let c = results::plan::HardwareCatalog::parse(&text, &file.display().to_string())
+            .map_err(|e| bad_input(e.0))?;
+        return Ok(format!(
+            "ok: {} is a valid hardware catalog {} with {} devices: {}",
+            file.display(),
+            c.label(),
+            c.device.len(),
+            c.device
+                .iter()
+                .map(|d| d.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
     }
     let is_catalog = table.as_ref().is_some_and(|t| {
         ["hardware_price", "rate_card", "part", "region"]
@@ -85,6 +106,31 @@ pub fn validate(file: &Path) -> Result<String> {
 /// Checks every target of a targets file through its kind in the registry, except
 /// that API keys are not read and models not loaded (validation must work where the
 /// keys are not set).
+/// A plan or back-test document (`schema` names one), checked against its committed
+/// schema; `None` for any other JSON (a report).
+fn validate_plan_doc(file: &Path) -> Result<Option<String>> {
+    let at = |e: &dyn std::fmt::Display| bad_input(format!("{}: {e}", file.display()));
+    let text = std::fs::read_to_string(file).map_err(|e| at(&e))?;
+    let Ok(doc) = serde_json::from_str::<serde_json::Value>(&text) else {
+        return Ok(None);
+    };
+    let kind = doc.get("schema").and_then(|s| s.as_str());
+    if !matches!(
+        kind,
+        Some(results::plan::PLAN_SCHEMA | results::plan::BACKTEST_SCHEMA)
+    ) {
+        return Ok(None);
+    }
+    let name = results::plan::schema::validate_doc_json(&doc).map_err(|e| at(&e))?;
+    Ok(Some(format!(
+        "ok: {} is a valid {name} {}",
+        file.display(),
+        doc.get("schema_version")
+            .and_then(|v| v.as_str())
+            .unwrap_or("?")
+    )))
+}
+
 fn validate_targets(text: &str, file: &Path) -> Result<String> {
     let f = TargetsFile::parse(text, &file.display().to_string())?;
     for (name, t) in &f.targets {

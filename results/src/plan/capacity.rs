@@ -1,0 +1,592 @@
+//! One candidate at a time: measured results calibrate each device class; every
+//! catalog device is projected (fit in memory, throughput vs interactivity, the
+//! operating point that meets the objective), sized for each traffic level and priced;
+//! remote targets enter as measured. [`super::planner`] compares them.
+
+use std::collections::BTreeMap;
+
+use super::backtest::{predict, summarize};
+use super::doc::*;
+use super::fit::{Calibration, Observed};
+use super::hardware::{DeviceClass, HardwareCatalog, HardwareSpec};
+use super::serve::{DeviceModel, EngineLimits, RequestShape, serve, ttft_at_input};
+use crate::catalog::Catalog;
+use crate::report::{DeviceLimits, ModelShape, ResultEntry};
+
+/// Hours in a month of the plan (365 x 24 / 12).
+pub const HOURS_PER_MONTH: f64 = 730.0;
+/// Share of a device's memory the weights and KV cache may use.
+pub const USABLE_MEMORY_FRACTION: f64 = 0.9;
+/// Seconds per collective of tensor parallelism (an assumption, flagged).
+pub const COLLECTIVE_LATENCY_S: f64 = 10e-6;
+
+/// A model's dimensions the interconnect term needs.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ModelDims {
+    /// Hidden size.
+    pub hidden: u32,
+    /// Layers.
+    pub layers: u32,
+}
+
+/// Everything a plan is made from.
+#[derive(Clone, Debug)]
+pub struct PlanInputs<'a> {
+    /// Device specs.
+    pub hardware: &'a HardwareCatalog,
+    /// Prices.
+    pub prices: &'a Catalog,
+    /// Measured results: local ones calibrate, remote ones are candidates.
+    pub entries: Vec<&'a ResultEntry>,
+    /// Model name.
+    pub model: String,
+    /// Weight precision.
+    pub precision: String,
+    /// The model as each device class holds it.
+    pub shapes: BTreeMap<DeviceClass, ModelShape>,
+    /// Its dimensions.
+    pub dims: ModelDims,
+    /// The requests.
+    pub workload: PlanWorkload,
+    /// The objective.
+    pub slo: Option<PlanSlo>,
+    /// The traffic.
+    pub traffic: PlanTraffic,
+    /// Catalog devices to consider (empty: all).
+    pub devices: Vec<String>,
+    /// Baseline tier.
+    pub tier: String,
+    /// Baseline region.
+    pub region: String,
+    /// Most fleet units a candidate may use.
+    pub max_units: u64,
+    /// The engine's limits on every device.
+    pub engine: EngineLimits,
+    /// The infermeter version.
+    pub tool_version: String,
+}
+
+/// Why a plan could not be made.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{0}")]
+pub struct PlanError(pub String);
+
+/// Multipliers applied to a plan's inputs (1 = as given).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(super) struct Perturb {
+    pub(super) price: f64,
+    pub(super) decode: f64,
+    pub(super) prefill: f64,
+    pub(super) input: f64,
+    pub(super) output: f64,
+    pub(super) traffic: f64,
+}
+
+pub(super) const NONE: Perturb = Perturb {
+    price: 1.0,
+    decode: 1.0,
+    prefill: 1.0,
+    input: 1.0,
+    output: 1.0,
+    traffic: 1.0,
+};
+
+/// Prices as a scenario sets them.
+#[derive(Clone, Debug, PartialEq)]
+pub(super) struct Pricing {
+    pub(super) tier: String,
+    pub(super) region: String,
+    /// Part (or `*gpu`) and its price factor.
+    pub(super) shock: Option<(String, f64)>,
+}
+
+/// A device projected once (prices apart).
+#[derive(Clone, Debug)]
+pub(super) struct DeviceEval {
+    pub(super) fit: Option<FitInfo>,
+    pub(super) curve: Vec<CurvePoint>,
+    pub(super) op: Option<CurvePoint>,
+    pub(super) unmet: Option<String>,
+    /// KV bytes a unit holds, for the cached-input price.
+    kv_capacity_bytes: f64,
+    /// Mean e2e of a request at the operating point, s.
+    op_e2e_s: f64,
+    /// Prompt share of engine time at the operating point.
+    op_prefill_share: f64,
+}
+
+fn scaled(c: &Calibration, p: &Perturb) -> Calibration {
+    let mut c = c.clone();
+    c.decode.weight_read_factor *= p.decode;
+    c.decode.kv_read_factor *= p.decode;
+    c.decode.compute_factor *= p.decode;
+    c.decode.step_overhead_s *= p.decode;
+    c.prefill.matrix_factor *= p.prefill;
+    c.prefill.attention_factor *= p.prefill;
+    c
+}
+
+fn total_weight_bytes(s: &ModelShape) -> f64 {
+    s.shared_weight_bytes as f64
+        + f64::from(s.moe_layers) * f64::from(s.experts) * s.expert_weight_bytes as f64
+}
+
+/// The limits of `tp` devices of `spec` acting as one.
+fn group_limits(spec: &HardwareSpec, tp: u32) -> DeviceLimits {
+    let mut l = spec.as_limits();
+    let t = f64::from(tp);
+    l.read_gb_per_s *= t;
+    l.copy_gb_per_s *= t;
+    for v in l.matmul_gflop_per_s.values_mut() {
+        *v *= t;
+    }
+    l
+}
+
+fn meets(slo: Option<&PlanSlo>, ttft_p99_ms: f64, tpot_ms: f64) -> bool {
+    slo.is_none_or(|s| {
+        s.ttft_p99_ms.is_none_or(|m| ttft_p99_ms <= m) && s.tpot_p99_ms.is_none_or(|m| tpot_ms <= m)
+    })
+}
+
+pub(super) fn evaluate_device(
+    inp: &PlanInputs<'_>,
+    spec: &HardwareSpec,
+    cal: &Calibration,
+    p: &Perturb,
+) -> DeviceEval {
+    let mut eval = DeviceEval {
+        fit: None,
+        curve: Vec::new(),
+        op: None,
+        unmet: None,
+        kv_capacity_bytes: 0.0,
+        op_e2e_s: 0.0,
+        op_prefill_share: 0.0,
+    };
+    let Some(shape) = inp.shapes.get(&spec.class) else {
+        eval.unmet = Some(format!(
+            "no model shape for a {} device",
+            spec.class.as_str()
+        ));
+        return eval;
+    };
+    let w = &inp.workload;
+    let req = RequestShape {
+        input_tokens: w.input_tokens_mean * p.input,
+        cached_fraction: w.cached_fraction,
+        output_tokens: w.output_tokens_mean * p.output,
+    };
+    let weights = total_weight_bytes(shape);
+    let kv_session = shape.kv_bytes_per_token as f64 * (req.input_tokens + req.output_tokens);
+    let usable = spec.memory_gb * 1e9 * USABLE_MEMORY_FRACTION;
+    let Some(tp) = [1u32, 2, 4, 8, 16]
+        .into_iter()
+        .filter(|t| *t <= spec.max_per_node)
+        .find(|t| weights + kv_session <= usable * f64::from(*t))
+    else {
+        eval.unmet = Some(format!(
+            "{:.1} GB of weights and one session's {:.2} GB of KV do not fit {} x {} GB ({}% usable)",
+            weights / 1e9,
+            kv_session / 1e9,
+            spec.max_per_node,
+            spec.memory_gb,
+            (USABLE_MEMORY_FRACTION * 100.0) as u32
+        ));
+        return eval;
+    };
+    let kv_capacity = usable * f64::from(tp) - weights;
+    let max_conc = ((kv_capacity / kv_session.max(1.0)).floor() as u64)
+        .min(u64::from(inp.engine.max_batch))
+        .max(1) as u32;
+    eval.kv_capacity_bytes = kv_capacity;
+    let (per_seq, per_step, ic) = if tp > 1 {
+        let link = spec.interconnect_gb_per_s.unwrap_or(16.0) * 1e9;
+        let collectives = 2.0 * f64::from(inp.dims.layers);
+        let t = f64::from(tp);
+        let bytes = f64::from(inp.dims.hidden) * 2.0 * 2.0 * (t - 1.0) / t;
+        (
+            collectives * bytes / link,
+            collectives * COLLECTIVE_LATENCY_S,
+            Some("uncalibrated".to_string()),
+        )
+    } else {
+        (0.0, 0.0, None)
+    };
+    eval.fit = Some(FitInfo {
+        weights_gb: weights / 1e9,
+        kv_gb_per_session: kv_session / 1e9,
+        tensor_parallel: tp,
+        max_concurrency: max_conc,
+        interconnect_term: ic,
+    });
+    let limits = group_limits(spec, tp);
+    let cal = scaled(cal, p);
+    let dev = DeviceModel {
+        limits: &limits,
+        shape,
+        calibration: &cal,
+        allreduce_s_per_seq: per_seq,
+        allreduce_s_per_step: per_step,
+    };
+    let mut levels: Vec<u32> = std::iter::successors(Some(1u32), |c| c.checked_mul(2))
+        .take_while(|c| *c < max_conc)
+        .collect();
+    levels.push(max_conc);
+    let mut op: Option<(CurvePoint, f64, f64)> = None;
+    for c in levels {
+        let Some(pt) = serve(&dev, &req, &inp.engine, c) else {
+            eval.unmet = Some(format!(
+                "the device lists no throughput for {} weights",
+                shape.precision
+            ));
+            return eval;
+        };
+        let p99 = ttft_at_input(&dev, &req, &inp.engine, &pt, w.input_tokens_p99 * p.input)
+            .unwrap_or(pt.ttft_s);
+        let cp = CurvePoint {
+            concurrency: c,
+            ttft_ms: pt.ttft_s * 1e3,
+            ttft_p99_ms: p99 * 1e3,
+            tpot_ms: pt.tpot_s * 1e3,
+            requests_per_s: pt.requests_per_s,
+            output_tokens_per_s: pt.output_tokens_per_s,
+            output_tokens_per_s_per_user: pt.output_tokens_per_s_per_user,
+            meets_slo: meets(inp.slo.as_ref(), p99 * 1e3, pt.tpot_s * 1e3),
+        };
+        if cp.meets_slo
+            && op
+                .as_ref()
+                .is_none_or(|(o, _, _)| cp.requests_per_s > o.requests_per_s)
+        {
+            op = Some((cp.clone(), pt.e2e_s, pt.prefill_share));
+        }
+        eval.curve.push(cp);
+    }
+    match op {
+        Some((o, e2e, share)) => {
+            eval.op = Some(o);
+            eval.op_e2e_s = e2e;
+            eval.op_prefill_share = share;
+        }
+        None => {
+            let first = &eval.curve[0];
+            eval.unmet = Some(format!(
+                "no concurrency meets the objective: even 1 session projects p99 TTFT {:.0} ms and TPOT {:.1} ms",
+                first.ttft_p99_ms, first.tpot_ms
+            ));
+        }
+    }
+    eval
+}
+
+pub(super) fn price_unit(
+    inp: &PlanInputs<'_>,
+    spec: &HardwareSpec,
+    tp: u32,
+    pricing: &Pricing,
+    factor: f64,
+) -> Result<UnitPrice, String> {
+    let part = inp
+        .prices
+        .part_named(&spec.part)
+        .map_err(|e| e.to_string())?;
+    let billed = spec.price_units * tp;
+    let h = inp
+        .prices
+        .part_price(part, billed, &pricing.tier, &pricing.region)
+        .map_err(|e| e.to_string())?;
+    let shock = match &pricing.shock {
+        Some((p, f)) if *p == spec.part || (p == "*gpu" && spec.class == DeviceClass::Gpu) => *f,
+        _ => 1.0,
+    };
+    Ok(UnitPrice {
+        part: part.name.clone(),
+        billed_units: billed,
+        usd_per_unit_hour: h.usd_per_unit_hour * f64::from(billed) * shock * factor,
+        source: h.source,
+    })
+}
+
+pub(super) fn level_plan(
+    inp: &PlanInputs<'_>,
+    spec: &HardwareSpec,
+    eval: &DeviceEval,
+    price: Option<&UnitPrice>,
+    multiplier: f64,
+    p: &Perturb,
+) -> LevelPlan {
+    let rps = inp.traffic.requests_per_s * multiplier * p.traffic;
+    let mut lp = LevelPlan {
+        multiplier,
+        requests_per_s: rps,
+        carried: false,
+        reason: None,
+        units: None,
+        devices: None,
+        monthly_usd: None,
+        usd_per_m_input: None,
+        usd_per_m_output: None,
+        usd_per_m_cached_input: None,
+        usd_per_request: None,
+        usd_per_task: None,
+        output_tokens_per_j: None,
+        power_basis: None,
+    };
+    let (Some(op), Some(fit)) = (&eval.op, &eval.fit) else {
+        lp.reason = eval.unmet.clone();
+        return lp;
+    };
+    let units = (rps / op.requests_per_s).ceil().max(1.0);
+    if units > inp.max_units as f64 {
+        lp.reason = Some(format!(
+            "needs {units:.0} units of {} (more than --max-units {})",
+            spec.name, inp.max_units
+        ));
+        return lp;
+    }
+    let units_u = units as u64;
+    let devices = units_u * u64::from(fit.tensor_parallel);
+    lp.carried = true;
+    lp.units = Some(units_u);
+    lp.devices = Some(devices);
+    let w = &inp.workload;
+    let (input, output) = (
+        w.input_tokens_mean * p.input,
+        w.output_tokens_mean * p.output,
+    );
+    let watts = spec.tdp_w * devices as f64;
+    lp.output_tokens_per_j = Some(rps * output / watts);
+    lp.power_basis = Some("tdp".into());
+    if let Some(price) = price {
+        let usd_per_s = units * price.usd_per_unit_hour / 3600.0;
+        lp.monthly_usd = Some(units * price.usd_per_unit_hour * HOURS_PER_MONTH);
+        let per_req = usd_per_s / rps;
+        lp.usd_per_request = Some(per_req);
+        lp.usd_per_task = Some(per_req * w.calls_per_task);
+        let share = eval.op_prefill_share;
+        let computed = input * (1.0 - w.cached_fraction);
+        if computed > 0.0 {
+            lp.usd_per_m_input = Some(usd_per_s * share / (rps * computed) * 1e6);
+        }
+        lp.usd_per_m_output = Some(usd_per_s * (1.0 - share) / (rps * output) * 1e6);
+        if let Some(shape) = inp.shapes.get(&spec.class)
+            && eval.kv_capacity_bytes > 0.0
+        {
+            let unit_usd_per_s = price.usd_per_unit_hour / 3600.0;
+            lp.usd_per_m_cached_input = Some(
+                unit_usd_per_s * shape.kv_bytes_per_token as f64 * eval.op_e2e_s
+                    / eval.kv_capacity_bytes
+                    * 1e6,
+            );
+        }
+    }
+    lp
+}
+
+/// A remote result as a candidate: measured, at its measured load.
+fn remote_candidate(inp: &PlanInputs<'_>, e: &ResultEntry) -> Candidate {
+    let l = &e.latency;
+    let ttft = l.ttft_ms.p50.unwrap_or(f64::NAN);
+    let ttft99 = l.ttft_ms.p99.unwrap_or(f64::NAN);
+    let tpot99 = l.tpot_ms.p99.unwrap_or(f64::NAN);
+    let point = CurvePoint {
+        concurrency: e.load.concurrency.unwrap_or(0),
+        ttft_ms: ttft,
+        ttft_p99_ms: ttft99,
+        tpot_ms: tpot99,
+        requests_per_s: e.throughput.requests_per_s,
+        output_tokens_per_s: e.throughput.output_tokens_per_s,
+        output_tokens_per_s_per_user: e.throughput.output_tokens_per_s_per_user.unwrap_or(0.0),
+        meets_slo: meets(inp.slo.as_ref(), ttft99, tpot99),
+    };
+    let w = &inp.workload;
+    // Price the plan's requests with the provider's rate card where the report has
+    // one; else the measured cost per request.
+    let per_req = e
+        .target
+        .prices
+        .as_ref()
+        .map(|c| {
+            let cached = w.input_tokens_mean * w.cached_fraction;
+            let fresh = w.input_tokens_mean - cached;
+            (fresh * c.input_usd_per_m
+                + cached * c.cached_input_usd_per_m.unwrap_or(c.input_usd_per_m)
+                + w.output_tokens_mean * c.output_usd_per_m)
+                / 1e6
+        })
+        .or_else(|| e.cost.as_ref().and_then(|c| c.usd_per_request));
+    let label = e.target.label();
+    let levels = inp
+        .traffic
+        .multipliers
+        .iter()
+        .map(|&m| {
+            let rps = inp.traffic.requests_per_s * m;
+            let carried = point.meets_slo && per_req.is_some();
+            LevelPlan {
+                multiplier: m,
+                requests_per_s: rps,
+                carried,
+                reason: (!carried).then(|| {
+                    if per_req.is_none() {
+                        "not priced: the report has neither a rate card nor a cost".to_string()
+                    } else {
+                        format!(
+                            "measured p99 TTFT {ttft99:.0} ms, TPOT {tpot99:.1} ms miss the objective"
+                        )
+                    }
+                }),
+                units: None,
+                devices: None,
+                monthly_usd: per_req.map(|r| r * rps * HOURS_PER_MONTH * 3600.0),
+                usd_per_m_input: e.target.prices.as_ref().map(|c| c.input_usd_per_m),
+                usd_per_m_output: e.target.prices.as_ref().map(|c| c.output_usd_per_m),
+                usd_per_m_cached_input: e
+                    .target
+                    .prices
+                    .as_ref()
+                    .map(|c| c.cached_input_usd_per_m.unwrap_or(c.input_usd_per_m)),
+                usd_per_request: per_req,
+                usd_per_task: per_req.map(|r| r * w.calls_per_task),
+                output_tokens_per_j: None,
+                power_basis: None,
+            }
+        })
+        .collect();
+    Candidate {
+        name: format!("{label} / {}", e.workload.name),
+        kind: CandidateKind::Remote,
+        projected: false,
+        class: None,
+        calibrated: true,
+        error_band: None,
+        fit: None,
+        curve: vec![point.clone()],
+        operating_point: point.meets_slo.then_some(point),
+        unmet: None,
+        price: None,
+        unpriced: per_req
+            .is_none()
+            .then(|| "the report has neither a rate card nor a cost".to_string()),
+        levels,
+    }
+}
+
+/// Leave-one-out back-test of the closed-loop points of a class.
+fn error_band(class: DeviceClass, entries: &[&ResultEntry]) -> (Option<f64>, Option<f64>, usize) {
+    let pts: Vec<(&ResultEntry, Observed)> = entries
+        .iter()
+        .filter(|e| e.load.concurrency.is_some())
+        .filter_map(|e| Some((*e, Observed::of(e)?)))
+        .filter(|(_, o)| o.class == class)
+        .collect();
+    if pts.len() < 5 {
+        return (None, None, 0);
+    }
+    let mut preds = Vec::new();
+    for i in 0..pts.len() {
+        let rest: Vec<Observed> = pts
+            .iter()
+            .enumerate()
+            .filter(|(j, _)| *j != i)
+            .map(|(_, (_, o))| o.clone())
+            .collect();
+        if let Some(cal) = Calibration::fit(class, &rest)
+            && let Some(p) = predict(&cal, pts[i].0)
+        {
+            preds.push(p);
+        }
+    }
+    let s = summarize(&preds.iter().collect::<Vec<_>>());
+    (
+        s.decode_median_abs_error,
+        s.ttft_median_abs_error,
+        preds.len(),
+    )
+}
+
+pub(super) struct Built {
+    pub(super) cands: Vec<Candidate>,
+    /// Per candidate index: its spec and evaluation (devices only).
+    pub(super) evals: Vec<Option<(HardwareSpec, DeviceEval)>>,
+}
+
+pub(super) fn calibrations(inp: &PlanInputs<'_>) -> Result<Vec<ClassCalibration>, PlanError> {
+    let observed: Vec<Observed> = inp.entries.iter().filter_map(|e| Observed::of(e)).collect();
+    let mut out = Vec::new();
+    for class in [DeviceClass::Gpu, DeviceClass::Cpu] {
+        if let Some(cal) = Calibration::fit(class, &observed) {
+            let (d, t, n) = error_band(class, &inp.entries);
+            out.push(ClassCalibration {
+                calibration: cal,
+                decode_error_band: d,
+                ttft_error_band: t,
+                backtest_points: n,
+            });
+        } else if let Some(d) = inp.hardware.default_for(class) {
+            out.push(ClassCalibration {
+                calibration: Calibration::default_of(d),
+                decode_error_band: None,
+                ttft_error_band: None,
+                backtest_points: 0,
+            });
+        } else {
+            return Err(PlanError(format!(
+                "no measured {} result calibrates the planner and the hardware catalog has no default_efficiency for class `{}`",
+                class.as_str(),
+                class.as_str()
+            )));
+        }
+    }
+    Ok(out)
+}
+
+pub(super) fn build(
+    inp: &PlanInputs<'_>,
+    cals: &[ClassCalibration],
+    specs: &[&HardwareSpec],
+    pricing: &Pricing,
+    p: &Perturb,
+) -> Built {
+    let mut cands = Vec::new();
+    let mut evals = Vec::new();
+    for spec in specs {
+        let Some(cc) = cals.iter().find(|c| c.calibration.class == spec.class) else {
+            continue;
+        };
+        let eval = evaluate_device(inp, spec, &cc.calibration, p);
+        let tp = eval.fit.as_ref().map_or(1, |f| f.tensor_parallel);
+        let (price, unpriced) = match price_unit(inp, spec, tp, pricing, p.price) {
+            Ok(u) => (Some(u), None),
+            Err(e) => (None, Some(e)),
+        };
+        let levels = inp
+            .traffic
+            .multipliers
+            .iter()
+            .map(|&m| level_plan(inp, spec, &eval, price.as_ref(), m, p))
+            .collect();
+        cands.push(Candidate {
+            name: spec.name.clone(),
+            kind: CandidateKind::Device,
+            projected: true,
+            class: Some(spec.class),
+            calibrated: cc.calibration.source.calibrated,
+            error_band: cc.decode_error_band,
+            fit: eval.fit.clone(),
+            curve: eval.curve.clone(),
+            operating_point: eval.op.clone(),
+            unmet: eval.unmet.clone(),
+            price,
+            unpriced,
+            levels,
+        });
+        evals.push(Some(((*spec).clone(), eval)));
+    }
+    for e in inp.entries.iter().filter(|e| !e.target.is_local()) {
+        cands.push(remote_candidate(inp, e));
+        evals.push(None);
+    }
+    Built { cands, evals }
+}
