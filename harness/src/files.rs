@@ -67,12 +67,19 @@ pub fn read_records(path: &Path) -> Result<(Vec<RequestRecord>, bool)> {
 
 /// Writes `value` as pretty JSON to `path` atomically (and synced).
 pub fn write_json<T: serde::Serialize>(path: &Path, value: &T) -> Result<()> {
-    let tmp = path.with_extension("json.tmp");
-    let text = serde_json::to_string_pretty(value).context("serializing")?;
+    let mut text = serde_json::to_string_pretty(value).context("serializing")?;
+    text.push('\n');
+    write_text(path, &text)
+}
+
+/// Writes `text` to `path` atomically (a synced temp file, then a rename).
+pub fn write_text(path: &Path, text: &str) -> Result<()> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
     {
         let mut f = File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
         f.write_all(text.as_bytes())?;
-        f.write_all(b"\n")?;
         f.sync_all()
             .with_context(|| format!("writing {}", tmp.display()))?;
     }

@@ -12,7 +12,7 @@ use std::process::Command as Process;
 use predicates::prelude::*;
 
 mod common;
-use common::{gguf, infermeter, read_json};
+use common::{chromium_cmd, gguf, infermeter, read_json};
 
 /// A decode-bound run (12 requests of 48 input and 96 output tokens, 8 in flight) on
 /// SmolLM2 with `max_batch` sequences per step: batching is what makes it fast.
@@ -139,36 +139,6 @@ fn litellm_python() -> PathBuf {
         p.display()
     );
     p
-}
-
-fn chromium() -> PathBuf {
-    let p = std::env::var_os("INFERMETER_CHROMIUM")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/usr/bin/chromium"));
-    assert!(
-        p.exists(),
-        "{} not found: run ci/setup.sh --reference (it installs Debian's chromium)",
-        p.display()
-    );
-    p
-}
-
-fn chromium_cmd(profile: &Path) -> Process {
-    let mut c = Process::new(chromium());
-    c.args([
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--hide-scrollbars",
-        "--virtual-time-budget=3000",
-    ])
-    .arg(format!("--user-data-dir={}", profile.display()));
-    c
 }
 
 /// Pixels of `png` in the palette's first two colours (the charts' series).

@@ -71,6 +71,7 @@ fn backtest_and_plan_run_on_a_fresh_run_and_refuse_bad_input() {
     run_ok(infermeter().args(["validate", bt.to_str().unwrap()]));
 
     let plan = dir.path().join("plan.json");
+    let html = dir.path().join("plan.html");
     let out = run_ok(infermeter().args([
         "plan",
         "--report",
@@ -89,6 +90,8 @@ fn backtest_and_plan_run_on_a_fresh_run_and_refuse_bad_input() {
         "h100-sxm,l40s,l4,cpu-x86_64-8vcpu",
         "--json",
         plan.to_str().unwrap(),
+        "--html",
+        html.to_str().unwrap(),
     ]));
     assert!(
         out.contains("## Scenarios") && out.contains("## Sensitivity"),
@@ -111,6 +114,15 @@ fn backtest_and_plan_run_on_a_fresh_run_and_refuse_bad_input() {
     );
     assert_eq!(doc["levels"].as_array().unwrap().len(), 3);
     assert_eq!(doc["workload"]["name"], "chat-short");
+    // The page draws its curves and cost bars in a browser, with no script error and
+    // nothing fetched at view time.
+    let page = std::fs::read_to_string(&html).unwrap();
+    assert!(!page.contains("http://") && !page.contains("https://"));
+    assert!(page.contains("projected, uncalibrated"));
+    let attr = common::page_counters(&html, &dir.path().join("chromium-profile"));
+    assert_eq!(attr("errors"), 0);
+    // The curves and the three levels' cost bars.
+    assert!(attr("charts") >= 4, "charts drawn: {}", attr("charts"));
 
     // Bad inputs: one line, exit 2.
     one_line_error(

@@ -75,6 +75,9 @@ pub struct PlanArgs {
     /// Also write the plan as JSON (`infermeter.plan`).
     #[arg(long)]
     pub json: Option<PathBuf>,
+    /// Also write the plan as one self-contained HTML page with its curves.
+    #[arg(long)]
+    pub html: Option<PathBuf>,
 }
 
 /// Runs `infermeter plan`.
@@ -172,6 +175,10 @@ pub fn run(args: &PlanArgs) -> Result<()> {
     print!("{}", render(&doc));
     if let Some(path) = &args.json {
         crate::files::write_json(path, &doc)?;
+        eprintln!("plan: wrote {}", path.display());
+    }
+    if let Some(path) = &args.html {
+        crate::files::write_text(path, &results::render::html::plan::render_plan(&doc))?;
         eprintln!("plan: wrote {}", path.display());
     }
     Ok(())

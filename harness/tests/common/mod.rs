@@ -98,3 +98,59 @@ pub fn load_point(
         launcher: infermeter::driver::Launcher::Tokio,
     }
 }
+
+/// Debian's chromium (`ci/setup.sh --reference` installs it); fails without it.
+pub fn chromium() -> PathBuf {
+    let p = std::env::var_os("INFERMETER_CHROMIUM")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/usr/bin/chromium"));
+    assert!(
+        p.exists(),
+        "{} not found: run ci/setup.sh --reference (it installs Debian's chromium)",
+        p.display()
+    );
+    p
+}
+
+/// Headless chromium with a throw-away profile.
+pub fn chromium_cmd(profile: &Path) -> std::process::Command {
+    let mut c = std::process::Command::new(chromium());
+    c.args([
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--hide-scrollbars",
+        "--virtual-time-budget=3000",
+    ])
+    .arg(format!("--user-data-dir={}", profile.display()));
+    c
+}
+
+/// The `data-NAME` attribute of the page at `html` once chromium ran its script: the
+/// report pages count the charts that drew data, their marks and script errors.
+pub fn page_counters(html: &Path, profile: &Path) -> impl Fn(&str) -> u64 + use<> {
+    let dom = chromium_cmd(profile)
+        .arg("--dump-dom")
+        .arg(format!("file://{}", html.display()))
+        .output()
+        .unwrap();
+    assert!(
+        dom.status.success(),
+        "{}",
+        String::from_utf8_lossy(&dom.stderr)
+    );
+    let text = String::from_utf8_lossy(&dom.stdout).to_string();
+    move |name: &str| -> u64 {
+        let key = format!("data-{name}=\"");
+        let at = text
+            .find(&key)
+            .unwrap_or_else(|| panic!("no {key} in the DOM"))
+            + key.len();
+        text[at..].split('"').next().unwrap().parse().unwrap()
+    }
+}

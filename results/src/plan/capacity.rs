@@ -7,11 +7,11 @@ use std::collections::BTreeMap;
 
 use super::backtest::{predict, summarize};
 use super::doc::*;
-use super::fit::{Calibration, Observed};
+use super::fit::{Calibration, Observed, median};
 use super::hardware::{DeviceClass, HardwareCatalog, HardwareSpec};
 use super::serve::{DeviceModel, EngineLimits, RequestShape, serve, ttft_at_input};
 use crate::catalog::Catalog;
-use crate::report::{DeviceLimits, ModelShape, ResultEntry};
+use crate::report::{DeviceLimits, EnergySource, ModelShape, ResultEntry};
 
 /// Hours in a month of the plan (365 x 24 / 12).
 pub const HOURS_PER_MONTH: f64 = 730.0;
@@ -113,6 +113,8 @@ pub(super) struct DeviceEval {
     op_e2e_s: f64,
     /// Prompt share of engine time at the operating point.
     op_prefill_share: f64,
+    /// The class's measured power over TDP, when calibrated.
+    pub(super) power_fraction: Option<f64>,
 }
 
 fn scaled(c: &Calibration, p: &Perturb) -> Calibration {
@@ -163,6 +165,7 @@ pub(super) fn evaluate_device(
         kv_capacity_bytes: 0.0,
         op_e2e_s: 0.0,
         op_prefill_share: 0.0,
+        power_fraction: None,
     };
     let Some(shape) = inp.shapes.get(&spec.class) else {
         eval.unmet = Some(format!(
@@ -355,9 +358,16 @@ pub(super) fn level_plan(
         w.input_tokens_mean * p.input,
         w.output_tokens_mean * p.output,
     );
-    let watts = spec.tdp_w * devices as f64;
+    let watts = spec.tdp_w * devices as f64 * eval.power_fraction.unwrap_or(1.0);
     lp.output_tokens_per_j = Some(rps * output / watts);
-    lp.power_basis = Some("tdp".into());
+    lp.power_basis = Some(
+        if eval.power_fraction.is_some() {
+            "measured_fraction_of_tdp"
+        } else {
+            "tdp"
+        }
+        .into(),
+    );
     if let Some(price) = price {
         let usd_per_s = units * price.usd_per_unit_hour / 3600.0;
         lp.monthly_usd = Some(units * price.usd_per_unit_hour * HOURS_PER_MONTH);
@@ -512,17 +522,49 @@ pub(super) struct Built {
     pub(super) evals: Vec<Option<(HardwareSpec, DeviceEval)>>,
 }
 
+/// The median measured power over TDP of the class's results: GPU results with
+/// NVML energy whose device the hardware catalog recognises.
+fn power_fraction(inp: &PlanInputs<'_>, class: DeviceClass) -> (Option<f64>, usize) {
+    if class != DeviceClass::Gpu {
+        return (None, 0);
+    }
+    let fractions: Vec<f64> = inp
+        .entries
+        .iter()
+        .filter_map(|e| {
+            let rf = e.roofline.as_ref()?;
+            if DeviceClass::of_limits(&rf.limits) != class {
+                return None;
+            }
+            let en = e.energy.as_ref()?;
+            if !matches!(
+                en.source,
+                Some(EnergySource::NvmlCounter | EnergySource::NvmlPowerIntegrated)
+            ) {
+                return None;
+            }
+            let w = en.avg_power_w.filter(|w| *w > 0.0)?;
+            let spec = inp.hardware.recognise(&rf.limits.name)?;
+            Some(w / (spec.tdp_w * en.devices.len().max(1) as f64))
+        })
+        .collect();
+    (median(fractions.clone()), fractions.len())
+}
+
 pub(super) fn calibrations(inp: &PlanInputs<'_>) -> Result<Vec<ClassCalibration>, PlanError> {
     let observed: Vec<Observed> = inp.entries.iter().filter_map(|e| Observed::of(e)).collect();
     let mut out = Vec::new();
     for class in [DeviceClass::Gpu, DeviceClass::Cpu] {
         if let Some(cal) = Calibration::fit(class, &observed) {
             let (d, t, n) = error_band(class, &inp.entries);
+            let (power_fraction_of_tdp, power_points) = power_fraction(inp, class);
             out.push(ClassCalibration {
                 calibration: cal,
                 decode_error_band: d,
                 ttft_error_band: t,
                 backtest_points: n,
+                power_fraction_of_tdp,
+                power_points,
             });
         } else if let Some(d) = inp.hardware.default_for(class) {
             out.push(ClassCalibration {
@@ -530,6 +572,8 @@ pub(super) fn calibrations(inp: &PlanInputs<'_>) -> Result<Vec<ClassCalibration>
                 decode_error_band: None,
                 ttft_error_band: None,
                 backtest_points: 0,
+                power_fraction_of_tdp: None,
+                power_points: 0,
             });
         } else {
             return Err(PlanError(format!(
@@ -555,7 +599,8 @@ pub(super) fn build(
         let Some(cc) = cals.iter().find(|c| c.calibration.class == spec.class) else {
             continue;
         };
-        let eval = evaluate_device(inp, spec, &cc.calibration, p);
+        let mut eval = evaluate_device(inp, spec, &cc.calibration, p);
+        eval.power_fraction = cc.power_fraction_of_tdp;
         let tp = eval.fit.as_ref().map_or(1, |f| f.tensor_parallel);
         let (price, unpriced) = match price_unit(inp, spec, tp, pricing, p.price) {
             Ok(u) => (Some(u), None),

@@ -113,6 +113,12 @@ pub struct ClassCalibration {
     pub ttft_error_band: Option<f64>,
     /// Points the back-test held out.
     pub backtest_points: usize,
+    /// Mean device power over TDP while measured results of the class ran (GPU
+    /// results with NVML energy on a device the hardware catalog recognises; the
+    /// median over them); `null`: power is projected at TDP.
+    pub power_fraction_of_tdp: Option<f64>,
+    /// Results that gave it.
+    pub power_points: usize,
 }
 
 /// How a candidate is run.
@@ -211,7 +217,8 @@ pub struct LevelPlan {
     /// Output tokens per joule of device power (see `power_basis`).
     pub output_tokens_per_j: Option<f64>,
     /// `tdp`: the devices drawing their TDP the whole time (no measured power
-    /// fraction calibrates it); `measured`: a remote's or a report's figure.
+    /// fraction calibrates the class); `measured_fraction_of_tdp`: TDP times the
+    /// class's measured `power_fraction_of_tdp`.
     pub power_basis: Option<String>,
 }
 

@@ -115,6 +115,11 @@ pub struct HardwareSpec {
     pub interconnect_gb_per_s: Option<f64>,
     /// Most devices one node holds (the widest tensor-parallel group).
     pub max_per_node: u32,
+    /// How a measured GPU is recognised as this device: each entry's words appear,
+    /// in order and whole, in the GPU's name (`H100 80GB HBM3` in `NVIDIA H100
+    /// 80GB HBM3`; `L4` does not match `NVIDIA L40S`).
+    #[serde(default, rename = "match")]
+    pub matches: Vec<String>,
     /// Where the figures come from.
     pub source: String,
     /// When they were published.
@@ -173,7 +178,23 @@ impl HardwareSpec {
     }
 }
 
+impl HardwareSpec {
+    /// Whether `gpu_name` is this device (see [`HardwareSpec::matches`]).
+    pub fn is(&self, gpu_name: &str) -> bool {
+        let words: Vec<String> = gpu_name.split_whitespace().map(str::to_lowercase).collect();
+        self.matches.iter().any(|m| {
+            let want: Vec<String> = m.split_whitespace().map(str::to_lowercase).collect();
+            !want.is_empty() && words.windows(want.len()).any(|w| w == want.as_slice())
+        })
+    }
+}
+
 impl HardwareCatalog {
+    /// The device a measured GPU called `gpu_name` is, when the catalog knows it.
+    pub fn recognise(&self, gpu_name: &str) -> Option<&HardwareSpec> {
+        self.device.iter().find(|d| d.is(gpu_name))
+    }
+
     /// The catalog shipped with this build.
     pub fn default_catalog() -> Self {
         Self::parse(DEFAULT_HARDWARE_TOML, "the default hardware catalog")
@@ -348,6 +369,19 @@ mod tests {
         assert_eq!(l.matmul_gflop_per_s["f32"], 67_000.0);
         let cpu = hw.device_named("cpu-x86_64-8vcpu").unwrap();
         assert_eq!(cpu.compute_format("q4_1"), "fp32");
+    }
+
+    #[test]
+    fn measured_gpus_are_recognised_by_whole_words() {
+        let hw = HardwareCatalog::default_catalog();
+        let name = |g: &str| hw.recognise(g).map(|d| d.name.as_str());
+        assert_eq!(name("NVIDIA H100 80GB HBM3"), Some("h100-sxm"));
+        assert_eq!(name("NVIDIA H100 PCIe"), Some("h100-pcie"));
+        assert_eq!(name("NVIDIA H200"), Some("h200"));
+        assert_eq!(name("NVIDIA L40S"), Some("l40s"));
+        assert_eq!(name("NVIDIA L4"), Some("l4"));
+        assert_eq!(name("NVIDIA A100-SXM4-80GB"), Some("a100-sxm-80gb"));
+        assert_eq!(name("NVIDIA GeForce RTX 4090"), None);
     }
 
     #[test]

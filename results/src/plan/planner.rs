@@ -247,7 +247,8 @@ pub fn plan(inp: &PlanInputs<'_>) -> Result<PlanDoc, PlanError> {
             let at = |f: f64| -> Option<f64> {
                 let p = mk(f);
                 let cal = &cc?.calibration;
-                let eval = evaluate_device(inp, spec, cal, &p);
+                let mut eval = evaluate_device(inp, spec, cal, &p);
+                eval.power_fraction = cc?.power_fraction_of_tdp;
                 let tp = eval.fit.as_ref().map_or(1, |f| f.tensor_parallel);
                 let price = price_unit(inp, spec, tp, &base, p.price).ok()?;
                 let l = level_plan(inp, spec, &eval, Some(&price), t.multipliers[0], &p);
@@ -288,8 +289,21 @@ pub fn plan(inp: &PlanInputs<'_>) -> Result<PlanDoc, PlanError> {
         }
     }
     notes.push("every device figure is projected from the calibration named beside it; remote figures are measured at the reports' load, and provider capacity and rate limits are not modelled".into());
+    for cc in &cals {
+        let class = cc.calibration.class.as_str();
+        notes.push(match cc.power_fraction_of_tdp {
+            Some(f) => format!(
+                "{class} power: {:.0}% of TDP, the median of {} measured results (NVML) on devices the hardware catalog recognises",
+                f * 100.0,
+                cc.power_points
+            ),
+            None => format!(
+                "{class} power: the devices' TDP the whole month (no measured {class} result with NVML energy on a recognised device)"
+            ),
+        });
+    }
     notes.push(format!(
-        "power is the devices' TDP for the whole month (no measured power fraction calibrates it); hardware prices are taken to include power; a month is {HOURS_PER_MONTH} hours"
+        "hardware prices are taken to include power; a month is {HOURS_PER_MONTH} hours"
     ));
     Ok(PlanDoc {
         schema: PLAN_SCHEMA.into(),
@@ -322,7 +336,7 @@ mod tests {
     use crate::plan::capacity::ModelDims;
     use crate::plan::hardware::{DeviceClass, HardwareCatalog};
     use crate::plan::serve::EngineLimits;
-    use crate::report::ModelShape;
+    use crate::report::{ModelShape, ResultEntry};
 
     /// Llama 3 8B in bf16 on a GPU, roughly.
     fn llama() -> ModelShape {
@@ -507,5 +521,61 @@ mod tests {
                 .unwrap()
                 .contains("do not fit")
         );
+    }
+
+    #[test]
+    fn a_measured_gpu_result_calibrates_its_class_and_its_power() {
+        let text = include_str!(
+            "../../published/cpu-amd-epyc-2core/plan-backtest/smollm2-q4_1-p128/report.json"
+        );
+        let (report, _) = crate::schema::read_report_str(text).unwrap();
+        // The CPU results, relabelled as measured on an H100 with NVML energy.
+        let gpu: Vec<ResultEntry> = report
+            .results
+            .iter()
+            .map(|e| {
+                let mut e = e.clone();
+                let rf = e.roofline.as_mut().unwrap();
+                rf.limits.device = "cuda:0".into();
+                rf.limits.name = "NVIDIA H100 80GB HBM3".into();
+                let en = e.energy.as_mut().unwrap();
+                en.source = Some(crate::report::EnergySource::NvmlCounter);
+                en.avg_power_w = Some(420.0);
+                en.devices = vec!["gpu0".into()];
+                e
+            })
+            .collect();
+        let (hw, prices) = (
+            HardwareCatalog::default_catalog(),
+            Catalog::default_catalog(),
+        );
+        let mut i = inputs(&hw, &prices);
+        i.entries = gpu.iter().collect();
+        let doc = plan(&i).unwrap();
+        let g = doc
+            .calibrations
+            .iter()
+            .find(|c| c.calibration.class == DeviceClass::Gpu)
+            .unwrap();
+        assert!(g.calibration.source.calibrated);
+        assert_eq!(g.power_points, 4);
+        assert!((g.power_fraction_of_tdp.unwrap() - 0.6).abs() < 1e-12);
+        let h100 = doc
+            .candidates
+            .iter()
+            .find(|c| c.name == "h100-sxm")
+            .unwrap();
+        assert!(h100.calibrated);
+        let l = &h100.levels[0];
+        assert_eq!(l.power_basis.as_deref(), Some("measured_fraction_of_tdp"));
+        let want = l.requests_per_s * 128.0 / (700.0 * 0.6 * l.devices.unwrap() as f64);
+        assert!((l.output_tokens_per_j.unwrap() - want).abs() / want < 1e-9);
+        // The CPU class, with no result, is projected with its default.
+        let c = doc
+            .calibrations
+            .iter()
+            .find(|c| c.calibration.class == DeviceClass::Cpu)
+            .unwrap();
+        assert!(!c.calibration.source.calibrated && c.power_fraction_of_tdp.is_none());
     }
 }

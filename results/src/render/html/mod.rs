@@ -7,6 +7,7 @@
 //! (`data-errors`), which the browser test reads.
 
 pub mod charts;
+pub mod plan;
 
 use minijinja::{Environment, Value, context};
 use serde::Serialize;
