@@ -232,3 +232,56 @@ fn the_published_cpu_backtest_is_reproduced_from_its_reports() {
     assert_eq!(got["summary"], published["summary"]);
     assert_eq!(got["predictions"], published["predictions"]);
 }
+
+/// A remote target enters as measured, priced by the catalog's rate card when its
+/// report has none, and the plan says where self-hosting breaks even.
+#[test]
+fn a_remote_result_is_a_measured_candidate_with_a_break_even() {
+    let dir = tempfile::tempdir().unwrap();
+    let published = repo().join("results/published/cpu-amd-epyc-2core");
+    let remote = published.join("openai-llamacpp-chat-short/report.json");
+    let local = published.join("plan-backtest/smollm2-q4_1-p512/report.json");
+    let catalog = dir.path().join("prices.toml");
+    let mut text = std::fs::read_to_string(repo().join("results/catalog/default.toml")).unwrap();
+    text.push_str(
+        "\n[[rate_card]]\nprovider = \"openai\"\nmodel = \"smollm2\"\ninput_usd_per_m = 0.10\noutput_usd_per_m = 0.40\nsource = \"test\"\nas_of = \"2026-12\"\n",
+    );
+    std::fs::write(&catalog, text).unwrap();
+    let json = dir.path().join("plan.json");
+    run_ok(infermeter().args([
+        "plan",
+        "--report",
+        remote.to_str().unwrap(),
+        local.to_str().unwrap(),
+        "--model",
+        "smollm2-135m",
+        "--precision",
+        "q4_1",
+        "--rps",
+        "2",
+        "--devices",
+        "h100-sxm",
+        "--catalog",
+        catalog.to_str().unwrap(),
+        "--json",
+        json.to_str().unwrap(),
+    ]));
+    let doc = read_json(&json);
+    let cands = doc["candidates"].as_array().unwrap();
+    let api = cands.iter().find(|c| c["kind"] == "remote").unwrap();
+    assert_eq!(api["projected"], false);
+    let w = &doc["workload"];
+    let per_req = (w["input_tokens_mean"].as_f64().unwrap() * 0.10
+        + w["output_tokens_mean"].as_f64().unwrap() * 0.40)
+        / 1e6;
+    let l = &api["levels"][0];
+    assert!((l["usd_per_request"].as_f64().unwrap() - per_req).abs() < 1e-15);
+    let monthly = per_req * 2.0 * 730.0 * 3600.0;
+    assert!((l["monthly_usd"].as_f64().unwrap() - monthly).abs() / monthly < 1e-12);
+    let b = &doc["levels"][0]["break_even"];
+    assert_eq!(b["device"], "h100-sxm");
+    let h100 = cands.iter().find(|c| c["name"] == "h100-sxm").unwrap();
+    let hourly = h100["price"]["usd_per_unit_hour"].as_f64().unwrap();
+    let want = hourly / 3600.0 / per_req;
+    assert!((b["break_even_requests_per_s"].as_f64().unwrap() - want).abs() / want < 1e-12);
+}

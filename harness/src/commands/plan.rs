@@ -287,7 +287,11 @@ fn workload(args: &PlanArgs, entries: &[ResultEntry], model: &str) -> Result<Pla
         input_tokens_mean: input / sent,
         input_tokens_p99: input / sent,
         output_tokens_mean: (output / sent).max(1.0),
-        cached_fraction: if input > 0.0 { cached / input } else { 0.0 },
+        cached_fraction: if input > 0.0 {
+            (cached / input).clamp(0.0, 1.0) + 0.0
+        } else {
+            0.0
+        },
         calls_per_task: calls,
     })
 }

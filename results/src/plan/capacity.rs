@@ -411,11 +411,14 @@ fn remote_candidate(inp: &PlanInputs<'_>, e: &ResultEntry) -> Candidate {
         meets_slo: meets(inp.slo.as_ref(), ttft99, tpot99),
     };
     let w = &inp.workload;
-    // Price the plan's requests with the provider's rate card where the report has
-    // one; else the measured cost per request.
-    let per_req = e
+    // Price the plan's requests with the report's rate card, else the price
+    // catalog's for (kind, model); else the measured cost per request.
+    let card = e
         .target
         .prices
+        .clone()
+        .or_else(|| inp.prices.rate_card(&e.target.kind, &e.target.model));
+    let per_req = card
         .as_ref()
         .map(|c| {
             let cached = w.input_tokens_mean * w.cached_fraction;
@@ -440,7 +443,7 @@ fn remote_candidate(inp: &PlanInputs<'_>, e: &ResultEntry) -> Candidate {
                 carried,
                 reason: (!carried).then(|| {
                     if per_req.is_none() {
-                        "not priced: the report has neither a rate card nor a cost".to_string()
+                        "not priced: neither the report nor the price catalog has a rate card for it, and the report has no cost".to_string()
                     } else {
                         format!(
                             "measured p99 TTFT {ttft99:.0} ms, TPOT {tpot99:.1} ms miss the objective"
@@ -450,11 +453,9 @@ fn remote_candidate(inp: &PlanInputs<'_>, e: &ResultEntry) -> Candidate {
                 units: None,
                 devices: None,
                 monthly_usd: per_req.map(|r| r * rps * HOURS_PER_MONTH * 3600.0),
-                usd_per_m_input: e.target.prices.as_ref().map(|c| c.input_usd_per_m),
-                usd_per_m_output: e.target.prices.as_ref().map(|c| c.output_usd_per_m),
-                usd_per_m_cached_input: e
-                    .target
-                    .prices
+                usd_per_m_input: card.as_ref().map(|c| c.input_usd_per_m),
+                usd_per_m_output: card.as_ref().map(|c| c.output_usd_per_m),
+                usd_per_m_cached_input: card
                     .as_ref()
                     .map(|c| c.cached_input_usd_per_m.unwrap_or(c.input_usd_per_m)),
                 usd_per_request: per_req,
@@ -478,7 +479,7 @@ fn remote_candidate(inp: &PlanInputs<'_>, e: &ResultEntry) -> Candidate {
         price: None,
         unpriced: per_req
             .is_none()
-            .then(|| "the report has neither a rate card nor a cost".to_string()),
+            .then(|| "neither the report nor the price catalog has a rate card for it, and the report has no cost".to_string()),
         levels,
     }
 }
