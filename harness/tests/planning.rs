@@ -184,7 +184,7 @@ fn backtest_and_plan_run_on_a_fresh_run_and_refuse_bad_input() {
         "--rps",
         "1",
         "--slo",
-        "ttft_p99_ms=1",
+        "ttft_p99_ms=0.1",
         "--devices",
         "h100-sxm",
     ]));

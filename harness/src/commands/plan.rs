@@ -66,6 +66,10 @@ pub struct PlanArgs {
     /// Most fleet units one candidate may use.
     #[arg(long, default_value_t = 100_000)]
     pub max_units: u64,
+    /// Share of each unit's operating-point throughput the fleet is sized to use
+    /// (0-1]: headroom for bursts of arrivals.
+    #[arg(long, default_value_t = 0.8)]
+    pub max_utilisation: f64,
     /// Most sequences per engine step on every device.
     #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..=65536))]
     pub max_batch: u32,
@@ -165,6 +169,7 @@ pub fn run(args: &PlanArgs) -> Result<()> {
             .clone()
             .unwrap_or_else(|| prices.default_region.clone()),
         max_units: args.max_units,
+        max_utilisation: args.max_utilisation,
         engine: EngineLimits {
             max_batch: args.max_batch,
             prefill_chunk: args.prefill_chunk,
@@ -312,8 +317,10 @@ fn candidate_row(c: &Candidate, i: usize) -> Vec<String> {
         (false, _) => "measured".to_string(),
         (true, true) => format!(
             "projected, calibrated{}",
-            c.error_band
-                .map_or(String::new(), |b| format!(" ±{:.0}%", b * 100.0))
+            c.error_band.map_or(String::new(), |b| format!(
+                " (decode ±{:.0}% on the measured devices)",
+                b * 100.0
+            ))
         ),
         (true, false) => "projected, uncalibrated".to_string(),
     };
@@ -397,10 +404,7 @@ pub fn render(doc: &PlanDoc) -> String {
             }
         );
         if let Some(b) = &lvl.break_even {
-            s += &format!(
-                "self-host {} costs {:.2}x API {}; one unit pays off above {:.3} requests/s\n",
-                b.device, b.self_host_over_api, b.remote, b.break_even_requests_per_s
-            );
+            s += &format!("{}\n", b.sentence());
         }
         let mut t = Builder::default();
         t.push_record([

@@ -1,11 +1,13 @@
 //! Back-testing the planner: calibrate on some measured load points, predict others
 //! measured on the same device class, and publish the error of every prediction.
 //!
-//! A prediction uses only what a plan would know before measuring: the load point's
-//! concurrency, its mean prompt and reply lengths and prefix-cache share (the
-//! workload), the engine's batch and chunk limits, the device's measured limits and
-//! the model's shape. It is compared with what the point measured: decode tokens per
-//! second of decode-only steps, the median TTFT, and output tokens per second.
+//! A prediction uses what a plan is given: the load point's concurrency, its mean
+//! prompt and reply lengths (the tokens it sent, over requests sent) and its
+//! prefix-cache share (the engine's measured hit ratio: 0 in the published back-test,
+//! which turns the cache off), the engine's batch and chunk limits, the device's
+//! measured limits and the model's shape. It is compared with what the point measured:
+//! decode tokens per second of decode-only steps, the median TTFT (against the model's
+//! steady-state TTFT of a mean request), and output tokens per second.
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};

@@ -60,6 +60,9 @@ pub struct PlanInputs<'a> {
     pub region: String,
     /// Most fleet units a candidate may use.
     pub max_units: u64,
+    /// Share of each unit's operating-point throughput the fleet is sized to use
+    /// (0-1]: headroom for arrivals that are not smooth.
+    pub max_utilisation: f64,
     /// The engine's limits on every device.
     pub engine: EngineLimits,
     /// The infermeter version.
@@ -183,11 +186,16 @@ pub(super) fn evaluate_device(
     let weights = total_weight_bytes(shape);
     let kv_session = shape.kv_bytes_per_token as f64 * (req.input_tokens + req.output_tokens);
     let usable = spec.memory_gb * 1e9 * USABLE_MEMORY_FRACTION;
-    let Some(tp) = [1u32, 2, 4, 8, 16]
+    let fits = |t: u32| weights + kv_session <= usable * f64::from(t);
+    // Tensor-parallel groups that fit and that the node can link (a group needs an
+    // interconnect); the one serving the most requests per device under the
+    // objective is taken (the smallest when none meets it).
+    let tps: Vec<u32> = [1u32, 2, 4, 8, 16]
         .into_iter()
-        .filter(|t| *t <= spec.max_per_node)
-        .find(|t| weights + kv_session <= usable * f64::from(*t))
-    else {
+        .filter(|t| *t <= spec.max_per_node && (*t == 1 || spec.interconnect_gb_per_s.is_some()))
+        .filter(|t| fits(*t))
+        .collect();
+    if tps.is_empty() {
         eval.unmet = Some(format!(
             "{:.1} GB of weights and one session's {:.2} GB of KV do not fit {} x {} GB ({}% usable)",
             weights / 1e9,
@@ -197,24 +205,61 @@ pub(super) fn evaluate_device(
             (USABLE_MEMORY_FRACTION * 100.0) as u32
         ));
         return eval;
+    }
+    let evals: Vec<DeviceEval> = tps
+        .iter()
+        .map(|&tp| at_tp(inp, spec, cal, p, shape, &req, tp, eval.clone()))
+        .collect();
+    let per_device = |e: &DeviceEval| {
+        let tp = e.fit.as_ref().map_or(1, |f| f.tensor_parallel);
+        e.op.as_ref().map(|o| o.requests_per_s / f64::from(tp))
     };
+    evals
+        .iter()
+        .filter(|e| per_device(e).is_some())
+        .max_by(|a, b| {
+            per_device(a)
+                .unwrap_or(0.0)
+                .total_cmp(&per_device(b).unwrap_or(0.0))
+        })
+        .cloned()
+        .unwrap_or_else(|| evals[0].clone())
+}
+
+/// `spec` as a group of `tp` devices: its fit, curve and operating point.
+#[allow(clippy::too_many_arguments)]
+fn at_tp(
+    inp: &PlanInputs<'_>,
+    spec: &HardwareSpec,
+    cal: &Calibration,
+    p: &Perturb,
+    shape: &ModelShape,
+    req: &RequestShape,
+    tp: u32,
+    mut eval: DeviceEval,
+) -> DeviceEval {
+    let w = &inp.workload;
+    let weights = total_weight_bytes(shape);
+    let kv_session = shape.kv_bytes_per_token as f64 * (req.input_tokens + req.output_tokens);
+    let usable = spec.memory_gb * 1e9 * USABLE_MEMORY_FRACTION;
     let kv_capacity = usable * f64::from(tp) - weights;
     let max_conc = ((kv_capacity / kv_session.max(1.0)).floor() as u64)
         .min(u64::from(inp.engine.max_batch))
         .max(1) as u32;
     eval.kv_capacity_bytes = kv_capacity;
-    let (per_seq, per_step, ic) = if tp > 1 {
-        let link = spec.interconnect_gb_per_s.unwrap_or(16.0) * 1e9;
-        let collectives = 2.0 * f64::from(inp.dims.layers);
-        let t = f64::from(tp);
-        let bytes = f64::from(inp.dims.hidden) * 2.0 * 2.0 * (t - 1.0) / t;
-        (
-            collectives * bytes / link,
-            collectives * COLLECTIVE_LATENCY_S,
-            Some("uncalibrated".to_string()),
-        )
-    } else {
-        (0.0, 0.0, None)
+    let (per_seq, per_step, ic) = match spec.interconnect_gb_per_s {
+        Some(gb) if tp > 1 => {
+            let link = gb * 1e9;
+            let collectives = 2.0 * f64::from(inp.dims.layers);
+            let t = f64::from(tp);
+            let bytes = f64::from(inp.dims.hidden) * 2.0 * 2.0 * (t - 1.0) / t;
+            (
+                collectives * bytes / link,
+                collectives * COLLECTIVE_LATENCY_S,
+                Some("uncalibrated".to_string()),
+            )
+        }
+        _ => (0.0, 0.0, None),
     };
     eval.fit = Some(FitInfo {
         weights_gb: weights / 1e9,
@@ -238,14 +283,15 @@ pub(super) fn evaluate_device(
     levels.push(max_conc);
     let mut op: Option<(CurvePoint, f64, f64)> = None;
     for c in levels {
-        let Some(pt) = serve(&dev, &req, &inp.engine, c) else {
+        let Some(pt) = serve(&dev, req, &inp.engine, c) else {
             eval.unmet = Some(format!(
-                "the device lists no throughput for {} weights",
+                "the device lists no throughput for {} weights, or the projection did not converge",
                 shape.precision
             ));
             return eval;
         };
-        let p99 = ttft_at_input(&dev, &req, &inp.engine, &pt, w.input_tokens_p99 * p.input)
+        let p99 = ttft_at_input(&dev, req, &inp.engine, &pt, w.input_tokens_p99 * p.input)
+            .filter(|v| v.is_finite())
             .unwrap_or(pt.ttft_s);
         let cp = CurvePoint {
             concurrency: c,
@@ -275,7 +321,7 @@ pub(super) fn evaluate_device(
         None => {
             let first = &eval.curve[0];
             eval.unmet = Some(format!(
-                "no concurrency meets the objective: even 1 session projects p99 TTFT {:.0} ms and TPOT {:.1} ms",
+                "no concurrency meets the objective: even 1 session projects p99 TTFT {:.0} ms and TPOT {:.1} ms (tensor-parallel {tp})",
                 first.ttft_p99_ms, first.tpot_ms
             ));
         }
@@ -340,7 +386,9 @@ pub(super) fn level_plan(
         lp.reason = eval.unmet.clone();
         return lp;
     };
-    let units = (rps / op.requests_per_s).ceil().max(1.0);
+    let units = (rps / (op.requests_per_s * inp.max_utilisation))
+        .ceil()
+        .max(1.0);
     if units > inp.max_units as f64 {
         lp.reason = Some(format!(
             "needs {units:.0} units of {} (more than --max-units {})",
@@ -397,9 +445,11 @@ pub(super) fn level_plan(
 /// A remote result as a candidate: measured, at its measured load.
 fn remote_candidate(inp: &PlanInputs<'_>, e: &ResultEntry) -> Candidate {
     let l = &e.latency;
-    let ttft = l.ttft_ms.p50.unwrap_or(f64::NAN);
-    let ttft99 = l.ttft_ms.p99.unwrap_or(f64::NAN);
-    let tpot99 = l.tpot_ms.p99.unwrap_or(f64::NAN);
+    let measured = match (l.ttft_ms.p50, l.ttft_ms.p99, l.tpot_ms.p99) {
+        (Some(a), Some(b), Some(c)) if e.requests.ok > 0 => Some((a, b, c)),
+        _ => None,
+    };
+    let (ttft, ttft99, tpot99) = measured.unwrap_or((0.0, 0.0, 0.0));
     let point = CurvePoint {
         concurrency: e.load.concurrency.unwrap_or(0),
         ttft_ms: ttft,
@@ -408,7 +458,7 @@ fn remote_candidate(inp: &PlanInputs<'_>, e: &ResultEntry) -> Candidate {
         requests_per_s: e.throughput.requests_per_s,
         output_tokens_per_s: e.throughput.output_tokens_per_s,
         output_tokens_per_s_per_user: e.throughput.output_tokens_per_s_per_user.unwrap_or(0.0),
-        meets_slo: meets(inp.slo.as_ref(), ttft99, tpot99),
+        meets_slo: measured.is_some() && meets(inp.slo.as_ref(), ttft99, tpot99),
     };
     let w = &inp.workload;
     // Price the plan's requests with the report's rate card, else the price
@@ -442,7 +492,9 @@ fn remote_candidate(inp: &PlanInputs<'_>, e: &ResultEntry) -> Candidate {
                 requests_per_s: rps,
                 carried,
                 reason: (!carried).then(|| {
-                    if per_req.is_none() {
+                    if measured.is_none() {
+                        "no successful request was measured: no latency to judge".to_string()
+                    } else if per_req.is_none() {
                         "not priced: neither the report nor the price catalog has a rate card for it, and the report has no cost".to_string()
                     } else {
                         format!(
@@ -473,9 +525,11 @@ fn remote_candidate(inp: &PlanInputs<'_>, e: &ResultEntry) -> Candidate {
         calibrated: true,
         error_band: None,
         fit: None,
-        curve: vec![point.clone()],
+        curve: if measured.is_some() { vec![point.clone()] } else { Vec::new() },
         operating_point: point.meets_slo.then_some(point),
-        unmet: None,
+        unmet: measured
+            .is_none()
+            .then(|| "no successful request was measured".to_string()),
         price: None,
         unpriced: per_req
             .is_none()
@@ -485,12 +539,20 @@ fn remote_candidate(inp: &PlanInputs<'_>, e: &ResultEntry) -> Candidate {
 }
 
 /// Leave-one-out back-test of the closed-loop points of a class.
-fn error_band(class: DeviceClass, entries: &[&ResultEntry]) -> (Option<f64>, Option<f64>, usize) {
-    let pts: Vec<(&ResultEntry, Observed)> = entries
+fn error_band(inp: &PlanInputs<'_>, class: DeviceClass) -> (Option<f64>, Option<f64>, usize) {
+    let pts: Vec<(ResultEntry, Observed)> = inp
+        .entries
         .iter()
         .filter(|e| e.load.concurrency.is_some())
-        .filter_map(|e| Some((*e, Observed::of(e)?)))
+        .filter_map(|e| Some(((*e).clone(), fit_basis(inp, Observed::of(e)?))))
         .filter(|(_, o)| o.class == class)
+        .map(|(mut e, o)| {
+            // Predict against the limits the fit used.
+            if let Some(rf) = e.roofline.as_mut() {
+                rf.limits = o.limits.clone();
+            }
+            (e, o)
+        })
         .collect();
     if pts.len() < 5 {
         return (None, None, 0);
@@ -504,7 +566,7 @@ fn error_band(class: DeviceClass, entries: &[&ResultEntry]) -> (Option<f64>, Opt
             .map(|(_, (_, o))| o.clone())
             .collect();
         if let Some(cal) = Calibration::fit(class, &rest)
-            && let Some(p) = predict(&cal, pts[i].0)
+            && let Some(p) = predict(&cal, &pts[i].0)
         {
             preds.push(p);
         }
@@ -523,49 +585,82 @@ pub(super) struct Built {
     pub(super) evals: Vec<Option<(HardwareSpec, DeviceEval)>>,
 }
 
-/// The median measured power over TDP of the class's results: GPU results with
-/// NVML energy whose device the hardware catalog recognises.
-fn power_fraction(inp: &PlanInputs<'_>, class: DeviceClass) -> (Option<f64>, usize) {
-    if class != DeviceClass::Gpu {
-        return (None, 0);
+/// Per catalog device, the median measured power over TDP of the results measured
+/// on it: GPU results with NVML energy whose device the hardware catalog recognises.
+fn power_fractions(inp: &PlanInputs<'_>) -> Vec<DevicePower> {
+    let mut by: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+    for e in &inp.entries {
+        let (Some(rf), Some(en)) = (e.roofline.as_ref(), e.energy.as_ref()) else {
+            continue;
+        };
+        if !matches!(
+            en.source,
+            Some(EnergySource::NvmlCounter | EnergySource::NvmlPowerIntegrated)
+        ) {
+            continue;
+        }
+        let (Some(w), Some(spec)) = (
+            en.avg_power_w.filter(|w| *w > 0.0 && w.is_finite()),
+            inp.hardware.recognise(&rf.limits.name),
+        ) else {
+            continue;
+        };
+        by.entry(spec.name.clone())
+            .or_default()
+            .push(w / (spec.tdp_w * en.devices.len().max(1) as f64));
     }
-    let fractions: Vec<f64> = inp
-        .entries
-        .iter()
-        .filter_map(|e| {
-            let rf = e.roofline.as_ref()?;
-            if DeviceClass::of_limits(&rf.limits) != class {
-                return None;
-            }
-            let en = e.energy.as_ref()?;
-            if !matches!(
-                en.source,
-                Some(EnergySource::NvmlCounter | EnergySource::NvmlPowerIntegrated)
-            ) {
-                return None;
-            }
-            let w = en.avg_power_w.filter(|w| *w > 0.0)?;
-            let spec = inp.hardware.recognise(&rf.limits.name)?;
-            Some(w / (spec.tdp_w * en.devices.len().max(1) as f64))
+    by.into_iter()
+        .filter_map(|(device, v)| {
+            Some(DevicePower {
+                device,
+                results: v.len(),
+                fraction_of_tdp: median(v)?,
+            })
         })
-        .collect();
-    (median(fractions.clone()), fractions.len())
+        .collect()
+}
+
+/// The limits a measured result is fitted against: the catalog's spec when it
+/// recognises the device (so that factors apply to spec limits alike), else the
+/// measured ones.
+fn fit_basis(inp: &PlanInputs<'_>, mut o: Observed) -> Observed {
+    if o.class == DeviceClass::Gpu
+        && let Some(spec) = inp.hardware.recognise(&o.limits.name)
+    {
+        o.limits = spec.as_limits();
+    }
+    o
 }
 
 pub(super) fn calibrations(inp: &PlanInputs<'_>) -> Result<Vec<ClassCalibration>, PlanError> {
-    let observed: Vec<Observed> = inp.entries.iter().filter_map(|e| Observed::of(e)).collect();
+    let observed: Vec<Observed> = inp
+        .entries
+        .iter()
+        .filter_map(|e| Observed::of(e))
+        .map(|o| fit_basis(inp, o))
+        .collect();
+    let power = power_fractions(inp);
     let mut out = Vec::new();
     for class in [DeviceClass::Gpu, DeviceClass::Cpu] {
+        let points = observed.iter().filter(|o| o.class == class).count();
+        let class_power: Vec<DevicePower> = power
+            .iter()
+            .filter(|p| {
+                inp.hardware
+                    .device_named(&p.device)
+                    .is_ok_and(|d| d.class == class)
+            })
+            .cloned()
+            .collect();
         if let Some(cal) = Calibration::fit(class, &observed) {
-            let (d, t, n) = error_band(class, &inp.entries);
-            let (power_fraction_of_tdp, power_points) = power_fraction(inp, class);
+            let (d, t, n) = error_band(inp, class);
             out.push(ClassCalibration {
                 calibration: cal,
                 decode_error_band: d,
                 ttft_error_band: t,
                 backtest_points: n,
-                power_fraction_of_tdp,
-                power_points,
+                power: class_power,
+                uncalibrated_because: None,
             });
         } else if let Some(d) = inp.hardware.default_for(class) {
             out.push(ClassCalibration {
@@ -573,8 +668,15 @@ pub(super) fn calibrations(inp: &PlanInputs<'_>) -> Result<Vec<ClassCalibration>
                 decode_error_band: None,
                 ttft_error_band: None,
                 backtest_points: 0,
-                power_fraction_of_tdp: None,
-                power_points: 0,
+                power: class_power,
+                uncalibrated_because: Some(if points == 0 {
+                    format!("no measured {} result was given", class.as_str())
+                } else {
+                    format!(
+                        "{points} measured {} results could not be fitted (no decode-only steps or no computed prompt tokens)",
+                        class.as_str()
+                    )
+                }),
             });
         } else {
             return Err(PlanError(format!(
@@ -601,7 +703,11 @@ pub(super) fn build(
             continue;
         };
         let mut eval = evaluate_device(inp, spec, &cc.calibration, p);
-        eval.power_fraction = cc.power_fraction_of_tdp;
+        eval.power_fraction = cc
+            .power
+            .iter()
+            .find(|p| p.device == spec.name)
+            .map(|p| p.fraction_of_tdp);
         let tp = eval.fit.as_ref().map_or(1, |f| f.tensor_parallel);
         let (price, unpriced) = match price_unit(inp, spec, tp, pricing, p.price) {
             Ok(u) => (Some(u), None),

@@ -52,7 +52,8 @@ pub struct PlanDoc {
     pub levels: Vec<LevelSummary>,
     /// Price scenarios: the cheapest candidate and its monthly cost under each.
     pub scenarios: Vec<Scenario>,
-    /// Which input moves the cheapest baseline's monthly cost most (at 1x).
+    /// Which input moves the cheapest baseline's monthly cost most (at the largest
+    /// traffic level).
     pub sensitivity: Vec<Sensitivity>,
     /// What the reader must know.
     pub notes: Vec<String>,
@@ -113,12 +114,25 @@ pub struct ClassCalibration {
     pub ttft_error_band: Option<f64>,
     /// Points the back-test held out.
     pub backtest_points: usize,
-    /// Mean device power over TDP while measured results of the class ran (GPU
-    /// results with NVML energy on a device the hardware catalog recognises; the
-    /// median over them); `null`: power is projected at TDP.
-    pub power_fraction_of_tdp: Option<f64>,
+    /// Measured power over TDP per catalog device the class's results ran on (GPU
+    /// results with NVML energy on a device the hardware catalog recognises); other
+    /// devices are projected at TDP.
+    pub power: Vec<DevicePower>,
+    /// Why the class is projected with the catalog's default efficiencies; `null`
+    /// when calibrated.
+    pub uncalibrated_because: Option<String>,
+}
+
+/// A device's measured power.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DevicePower {
+    /// The catalog device.
+    pub device: String,
+    /// Median mean power over TDP.
+    pub fraction_of_tdp: f64,
     /// Results that gave it.
-    pub power_points: usize,
+    pub results: usize,
 }
 
 /// How a candidate is run.
@@ -217,8 +231,8 @@ pub struct LevelPlan {
     /// Output tokens per joule of device power (see `power_basis`).
     pub output_tokens_per_j: Option<f64>,
     /// `tdp`: the devices drawing their TDP the whole time (no measured power
-    /// fraction calibrates the class); `measured_fraction_of_tdp`: TDP times the
-    /// class's measured `power_fraction_of_tdp`.
+    /// fraction was measured on this device); `measured_fraction_of_tdp`: TDP times
+    /// the device's measured fraction (`calibrations[].power`).
     pub power_basis: Option<String>,
 }
 
@@ -285,12 +299,29 @@ pub struct BreakEven {
     pub device: String,
     /// The remote candidate.
     pub remote: String,
-    /// Device fleet monthly USD over the API's at this level.
-    pub self_host_over_api: f64,
-    /// Requests per second above which one device unit costs less than the API
-    /// (its hourly price over the API's price per request); beyond one unit the
-    /// fleet's cost per request falls towards the operating point's.
-    pub break_even_requests_per_s: f64,
+    /// Device fleet monthly USD over the API's at this level; `null` for a free API.
+    pub self_host_over_api: Option<f64>,
+    /// Requests per second above which one device unit costs less than the API (its
+    /// price per second over the API's price per request); `null` when one unit
+    /// cannot carry that many (self-hosting never pays off per request) or the API
+    /// is free.
+    pub break_even_requests_per_s: Option<f64>,
+}
+
+impl BreakEven {
+    /// One sentence for tables and pages.
+    pub fn sentence(&self) -> String {
+        let ratio = self
+            .self_host_over_api
+            .map_or("an unpriced (free) API".to_string(), |r| {
+                format!("{r:.2}x the API {}", self.remote)
+            });
+        let at = self.break_even_requests_per_s.map_or(
+            "one unit never costs less per request than the API".to_string(),
+            |r| format!("one unit pays off above {r:.3} requests/s"),
+        );
+        format!("self-hosting on {} costs {ratio}; {at}", self.device)
+    }
 }
 
 /// One price scenario.
@@ -315,7 +346,7 @@ pub struct ScenarioLevel {
     pub monthly_usd: Option<f64>,
 }
 
-/// How one input moves the cheapest baseline's monthly cost at 1x.
+/// How one input moves the cheapest baseline's monthly cost at the largest level.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Sensitivity {

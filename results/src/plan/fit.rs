@@ -12,7 +12,7 @@
 //! The factors (each >= 0; 1 = at the limit) are fitted by non-negative least squares
 //! on relative errors, over every load point of the class that has engine counters.
 //! With fewer load points than factors the decode fit keeps one factor on the
-//! roofline's own ceiling (`T = a x max(bytes/bw, ops/fl)`).
+//! roofline's own ceiling (`T = max(a x bytes/bw, c x ops/fl)`, `a = c` when fitted).
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -197,7 +197,8 @@ impl DecodeFit {
         }
         let [w, kv, ops, _] = decode_terms(limits, shape, batch, context)?;
         Some(if self.single_factor {
-            self.weight_read_factor * (w + kv).max(ops) + self.step_overhead_s
+            (self.weight_read_factor * (w + kv)).max(self.compute_factor * ops)
+                + self.step_overhead_s
         } else {
             self.weight_read_factor * w
                 + self.kv_read_factor * kv

@@ -35,6 +35,13 @@ pub fn plan(inp: &PlanInputs<'_>) -> Result<PlanDoc, PlanError> {
             "traffic multipliers must be positive numbers".into(),
         ));
     }
+    if !(inp.max_utilisation.is_finite() && inp.max_utilisation > 0.0 && inp.max_utilisation <= 1.0)
+    {
+        return Err(PlanError(format!(
+            "the utilisation a fleet is sized for must be in (0, 1], got {}",
+            inp.max_utilisation
+        )));
+    }
     let w = &inp.workload;
     if !(w.input_tokens_mean >= 0.0 && w.output_tokens_mean >= 1.0 && w.calls_per_task >= 1.0) {
         return Err(PlanError(format!(
@@ -116,13 +123,21 @@ pub fn plan(inp: &PlanInputs<'_>) -> Result<PlanDoc, PlanError> {
                         .price
                         .as_ref()
                         .map_or(0.0, |p| p.usd_per_unit_hour / 3600.0);
-                    let api_per_req = al.usd_per_request.unwrap_or(f64::NAN);
+                    let api_per_req = al.usd_per_request.unwrap_or(0.0);
+                    let api_monthly = al.monthly_usd.unwrap_or(0.0);
+                    // One unit costs less than the API above `unit $/s / API $/request`
+                    // requests/s, if one unit can carry that many.
+                    let unit_rps = d
+                        .operating_point
+                        .as_ref()
+                        .map_or(0.0, |o| o.requests_per_s * inp.max_utilisation);
+                    let at = (api_per_req > 0.0).then(|| unit_usd_per_s / api_per_req);
                     Some(BreakEven {
                         device: d.name.clone(),
                         remote: a.name.clone(),
-                        self_host_over_api: dl.monthly_usd.unwrap_or(0.0)
-                            / al.monthly_usd.unwrap_or(f64::NAN),
-                        break_even_requests_per_s: unit_usd_per_s / api_per_req,
+                        self_host_over_api: (api_monthly > 0.0)
+                            .then(|| dl.monthly_usd.unwrap_or(0.0) / api_monthly),
+                        break_even_requests_per_s: at.filter(|r| *r <= unit_rps),
                     })
                 }
                 _ => None,
@@ -226,9 +241,10 @@ pub fn plan(inp: &PlanInputs<'_>) -> Result<PlanDoc, PlanError> {
             }
         })
         .collect();
-    // Sensitivity of the cheapest baseline candidate at the first level.
     let mut sensitivity = Vec::new();
-    if let Some((best, bl)) = cheapest(&built.cands, 0)
+    // At the largest level, where a fleet has units enough to move by more than one.
+    let last = t.multipliers.len() - 1;
+    if let Some((best, bl)) = cheapest(&built.cands, last)
         && let Some(idx) = built.cands.iter().position(|c| c.name == best.name)
         && let Some(Some((spec, _))) = built.evals.get(idx)
     {
@@ -248,10 +264,14 @@ pub fn plan(inp: &PlanInputs<'_>) -> Result<PlanDoc, PlanError> {
                 let p = mk(f);
                 let cal = &cc?.calibration;
                 let mut eval = evaluate_device(inp, spec, cal, &p);
-                eval.power_fraction = cc?.power_fraction_of_tdp;
+                eval.power_fraction = cc?
+                    .power
+                    .iter()
+                    .find(|p| p.device == spec.name)
+                    .map(|p| p.fraction_of_tdp);
                 let tp = eval.fit.as_ref().map_or(1, |f| f.tensor_parallel);
                 let price = price_unit(inp, spec, tp, &base, p.price).ok()?;
-                let l = level_plan(inp, spec, &eval, Some(&price), t.multipliers[0], &p);
+                let l = level_plan(inp, spec, &eval, Some(&price), t.multipliers[last], &p);
                 l.monthly_usd.filter(|_| l.carried)
             };
             let (lo, hi) = (at(0.75), at(1.25));
@@ -274,15 +294,14 @@ pub fn plan(inp: &PlanInputs<'_>) -> Result<PlanDoc, PlanError> {
         });
         notes.push(format!(
             "sensitivity: {} at {}x, each input at 0.75x and 1.25x (whole units: small fleets move in steps)",
-            best.name, t.multipliers[0]
+            best.name, t.multipliers[last]
         ));
     }
     for cc in &cals {
         let c = &cc.calibration;
-        if !c.source.calibrated {
+        if let Some(why) = &cc.uncalibrated_because {
             notes.push(format!(
-                "{} devices are projected uncalibrated: no measured {} result was given; default efficiencies from the hardware catalog ({})",
-                c.class.as_str(),
+                "{} devices are projected uncalibrated: {why}; default efficiencies from the hardware catalog ({})",
                 c.class.as_str(),
                 c.source.default_source.as_deref().unwrap_or("no source")
             ));
@@ -291,17 +310,21 @@ pub fn plan(inp: &PlanInputs<'_>) -> Result<PlanDoc, PlanError> {
     notes.push("every device figure is projected from the calibration named beside it; remote figures are measured at the reports' load, and provider capacity and rate limits are not modelled".into());
     for cc in &cals {
         let class = cc.calibration.class.as_str();
-        notes.push(match cc.power_fraction_of_tdp {
-            Some(f) => format!(
-                "{class} power: {:.0}% of TDP, the median of {} measured results (NVML) on devices the hardware catalog recognises",
-                f * 100.0,
-                cc.power_points
-            ),
-            None => format!(
-                "{class} power: the devices' TDP the whole month (no measured {class} result with NVML energy on a recognised device)"
-            ),
-        });
+        if cc.power.is_empty() {
+            notes.push(format!(
+                "{class} power: each device's TDP the whole month (no measured result with NVML energy on a device the catalog recognises)"
+            ));
+        }
+        for p in &cc.power {
+            notes.push(format!(
+                "{} power: {:.0}% of TDP, the median of {} measured results (NVML); other {class} devices at TDP",
+                p.device,
+                p.fraction_of_tdp * 100.0,
+                p.results
+            ));
+        }
     }
+    notes.push("TPOT is projected as the mean step time (a request's TPOT averages its steps; interference tails are not modelled) and judged against the objective's p99; p99 TTFT is projected at the workload's p99 prompt length; remote candidates are judged on their measured p99s".into());
     notes.push(format!(
         "hardware prices are taken to include power; a month is {HOURS_PER_MONTH} hours"
     ));
@@ -389,6 +412,7 @@ mod tests {
             tier: "on-demand".into(),
             region: "us".into(),
             max_units: 100_000,
+            max_utilisation: 0.8,
             engine: EngineLimits {
                 max_batch: 256,
                 prefill_chunk: 512,
@@ -551,6 +575,8 @@ mod tests {
         );
         let mut i = inputs(&hw, &prices);
         i.entries = gpu.iter().collect();
+        // CPU timings fitted against an H100's spec make a slow "H100": no objective.
+        i.slo = None;
         let doc = plan(&i).unwrap();
         let g = doc
             .calibrations
@@ -558,8 +584,12 @@ mod tests {
             .find(|c| c.calibration.class == DeviceClass::Gpu)
             .unwrap();
         assert!(g.calibration.source.calibrated);
-        assert_eq!(g.power_points, 4);
-        assert!((g.power_fraction_of_tdp.unwrap() - 0.6).abs() < 1e-12);
+        assert_eq!(g.power.len(), 1);
+        assert_eq!(
+            (g.power[0].device.as_str(), g.power[0].results),
+            ("h100-sxm", 4)
+        );
+        assert!((g.power[0].fraction_of_tdp - 0.6).abs() < 1e-12);
         let h100 = doc
             .candidates
             .iter()
@@ -576,6 +606,9 @@ mod tests {
             .iter()
             .find(|c| c.calibration.class == DeviceClass::Cpu)
             .unwrap();
-        assert!(!c.calibration.source.calibrated && c.power_fraction_of_tdp.is_none());
+        assert!(!c.calibration.source.calibrated && c.power.is_empty());
+        // Another GPU is projected at its TDP: the fraction is the H100's.
+        let h200 = doc.candidates.iter().find(|c| c.name == "h200").unwrap();
+        assert_eq!(h200.levels[0].power_basis.as_deref(), Some("tdp"));
     }
 }

@@ -6,15 +6,17 @@
 //! tokens of which `P_c` are computed, replies of `O` tokens, and `E` the time a
 //! request spends in the engine:
 //! - requests finish at `lambda = n / E`; prompt work takes the share
-//!   `rho = lambda x P_c x t_prompt` of the engine's time (capped at 0.95);
+//!   `rho = lambda x P_c x t_prompt` of the engine's time (below 1: `E > n x P_c x t`);
 //! - `B = n x (E - TTFT) / E` sequences decode per step, each step taking `T(B)`;
 //! - TPOT `= T(B) / (1 - rho)`: decode steps are slowed by the prompt chunks
 //!   interleaved with them;
 //! - TTFT `= (P_c x t_prompt + ceil(P_c / chunk) x T(B x (n-1)/n)) / (1 - rho x (n-1)/n)`:
 //!   the prompt's own chunks, each step also carrying the other sequences' decode
 //!   tokens, slowed by the other requests' prompts;
-//! - `E = TTFT + (O - 1) x TPOT`, solved by damped fixed-point iteration; sessions
-//!   beyond `max_batch` wait in the engine's queue (`c / lambda - E`, Little's law).
+//! - `E = TTFT + (O - 1) x TPOT`, solved by bisection on `E` (the excess
+//!   `TTFT + (O-1) TPOT - E` falls from +inf at `E = n x P_c x t` to below 0); sessions
+//!   beyond `max_batch` wait in the engine's queue (`c / lambda - E`, Little's law). A
+//!   prompt served whole from the prefix cache still takes one step to its first token.
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -132,31 +134,60 @@ pub fn serve(
     let t_prompt = dev.prompt_token_s(attended)?;
     let chunks = (computed / f64::from(engine.prefill_chunk.max(1))).ceil();
     let prompt_s = computed * t_prompt;
-    let mut e2e = prompt_s + (o - 1.0) * dev.step_s(n, context)?;
-    let mut point = None;
+    let others = (n - 1.0) / n;
+    // Given the time E a request spends in the engine: its TTFT, TPOT and the decode
+    // batch (TTFT and the batch depend on each other: a few rounds settle them).
+    let state = |e: f64| -> Option<(f64, f64, f64)> {
+        let rho = (n * prompt_s / e).min(1.0);
+        let mut ttft = prompt_s;
+        let mut b = n;
+        for _ in 0..8 {
+            b = (n * (e - ttft).max(0.0) / e).clamp(1.0_f64.min(n), n);
+            // A prompt served whole from the cache still takes one step.
+            let own = if computed > 0.0 {
+                prompt_s + chunks * dev.step_s(b * others, context)?
+            } else {
+                dev.step_s(b * others + 1.0, context)?
+            };
+            ttft = own / (1.0 - rho * others).max(1e-12);
+        }
+        let tpot = dev.step_s(b, context)? / (1.0 - rho).max(1e-12);
+        Some((ttft, tpot, b))
+    };
+    let excess = |e: f64| -> Option<f64> {
+        let (ttft, tpot, _) = state(e)?;
+        Some(ttft + (o - 1.0) * tpot - e)
+    };
+    // E > n x prompt_s (the prompts' share of engine time stays below 1); the excess
+    // falls from +inf there to below 0 for a large E: bisect between.
+    let lo0 = (n * prompt_s).max(1e-12);
+    let mut hi = lo0 * 2.0 + o * dev.step_s(n, context)? * 2.0 + 1e-9;
+    let mut grown = 0;
+    while excess(hi)? > 0.0 {
+        hi *= 2.0;
+        grown += 1;
+        if grown > 200 || !hi.is_finite() {
+            return None;
+        }
+    }
+    let mut lo = lo0;
     for _ in 0..200 {
-        let lambda = n / e2e.max(1e-12);
-        let rho = (lambda * prompt_s).min(0.95);
-        let others = (n - 1.0) / n;
-        let ttft_guess = point.map_or(prompt_s, |p: (f64, f64)| p.0);
-        let b = (n * (e2e - ttft_guess).max(0.0) / e2e.max(1e-12)).clamp(1.0_f64.min(n), n);
-        let step = dev.step_s(b, context)?;
-        let tpot = step / (1.0 - rho);
-        let ttft = (prompt_s + chunks * dev.step_s(b * others, context)?) / (1.0 - rho * others);
-        let next = ttft + (o - 1.0) * tpot;
-        let done = (next - e2e).abs() <= 1e-9 * e2e.max(1e-12);
-        e2e = 0.5 * e2e + 0.5 * next;
-        point = Some((ttft, tpot));
-        if done {
+        let mid = 0.5 * (lo + hi);
+        if excess(mid)? > 0.0 {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+        if hi - lo <= 1e-12 * hi {
             break;
         }
     }
-    let (ttft, tpot) = point?;
+    let e2e = hi;
+    let (ttft, tpot, b) = state(e2e)?;
     let lambda = n / e2e;
     let queue = (c / lambda - e2e).max(0.0);
-    let b = (n * (e2e - ttft).max(0.0) / e2e).clamp(1.0_f64.min(n), n);
     let step = dev.step_s(b, context)?;
-    Some(ServePoint {
+    let point = ServePoint {
         concurrency: concurrency.max(1),
         decode_batch: b,
         ttft_s: ttft + queue,
@@ -166,9 +197,20 @@ pub fn serve(
         output_tokens_per_s: lambda * o,
         output_tokens_per_s_per_user: 1.0 / tpot,
         decode_step_tokens_per_s: b / step,
-        prefill_share: (lambda * prompt_s).min(0.95),
+        prefill_share: (lambda * prompt_s).min(1.0),
         engine_queue_s: queue,
-    })
+    };
+    let finite = [
+        point.ttft_s,
+        point.tpot_s,
+        point.e2e_s,
+        point.requests_per_s,
+        point.output_tokens_per_s_per_user,
+        point.decode_step_tokens_per_s,
+    ]
+    .iter()
+    .all(|v| v.is_finite());
+    finite.then_some(point)
 }
 
 /// TTFT of a request of `input_tokens` prompt tokens arriving into the steady state
@@ -320,5 +362,44 @@ mod tests {
         let (p8, p16) = (pts[3], pts[4]);
         assert!((p16.requests_per_s - p8.requests_per_s).abs() / p8.requests_per_s < 1e-6);
         assert!((p16.e2e_s - 16.0 / p16.requests_per_s).abs() / p16.e2e_s < 1e-6);
+    }
+
+    #[test]
+    fn prompt_heavy_requests_never_beat_the_prefill_ceiling() {
+        let (l, s, k) = (limits(), shape(), cal());
+        let dev = DeviceModel {
+            limits: &l,
+            shape: &s,
+            calibration: &k,
+            allreduce_s_per_seq: 0.0,
+            allreduce_s_per_step: 0.0,
+        };
+        let eng = EngineLimits {
+            max_batch: 64,
+            prefill_chunk: 256,
+        };
+        for (o, c) in [(1.0, 64), (2.0, 32), (4.0, 64), (128.0, 64)] {
+            let req = RequestShape {
+                input_tokens: 2048.0,
+                cached_fraction: 0.0,
+                output_tokens: o,
+            };
+            let p = serve(&dev, &req, &eng, c).unwrap();
+            let prompt_s = 2048.0 * dev.prompt_token_s(1024.0).unwrap();
+            assert!(
+                p.requests_per_s <= 1.0 / prompt_s * (1.0 + 1e-9),
+                "{o} {c}: {p:?}"
+            );
+            assert!(p.prefill_share <= 1.0 && p.ttft_s.is_finite(), "{p:?}");
+            assert!((p.e2e_s - (p.ttft_s + (o - 1.0) * p.tpot_s)).abs() / p.e2e_s < 1e-6);
+        }
+        // A prompt served whole from the cache still takes a step to its first token.
+        let req = RequestShape {
+            input_tokens: 512.0,
+            cached_fraction: 1.0,
+            output_tokens: 1.0,
+        };
+        let p = serve(&dev, &req, &eng, 1).unwrap();
+        assert!(p.ttft_s > 0.0 && p.requests_per_s.is_finite(), "{p:?}");
     }
 }

@@ -201,10 +201,7 @@ pub fn render_plan(doc: &PlanDoc) -> String {
         .iter()
         .filter_map(|l| {
             let b = l.break_even.as_ref()?;
-            Some(format!(
-                "{}x: self-hosting on {} costs {:.2}x the API {}; one unit pays off above {:.3} requests/s",
-                l.multiplier, b.device, b.self_host_over_api, b.remote, b.break_even_requests_per_s
-            ))
+            Some(format!("{}x: {}", l.multiplier, b.sentence()))
         })
         .collect();
     for s in &doc.scenarios {
