@@ -222,7 +222,9 @@ pub struct LevelPlan {
     /// USD per million output tokens (by decode-time share).
     pub usd_per_m_output: Option<f64>,
     /// USD per million cached input tokens: the KV memory they hold for a request's
-    /// lifetime, priced as the unit's memory share.
+    /// lifetime, priced as the unit's memory share. An attribution within the
+    /// fleet's cost, not an addition to it: the input and output shares already add
+    /// up to the whole (`usd_per_request`).
     pub usd_per_m_cached_input: Option<f64>,
     /// USD per request.
     pub usd_per_request: Option<f64>,
