@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The GPU check: ONE script for one H100 or H200, about 8 minutes, everything under
+# The GPU check: ONE script for one H100 or H200, about 9 minutes, everything under
 # $OUT (summary.md, steps.tsv and results.tar.gz with every report and log).
 #
 #   ci/tools/gpu_stage.sh                       # on the development machine: the bundle
@@ -21,6 +21,9 @@
 #   quick      the quick suite on local-cuda with SmolLM2 (synthetic weights)
 #   bench      criterion benchmarks of the CUDA ops (GEMV per format at batch 1/4/8,
 #              fused gate/up, decode attention at 1K/8K/32K, 2K prefill), short settings
+#   plan-backtest  the planner's back-test on the GPU (ci/backtest: SmolLM2-shape bf16 at
+#              128/512/1024-token prompts x 1/2/4/8 sessions; calibrated on the corners,
+#              the 512-token points predicted): the first GPU calibration of `plan`
 # Every run reports NVML energy (or says why not) in its report.
 #
 # --dry-run swaps local-cuda for local-cpu, cuda:0 for cpu, the GPU-sized presets for
@@ -170,8 +173,24 @@ roofline() {
         --batch 1,8,32 --context 1024,8192 --json "$WORK/roofline.json"
 }
 
+# The planner's back-test: closed loops at fixed lengths, prefix cache off.
+plan_backtest() {
+    needs "$IM" || return 1
+    local model=smollm2-135m precision=bf16 requests=16
+    if [ "$DRY" = 1 ]; then model=tiny-dense; precision=q8_0; requests=4; fi
+    local p
+    for p in 128 512 1024; do
+        "$IM" sweep --quiet --workload "ci/backtest/bt-p$p.toml" \
+            --target "$TARGET_KIND,model=$model,weights=synthetic,precision=$precision,prefix_cache=off" \
+            --concurrencies 1,2,4,8 --requests "$requests" --out "$WORK/backtest-p$p" || return 1
+    done
+    "$IM" backtest --calibrate "$WORK/backtest-p128/report.json" "$WORK/backtest-p1024/report.json" \
+        --calibrate-concurrency 1,8 --predict "$WORK/backtest-p512/report.json" \
+        --json "$WORK/backtest.json"
+}
+
 export DRY POINT_S IM BIN WORK TARGET_KIND DEVICE BIG_DENSE BIG_MOE
-export -f needs test_binary ops probe points decode moe quick roofline bench
+export -f needs test_binary ops probe points decode moe quick roofline bench plan_backtest
 
 step probe 60 probe
 step compile 120 test_binary cuda_compile
@@ -184,6 +203,7 @@ step llama-q4_0 120 decode q4_0
 step qwen-q4_0 240 moe
 step quick 240 quick
 step bench 240 bench
+step plan-backtest 240 plan_backtest
 
 # The summary a person acts on: each step's status, then the headline figures.
 {
@@ -228,6 +248,15 @@ d = json.load(open(sys.argv[1]))
 l = d["limits"]
 print(f"- roofline {l['device']} ({l['name']}): copy {l['copy_gb_per_s']:.0f} GB/s, read {l['read_gb_per_s']:.0f} GB/s, "
       + ", ".join(f"{k} {v:.0f} GFLOP/s" for k, v in l["matmul_gflop_per_s"].items()))
+PY
+    fi
+    if [ -f "$WORK/backtest.json" ]; then
+        python3 - "$WORK/backtest.json" <<'PY'
+import json, sys
+s = json.load(open(sys.argv[1]))["summary"]
+pct = lambda v: "-" if v is None else f"{v * 100:.1f}%"
+print(f"- plan back-test: {s['predictions']} predictions, median |error| decode tokens/s "
+      f"{pct(s['decode_median_abs_error'])}, TTFT {pct(s['ttft_median_abs_error'])}")
 PY
     fi
     failed=$(awk -F'\t' 'NR > 1 && $2 !~ /^(ok|passed-before|skipped)/ { print $1 }' "$STEPS")

@@ -377,6 +377,7 @@ fn the_gpu_check_script_dry_runs_and_reruns_only_what_failed() {
         ("qwen-q4_0", "ok"),
         ("quick", "ok"),
         ("bench", "ok"),
+        ("plan-backtest", "ok"),
     ] {
         tsv.push_str(&format!("{s}\t{status}\t1\t{s}.log\n"));
     }
@@ -414,7 +415,7 @@ fn the_gpu_check_script_dry_runs_and_reruns_only_what_failed() {
         assert!(summary.contains(&line), "{line}:\n{summary}");
     }
     let steps = std::fs::read_to_string(out_dir.join("steps.tsv")).unwrap();
-    assert_eq!(steps.lines().count(), 12, "{steps}");
+    assert_eq!(steps.lines().count(), 13, "{steps}");
     // Reports and logs come back in one archive beside the summary.
     let list = Command::new("tar")
         .arg("-tzf")
