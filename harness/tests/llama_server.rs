@@ -1,8 +1,9 @@
 //! The `openai` target against a real llama.cpp server (`llama-cpp-python[server]`,
 //! installed by `ci/setup.sh --reference`) serving the SmolLM2-135M GGUF on loopback:
 //! the standard `chat-short` workload streamed through the chat API, the completions
-//! API unstreamed, and token counts checked against the server's own tokenizer and
-//! usage.
+//! API unstreamed, token counts checked against the server's own tokenizer and
+//! usage, and the preflight that stops a wrong model, a rejected key or an unreachable
+//! server before any load.
 
 #![allow(clippy::unwrap_used)]
 
@@ -72,6 +73,11 @@ fn http(port: u16, method: &str, path: &str, body: Option<&Value>) -> Option<(u1
 
 impl LlamaServer {
     fn start() -> Self {
+        Self::start_with(&[])
+    }
+
+    /// A server with `extra` arguments (`--api_key K`).
+    fn start_with(extra: &[&str]) -> Self {
         let port = TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -92,6 +98,7 @@ impl LlamaServer {
             // By default a new request aborts the one being served; queue them instead,
             // as production servers do.
             .args(["--interrupt_requests", "False"])
+            .args(extra)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -99,7 +106,8 @@ impl LlamaServer {
         let mut server = Self { child, port };
         let deadline = Instant::now() + Duration::from_secs(120);
         loop {
-            if let Some((200, _)) = http(port, "GET", "/v1/models", None) {
+            // Up: answering, with or without the key.
+            if let Some((200 | 401 | 403, _)) = http(port, "GET", "/v1/models", None) {
                 return server;
             }
             if let Ok(Some(status)) = server.child.try_wait() {
@@ -134,9 +142,17 @@ impl LlamaServer {
 }
 
 fn run(args: &[&str], out: &Path) -> (Value, Vec<Value>) {
-    let output = Command::cargo_bin("infermeter")
-        .unwrap()
-        .env_remove("INFERMETER_LOG")
+    run_env(args, &[], out)
+}
+
+/// [`run`] with environment variables set (an API key).
+fn run_env(args: &[&str], env: &[(&str, &str)], out: &Path) -> (Value, Vec<Value>) {
+    let mut cmd = Command::cargo_bin("infermeter").unwrap();
+    cmd.env_remove("INFERMETER_LOG");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let output = cmd
         .args(["run", "--quiet"])
         .args(args)
         .arg("--out")
@@ -206,11 +222,24 @@ fn the_openai_target_measures_a_real_llama_cpp_server() {
     assert_eq!(res["requests"]["sent"], 3);
     assert_eq!(res["requests"]["ok"], 3, "{}", res["requests"]);
     assert_eq!(res["target"]["kind"], "openai");
-    // llama-cpp-python sends no usage in streams: the tokenizer counted, and says so.
-    assert_eq!(res["tokens"]["output_source"], "tokenizer");
+    // llama-cpp-python sends no usage in streams: the client counted (the tokenizer,
+    // or one token per chunk where that is what the stream showed; which one depends
+    // on the text sampled), and says so.
+    let source = res["tokens"]["output_source"].as_str().unwrap();
+    assert!(
+        ["tokenizer", "chunk_count", "mixed"].contains(&source),
+        "{source}"
+    );
     let prov = &res["tokens"]["provenance"];
     assert_eq!(prov["requests_without_usage"], 3, "{prov}");
-    assert_eq!(prov["chunk_counts"]["tokenizer"], 3);
+    let counted: u64 = prov["chunk_counts"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(k, _)| *k != "server_usage")
+        .map(|(_, v)| v.as_u64().unwrap())
+        .sum();
+    assert_eq!(counted, 3, "{prov}");
     for rec in &records {
         let out = rec["output_tokens"].as_u64().unwrap();
         assert!(out > 0 && rec["chunks"].as_u64().unwrap() > 0, "{rec}");
@@ -268,4 +297,92 @@ value = 12.0
     assert_eq!(prov["input_disagreement_pct"], 0.0);
     let out_disagreement = prov["output_disagreement_pct"].as_f64().unwrap();
     assert!(out_disagreement.abs() <= 5.0, "{prov}");
+}
+
+/// `infermeter run` that must fail before any load: exit 2, one line, naming `want`.
+fn refused(target: &str, env: &[(&str, &str)], want: &str, out: &Path) -> String {
+    let mut cmd = Command::cargo_bin("infermeter").unwrap();
+    cmd.env_remove("INFERMETER_LOG");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let o = cmd
+        .args([
+            "run",
+            "--quiet",
+            "--target",
+            target,
+            "--workload",
+            "classify-tiny",
+        ])
+        .args(["--requests", "2", "--warmup", "0", "--out"])
+        .arg(out)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr).to_string();
+    assert_eq!(o.status.code(), Some(2), "{stderr}");
+    assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("preflight") && stderr.contains(want),
+        "{want}: {stderr}"
+    );
+    // Nothing was measured.
+    assert!(
+        !out.join("requests.jsonl").exists()
+            || std::fs::read_to_string(out.join("requests.jsonl"))
+                .unwrap()
+                .is_empty()
+    );
+    stderr
+}
+
+#[test]
+fn preflight_stops_a_wrong_model_a_rejected_key_and_an_unreachable_server() {
+    let key = "sk-llama-9f3b2c7d1e4a";
+    let server = LlamaServer::start_with(&["--api_key", key]);
+    let dir = tempfile::tempdir().unwrap();
+    let base = server.base_url();
+    let good = [("INFERMETER_TEST_LLAMA_KEY", key)];
+    refused(
+        &format!(
+            "openai,base_url={base},model=no-such-model,api_key_env=INFERMETER_TEST_LLAMA_KEY"
+        ),
+        &good,
+        "does not serve this model (it serves: smollm2)",
+        &dir.path().join("model"),
+    );
+    let wrong = "wrong-key-but-long-enough-9";
+    let stderr = refused(
+        &format!("openai,base_url={base},model=smollm2,api_key_env=INFERMETER_TEST_LLAMA_KEY"),
+        &[("INFERMETER_TEST_LLAMA_KEY", wrong)],
+        "rejected the API key",
+        &dir.path().join("key"),
+    );
+    assert!(!stderr.contains(wrong) && !stderr.contains(key), "{stderr}");
+    let closed = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    refused(
+        &format!("openai,base_url=http://127.0.0.1:{closed}/v1,model=smollm2,connect_timeout_s=2"),
+        &[],
+        "unreachable",
+        &dir.path().join("down"),
+    );
+    // With the key and the served model, the preflight passes and the run measures.
+    let target =
+        format!("openai,base_url={base},model=smollm2,api_key_env=INFERMETER_TEST_LLAMA_KEY");
+    let args = [
+        "--target",
+        &target,
+        "--workload",
+        "classify-tiny",
+        "--requests",
+        "2",
+        "--warmup",
+        "0",
+    ];
+    let (report, _) = run_env(&args, &good, &dir.path().join("ok"));
+    assert_eq!(report["results"][0]["requests"]["ok"], 2);
 }

@@ -102,7 +102,7 @@ fn median(mut xs: Vec<f64>) -> f64 {
 
 fn target(server: &ScriptedServer, extra: &str) -> String {
     format!(
-        "openai,base_url={},model=scripted{extra}",
+        "openai,base_url={},model=scripted,preflight=false{extra}",
         server.base_url()
     )
 }
@@ -260,7 +260,7 @@ fn anthropic_streams_are_timed_like_any_other() {
     };
     let server = ScriptedServer::start(Script::normal(pace)).unwrap();
     let spec = format!(
-        "anthropic,base_url={},model=claude-test,api_key_env=INFERMETER_TEST_ANTHROPIC_KEY",
+        "anthropic,base_url={},model=claude-test,api_key_env=INFERMETER_TEST_ANTHROPIC_KEY,preflight=false",
         server.base_url()
     );
     let r = run(
@@ -599,6 +599,7 @@ fn named_targets_from_a_file_compare_in_one_run() {
 kind = "openai"
 base_url = "{}"
 model = "fast-model"
+preflight = false
 [targets.fast.body]
 temperature = 0
 [targets.fast.prices]
@@ -689,7 +690,7 @@ fn an_unreachable_server_fails_every_request_as_connection_and_the_run_completes
         .local_addr()
         .unwrap()
         .port();
-    let spec = format!("openai,base_url=http://127.0.0.1:{port}/v1,model=m,connect_timeout_s=2");
+    let spec = format!("openai,base_url=http://127.0.0.1:{port}/v1,model=m,preflight=false");
     let r = run(&spec, &wl, &dir.path().join("a"), &[]);
     let reqs = &r.report["results"][0]["requests"];
     assert_eq!(reqs["by_class"]["connection"], 3, "{reqs}");

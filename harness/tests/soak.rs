@@ -47,7 +47,7 @@ fn soak(dir: &Path, server: &ScriptedServer, requests: u32) -> u64 {
         .args([
             "--target",
             &format!(
-                "openai,base_url={},model=soak,tokenizer=none",
+                "openai,base_url={},model=soak,tokenizer=none,preflight=false",
                 server.base_url()
             ),
         ])

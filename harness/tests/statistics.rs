@@ -30,7 +30,10 @@ fn repeats_report_their_spread_and_every_figure_its_interval() {
     }))
     .unwrap();
     let out = dir.path().join("rep");
-    let target = format!("openai,base_url={},model=scripted", server.base_url());
+    let target = format!(
+        "openai,base_url={},model=scripted,preflight=false",
+        server.base_url()
+    );
     let stdout = run_ok(
         infermeter()
             .args(["run", "--quiet", "--repeat", "3", "--target", &target])

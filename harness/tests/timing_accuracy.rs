@@ -103,7 +103,10 @@ fn measure(dir: &Path, load: &str, requests: u32, label: &str) {
     let server = ScriptedServer::start(Script::normal(pace)).unwrap();
     let wl = workload(dir, load, requests, 12);
     let out = dir.join(label);
-    let target = format!("openai,base_url={},model=scripted", server.base_url());
+    let target = format!(
+        "openai,base_url={},model=scripted,preflight=false",
+        server.base_url()
+    );
     run_ok(
         infermeter()
             .args(["run", "--quiet", "--target", &target, "--workload", &wl])

@@ -145,6 +145,12 @@ macro_rules! remote_keys {
                 help: "stream responses (SSE); without it TTFT is the whole response's arrival and ITL is not measured",
             },
             KeySpec {
+                name: "preflight",
+                ty: KeyType::Bool,
+                default: Some("true"),
+                help: "before any load: the model list where the API has one (OpenAI-compatible: is the model served?), auth, and one 1-token request; an unreachable server, a missing model or a rejected key exits 2 with one line (`false`: skip it)",
+            },
+            KeySpec {
                 name: "exact_output",
                 ty: KeyType::Bool,
                 default: Some("false"),
@@ -275,6 +281,8 @@ pub struct HttpTargetConfig {
     pub api_key_env: Option<String>,
     /// Stream responses (SSE); without it every figure but E2E is approximate.
     pub stream: bool,
+    /// Check the endpoint, the model and the key before any load.
+    pub preflight: bool,
     /// Send `ignore_eos` and `min_tokens` so the server generates exactly the
     /// requested length (vLLM, SGLang; hosted APIs usually refuse these fields).
     pub exact_output: bool,
@@ -514,6 +522,10 @@ impl HttpTargetConfig {
             api,
             api_key_env,
             stream: bool_of("stream")?,
+            preflight: match s.get("preflight") {
+                Some(v) => parse_bool("preflight", v)?,
+                None => true,
+            },
             exact_output: bool_of("exact_output")?,
             max_tokens_field,
             body,

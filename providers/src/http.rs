@@ -625,9 +625,16 @@ impl Backend for HttpBackend {
     }
 
     async fn prepare(&self) -> Result<(), PrepareError> {
-        // Nothing to load; the first request opens the first connection (its cost is
-        // measured, as a real client would pay it).
-        Ok(())
+        // Nothing to load; the first measured request opens its own connection (its
+        // cost is measured, as a real client would pay it).
+        if !self.cfg.preflight {
+            return Ok(());
+        }
+        let tiny = crate::preflight::tiny_request();
+        let body = serde_json::to_vec(&self.protocol.body(&self.cfg, &tiny))
+            .map_err(|e| PrepareError::Failed(format!("encoding the preflight request: {e}")))?;
+        let secret = self.secret.as_ref();
+        crate::preflight::check(&self.client, &self.cfg, &self.endpoint, body, secret).await
     }
 
     async fn generate(
@@ -710,88 +717,4 @@ fn output_count(usage: Option<u32>, tokenizer: Option<u32>, p: &Progress) -> (u3
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Records the counts the sink is given.
-    #[derive(Default)]
-    struct Counts(Vec<u32>);
-
-    impl StreamSink for Counts {
-        fn on_bytes(&mut self, _n: usize) {}
-        fn on_tokens(&mut self, count: u32) {
-            self.0.push(count);
-        }
-        fn on_tokens_at(&mut self, _at: std::time::Instant, count: u32) {
-            self.0.push(count);
-        }
-    }
-
-    fn backend() -> HttpBackend {
-        let settings = BTreeMap::from([
-            ("base_url".to_string(), "http://127.0.0.1:1/v1".to_string()),
-            ("model".to_string(), "m".to_string()),
-        ]);
-        HttpBackend::new(Kind::OpenAi, &settings).unwrap()
-    }
-
-    fn chunk(text: &str, output: Option<u32>) -> Vec<Piece> {
-        let mut v = vec![Piece::Text(TextKind::Answer, text.into())];
-        if let Some(o) = output {
-            v.push(Piece::Usage(Usage {
-                output: Some(o),
-                ..Usage::default()
-            }));
-        }
-        v
-    }
-
-    #[test]
-    fn usage_on_every_chunk_counts_each_chunk() {
-        let (b, mut p, mut sink) = (backend(), Progress::new(), Counts::default());
-        for (text, cum) in [(" the", 1), (" the the", 3), (" the", 4)] {
-            b.apply(&mut chunk(text, Some(cum)), &mut p, &mut sink)
-                .unwrap();
-        }
-        assert_eq!(sink.0, vec![1, 2, 1]);
-        assert_eq!(p.chunk_tokens, Some(ChunkTokens::UsageDelta));
-    }
-
-    #[test]
-    fn a_final_total_on_the_last_content_chunk_is_not_that_chunks_count() {
-        let (b, mut p, mut sink) = (backend(), Progress::new(), Counts::default());
-        b.apply(&mut chunk(" the the", None), &mut p, &mut sink)
-            .unwrap();
-        b.apply(&mut chunk(" the", Some(3)), &mut p, &mut sink)
-            .unwrap();
-        // Tokenizer counts per chunk; the total (3) is kept for reconciliation.
-        assert_eq!(sink.0, vec![2, 1]);
-        assert_eq!(p.usage.output, Some(3));
-        assert_eq!(p.chunk_tokens, Some(ChunkTokens::Tokenizer));
-    }
-
-    #[test]
-    fn without_usage_the_count_is_the_larger_of_tokenizer_and_token_bearing_chunks() {
-        let (b, mut p, mut sink) = (backend(), Progress::new(), Counts::default());
-        // One token per chunk whose text re-tokenizes into fewer tokens: "hel" + "lo".
-        for text in ["hel", "lo", " world"] {
-            b.apply(&mut chunk(text, None), &mut p, &mut sink).unwrap();
-        }
-        let whole = b.tokenizer_count(&p.answer, &p.reasoning).unwrap();
-        assert!(whole < 3, "{whole}");
-        assert_eq!(
-            output_count(None, Some(whole), &p),
-            (3, TokenSource::ChunkCount)
-        );
-        // Coalesced chunks: the tokenizer sees more tokens than chunks.
-        let (mut q, mut sink) = (Progress::new(), Counts::default());
-        b.apply(&mut chunk(" the the the the", None), &mut q, &mut sink)
-            .unwrap();
-        assert_eq!(output_count(None, Some(4), &q), (4, TokenSource::Tokenizer));
-        // The server's usage always wins.
-        assert_eq!(
-            output_count(Some(7), Some(4), &q),
-            (7, TokenSource::ServerUsage)
-        );
-    }
-}
+mod tests;

@@ -25,6 +25,7 @@ pub mod config;
 pub mod error;
 pub mod http;
 pub mod openai;
+pub mod preflight;
 pub mod protocols;
 pub mod retry;
 pub mod secret;

@@ -5,7 +5,7 @@ use std::fmt;
 
 /// An API key read from the environment.
 #[derive(Clone)]
-pub struct Secret(String);
+pub struct Secret(pub(crate) String);
 
 impl Secret {
     /// Reads the key from environment variable `var`; `None` when unset or empty.

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use infermeter_providers::{HttpBackend, Kind};
 use results::ErrorClass;
-use workloads::{Backend, Message, Request, Role, StreamSink};
+use workloads::{Backend, Request, StreamSink};
 
 struct Count(u32);
 
@@ -84,20 +84,7 @@ fn tls_server(config: Arc<rustls::ServerConfig>, n: usize) -> u16 {
 }
 
 fn request() -> Request {
-    Request {
-        id: 0,
-        session: 0,
-        call: 0,
-        session_seed: 0,
-        messages: vec![Arc::new(Message {
-            role: Role::User,
-            text: "hello".into(),
-            token_ids: vec![],
-        })],
-        max_output_tokens: 3,
-        prefix: None,
-        think_ms: 0.0,
-    }
+    Request::single("hello", 3)
 }
 
 /// A CA, a `localhost` certificate it signed (as a server config), and the CA's PEM.

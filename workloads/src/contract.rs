@@ -64,6 +64,25 @@ pub struct Request {
 }
 
 impl Request {
+    /// A lone request of one user message `text` asking for `max_output_tokens`
+    /// (probes and tests; the workloads' requests come from their generators).
+    pub fn single(text: &str, max_output_tokens: u32) -> Self {
+        Self {
+            id: 0,
+            session: 0,
+            call: 0,
+            session_seed: 0,
+            messages: vec![Arc::new(Message {
+                role: Role::User,
+                text: text.into(),
+                token_ids: Vec::new(),
+            })],
+            max_output_tokens,
+            prefix: None,
+            think_ms: 0.0,
+        }
+    }
+
     /// Total prompt tokens (sum over messages).
     pub fn input_tokens(&self) -> u32 {
         self.messages.iter().map(|m| m.token_ids.len() as u32).sum()
