@@ -685,17 +685,17 @@ fn an_unreachable_server_fails_every_request_as_connection_and_the_run_completes
     let dir = tempfile::tempdir().unwrap();
     let wl = workload(dir.path(), 3, 1, 4);
     // A port that was free a moment ago: nothing listens there.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let spec = format!("openai,base_url=http://127.0.0.1:{port}/v1,model=m,preflight=false");
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/v1", l.local_addr().unwrap());
+    drop(l);
+    let spec = format!("openai,base_url={url},model=m,preflight=false,max_retries=1");
     let r = run(&spec, &wl, &dir.path().join("a"), &[]);
     let reqs = &r.report["results"][0]["requests"];
+    // Each refused connection is retried once (the budget), then classed.
     assert_eq!(reqs["by_class"]["connection"], 3, "{reqs}");
+    assert_eq!(reqs["retries"], 3, "{reqs}");
     let msg = r.records[0]["error"].as_str().unwrap();
-    assert!(msg.contains("sending the request"), "{msg}");
+    assert!(msg.contains("request (after 1 retries)"), "{msg}");
     assert_eq!(r.report["run"]["status"], "complete");
 }
 

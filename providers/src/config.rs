@@ -190,7 +190,7 @@ macro_rules! remote_keys {
                 name: "max_retries",
                 ty: KeyType::Integer { min: 0, max: 100 },
                 default: Some("3"),
-                help: "retry budget per request for HTTP 429, 502, 503 and 504",
+                help: "retry budget per request for HTTP 429, 502, 503 and 504 and for connections that did not open",
             },
             KeySpec {
                 name: "retry_max_wait_s",

@@ -217,7 +217,28 @@ impl HttpBackend {
             };
             let resp = match resp {
                 Ok(r) => r,
-                Err(e) => return Err(self.transport_error(&e, "sending the request")),
+                // A connection that never opened never reached the server: retried
+                // within the budget like a 429, each retry recorded.
+                Err(e) if e.is_connect() && attempt < self.cfg.max_retries => {
+                    let wait = retry::backoff(attempt, self.cfg.retry_max_wait, &mut rand::rng());
+                    let left = sink
+                        .deadline()
+                        .map(|d| d.saturating_duration_since(std::time::Instant::now()));
+                    if retry::judge(wait, self.cfg.retry_max_wait, left) != retry::Verdict::Wait {
+                        return Err(self.transport_error(&e, "sending the request"));
+                    }
+                    sink.on_retry(ErrorClass::Connection, None, wait);
+                    tokio::time::sleep(wait).await;
+                    attempt += 1;
+                    continue;
+                }
+                Err(e) => {
+                    let doing = match attempt {
+                        0 => "sending the request".to_string(),
+                        n => format!("sending the request (after {n} retries)"),
+                    };
+                    return Err(self.transport_error(&e, &doing));
+                }
             };
             let status = resp.status().as_u16();
             if resp.status().is_success() {
