@@ -219,7 +219,7 @@ impl HttpBackend {
                 Ok(r) => r,
                 // A connection that never opened never reached the server: retried
                 // within the budget like a 429, each retry recorded.
-                Err(e) if e.is_connect() && attempt < self.cfg.max_retries => {
+                Err(e) if refused(&e) && attempt < self.cfg.max_retries => {
                     let wait = retry::backoff(attempt, self.cfg.retry_max_wait, &mut rand::rng());
                     let left = sink
                         .deadline()
@@ -728,6 +728,31 @@ impl Backend for HttpBackend {
 /// through llama.cpp: 61 by the tokenizer for 64 generated), and servers that
 /// coalesce tokens into chunks by the tokenizer. With no tokenizer, the per-chunk
 /// counts.
+/// Whether `e` is a connection that did not open for a network reason (refused,
+/// unreachable, timed out), not a TLS or certificate failure (retrying cannot mend
+/// those).
+fn refused(e: &reqwest::Error) -> bool {
+    use std::io::ErrorKind as K;
+    let mut src = std::error::Error::source(e);
+    while let Some(s) = src {
+        if let Some(io) = s.downcast_ref::<std::io::Error>() {
+            return e.is_connect()
+                && matches!(
+                    io.kind(),
+                    K::ConnectionRefused
+                        | K::ConnectionReset
+                        | K::ConnectionAborted
+                        | K::HostUnreachable
+                        | K::NetworkUnreachable
+                        | K::TimedOut
+                        | K::AddrNotAvailable
+                );
+        }
+        src = s.source();
+    }
+    false
+}
+
 fn output_count(usage: Option<u32>, tokenizer: Option<u32>, p: &Progress) -> (u32, TokenSource) {
     match (usage, tokenizer) {
         (Some(n), _) => (n, TokenSource::ServerUsage),
