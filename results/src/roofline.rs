@@ -189,7 +189,7 @@ pub fn judge(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::collections::BTreeMap;
 
     use super::*;
@@ -211,7 +211,7 @@ mod tests {
 
     /// Llama 3 8B in bf16, roughly: 15 GB of matrices read per step, 128 KiB of KV
     /// per token at f16.
-    fn llama(precision: &str) -> ModelShape {
+    pub(crate) fn llama(precision: &str) -> ModelShape {
         ModelShape {
             model: "llama3-8b".into(),
             precision: precision.into(),

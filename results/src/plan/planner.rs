@@ -10,8 +10,18 @@ use super::hardware::HardwareSpec;
 
 /// The cheapest priced candidate carrying level `i`.
 fn cheapest(cands: &[Candidate], i: usize) -> Option<(&Candidate, &LevelPlan)> {
+    cheapest_of(cands, i, |_| true)
+}
+
+/// The cheapest priced candidate carrying level `i` among those `keep` accepts.
+fn cheapest_of(
+    cands: &[Candidate],
+    i: usize,
+    keep: impl Fn(&Candidate) -> bool,
+) -> Option<(&Candidate, &LevelPlan)> {
     cands
         .iter()
+        .filter(|c| keep(c))
         .filter_map(|c| Some((c, c.levels.get(i)?)))
         .filter(|(_, l)| l.carried && l.monthly_usd.is_some())
         .min_by(|a, b| {
@@ -95,28 +105,8 @@ pub fn plan(inp: &PlanInputs<'_>) -> Result<PlanDoc, PlanError> {
         .enumerate()
         .map(|(i, &m)| {
             let best = cheapest(&built.cands, i);
-            let dev = built
-                .cands
-                .iter()
-                .filter(|c| c.kind == CandidateKind::Device)
-                .filter_map(|c| Some((c, c.levels.get(i)?)))
-                .filter(|(_, l)| l.carried && l.monthly_usd.is_some())
-                .min_by(|a, b| {
-                    a.1.monthly_usd
-                        .unwrap_or(0.0)
-                        .total_cmp(&b.1.monthly_usd.unwrap_or(0.0))
-                });
-            let api = built
-                .cands
-                .iter()
-                .filter(|c| c.kind == CandidateKind::Remote)
-                .filter_map(|c| Some((c, c.levels.get(i)?)))
-                .filter(|(_, l)| l.carried && l.monthly_usd.is_some())
-                .min_by(|a, b| {
-                    a.1.monthly_usd
-                        .unwrap_or(0.0)
-                        .total_cmp(&b.1.monthly_usd.unwrap_or(0.0))
-                });
+            let dev = cheapest_of(&built.cands, i, |c| c.kind == CandidateKind::Device);
+            let api = cheapest_of(&built.cands, i, |c| c.kind == CandidateKind::Remote);
             let break_even = match (dev, api) {
                 (Some((d, dl)), Some((a, al))) => {
                     let unit_usd_per_s = d
@@ -361,21 +351,11 @@ mod tests {
     use crate::plan::serve::EngineLimits;
     use crate::report::{ModelShape, ResultEntry};
 
-    /// Llama 3 8B in bf16 on a GPU, roughly.
+    /// Llama 3 8B in bf16 on a GPU, roughly (the roofline tests' shape, 16 GB read).
     fn llama() -> ModelShape {
-        ModelShape {
-            model: "llama3-8b".into(),
-            precision: "bf16".into(),
-            shared_weight_bytes: 16_000_000_000,
-            expert_weight_bytes: 0,
-            experts: 0,
-            experts_per_token: 0,
-            moe_layers: 0,
-            kv_bytes_per_token: 131_072,
-            matrix_flop_per_token: 2.0 * 6.98e9,
-            head_flop_per_token: 2.0 * 0.525e9,
-            attention_flop_per_position: 4.0 * 32.0 * 32.0 * 128.0,
-        }
+        let mut s = crate::roofline::tests::llama("bf16");
+        s.shared_weight_bytes = 16_000_000_000;
+        s
     }
 
     fn inputs<'a>(hw: &'a HardwareCatalog, prices: &'a Catalog) -> PlanInputs<'a> {

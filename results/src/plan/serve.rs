@@ -274,6 +274,17 @@ mod tests {
         }
     }
 
+    /// One device (no tensor parallelism) of `l`, `s` and `k`.
+    fn device<'a>(l: &'a DeviceLimits, s: &'a ModelShape, k: &'a Calibration) -> DeviceModel<'a> {
+        DeviceModel {
+            limits: l,
+            shape: s,
+            calibration: k,
+            allreduce_s_per_seq: 0.0,
+            allreduce_s_per_step: 0.0,
+        }
+    }
+
     pub(crate) fn cal() -> Calibration {
         Calibration {
             class: DeviceClass::Cpu,
@@ -303,13 +314,7 @@ mod tests {
     #[test]
     fn one_session_is_its_prompt_then_its_decode_steps() {
         let (l, s, k) = (limits(), shape(), cal());
-        let dev = DeviceModel {
-            limits: &l,
-            shape: &s,
-            calibration: &k,
-            allreduce_s_per_seq: 0.0,
-            allreduce_s_per_step: 0.0,
-        };
+        let dev = device(&l, &s, &k);
         let req = RequestShape {
             input_tokens: 512.0,
             cached_fraction: 0.0,
@@ -331,13 +336,7 @@ mod tests {
     #[test]
     fn more_sessions_trade_latency_for_throughput_and_queue_past_the_batch() {
         let (l, s, k) = (limits(), shape(), cal());
-        let dev = DeviceModel {
-            limits: &l,
-            shape: &s,
-            calibration: &k,
-            allreduce_s_per_seq: 0.0,
-            allreduce_s_per_step: 0.0,
-        };
+        let dev = device(&l, &s, &k);
         let req = RequestShape {
             input_tokens: 256.0,
             cached_fraction: 0.5,
@@ -367,13 +366,7 @@ mod tests {
     #[test]
     fn prompt_heavy_requests_never_beat_the_prefill_ceiling() {
         let (l, s, k) = (limits(), shape(), cal());
-        let dev = DeviceModel {
-            limits: &l,
-            shape: &s,
-            calibration: &k,
-            allreduce_s_per_seq: 0.0,
-            allreduce_s_per_step: 0.0,
-        };
+        let dev = device(&l, &s, &k);
         let eng = EngineLimits {
             max_batch: 64,
             prefill_chunk: 256,

@@ -335,6 +335,27 @@ pub fn render(r: &Report) -> String {
             ],
         },
     ];
+    page(
+        "report",
+        &title,
+        &meta,
+        &summary::header(),
+        &summary::rows(r),
+        &notes,
+        &sections,
+    )
+}
+
+/// The page of `what` (`report`, `plan`) from the template.
+fn page(
+    what: &str,
+    title: &str,
+    meta: &impl Serialize,
+    header: &impl Serialize,
+    rows: &impl Serialize,
+    notes: &impl Serialize,
+    sections: &[Section],
+) -> String {
     let mut env = Environment::new();
     let page = env
         .add_template("report.html", TEMPLATE)
@@ -345,8 +366,8 @@ pub fn render(r: &Report) -> String {
                 style => Value::from_safe_string(STYLE.to_string()),
                 script => Value::from_safe_string(script()),
                 meta,
-                header => summary::header(),
-                rows => summary::rows(r),
+                header,
+                rows,
                 notes,
                 sections,
             })
@@ -356,7 +377,7 @@ pub fn render(r: &Report) -> String {
         // The template is the crate's own and its context typed: this cannot happen
         // with a built crate, and a test renders it; still, never a panic.
         Err(e) => format!(
-            "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>infermeter report</title></head><body><p>The report page could not be rendered: {}</p></body></html>\n",
+            "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>infermeter {what}</title></head><body><p>The {what} page could not be rendered: {}</p></body></html>\n",
             e.to_string().replace('<', "&lt;")
         ),
     }

@@ -4,10 +4,8 @@
 //! the monthly cost of each carrying candidate per traffic level, the scenarios and the
 //! sensitivity table.
 
-use minijinja::{Environment, Value, context};
-
 use super::charts::{self, Point, colour, css};
-use super::{Figure, STYLE, Section, TEMPLATE, script};
+use super::{Figure, Section, page};
 use crate::plan::doc::{CandidateKind, PlanDoc};
 
 fn money(x: Option<f64>) -> String {
@@ -252,27 +250,5 @@ pub fn render_plan(doc: &PlanDoc) -> String {
     {
         notes.insert(0, "device figures are projections, not measurements: each names its calibration and, where back-tested, its error band".into());
     }
-    let mut env = Environment::new();
-    let page = env
-        .add_template("report.html", TEMPLATE)
-        .and_then(|()| env.get_template("report.html"))
-        .and_then(|t| {
-            t.render(context! {
-                title,
-                style => Value::from_safe_string(STYLE.to_string()),
-                script => Value::from_safe_string(script()),
-                meta,
-                header,
-                rows,
-                notes,
-                sections,
-            })
-        });
-    match page {
-        Ok(p) => p,
-        Err(e) => format!(
-            "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>infermeter plan</title></head><body><p>The plan page could not be rendered: {}</p></body></html>\n",
-            e.to_string().replace('<', "&lt;")
-        ),
-    }
+    page("plan", &title, &meta, &header, &rows, &notes, &sections)
 }
