@@ -416,35 +416,10 @@ impl Gpu {
         groups: &DeviceGroups,
         x: &CudaSlice<f32>,
         y: &mut CudaSlice<f32>,
-        (n_out, k): (usize, usize),
+        shape: (usize, usize),
     ) -> Result<(), CudaError> {
-        Self::check_grouped("gemv_grouped", &[table], groups, x, y, (n_out, k), format)?;
-        if groups.groups == 0 {
-            return Ok(());
-        }
-        let f = self.function(
-            Source::Gemv,
-            &format!("gemv_grouped_{}", format_suffix(format)),
-        )?;
-        let (n_i, k_i) = (n_out as i32, k as i32);
-        let cfg = LaunchConfig {
-            grid_dim: (n_out as u32, groups.groups as u32, 1),
-            block_dim: (128, 1, 1),
-            shared_mem_bytes: 0,
-        };
-        let mut b = self.stream().launch_builder(&f);
-        b.arg(&*table.ptrs)
-            .arg(&groups.expert)
-            .arg(&groups.count)
-            .arg(x)
-            .arg(y);
-        b.arg(&n_i).arg(&k_i);
-        // SAFETY: (w_ptrs, group_expert, group_count, x, y, n_out, k) as declared; the
-        // groups were checked against the table (experts, counts <= 8), x and y hold
-        // every slot; the addresses are live weights of this shape (the caller's
-        // contract).
-        unsafe { b.launch(cfg) }.map_err(driver("launching gemv_grouped"))?;
-        Ok(())
+        // SAFETY: the caller's contract, passed on.
+        unsafe { self.launch_grouped("gemv_grouped", format, &[table], groups, x, y, shape) }
     }
 
     /// `y[slot] = silu(x[slot] . G_e^T) * (x[slot] . U_e^T)` for every slot.
@@ -459,24 +434,44 @@ impl Gpu {
         groups: &DeviceGroups,
         x: &CudaSlice<f32>,
         y: &mut CudaSlice<f32>,
+        shape: (usize, usize),
+    ) -> Result<(), CudaError> {
+        // SAFETY: the caller's contract, passed on.
+        unsafe {
+            self.launch_grouped(
+                "gemv_grouped_gate_up",
+                format,
+                &[gate, up],
+                groups,
+                x,
+                y,
+                shape,
+            )
+        }
+    }
+
+    /// Launches kernel `name` (`gemv_grouped`, `gemv_grouped_gate_up`) over `groups`:
+    /// its arguments are the tables' pointer arrays in order, then (group_expert,
+    /// group_count, x, y, n_out, k); one block of 128 threads per (output, group).
+    ///
+    /// # Safety
+    /// Every address in every table is a live weight of `[n_out, k]` in `format`.
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn launch_grouped(
+        &self,
+        name: &'static str,
+        format: Precision,
+        tables: &[&ExpertTable],
+        groups: &DeviceGroups,
+        x: &CudaSlice<f32>,
+        y: &mut CudaSlice<f32>,
         (n_out, k): (usize, usize),
     ) -> Result<(), CudaError> {
-        Self::check_grouped(
-            "gemv_grouped_gate_up",
-            &[gate, up],
-            groups,
-            x,
-            y,
-            (n_out, k),
-            format,
-        )?;
+        Self::check_grouped(name, tables, groups, x, y, (n_out, k), format)?;
         if groups.groups == 0 {
             return Ok(());
         }
-        let f = self.function(
-            Source::Gemv,
-            &format!("gemv_grouped_gate_up_{}", format_suffix(format)),
-        )?;
+        let f = self.function(Source::Gemv, &format!("{name}_{}", format_suffix(format)))?;
         let (n_i, k_i) = (n_out as i32, k as i32);
         let cfg = LaunchConfig {
             grid_dim: (n_out as u32, groups.groups as u32, 1),
@@ -484,13 +479,25 @@ impl Gpu {
             shared_mem_bytes: 0,
         };
         let mut b = self.stream().launch_builder(&f);
-        b.arg(&*gate.ptrs)
-            .arg(&*up.ptrs)
-            .arg(&groups.expert)
-            .arg(&groups.count);
-        b.arg(x).arg(y).arg(&n_i).arg(&k_i);
-        // SAFETY: as in gemv_grouped, with both tables checked.
-        unsafe { b.launch(cfg) }.map_err(driver("launching gemv_grouped_gate_up"))?;
+        for t in tables {
+            b.arg(&*t.ptrs);
+        }
+        b.arg(&groups.expert)
+            .arg(&groups.count)
+            .arg(x)
+            .arg(y)
+            .arg(&n_i)
+            .arg(&k_i);
+        let launching = if tables.len() == 2 {
+            "launching gemv_grouped_gate_up"
+        } else {
+            "launching gemv_grouped"
+        };
+        // SAFETY: (w_ptrs..., group_expert, group_count, x, y, n_out, k) as the
+        // kernel declares them; the groups were checked against every table
+        // (experts, counts <= 8), x and y hold every slot; the addresses are live
+        // weights of this shape (the caller's contract).
+        unsafe { b.launch(cfg) }.map_err(driver(launching))?;
         Ok(())
     }
 
