@@ -191,6 +191,11 @@ fn apply(mut spec: WorkloadSpec, o: &Overrides) -> Result<(WorkloadSpec, u64)> {
             l.burstiness = None;
         }
         ArrivalPattern::Gamma => l.concurrency = None,
+        // A replay keeps `rate_rps` only when it rescales the trace's times.
+        ArrivalPattern::Trace => {
+            l.concurrency = None;
+            l.burstiness = None;
+        }
     }
     spec.validate("command line")
         .map_err(|e| bad_input(e.to_string()))?;

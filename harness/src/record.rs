@@ -103,6 +103,10 @@ pub struct RequestRecord {
     /// HTTP status of a failed HTTP request.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub http_status: Option<u16>,
+    /// The shared prefix the request started with (a replay of this file rebuilds
+    /// it: `trace.format = "requests-jsonl"`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefix: Option<workloads::PrefixRef>,
     /// Input tokens the target served from its prefix cache, when it reports them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub input_cached_tokens: Option<u32>,
@@ -233,6 +237,7 @@ impl RequestRecord {
             error_class,
             error,
             http_status,
+            prefix: f.request.prefix.clone(),
             input_cached_tokens: ok.and_then(|c| c.input_cached_tokens),
             engine: ok.and_then(|c| c.engine.map(round_engine)),
             cold_start: false,

@@ -35,6 +35,8 @@ pub enum Arrival {
     },
     /// Every session at time 0.
     All,
+    /// At the times of a replayed trace (the schedule comes from the trace).
+    Trace,
 }
 
 /// The gamma distribution of inter-arrival times at `rate_rps` with coefficient of
@@ -60,6 +62,7 @@ impl Arrival {
             Arrival::Gamma { .. } => ArrivalPattern::Gamma,
             Arrival::Closed { .. } => ArrivalPattern::Closed,
             Arrival::All => ArrivalPattern::All,
+            Arrival::Trace => ArrivalPattern::Trace,
         }
     }
 
@@ -75,6 +78,8 @@ impl Arrival {
         }
         let gap = match *self {
             Arrival::Closed { .. } => return None,
+            // A trace's schedule is its own (see `trace`); this is never asked for it.
+            Arrival::Trace => Gap::Fixed(0.0),
             Arrival::All => Gap::Fixed(0.0),
             Arrival::Constant { rate_rps } => Gap::Fixed(1.0 / rate_rps),
             Arrival::Poisson { rate_rps } => match exp_gaps(rate_rps) {

@@ -7,6 +7,9 @@
 
 use std::time::Duration;
 
+/// Upper bound on any token length in a spec or a trace (1M tokens).
+pub const MAX_TOKENS: f64 = 1_048_576.0;
+
 /// Fewest sessions per second of an open loop (one per 11.6 days).
 pub const MIN_RATE_RPS: f64 = 1e-6;
 /// Most sessions per second of an open loop.

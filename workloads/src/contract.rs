@@ -135,6 +135,18 @@ pub trait StreamSink: Send {
     }
 }
 
+/// A server's Prometheus endpoint, scraped through each load point.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MetricsEndpoint {
+    /// The URL (`http://host:port/metrics`).
+    pub url: String,
+    /// Whether the user named it (a named endpoint that does not answer is refused
+    /// before load; the default one is skipped, with a note).
+    pub explicit: bool,
+    /// Time between two scrapes.
+    pub interval: Duration,
+}
+
 /// Token counts a server reported for one request, verbatim (`None` = not reported).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ServerUsage {
@@ -316,5 +328,14 @@ pub trait Backend: Send + Sync {
     /// for remote targets and when the limits were not measured.
     fn roofline_basis(&self) -> Option<(results::DeviceLimits, results::ModelShape)> {
         None
+    }
+    /// The server's Prometheus endpoint; `None` for targets without one.
+    fn metrics_endpoint(&self) -> Option<MetricsEndpoint> {
+        None
+    }
+    /// Fetches the endpoint's exposition text once, within `timeout` (the target's
+    /// own HTTP client, so its TLS settings apply).
+    async fn fetch_metrics(&self, _timeout: Duration) -> Result<String, String> {
+        Err("this target has no metrics endpoint".into())
     }
 }

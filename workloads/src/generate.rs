@@ -143,15 +143,7 @@ impl RequestStream {
     }
 }
 
-/// A seed for `(domain, index)` derived from `seed`, identical on every platform.
-pub fn derive_seed(seed: u64, domain: &str, index: u64) -> u64 {
-    let mut h = Sha256::new();
-    h.update(seed.to_le_bytes());
-    h.update(domain.as_bytes());
-    h.update(index.to_le_bytes());
-    let d = h.finalize();
-    u64::from_le_bytes(d[..8].try_into().expect("8 bytes"))
-}
+pub use crate::digest::derive_seed;
 
 fn draw(spec: &LengthSpec, rng: &mut impl Rng) -> f64 {
     match *spec {
@@ -194,6 +186,7 @@ fn arrival_of(spec: &WorkloadSpec) -> Arrival {
             concurrency: l.concurrency.unwrap_or(1),
         },
         ArrivalPattern::All => Arrival::All,
+        ArrivalPattern::Trace => Arrival::Trace,
     }
 }
 
@@ -230,17 +223,21 @@ pub fn generate_session(
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let calls_n = rng.random_range(spec.session.calls.min..=spec.session.calls.max);
     let mut history: Vec<Arc<Message>> = prefix.map(|(m, _)| Arc::clone(m)).into_iter().collect();
-    let followup = spec.followup.as_ref().unwrap_or(&spec.input);
+    let fixed_one = LengthSpec::Fixed { value: 1.0 };
+    // Validated specs that generate sessions have both (a replay never comes here).
+    let input = spec.input.as_ref().unwrap_or(&fixed_one);
+    let output = spec.output.as_ref().unwrap_or(&fixed_one);
+    let followup = spec.followup.as_ref().unwrap_or(input);
     let mut calls = Vec::with_capacity(calls_n as usize);
     for call in 0..calls_n {
-        let new_len = draw_tokens(if call == 0 { &spec.input } else { followup }, &mut rng);
+        let new_len = draw_tokens(if call == 0 { input } else { followup }, &mut rng);
         let (text, token_ids) = synthetic_text(&mut rng, new_len as usize);
         history.push(Arc::new(Message {
             role: Role::User,
             text,
             token_ids,
         }));
-        let max_output_tokens = draw_tokens(&spec.output, &mut rng);
+        let max_output_tokens = draw_tokens(output, &mut rng);
         let think_ms = if call == 0 {
             0.0
         } else {
@@ -271,6 +268,9 @@ pub fn generate_session(
 /// Generates the request stream of `spec` with `seed`: sessions until at least
 /// `load.requests` requests, warm-up requests, and the arrival schedule.
 pub fn generate(spec: &WorkloadSpec, seed: u64) -> RequestStream {
+    if let Some(trace) = &spec.trace {
+        return replay(spec, trace, seed);
+    }
     let prefix = prefix_message(spec, seed);
     let mut sessions = Vec::new();
     let mut requests = 0u64;
@@ -319,6 +319,43 @@ pub fn generate(spec: &WorkloadSpec, seed: u64) -> RequestStream {
         cold_idle_s,
         schedule,
         arrival,
+    }
+}
+
+/// The stream of a trace replay: one single-call session per trace request of the
+/// window, at the trace's (scaled) times; warm-up requests are the window's first
+/// requests with text of their own seed domain. A trace that was not read (see
+/// [`WorkloadSpec::load_trace`]) gives an empty stream.
+fn replay(spec: &WorkloadSpec, trace: &crate::trace::TraceSpec, seed: u64) -> RequestStream {
+    let (chosen, offsets) = trace.select(spec.load.requests, spec.load.rate_rps);
+    let mut prompts = crate::trace::PromptBuilder::new(seed, "trace-block");
+    let sessions = chosen
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            let req = prompts.request(i as u64, r);
+            SessionPlan {
+                index: i as u64,
+                seed: req.session_seed,
+                calls: vec![req],
+            }
+        })
+        .collect();
+    let mut warm = crate::trace::PromptBuilder::new(seed, "trace-warmup");
+    let warmup = chosen
+        .iter()
+        .take(spec.load.warmup_requests as usize)
+        .enumerate()
+        .map(|(i, r)| warm.request(i as u64, r))
+        .collect();
+    RequestStream {
+        seed,
+        sessions,
+        warmup,
+        cold: Vec::new(),
+        cold_idle_s: 0.0,
+        schedule: Some(offsets),
+        arrival: Arrival::Trace,
     }
 }
 

@@ -11,16 +11,20 @@
 //! - [`arrival`]: arrival processes (Poisson, constant, gamma, closed loop, all at once).
 //! - [`settings`]: the typed keys of target specs, declared by each target kind.
 //! - [`bounds`]: the bounds of every duration, rate and count, and their validators.
+//! - [`digest`]: hex and derived seeds, below everything.
+//! - [`trace`]: trace replay (Mooncake, BurstGPT, Azure, a recorded `requests.jsonl`).
 
 pub mod arrival;
 pub mod bounds;
 pub mod contract;
+pub mod digest;
 pub mod error;
 pub mod generate;
 pub mod settings;
 pub mod spec;
 pub mod suite;
 pub mod text;
+pub mod trace;
 
 pub use contract::*;
 pub use error::WorkloadError;

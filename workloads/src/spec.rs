@@ -37,13 +37,21 @@ pub struct WorkloadSpec {
     /// A prefix shared by every call of every session (system prompt, tool schemas).
     #[serde(default)]
     pub prefix: Option<PrefixSpec>,
-    /// New input of a session's first call.
-    pub input: LengthSpec,
+    /// New input of a session's first call (required unless the workload replays a
+    /// trace).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input: Option<LengthSpec>,
     /// New input of each later call (user turn, tool result); defaults to `input`.
     #[serde(default)]
     pub followup: Option<LengthSpec>,
-    /// Output tokens of every call (generation runs to exactly this length).
-    pub output: LengthSpec,
+    /// Output tokens of every call (generation runs to exactly this length; required
+    /// unless the workload replays a trace).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output: Option<LengthSpec>,
+    /// The trace replayed (with `load.arrival = "trace"`): requests, lengths, prefixes
+    /// and send times from a recorded trace instead of the distributions above.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace: Option<crate::trace::TraceSpec>,
 }
 
 fn default_seed() -> u64 {
@@ -66,7 +74,9 @@ pub struct LoadSpec {
     #[serde(default)]
     pub burstiness: Option<f64>,
     /// Measured requests to send (whole sessions are sent, so up to one session's
-    /// calls more may be sent).
+    /// calls more may be sent). A trace replay sends at most this many from its
+    /// window; 0 (or absent) replays the whole window.
+    #[serde(default)]
     pub requests: u64,
     /// Stop sending after this many seconds of measurement.
     #[serde(default)]
@@ -221,8 +231,7 @@ impl LengthSpec {
     }
 }
 
-/// Upper bound on any token length in a spec (1M tokens).
-pub const MAX_TOKENS: f64 = 1_048_576.0;
+pub use crate::bounds::MAX_TOKENS;
 
 impl WorkloadSpec {
     /// Parses a spec from TOML text; `origin` names it in errors.
@@ -271,7 +280,44 @@ impl WorkloadSpec {
         let l = &self.load;
         // Out of its bounds: the field and what is wrong.
         let oob = |e: bounds::OutOfBounds| bad(&e.what, e.message);
-        bounds::count("load.requests", l.requests, 1, bounds::MAX_REQUESTS).map_err(oob)?;
+        let replays = l.arrival == ArrivalPattern::Trace;
+        bounds::count(
+            "load.requests",
+            l.requests,
+            u64::from(!replays),
+            bounds::MAX_REQUESTS,
+        )
+        .map_err(oob)?;
+        match (&self.trace, replays) {
+            (Some(t), true) => {
+                t.validate(origin)?;
+                self.validate_replay(origin)?;
+                if let Some(r) = l.rate_rps {
+                    bounds::number(
+                        "load.rate_rps",
+                        r,
+                        bounds::MIN_RATE_RPS,
+                        bounds::MAX_RATE_RPS,
+                        " requests per second",
+                    )
+                    .map_err(oob)?;
+                }
+                return Ok(());
+            }
+            (None, true) => {
+                return Err(bad(
+                    "trace",
+                    "arrival `trace` needs a [trace] table (format, path)".into(),
+                ));
+            }
+            (Some(_), false) => {
+                return Err(bad(
+                    "load.arrival",
+                    "a [trace] is replayed with arrival = \"trace\"".into(),
+                ));
+            }
+            (None, false) => {}
+        }
         bounds::count(
             "load.warmup_requests",
             u64::from(l.warmup_requests),
@@ -315,7 +361,7 @@ impl WorkloadSpec {
                     ));
                 }
             },
-            ArrivalPattern::All => {}
+            ArrivalPattern::All | ArrivalPattern::Trace => {}
         }
         if l.arrival == ArrivalPattern::Gamma {
             match l.burstiness {
@@ -385,15 +431,26 @@ impl WorkloadSpec {
                 ),
             ));
         }
-        self.input.check(origin, "input", 1.0)?;
+        let (Some(input), Some(output)) = (&self.input, &self.output) else {
+            let field = if self.input.is_none() {
+                "input"
+            } else {
+                "output"
+            };
+            return Err(bad(
+                field,
+                "is required (unless the workload replays a trace)".into(),
+            ));
+        };
+        input.check(origin, "input", 1.0)?;
         if let Some(f) = &self.followup {
             f.check(origin, "followup", 1.0)?;
         }
-        self.output.check(origin, "output", 1.0)?;
+        output.check(origin, "output", 1.0)?;
         for (field, spec) in [
-            ("input", Some(&self.input)),
+            ("input", Some(input)),
             ("followup", self.followup.as_ref()),
-            ("output", Some(&self.output)),
+            ("output", Some(output)),
         ] {
             if let Some(spec) = spec
                 && spec.upper() > MAX_TOKENS
@@ -407,6 +464,44 @@ impl WorkloadSpec {
             return Err(bad("prefix.tokens", format!("must be in 1..={MAX_TOKENS}")));
         }
         Ok(())
+    }
+
+    /// A replay takes every length, prefix and time from its trace: the keys that
+    /// would say otherwise are refused rather than ignored.
+    fn validate_replay(&self, origin: &str) -> Result<(), WorkloadError> {
+        let set = [
+            ("input", self.input.is_some()),
+            ("output", self.output.is_some()),
+            ("followup", self.followup.is_some()),
+            ("prefix", self.prefix.is_some()),
+            ("session", self.session != SessionSpec::default()),
+            ("load.concurrency", self.load.concurrency.is_some()),
+            ("load.burstiness", self.load.burstiness.is_some()),
+            ("load.cold_start", self.load.cold_start.is_some()),
+        ];
+        match set.iter().find(|(_, on)| *on) {
+            Some((field, _)) => Err(WorkloadError::Invalid {
+                origin: origin.to_string(),
+                field: (*field).to_string(),
+                message:
+                    "a trace replay takes its lengths, prefixes and times from the trace: remove it"
+                        .into(),
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// Reads the trace a replay names (relative paths from `base`, the workload
+    /// file's folder); other specs are left as they are.
+    pub fn load_trace(
+        &mut self,
+        base: &std::path::Path,
+        origin: &str,
+    ) -> Result<(), WorkloadError> {
+        match &mut self.trace {
+            Some(t) if t.loaded.is_none() => t.load(base, origin),
+            _ => Ok(()),
+        }
     }
 
     /// The spec as canonical JSON (field order of the types, no whitespace).
@@ -443,7 +538,4 @@ fn span(e: &toml::de::Error) -> String {
         .unwrap_or_default()
 }
 
-/// Lowercase hex of bytes.
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
+pub use crate::digest::hex;

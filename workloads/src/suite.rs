@@ -158,7 +158,10 @@ pub fn workload(name_or_path: &str) -> Result<WorkloadSpec, WorkloadError> {
             path: name_or_path.to_string(),
             source,
         })?;
-        return WorkloadSpec::from_toml(&text, name_or_path);
+        let mut spec = WorkloadSpec::from_toml(&text, name_or_path)?;
+        let base = path.parent().unwrap_or(std::path::Path::new("."));
+        spec.load_trace(base, name_or_path)?;
+        return Ok(spec);
     }
     Err(WorkloadError::UnknownWorkload {
         name: name_or_path.to_string(),
@@ -219,8 +222,8 @@ mod tests {
         assert_ne!(base.session.think_time_ms, quick.session.think_time_ms);
         assert_eq!(base.load.arrival, quick.load.arrival);
         assert_eq!(base.session.calls, quick.session.calls);
-        assert_eq!(base.output, LengthSpec::Fixed { value: 128.0 });
-        assert_eq!(quick.output, LengthSpec::Fixed { value: 32.0 });
+        assert_eq!(base.output, Some(LengthSpec::Fixed { value: 128.0 }));
+        assert_eq!(quick.output, Some(LengthSpec::Fixed { value: 32.0 }));
     }
 
     #[test]

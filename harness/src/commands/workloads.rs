@@ -120,5 +120,18 @@ pub fn show(name: &str, seed: Option<u64>) -> Result<String> {
         spec.sha256(),
         stream.digest()
     ));
+    if let Some(t) = &spec.trace {
+        let (chosen, offsets) = t.select(spec.load.requests, spec.load.rate_rps);
+        let f = workloads::trace::facts(&chosen, &offsets);
+        out.push_str(&format!(
+            "# trace replay\ntrace_requests = {}\ntrace_span_s = {:.3}\ntrace_input_tokens = {}\n\
+             # in blocks an earlier request sent: what a prefix cache that never evicts serves\n\
+             reusable_input_tokens = {}\n",
+            f.requests, f.span_s, f.input_tokens, f.reusable_input_tokens
+        ));
+        for (why, n) in t.loaded.iter().flat_map(|l| &l.skipped) {
+            out.push_str(&format!("skipped = {{ rows = {n}, why = \"{why}\" }}\n"));
+        }
+    }
     Ok(out)
 }

@@ -78,7 +78,7 @@ pub fn recover(dir: &Path) -> Result<Recovered> {
                 report_path.display()
             )));
         }
-        let plan = manifest.points.get(at).cloned().ok_or_else(|| {
+        let mut plan = manifest.points.get(at).cloned().ok_or_else(|| {
             bad_input(format!(
                 "{}: lists {} load points started, the report holds {at} finished, and requests.jsonl has lines past them",
                 manifest_path.display(),
@@ -112,6 +112,10 @@ pub fn recover(dir: &Path) -> Result<Recovered> {
         // A file on disk is input: what it names is checked as a run's flags are.
         plan.spec
             .validate(&manifest_path.display().to_string())
+            .map_err(|e| bad_input(e.to_string()))?;
+        // A replay reads its trace again (its path is absolute, its digest pinned).
+        plan.spec
+            .load_trace(Path::new("/"), &manifest_path.display().to_string())
             .map_err(|e| bad_input(e.to_string()))?;
         if let Some(s) = cfg.shard
             && !(1..=s.count).contains(&s.index)

@@ -82,6 +82,10 @@ pub enum TokenSource {
     Mixed,
     /// One token per non-empty stream chunk (no usage, no tokenizer). Since 1.2.
     ChunkCount,
+    /// No usage, but the request fixed its length (`exact_output`: end-of-sequence
+    /// ignored) and the server finished by `length`: exactly the length asked for.
+    /// Since 1.8.
+    RequestedLength,
 }
 
 /// The arrival process of a load point.
@@ -98,6 +102,8 @@ pub enum ArrivalPattern {
     Closed,
     /// Every session sent at time 0.
     All,
+    /// Open loop at the times of a replayed trace. Since 1.8.
+    Trace,
 }
 
 impl ArrivalPattern {
@@ -109,6 +115,7 @@ impl ArrivalPattern {
             ArrivalPattern::Gamma => "gamma",
             ArrivalPattern::Closed => "closed",
             ArrivalPattern::All => "all",
+            ArrivalPattern::Trace => "trace",
         }
     }
 
