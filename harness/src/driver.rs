@@ -89,6 +89,19 @@ pub struct LoadPoint {
     pub fallback_source: results::TokenSource,
     /// How an open loop's sessions are started.
     pub launcher: Launcher,
+    /// Opened just before measurement starts (after warm-up and cold-start probes),
+    /// so a server-metrics scraper takes the window's first scrape before any measured
+    /// request is sent.
+    pub measure_gate: Option<MeasureGate>,
+}
+
+/// A handshake at the start of measurement: the driver says it is ready, then waits
+/// for `go` (or for the other side to go away) before the first measured send.
+pub struct MeasureGate {
+    /// The driver is about to measure.
+    pub ready: tokio::sync::oneshot::Sender<()>,
+    /// Measuring may start.
+    pub go: tokio::sync::oneshot::Receiver<()>,
 }
 
 /// What happened, besides the measurements.
@@ -343,7 +356,7 @@ fn launch_thread(
 /// Runs one load point; measurements go to `tx` as they happen.
 pub async fn run_load_point(
     backend: Arc<dyn Backend>,
-    lp: LoadPoint,
+    mut lp: LoadPoint,
     tx: mpsc::UnboundedSender<Measurement>,
     interrupt: watch::Receiver<Interrupt>,
 ) -> Outcome {
@@ -412,6 +425,11 @@ pub async fn run_load_point(
         let _ = tx.send(Measurement::ColdStart(Box::new(rec)));
     }
 
+    if let Some(gate) = lp.measure_gate.take()
+        && gate.ready.send(()).is_ok()
+    {
+        let _ = gate.go.await;
+    }
     let counters_before = backend.engine_counters();
     // tokio's clock (paused in deterministic tests), on both clocks.
     let t0 = Instant::now();

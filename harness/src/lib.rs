@@ -4,7 +4,7 @@
 //! Layers, each using only those below it (a test reads the module graph):
 //! 1. [`cli`], then [`commands`]: clap types and one `run` per subcommand.
 //! 2. [`run`] (the pipeline: plan -> load points -> assemble, `run.json`, `recover`),
-//!    [`sweep`], [`bench_client`].
+//!    [`sweep`] (with its SLO [`search`], both on [`levels`]), [`bench_client`].
 //! 3. [`config`] (the validated [`config::RunConfig`]), [`plan`] (workloads and their
 //!    overrides), [`targets`] (the registry of target kinds).
 //! 4. The measurement: [`driver`] (the load on tokio), [`collector`] (histograms and
@@ -24,11 +24,13 @@ pub mod energy;
 pub mod error;
 pub mod files;
 pub mod hardware;
+pub mod levels;
 pub mod models;
 pub mod plan;
 pub mod progress;
 pub mod record;
 pub mod run;
+pub mod search;
 pub mod slo;
 pub mod steady;
 pub mod sweep;

@@ -1,6 +1,7 @@
 //! Sweeps: one workload against one target at a series of load points — an explicit
-//! list of concurrencies or rates, or automatic (closed loop at 1, 2, 4, ... sessions
-//! until throughput stops rising or errors climb) — each judged against an SLO; and
+//! list of concurrencies or rates, automatic (closed loop at 1, 2, 4, ... sessions
+//! until throughput stops rising or errors climb), or a search for the highest load
+//! meeting an SLO ([`crate::search`]) — each judged against an SLO; and
 //! the summary: the throughput-vs-interactivity curve with its Pareto front, goodput,
 //! and the cost per million tokens at the best point that meets the SLO.
 
@@ -13,22 +14,7 @@ use workloads::spec::WorkloadSpec;
 use crate::error::bad_input;
 use crate::plan::{Overrides, resolve};
 
-/// Throughput gain below which the automatic sweep calls the target saturated.
-pub const SATURATION_GAIN: f64 = 0.05;
-/// Error rate above which the automatic sweep stops.
-pub const MAX_ERROR_RATE: f64 = 0.05;
-/// Most points of an automatic sweep (doubling from 1 reaches the largest closed loop,
-/// 100,000 sessions, in 17).
-pub const MAX_POINTS: usize = 32;
-
-/// A load level.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub enum Level {
-    /// A closed loop of this many sessions.
-    Concurrency(u32),
-    /// An open loop at this many sessions per second.
-    Rate(f64),
-}
+pub use crate::levels::{Level, MAX_ERROR_RATE, MAX_POINTS, SATURATION_GAIN};
 
 /// Which load points a sweep runs.
 #[derive(Clone, Debug, PartialEq)]
@@ -40,6 +26,8 @@ pub enum Levels {
         /// Most load points.
         max_points: usize,
     },
+    /// The highest rate or concurrency meeting the SLO ([`crate::search`]).
+    Search(crate::search::Search),
 }
 
 /// A sweep: one workload, its base overrides (no rate or concurrency: the levels set
@@ -92,6 +80,12 @@ impl Sweep {
                 }
                 Ok(vec![self.point(Level::Concurrency(1))?])
             }
+            Levels::Search(search) => Ok(search
+                .next(&[])
+                .map(|l| self.point(l))
+                .transpose()?
+                .into_iter()
+                .collect()),
         }
     }
 
@@ -102,6 +96,7 @@ impl Sweep {
             Levels::Auto { max_points } => next_level(*max_points, done)
                 .map(|l| self.point(l))
                 .transpose(),
+            Levels::Search(search) => search.next(done).map(|l| self.point(l)).transpose(),
         }
     }
 }

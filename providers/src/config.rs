@@ -151,6 +151,18 @@ macro_rules! remote_keys {
                 help: "before any load: the model list where the API has one (OpenAI-compatible: is the model served?), auth, and one 1-token request; an unreachable server, a missing model or a rejected key exits 2 with one line (`false`: skip it)",
             },
             KeySpec {
+                name: "metrics_url",
+                ty: KeyType::Text,
+                default: Some("auto"),
+                help: "the server's Prometheus endpoint, scraped through each load point: `auto` (the server root's `/metrics`, used when it answers), a URL (refused before load when it does not answer), or `off`",
+            },
+            KeySpec {
+                name: "metrics_interval_s",
+                ty: KeyType::Seconds,
+                default: Some("1"),
+                help: "seconds between two scrapes of `metrics_url` (a scrape also opens and closes each load point's measured window)",
+            },
+            KeySpec {
                 name: "exact_output",
                 ty: KeyType::Bool,
                 default: Some("false"),
@@ -283,6 +295,8 @@ pub struct HttpTargetConfig {
     pub stream: bool,
     /// Check the endpoint, the model and the key before any load.
     pub preflight: bool,
+    /// The server's Prometheus endpoint, if scraped.
+    pub metrics: Option<workloads::MetricsEndpoint>,
     /// Send `ignore_eos` and `min_tokens` so the server generates exactly the
     /// requested length (vLLM, SGLang; hosted APIs usually refuse these fields).
     pub exact_output: bool,
@@ -515,6 +529,8 @@ impl HttpTargetConfig {
             Some(v) => parse_bool(k, v),
             None => Ok(false),
         };
+        let metrics =
+            metrics_endpoint(&base_url, s.get("metrics_url"), secs("metrics_interval_s")?)?;
         Ok(Self {
             kind,
             base_url,
@@ -526,6 +542,7 @@ impl HttpTargetConfig {
                 Some(v) => parse_bool("preflight", v)?,
                 None => true,
             },
+            metrics,
             exact_output: bool_of("exact_output")?,
             max_tokens_field,
             body,
@@ -555,6 +572,38 @@ impl HttpTargetConfig {
         ]);
         Self::from_settings(kind, &settings).expect("valid")
     }
+}
+
+/// The metrics endpoint `metrics_url` names: `auto` is the origin of `base_url` with
+/// `/metrics` (scraped when it answers), `off` none, anything else an explicit URL.
+fn metrics_endpoint(
+    base_url: &str,
+    value: Option<&str>,
+    interval: Duration,
+) -> Result<Option<workloads::MetricsEndpoint>, ProviderError> {
+    let (url, explicit) = match value.unwrap_or("auto") {
+        "off" | "false" => return Ok(None),
+        "auto" => {
+            // scheme://host[:port] of the base URL: servers serve /metrics at the root.
+            let after_scheme = base_url.find("://").map_or(0, |i| i + 3);
+            let end = base_url[after_scheme..]
+                .find('/')
+                .map_or(base_url.len(), |i| after_scheme + i);
+            (format!("{}/metrics", &base_url[..end]), false)
+        }
+        url if url.starts_with("http://") || url.starts_with("https://") => (url.to_string(), true),
+        other => {
+            return Err(ProviderError::setting(
+                "metrics_url",
+                format!("`{other}` is not auto, off or an http(s):// URL"),
+            ));
+        }
+    };
+    Ok(Some(workloads::MetricsEndpoint {
+        url,
+        explicit,
+        interval,
+    }))
 }
 
 #[cfg(test)]
@@ -621,5 +670,31 @@ mod tests {
         let err = HttpTargetConfig::from_settings(Kind::OpenAi, &settings(&[("model", "m")]))
             .unwrap_err();
         assert!(err.to_string().contains("base_url"));
+    }
+
+    #[test]
+    fn metrics_url_is_the_servers_root_by_default_a_named_url_or_off() {
+        let d = Duration::from_secs(1);
+        let auto = metrics_endpoint("http://127.0.0.1:8080/v1", None, d)
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (auto.url.as_str(), auto.explicit),
+            ("http://127.0.0.1:8080/metrics", false)
+        );
+        let bare = metrics_endpoint("https://h.example", Some("auto"), d)
+            .unwrap()
+            .unwrap();
+        assert_eq!(bare.url, "https://h.example/metrics");
+        let named = metrics_endpoint("http://a/v1", Some("http://b:9/m"), d)
+            .unwrap()
+            .unwrap();
+        assert!(named.explicit);
+        assert_eq!(
+            metrics_endpoint("http://a/v1", Some("off"), d).unwrap(),
+            None
+        );
+        let e = metrics_endpoint("http://a/v1", Some("/metrics"), d).unwrap_err();
+        assert!(e.to_string().contains("metrics_url"), "{e}");
     }
 }

@@ -116,7 +116,11 @@ impl HttpBackend {
         let mut builder = reqwest::Client::builder()
             .default_headers(headers)
             .connect_timeout(cfg.connect_timeout)
-            .pool_idle_timeout(Duration::from_secs(90))
+            // Below the 5 s keep-alive of llama.cpp's server, uvicorn and Node: a
+            // connection the server is about to close is never reused (a request sent
+            // on it as it closes fails with "connection closed before message
+            // completed", seen against llama-server).
+            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
             .tcp_nodelay(true)
             .user_agent(concat!("infermeter/", env!("CARGO_PKG_VERSION")));
         if let Some(n) = cfg.max_connections {
@@ -658,6 +662,14 @@ impl Backend for HttpBackend {
         crate::preflight::check(&self.client, &self.cfg, &self.endpoint, body, secret).await
     }
 
+    fn metrics_endpoint(&self) -> Option<workloads::MetricsEndpoint> {
+        self.cfg.metrics.clone()
+    }
+
+    async fn fetch_metrics(&self, timeout: Duration) -> Result<String, String> {
+        metrics::fetch(&self.client, self.cfg.metrics.as_ref(), timeout).await
+    }
+
     async fn generate(
         &self,
         req: &Request,
@@ -684,8 +696,10 @@ impl Backend for HttpBackend {
             self.read_body(resp, &mut p, sink).await?;
         }
         let tokenizer_output_tokens = self.tokenizer_count(&p.answer, &p.reasoning);
+        let ended_by_length = matches!(p.finish.as_deref(), Some("length" | "max_tokens"));
+        let fixed = (self.cfg.exact_output && ended_by_length).then_some(req.max_output_tokens);
         let (output_tokens, output_source) =
-            output_count(p.usage.output, tokenizer_output_tokens, &p);
+            output_count(p.usage.output, tokenizer_output_tokens, fixed, &p);
         let (input_tokens, input_source) = match p.usage.input {
             Some(n) => (n, TokenSource::ServerUsage),
             None => (req.input_tokens(), TokenSource::Tokenizer),
@@ -721,13 +735,9 @@ impl Backend for HttpBackend {
     }
 }
 
-/// The output count of a response and where it came from: the server's usage; else
-/// the larger of the tokenizer's count of the whole text and the number of texts that
-/// carried a token. Servers that stream one token per chunk (llama.cpp, vLLM) are
-/// thus counted exactly even where re-tokenizing their text merges tokens (SmolLM2
-/// through llama.cpp: 61 by the tokenizer for 64 generated), and servers that
-/// coalesce tokens into chunks by the tokenizer. With no tokenizer, the per-chunk
-/// counts.
+/// Longest a connection waits idle in the pool before it is dropped.
+pub const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(4);
+
 /// Whether `e` is a connection that did not open for a network reason (refused,
 /// unreachable, timed out), not a TLS or certificate failure (retrying cannot mend
 /// those).
@@ -753,14 +763,30 @@ fn refused(e: &reqwest::Error) -> bool {
     false
 }
 
-fn output_count(usage: Option<u32>, tokenizer: Option<u32>, p: &Progress) -> (u32, TokenSource) {
+/// The output count of a response and where it came from: the server's usage; else
+/// the larger of the tokenizer's count of the whole text and the number of texts that
+/// carried a token. Servers that stream one token per chunk (llama.cpp, vLLM) are
+/// thus counted exactly even where re-tokenizing their text merges tokens (SmolLM2
+/// through llama.cpp: 61 by the tokenizer for 64 generated), and servers that
+/// coalesce tokens into chunks by the tokenizer. With no tokenizer, the per-chunk
+/// counts. Without usage, a request that fixed its length (`exact_output`: the
+/// server ignores end-of-sequence) and ended by `length` generated exactly that
+/// length (`fixed`), however the chunks were coalesced.
+fn output_count(
+    usage: Option<u32>,
+    tokenizer: Option<u32>,
+    fixed: Option<u32>,
+    p: &Progress,
+) -> (u32, TokenSource) {
     match (usage, tokenizer) {
         (Some(n), _) => (n, TokenSource::ServerUsage),
+        (None, _) if fixed.is_some() => (fixed.unwrap_or(0), TokenSource::RequestedLength),
         (None, Some(n)) if p.token_texts > n => (p.token_texts, TokenSource::ChunkCount),
         (None, Some(n)) => (n, TokenSource::Tokenizer),
         (None, None) => (p.tokens, TokenSource::ChunkCount),
     }
 }
 
+mod metrics;
 #[cfg(test)]
 mod tests;

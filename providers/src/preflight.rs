@@ -43,13 +43,19 @@ fn excerpt(body: &str) -> String {
     }
 }
 
-fn transport(e: &reqwest::Error) -> String {
+/// A transport error and every cause under it, on one line.
+pub(crate) fn error_chain(e: &reqwest::Error) -> String {
     let mut msg = e.to_string();
     let mut src = std::error::Error::source(e);
     while let Some(s) = src {
         msg = format!("{msg}: {s}");
         src = s.source();
     }
+    msg
+}
+
+fn transport(e: &reqwest::Error) -> String {
+    let msg = error_chain(e);
     if e.is_timeout() {
         format!("no answer within {PREFLIGHT_TIMEOUT:?} ({msg})")
     } else {

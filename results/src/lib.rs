@@ -8,10 +8,11 @@
 //! Its modules are layered, each using only those below it (no module cycle; a test
 //! of the repository reads the module graph):
 //!
-//! 1. [`error`]; leaf maths: [`stats`], then [`histogram`].
+//! 1. [`error`]; leaf maths: [`stats`], then [`histogram`]; [`saturation`].
 //! 2. [`report`]: the report's types, labels as methods.
 //! 3. [`metrics`] (the registry), [`derive`] (figures derived from counts),
-//!    [`spread`] (run-to-run spread), [`schema`] (the JSON Schema, versions, reading).
+//!    [`spread`] (run-to-run spread), [`schema`] (the JSON Schema, versions, reading),
+//!    [`server_metrics`] (a server's Prometheus scrapes summarised and reconciled).
 //! 4. [`catalog`], then [`cost`]; [`roofline`] (ceilings from measured limits), then
 //!    [`plan`] (projections onto hardware not measured, back-tested).
 //! 5. [`merge`], [`compare`], [`archive`], [`export`].
@@ -31,7 +32,9 @@ pub mod plan;
 pub mod render;
 pub mod report;
 pub mod roofline;
+pub mod saturation;
 pub mod schema;
+pub mod server_metrics;
 pub mod spread;
 pub mod stats;
 

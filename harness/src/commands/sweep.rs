@@ -31,6 +31,19 @@ pub struct SweepArgs {
     /// Most load points of an automatic sweep.
     #[arg(long, default_value_t = 8)]
     pub max_points: usize,
+    /// Search for the highest load meeting --slo: `rate:LO..HI` (sessions per second,
+    /// open loop) or `concurrency:LO..HI` (closed loop). Doubles from LO until a level
+    /// fails, then bisects; over-saturated and failing points fail, a client-bound
+    /// point stops the search without claiming a limit.
+    #[arg(long)]
+    pub search: Option<String>,
+    /// Relative gap between the highest passing and the lowest failing level that
+    /// ends a search.
+    #[arg(long, default_value_t = 0.1)]
+    pub search_tolerance: f64,
+    /// Runs of each searched level; a level passes only when every run passes.
+    #[arg(long, default_value_t = 1)]
+    pub search_repeats: u32,
     /// Service-level objective, e.g. ttft_p99_ms=2000,tpot_p99_ms=100.
     #[arg(long)]
     pub slo: Option<String>,
@@ -51,11 +64,36 @@ pub async fn run(args: SweepArgs) -> Result<()> {
         ));
     }
     let cfg = RunConfig::from_args(r)?;
+    let search = args
+        .search
+        .as_deref()
+        .map(|t| crate::search::Search::parse(t, args.search_tolerance, args.search_repeats))
+        .transpose()?;
+    if search.is_some() {
+        if args.slo.is_none() {
+            return Err(bad_input(
+                "--search needs --slo: the objective the limit meets",
+            ));
+        }
+        if r.repeat > 1 {
+            return Err(bad_input(
+                "--search repeats levels itself: use --search-repeats, not --repeat",
+            ));
+        }
+    }
     let levels = match (
         args.concurrencies.is_empty(),
         args.rates.is_empty(),
         args.auto,
     ) {
+        _ if search.is_some()
+            && !(args.concurrencies.is_empty() && args.rates.is_empty() && !args.auto) =>
+        {
+            return Err(bad_input(
+                "give exactly one of --concurrencies, --rates, --auto or --search",
+            ));
+        }
+        _ if search.is_some() => Levels::Search(search.expect("checked")),
         (false, true, false) => Levels::Explicit(
             args.concurrencies
                 .iter()
@@ -70,7 +108,7 @@ pub async fn run(args: SweepArgs) -> Result<()> {
         },
         _ => {
             return Err(bad_input(
-                "give exactly one of --concurrencies, --rates or --auto",
+                "give exactly one of --concurrencies, --rates, --auto or --search",
             ));
         }
     };
@@ -105,5 +143,8 @@ pub async fn run(args: SweepArgs) -> Result<()> {
     };
     let report = execute(&x, &mut next).await?;
     print!("{}", summary(&report));
+    if let Some(s) = &search {
+        println!("search: {}", s.conclusion(&report.results));
+    }
     Ok(())
 }

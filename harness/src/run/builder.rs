@@ -129,6 +129,9 @@ pub struct PointBuilder {
     cold: Aggregate,
     sessions: BTreeMap<u64, Session>,
     flight: Vec<(f64, i32)>,
+    /// `(intended send s, TTFT from intended ms)` of successful requests (the
+    /// over-saturation check).
+    ttft_by_schedule: Vec<(f64, f64)>,
     last_end_s: f64,
 }
 
@@ -169,6 +172,7 @@ impl PointBuilder {
             cold: Aggregate::default(),
             sessions,
             flight: Vec::new(),
+            ttft_by_schedule: Vec::new(),
             last_end_s: 0.0,
         }
     }
@@ -193,6 +197,9 @@ impl PointBuilder {
         let end_s = r.sent_s + r.e2e_ms / 1000.0;
         self.last_end_s = self.last_end_s.max(end_s);
         self.flight.extend([(r.sent_s, 1), (end_s, -1)]);
+        if let (true, Some(t)) = (r.ok(), r.ttft_from_intended_ms) {
+            self.ttft_by_schedule.push((r.scheduled_s, t));
+        }
         let s = self.sessions.entry(r.session).or_insert(Session {
             all_ok: true,
             ..Session::default()
@@ -282,6 +289,12 @@ impl PointBuilder {
             energy: None,
             cost: None,
             roofline: None,
+            server: None,
+            saturation: l
+                .arrival
+                .is_open_loop()
+                .then(|| results::saturation::check(&self.ttft_by_schedule, &self.flight))
+                .flatten(),
             client: None,
             slo: None,
             notes,

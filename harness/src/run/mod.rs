@@ -8,12 +8,14 @@
 //! - [`point`]: runs one load point (driver, energy, the client's self-measurement).
 //! - [`manifest`]: what `run.json` holds.
 //! - [`recover`]: rebuilds a killed run's report from its files.
+//! - [`scrape`]: a remote server's Prometheus metrics through each load point.
 //! - [`signals`]: Ctrl-C and SIGTERM.
 
 pub mod builder;
 pub mod manifest;
 pub mod point;
 pub mod recover;
+pub mod scrape;
 pub mod signals;
 
 use std::path::PathBuf;
@@ -80,6 +82,12 @@ pub async fn execute(x: &Execution<'_>, next: &mut NextPoint<'_>) -> Result<Repo
         .out
         .clone()
         .unwrap_or_else(|| PathBuf::from("results/runs").join(&run_id));
+    // Each target's metrics endpoint is checked before any load (a named one that
+    // does not answer is refused here, before any file is written).
+    let mut metrics = Vec::with_capacity(targets.len());
+    for target in &targets {
+        metrics.push(scrape::plan(target.as_ref(), &out_dir).await?);
+    }
     std::fs::create_dir_all(&out_dir)
         .map_err(|e| bad_input(format!("--out {}: {e}", out_dir.display())))?;
     check_free_space(&out_dir)?;
@@ -129,6 +137,7 @@ pub async fn execute(x: &Execution<'_>, next: &mut NextPoint<'_>) -> Result<Repo
             cfg,
             slo: x.slo,
             idle_power_w: idle_power(&infos[i]).await,
+            metrics: &metrics[i],
         };
         // The planner sees the first repeat of each point.
         let mut firsts: Vec<ResultEntry> = Vec::new();

@@ -13,6 +13,7 @@ use workloads::Backend;
 use workloads::generate::generate;
 
 use super::builder::{PointBuilder, PointFacts, PointPlan};
+use super::scrape::{MetricsPlan, PointLabel, Scraper};
 use crate::client::ClientProbe;
 use crate::config::RunConfig;
 use crate::driver::{Interrupt, Launcher, LoadPoint, Measurement, run_load_point};
@@ -21,6 +22,7 @@ use crate::error::bad_input;
 use crate::files::JsonLines;
 use crate::progress::Progress;
 use crate::slo::Slo;
+use results::server_metrics::ClientSide;
 
 /// How often energy probes are read during a load point.
 pub const ENERGY_SAMPLE_INTERVAL: Duration = Duration::from_millis(100);
@@ -49,6 +51,8 @@ pub struct PointRun<'a> {
     pub slo: Option<&'a Slo>,
     /// The target's idle power, watts.
     pub idle_power_w: Option<f64>,
+    /// Whether and where the target's server metrics are scraped.
+    pub metrics: &'a MetricsPlan,
 }
 
 /// Runs `plan`, writing its records to `jsonl`.
@@ -96,6 +100,16 @@ pub async fn run_point(
             TokenSource::Tokenizer
         },
         launcher: Launcher::Thread,
+        measure_gate: None,
+    };
+    let mut lp = lp;
+    let scraper = match run.metrics {
+        MetricsPlan::Scrape { endpoint, .. } => {
+            let (scraper, gate) = Scraper::start(Arc::clone(run.target), endpoint.clone());
+            lp.measure_gate = Some(gate);
+            Some(scraper)
+        }
+        _ => None,
     };
     // Energy: the probes that measure this target, sampled through the load point.
     let (sampler, energy_reason) = match energy::probes_for(run.info.device) {
@@ -146,6 +160,36 @@ pub async fn run_point(
         ));
     }
     e.client = Some(client);
+    match (scraper, run.metrics) {
+        (Some(scraper), MetricsPlan::Scrape { log, .. }) => {
+            let load = match &e.repeat {
+                Some(r) => format!("{} repeat {}/{}", e.load_label(), r.index, r.count),
+                None => e.load_label(),
+            };
+            let label = PointLabel {
+                load: &load,
+                workload: &spec.name,
+                target: &e.target.label(),
+            };
+            let side = ClientSide {
+                requests: e.requests.sent,
+                failed: e.requests.failed,
+                ttft_mean_ms: e.latency.ttft_ms.mean,
+                output_tokens: e.tokens.output,
+                input_tokens: e.tokens.input,
+            };
+            let server = scraper.finish(anchor.at, log, &label, &side).await?;
+            if server.reconciliation.agree == Some(false) {
+                e.notes.push(format!(
+                    "server metrics disagree with the client: {}",
+                    server.reconciliation.disagreements.join("; ")
+                ));
+            }
+            e.server = Some(server);
+        }
+        (_, MetricsPlan::Unavailable(why)) => e.notes.push(why.clone()),
+        _ => {}
+    }
     // A local result against its device's measured limits.
     e.roofline = run
         .target

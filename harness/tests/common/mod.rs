@@ -96,6 +96,7 @@ pub fn load_point(
         context_limit: None,
         fallback_source: results::TokenSource::Tokenizer,
         launcher: infermeter::driver::Launcher::Tokio,
+        measure_gate: None,
     }
 }
 
@@ -153,4 +154,39 @@ pub fn page_counters(html: &Path, profile: &Path) -> impl Fn(&str) -> u64 + use<
             + key.len();
         text[at..].split('"').next().unwrap().parse().unwrap()
     }
+}
+
+/// One HTTP/1.1 exchange with `Connection: close` on loopback: the status and body
+/// (`None` when nothing answers).
+pub fn http(
+    port: u16,
+    method: &str,
+    path: &str,
+    body: Option<&serde_json::Value>,
+) -> Option<(u16, String)> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .ok()?;
+    let body = body.map(serde_json::Value::to_string).unwrap_or_default();
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).ok()?;
+    let status = out.split_whitespace().nth(1)?.parse().ok()?;
+    let body = out.split_once("\r\n\r\n")?.1.to_string();
+    Some((status, body))
+}
+
+/// A free loopback port.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }

@@ -29,6 +29,14 @@ pub(crate) fn serve_connection(conn: TcpStream, s: &Shared) {
         if s.stop.load(Ordering::Relaxed) {
             return;
         }
+        // A metrics scrape is not an inference request: it takes no arrival (the
+        // script's faults stay on the requests they name) and is not logged.
+        if req.path == "/metrics" {
+            let _ = w.write_all(
+                b"HTTP/1.1 404 Not Found\r\ncontent-type: text/plain\r\ncontent-length: 22\r\n\r\nno metrics are served\n",
+            );
+            continue;
+        }
         let received = Instant::now();
         let arrived = reader
             .get_ref()

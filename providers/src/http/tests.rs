@@ -69,17 +69,25 @@ fn without_usage_the_count_is_the_larger_of_tokenizer_and_token_bearing_chunks()
     let whole = b.tokenizer_count(&p.answer, &p.reasoning).unwrap();
     assert!(whole < 3, "{whole}");
     assert_eq!(
-        output_count(None, Some(whole), &p),
+        output_count(None, Some(whole), None, &p),
         (3, TokenSource::ChunkCount)
     );
     // Coalesced chunks: the tokenizer sees more tokens than chunks.
     let (mut q, mut sink) = (Progress::new(), Counts::default());
     b.apply(&mut chunk(" the the the the", None), &mut q, &mut sink)
         .unwrap();
-    assert_eq!(output_count(None, Some(4), &q), (4, TokenSource::Tokenizer));
+    assert_eq!(
+        output_count(None, Some(4), None, &q),
+        (4, TokenSource::Tokenizer)
+    );
+    // A fixed length that ended by `length`: exactly that, however it was chunked.
+    assert_eq!(
+        output_count(None, Some(4), Some(64), &q),
+        (64, TokenSource::RequestedLength)
+    );
     // The server's usage always wins.
     assert_eq!(
-        output_count(Some(7), Some(4), &q),
+        output_count(Some(7), Some(4), Some(64), &q),
         (7, TokenSource::ServerUsage)
     );
 }

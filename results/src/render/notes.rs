@@ -36,6 +36,43 @@ fn intervals(label: &str, r: &ResultEntry) -> String {
     out
 }
 
+/// A result's server metrics in one line: who, how many scrapes, the queue, the
+/// cache, and whether the client and the server agree.
+fn server_line(label: &str, s: &crate::report::ServerMetrics) -> String {
+    let mut parts = vec![format!(
+        "{} ({} scrapes over {} s)",
+        s.server,
+        s.scrapes,
+        num(Some(s.window_s))
+    )];
+    if let Some(g) = &s.requests_running {
+        parts.push(format!(
+            "running mean {} max {}",
+            num(Some(g.mean)),
+            num(Some(g.max))
+        ));
+    }
+    if let Some(g) = &s.requests_waiting {
+        parts.push(format!("waiting max {}", num(Some(g.max))));
+    }
+    if let Some(h) = s.prefix_cache_hit_ratio {
+        parts.push(format!("prefix-cache hits {}", num(Some(h))));
+    }
+    let rec = &s.reconciliation;
+    if let Some(gap) = rec.ttft_client_minus_server_ms {
+        parts.push(format!("client TTFT - server TTFT {} ms", num(Some(gap))));
+    }
+    if let Some(d) = rec.output_tokens_diff_pct {
+        parts.push(format!("output tokens server vs client {d:+.1}%"));
+    }
+    parts.push(match rec.agree {
+        Some(true) => "agree".into(),
+        Some(false) => "DISAGREE".into(),
+        None => "nothing to reconcile".into(),
+    });
+    format!("{label}: server {}\n", parts.join(", "))
+}
+
 /// Each repeated load point's run-to-run spread, one line per point.
 fn spreads(report: &Report) -> String {
     let mut out = String::new();
@@ -122,6 +159,19 @@ pub fn lines(report: &Report) -> String {
                 }
                 (None, None) => {}
             }
+        }
+        if let Some(s) = &r.server {
+            let _ = write!(out, "{}", server_line(&label, s));
+        }
+        if let Some(s) = r.saturation.as_ref().filter(|s| s.oversaturated) {
+            let _ = writeln!(
+                out,
+                "{label}: over-saturated: TTFT from the intended send {} -> {} ms, in flight {} -> {} (first to last third)",
+                num(Some(s.ttft_first_third_ms)),
+                num(Some(s.ttft_last_third_ms)),
+                num(Some(s.in_flight_first_third)),
+                num(Some(s.in_flight_last_third))
+            );
         }
         if let Some(e) = &r.energy {
             match (e.energy_j, &e.reason) {

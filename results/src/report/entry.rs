@@ -284,6 +284,16 @@ pub struct ResultEntry {
     /// limits were not measured. Since 1.7.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub roofline: Option<RooflineStats>,
+    /// What the target's own Prometheus metrics said over the measured window, and
+    /// the client's figures reconciled with them (remote targets whose server exposes
+    /// `/metrics`). Since 1.8.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server: Option<super::ServerMetrics>,
+    /// Open loops: whether the target fell behind the arrival rate (requests in
+    /// flight and TTFT from the intended send climbing through the point); `null` for
+    /// closed loops and points too small to judge. Since 1.8.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub saturation: Option<crate::saturation::SaturationCheck>,
     /// The harness's own cost and lateness over this load point, and whether the
     /// client may have limited it. Since 1.3.
     #[serde(default, skip_serializing_if = "Option::is_none")]

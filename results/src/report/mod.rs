@@ -12,13 +12,15 @@
 //! - [`kinds`]: error classes, token sources, arrival patterns.
 //! - [`target`]: a target as it describes itself, with its typed facts.
 //! - [`entry`]: one result and its sections.
-//! - [`energy`], [`cost`], [`roofline`]: the energy, cost and roofline sections.
+//! - [`energy`], [`cost`], [`roofline`], [`server`]: the energy, cost, roofline and
+//!   server-metrics sections.
 
 pub mod cost;
 pub mod energy;
 pub mod entry;
 pub mod kinds;
 pub mod roofline;
+pub mod server;
 pub mod target;
 
 use schemars::JsonSchema;
@@ -32,6 +34,7 @@ pub use roofline::{
     Bound, DeviceLimits, ModelShape, ROOFLINE_SCHEMA, ROOFLINE_SCHEMA_VERSION, RooflineDoc,
     RooflineProjection, RooflineStats,
 };
+pub use server::{GaugeSummary, HistogramSummary, Reconciliation, ServerMetrics};
 pub use target::{Api, Device, Locality, RateCard, TargetInfo, WeightsInfo, WeightsSource};
 
 use crate::stats::RepeatSpread;
@@ -39,11 +42,11 @@ use crate::stats::RepeatSpread;
 /// The `schema` field of every report.
 pub const REPORT_SCHEMA: &str = "infermeter.report";
 /// The schema version this crate writes: `major.minor`; a minor bump only adds fields.
-pub const REPORT_SCHEMA_VERSION: &str = "1.7";
+pub const REPORT_SCHEMA_VERSION: &str = "1.8";
 /// The major version this crate reads: a report of another major is refused.
 pub const REPORT_SCHEMA_MAJOR: u32 = 1;
 /// The minor version this crate writes (see [`REPORT_SCHEMA_VERSION`]).
-pub const REPORT_SCHEMA_MINOR: u32 = 7;
+pub const REPORT_SCHEMA_MINOR: u32 = 8;
 
 /// A complete report.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]

@@ -133,6 +133,8 @@ pub fn entry(name: &str, failed: u64, tasks: bool) -> ResultEntry {
         energy: None,
         cost: None,
         roofline: None,
+        server: None,
+        saturation: None,
         client: None,
         slo: None,
         notes: if failed > 0 {

@@ -1,0 +1,294 @@
+//! SLO search (`sweep --search rate:LO..HI` or `concurrency:LO..HI`): the highest load
+//! that meets an SLO. The search doubles from `LO` until a level fails (or `HI`
+//! passes), then bisects between the highest passing and the lowest failing level
+//! until they are within the tolerance (relative for rates, one session for
+//! concurrencies). A level runs `repeats` times and passes only when every repeat
+//! passes: noisy points do not pass by luck.
+//!
+//! A point passes when it meets the SLO, fails when it misses it, has more than 5% of
+//! requests failed, or is over-saturated (an open loop the target fell behind:
+//! [`results::saturation`]); a point the client may have limited (`client_bound`)
+//! decides nothing, and the search stops there, saying the limit was not found: it is
+//! never taken as the limit.
+
+use anyhow::Result;
+use results::ResultEntry;
+
+use crate::error::bad_input;
+use crate::levels::{Level, MAX_ERROR_RATE, MAX_POINTS};
+
+/// What is searched.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Axis {
+    /// Open-loop rate, sessions per second.
+    Rate,
+    /// Closed-loop concurrency, sessions.
+    Concurrency,
+}
+
+/// A search: the axis, the range, the tolerance and the repeats per level.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Search {
+    /// Rate or concurrency.
+    pub axis: Axis,
+    /// Lowest level (the first run).
+    pub lo: f64,
+    /// Highest level.
+    pub hi: f64,
+    /// Relative gap between passing and failing levels that ends the bisection.
+    pub tolerance: f64,
+    /// Runs per level.
+    pub repeats: u32,
+}
+
+/// How one level (or one point) came out.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Verdict {
+    /// Met the SLO.
+    Pass,
+    /// Missed it, and why.
+    Fail(String),
+    /// Decided nothing (the client may have limited it), and why.
+    Inconclusive(String),
+}
+
+/// The verdict of one point.
+pub fn verdict(e: &ResultEntry) -> Verdict {
+    if let Some(c) = e.client.as_ref().filter(|c| c.client_bound) {
+        return Verdict::Inconclusive(format!("client-bound ({})", c.reasons.join("; ")));
+    }
+    let sent = e.requests.sent.max(1) as f64;
+    if e.requests.failed as f64 / sent > MAX_ERROR_RATE {
+        return Verdict::Fail(format!(
+            "{} of {} requests failed",
+            e.requests.failed, e.requests.sent
+        ));
+    }
+    if let Some(s) = e.saturation.as_ref().filter(|s| s.oversaturated) {
+        return Verdict::Fail(format!(
+            "over-saturated (TTFT from the intended send {:.0} -> {:.0} ms, in flight {:.1} -> {:.1})",
+            s.ttft_first_third_ms,
+            s.ttft_last_third_ms,
+            s.in_flight_first_third,
+            s.in_flight_last_third
+        ));
+    }
+    match &e.slo {
+        Some(s) if s.pass => Verdict::Pass,
+        Some(s) => Verdict::Fail(format!("missed {}", s.missed.join("; "))),
+        None => Verdict::Inconclusive("no SLO judged".into()),
+    }
+}
+
+impl Search {
+    /// Parses `rate:LO..HI` or `concurrency:LO..HI`.
+    pub fn parse(text: &str, tolerance: f64, repeats: u32) -> Result<Self> {
+        let bad = || {
+            bad_input(format!(
+                "--search {text}: expected rate:LO..HI (sessions per second) or concurrency:LO..HI"
+            ))
+        };
+        let (axis, range) = text.split_once(':').ok_or_else(bad)?;
+        let axis = match axis {
+            "rate" => Axis::Rate,
+            "concurrency" => Axis::Concurrency,
+            _ => return Err(bad()),
+        };
+        let (lo, hi) = range.split_once("..").ok_or_else(bad)?;
+        let (lo, hi): (f64, f64) = (
+            lo.trim().parse().map_err(|_| bad())?,
+            hi.trim().parse().map_err(|_| bad())?,
+        );
+        let whole = |x: f64| x.fract() == 0.0 && x >= 1.0;
+        let ok = lo.is_finite()
+            && hi.is_finite()
+            && lo > 0.0
+            && hi > lo
+            && (axis == Axis::Rate || (whole(lo) && whole(hi)));
+        if !ok {
+            return Err(bad_input(format!(
+                "--search {text}: needs 0 < LO < HI{}",
+                if axis == Axis::Concurrency {
+                    ", both whole numbers of sessions"
+                } else {
+                    ""
+                }
+            )));
+        }
+        if !(tolerance.is_finite() && tolerance > 0.0 && tolerance < 1.0) {
+            return Err(bad_input(format!(
+                "--search-tolerance must be above 0 and below 1, got {tolerance}"
+            )));
+        }
+        if !(1..=10).contains(&repeats) {
+            return Err(bad_input(format!(
+                "--search-repeats must be from 1 to 10, got {repeats}"
+            )));
+        }
+        Ok(Self {
+            axis,
+            lo,
+            hi,
+            tolerance,
+            repeats,
+        })
+    }
+
+    fn level(&self, x: f64) -> Level {
+        match self.axis {
+            Axis::Rate => Level::Rate(x),
+            Axis::Concurrency => Level::Concurrency(x as u32),
+        }
+    }
+
+    fn value_of(&self, e: &ResultEntry) -> Option<f64> {
+        match self.axis {
+            Axis::Rate => e.load.rate_rps,
+            Axis::Concurrency => e.load.concurrency.map(f64::from),
+        }
+    }
+
+    /// The levels measured so far with their verdicts, in the order run, and whether
+    /// the last is still short of its repeats.
+    fn levels(&self, done: &[ResultEntry]) -> (Vec<(f64, Verdict)>, Option<f64>) {
+        let mut levels: Vec<(f64, Vec<Verdict>)> = Vec::new();
+        for e in done {
+            let x = self.value_of(e).unwrap_or(f64::NAN);
+            match levels.last_mut() {
+                Some((v, vs)) if *v == x => vs.push(verdict(e)),
+                _ => levels.push((x, vec![verdict(e)])),
+            }
+        }
+        let short = levels
+            .last()
+            .filter(|(_, vs)| (vs.len() as u32) < self.repeats)
+            .map(|(x, _)| *x);
+        let judged = levels
+            .into_iter()
+            .map(|(x, vs)| {
+                let v = vs
+                    .iter()
+                    .find(|v| matches!(v, Verdict::Inconclusive(_)))
+                    .or_else(|| vs.iter().find(|v| matches!(v, Verdict::Fail(_))))
+                    .cloned()
+                    .unwrap_or(Verdict::Pass);
+                (x, v)
+            })
+            .collect();
+        (judged, short)
+    }
+
+    /// The next load level from the points measured so far; `None` ends the search.
+    pub fn next(&self, done: &[ResultEntry]) -> Option<Level> {
+        if done.len() >= MAX_POINTS * self.repeats as usize {
+            return None;
+        }
+        let (levels, short) = self.levels(done);
+        if let Some(x) = short {
+            // A repeat of the level not yet run as often as asked, unless it already
+            // failed or decided nothing (more runs cannot make it pass).
+            if matches!(levels.last(), Some((_, Verdict::Pass))) {
+                return Some(self.level(x));
+            }
+        }
+        if levels.is_empty() {
+            return Some(self.level(self.lo));
+        }
+        if levels
+            .iter()
+            .any(|(_, v)| matches!(v, Verdict::Inconclusive(_)))
+        {
+            return None;
+        }
+        let (pass, fail) = bracket(&levels);
+        let pass = pass?; // LO failed: nothing to search.
+        let next = match fail {
+            None if pass >= self.hi => return None,
+            None => (pass * 2.0).min(self.hi),
+            Some(f) => {
+                let close = match self.axis {
+                    Axis::Rate => (f - pass) / pass <= self.tolerance,
+                    Axis::Concurrency => f - pass <= 1.0 || (f - pass) / pass <= self.tolerance,
+                };
+                if close {
+                    return None;
+                }
+                match self.axis {
+                    Axis::Rate => (pass + f) / 2.0,
+                    Axis::Concurrency => ((pass + f) / 2.0).floor(),
+                }
+            }
+        };
+        let next = match self.axis {
+            Axis::Rate => (next * 1000.0).round() / 1000.0,
+            Axis::Concurrency => next,
+        };
+        Some(self.level(next))
+    }
+
+    /// What the search found, in words.
+    pub fn conclusion(&self, done: &[ResultEntry]) -> String {
+        let unit = match self.axis {
+            Axis::Rate => " sessions/s",
+            Axis::Concurrency => " sessions in flight",
+        };
+        let (levels, _) = self.levels(done);
+        if let Some((x, Verdict::Inconclusive(why))) = levels
+            .iter()
+            .find(|(_, v)| matches!(v, Verdict::Inconclusive(_)))
+        {
+            let (pass, _) = bracket(&levels);
+            return format!(
+                "search stopped at {x}{unit}: {why}: the client may have limited it, so no limit is claimed{}",
+                pass.map_or(String::new(), |p| format!(
+                    " (the highest level measured to meet the SLO is {p}{unit}: the real limit is at least that)"
+                ))
+            );
+        }
+        let (pass, fail) = bracket(&levels);
+        let why = |f: f64| {
+            levels
+                .iter()
+                .find(|(x, _)| *x == f)
+                .and_then(|(_, v)| match v {
+                    Verdict::Fail(w) => Some(w.clone()),
+                    _ => None,
+                })
+                .unwrap_or_default()
+        };
+        match (pass, fail) {
+            (None, Some(f)) => format!(
+                "no level meets the SLO: the lowest, {f}{unit}, failed ({})",
+                why(f)
+            ),
+            (Some(p), None) => format!(
+                "every level up to {p}{unit} meets the SLO: the limit is above the searched range"
+            ),
+            (Some(p), Some(f)) => format!(
+                "highest load meeting the SLO: {p}{unit} ({f}{unit} failed: {}); {} levels, {} points",
+                why(f),
+                levels.len(),
+                done.len()
+            ),
+            (None, None) => "the search measured nothing".into(),
+        }
+    }
+}
+
+/// The highest passing level below the lowest failing one, and that failing level.
+fn bracket(levels: &[(f64, Verdict)]) -> (Option<f64>, Option<f64>) {
+    let fail = levels
+        .iter()
+        .filter(|(_, v)| matches!(v, Verdict::Fail(_)))
+        .map(|(x, _)| *x)
+        .fold(None, |m: Option<f64>, x| Some(m.map_or(x, |m| m.min(x))));
+    let pass = levels
+        .iter()
+        .filter(|(x, v)| *v == Verdict::Pass && fail.is_none_or(|f| *x < f))
+        .map(|(x, _)| *x)
+        .fold(None, |m: Option<f64>, x| Some(m.map_or(x, |m| m.max(x))));
+    (pass, fail)
+}
+
+#[cfg(test)]
+mod tests;
