@@ -1,8 +1,8 @@
 //! SLO search (`sweep --search rate:LO..HI` or `concurrency:LO..HI`): the highest load
 //! that meets an SLO. The search doubles from `LO` until a level fails (or `HI`
 //! passes), then bisects between the highest passing and the lowest failing level
-//! until they are within the tolerance (relative for rates, one session for
-//! concurrencies). A level runs `repeats` times and passes only when every repeat
+//! until they are within the tolerance (relative; concurrencies also stop one session
+//! apart). A level runs `repeats` times and passes only when every repeat
 //! passes: noisy points do not pass by luck.
 //!
 //! A point passes when it meets the SLO, fails when it misses it, has more than 5% of
@@ -220,9 +220,14 @@ impl Search {
             }
         };
         let next = match self.axis {
-            Axis::Rate => (next * 1000.0).round() / 1000.0,
+            Axis::Rate => four_figures(next),
             Axis::Concurrency => next,
         };
+        // A level that rounds onto one already bracketing the limit (or onto 0) ends
+        // the search: the bracket cannot narrow further.
+        if next <= 0.0 || Some(next) == fail || next == pass {
+            return None;
+        }
         Some(self.level(next))
     }
 
@@ -273,6 +278,15 @@ impl Search {
             (None, None) => "the search measured nothing".into(),
         }
     }
+}
+
+/// `x` rounded to four significant figures (rates as people write them).
+fn four_figures(x: f64) -> f64 {
+    if x <= 0.0 || !x.is_finite() {
+        return x;
+    }
+    let scale = 10f64.powi(3 - x.log10().floor() as i32);
+    (x * scale).round() / scale
 }
 
 /// The highest passing level below the lowest failing one, and that failing level.

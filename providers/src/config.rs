@@ -581,6 +581,12 @@ fn metrics_endpoint(
     value: Option<&str>,
     interval: Duration,
 ) -> Result<Option<workloads::MetricsEndpoint>, ProviderError> {
+    if interval < Duration::from_millis(50) {
+        return Err(ProviderError::setting(
+            "metrics_interval_s",
+            format!("must be at least 0.05 s, got {}", interval.as_secs_f64()),
+        ));
+    }
     let (url, explicit) = match value.unwrap_or("auto") {
         "off" | "false" => return Ok(None),
         "auto" => {

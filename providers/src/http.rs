@@ -52,6 +52,8 @@ pub struct HttpBackend {
     protocol: Box<dyn Protocol>,
     endpoint: String,
     client: reqwest::Client,
+    /// The client of a metrics endpoint on another host (no API key).
+    metrics_client: Option<reqwest::Client>,
     secret: Option<Secret>,
     permits: Option<Arc<Semaphore>>,
     settings: BTreeMap<String, String>,
@@ -113,42 +115,20 @@ impl HttpBackend {
             })?;
             headers.insert(HeaderName::from_static(name), v);
         }
-        let mut builder = reqwest::Client::builder()
+        let client = client::builder(&cfg)?
             .default_headers(headers)
-            .connect_timeout(cfg.connect_timeout)
-            // Below the 5 s keep-alive of llama.cpp's server, uvicorn and Node: a
-            // connection the server is about to close is never reused (a request sent
-            // on it as it closes fails with "connection closed before message
-            // completed", seen against llama-server).
-            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
-            .tcp_nodelay(true)
-            .user_agent(concat!("infermeter/", env!("CARGO_PKG_VERSION")));
-        if let Some(n) = cfg.max_connections {
-            builder = builder.pool_max_idle_per_host(n);
-        }
-        if let Some(path) = &cfg.ca_bundle {
-            let pem = std::fs::read(path).map_err(|e| {
-                ProviderError::setting("ca_bundle", format!("{}: {e}", path.display()))
-            })?;
-            let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
-                ProviderError::setting(
-                    "ca_bundle",
-                    format!("{}: not PEM certificates: {e}", path.display()),
-                )
-            })?;
-            if certs.is_empty() {
-                return Err(ProviderError::setting(
-                    "ca_bundle",
-                    format!("{}: no certificate found", path.display()),
-                ));
-            }
-            for c in certs {
-                builder = builder.add_root_certificate(c);
-            }
-        }
-        let client = builder
             .build()
             .map_err(|e| ProviderError::Client(e.to_string()))?;
+        // The key goes only to the base URL's host: a metrics endpoint elsewhere is
+        // scraped by a client without it.
+        let metrics_client = match &cfg.metrics {
+            Some(m) if client::origin(&m.url) != client::origin(&cfg.base_url) => Some(
+                client::builder(&cfg)?
+                    .build()
+                    .map_err(|e| ProviderError::Client(e.to_string()))?,
+            ),
+            _ => None,
+        };
         let permits = cfg.max_connections.map(|n| Arc::new(Semaphore::new(n)));
         let mut echo = settings.clone();
         echo.retain(|k, _| !k.starts_with("price."));
@@ -163,6 +143,7 @@ impl HttpBackend {
             protocol,
             cfg,
             client,
+            metrics_client,
             secret,
             permits,
             settings: echo,
@@ -667,7 +648,8 @@ impl Backend for HttpBackend {
     }
 
     async fn fetch_metrics(&self, timeout: Duration) -> Result<String, String> {
-        metrics::fetch(&self.client, self.cfg.metrics.as_ref(), timeout).await
+        let client = self.metrics_client.as_ref().unwrap_or(&self.client);
+        metrics::fetch(client, self.cfg.metrics.as_ref(), timeout).await
     }
 
     async fn generate(
@@ -780,13 +762,18 @@ fn output_count(
 ) -> (u32, TokenSource) {
     match (usage, tokenizer) {
         (Some(n), _) => (n, TokenSource::ServerUsage),
-        (None, _) if fixed.is_some() => (fixed.unwrap_or(0), TokenSource::RequestedLength),
+        // Only when what arrived is near that length: a server that stopped early
+        // for another reason (a full context) and still said `length` is counted.
+        (None, t) if fixed.is_some_and(|f| p.token_texts.max(t.unwrap_or(0)) * 10 >= f * 9) => {
+            (fixed.unwrap_or(0), TokenSource::RequestedLength)
+        }
         (None, Some(n)) if p.token_texts > n => (p.token_texts, TokenSource::ChunkCount),
         (None, Some(n)) => (n, TokenSource::Tokenizer),
         (None, None) => (p.tokens, TokenSource::ChunkCount),
     }
 }
 
+mod client;
 mod metrics;
 #[cfg(test)]
 mod tests;

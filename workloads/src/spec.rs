@@ -288,10 +288,27 @@ impl WorkloadSpec {
             bounds::MAX_REQUESTS,
         )
         .map_err(oob)?;
+        bounds::count(
+            "load.warmup_requests",
+            u64::from(l.warmup_requests),
+            0,
+            bounds::MAX_WARMUP,
+        )
+        .map_err(oob)?;
         match (&self.trace, replays) {
             (Some(t), true) => {
                 t.validate(origin)?;
                 self.validate_replay(origin)?;
+                if let Some(d) = l.duration_s {
+                    bounds::number(
+                        "load.duration_s",
+                        d,
+                        0.0,
+                        bounds::MAX_DURATION_S,
+                        " seconds",
+                    )
+                    .map_err(oob)?;
+                }
                 if let Some(r) = l.rate_rps {
                     bounds::number(
                         "load.rate_rps",
@@ -318,13 +335,6 @@ impl WorkloadSpec {
             }
             (None, false) => {}
         }
-        bounds::count(
-            "load.warmup_requests",
-            u64::from(l.warmup_requests),
-            0,
-            bounds::MAX_WARMUP,
-        )
-        .map_err(oob)?;
         match l.arrival {
             ArrivalPattern::Poisson | ArrivalPattern::Constant | ArrivalPattern::Gamma => {
                 match l.rate_rps {

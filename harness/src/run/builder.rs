@@ -290,9 +290,9 @@ impl PointBuilder {
             cost: None,
             roofline: None,
             server: None,
-            saturation: l
-                .arrival
-                .is_open_loop()
+            // A trace's arrival rate changes through the point by design: the thirds
+            // would compare different loads.
+            saturation: (l.arrival.is_open_loop() && l.arrival != results::ArrivalPattern::Trace)
                 .then(|| results::saturation::check(&self.ttft_by_schedule, &self.flight))
                 .flatten(),
             client: None,

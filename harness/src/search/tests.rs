@@ -167,6 +167,18 @@ fn over_saturation_fails_a_level_and_repeats_must_all_pass() {
 }
 
 #[test]
+fn tiny_rates_never_repeat_a_bracketing_level() {
+    let s = Search::parse("rate:0.0001..1", 0.001, 1).unwrap();
+    let done = run(&s, 0.00237, |_, _| {});
+    let l = levels(&done);
+    assert!(done.len() < 40, "{l:?}");
+    let mut seen = l.clone();
+    seen.sort_by(f64::total_cmp);
+    seen.dedup();
+    assert_eq!(seen.len(), l.len(), "no level twice: {l:?}");
+}
+
+#[test]
 fn bad_searches_are_refused() {
     for bad in [
         "rate",

@@ -82,8 +82,13 @@ fn without_usage_the_count_is_the_larger_of_tokenizer_and_token_bearing_chunks()
     );
     // A fixed length that ended by `length`: exactly that, however it was chunked.
     assert_eq!(
-        output_count(None, Some(4), Some(64), &q),
+        output_count(None, Some(60), Some(64), &q),
         (64, TokenSource::RequestedLength)
+    );
+    // Far short of the length: not trusted (the server stopped for another reason).
+    assert_eq!(
+        output_count(None, Some(4), Some(64), &q),
+        (4, TokenSource::Tokenizer)
     );
     // The server's usage always wins.
     assert_eq!(

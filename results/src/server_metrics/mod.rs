@@ -181,9 +181,11 @@ impl Snapshot {
                 }
                 continue;
             }
+            // The `le` label exactly (after `{` or `,`), not a label ending in `le`.
             let le = k
-                .split("le=\"")
-                .nth(1)
+                .find("{le=\"")
+                .or_else(|| k.find(",le=\""))
+                .map(|i| &k[i + 5..])
                 .and_then(|r| r.split('"').next())
                 .map(|s| {
                     if s == "+Inf" {
@@ -355,8 +357,15 @@ pub fn summarise(scrapes: &[Snapshot], source: &Source, client: &ClientSide) -> 
         }
         Some(end - start)
     };
+    // Gauges over the scrapes inside the window: the edge scrapes (before the first
+    // send, after the last response) show an idle server.
+    let inside = if scrapes.len() > 2 {
+        &scrapes[1..scrapes.len() - 1]
+    } else {
+        scrapes
+    };
     let gauge = |f: Figure| -> Option<GaugeSummary> {
-        let vals: Vec<f64> = scrapes
+        let vals: Vec<f64> = inside
             .iter()
             .filter_map(|s| pick(f, s).map(|x| x.0))
             .collect();

@@ -150,9 +150,8 @@ fn csv_rows(
         .map_err(|e| format!("line 1: {e}"))?
         .clone();
     for (i, row) in reader.records().enumerate() {
-        // Line numbers count the header.
-        let line = i + 2;
-        let row = row.map_err(|e| format!("line {line}: {e}"))?;
+        let row = row.map_err(|e| format!("record {}: {e}", i + 1))?;
+        let line = row.position().map_or(i + 2, |p| p.line() as usize);
         each(line, &headers, &row)?;
     }
     Ok(())
@@ -277,6 +276,7 @@ fn requests_jsonl(text: &str) -> Result<Parsed, String> {
     }
     let mut rows = Vec::new();
     let mut cold = 0u64;
+    let mut seen: HashMap<(u64, u32), usize> = HashMap::new();
     for (i, raw) in text.lines().enumerate() {
         let line = i + 1;
         if raw.trim().is_empty() {
@@ -290,6 +290,12 @@ fn requests_jsonl(text: &str) -> Result<Parsed, String> {
         time(line, "scheduled_s", row.scheduled_s)?;
         positive(line, "tokenizer_input_tokens", row.tokenizer_input_tokens)?;
         positive(line, "max_output_tokens", row.max_output_tokens)?;
+        if let Some(first) = seen.insert((row.session, row.call), line) {
+            return Err(format!(
+                "line {line}: session {} call {} is also on line {first}: the file holds several load points (a sweep, repeats or several workloads); replay one point's lines",
+                row.session, row.call
+            ));
+        }
         rows.push((line, row));
     }
     // Rebuild each session's history: call c's prompt is the prefix, then every

@@ -227,6 +227,18 @@ impl TraceSpec {
                 format!("{shown} holds no request to replay"),
             ));
         }
+        let lo = self.start_s.unwrap_or(0.0);
+        let hi = self.end_s.unwrap_or(f64::INFINITY);
+        if !parsed.requests.iter().any(|r| r.at_s >= lo && r.at_s < hi) {
+            let span = parsed.requests.last().map_or(0.0, |r| r.at_s);
+            return Err(invalid(
+                origin,
+                "trace.start_s",
+                format!(
+                    "the window [{lo}, {hi}) s holds no request of {shown} (it spans 0 to {span:.3} s)"
+                ),
+            ));
+        }
         self.path = shown;
         self.sha256 = Some(sha256.clone());
         self.loaded = Some(Arc::new(Trace {

@@ -260,6 +260,28 @@ fn bad_traces_are_refused_naming_the_line_and_field() {
         "{e}"
     );
     let ok = "{\"timestamp\": 0, \"input_length\": 3, \"output_length\": 3}\n";
+    let e = spec_for("mooncake", ok, "duration_s = 0").unwrap_err();
+    assert!(e.to_string().contains("load.duration_s"), "{e}");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("t"), ok).unwrap();
+    std::fs::write(
+        dir.path().join("w.toml"),
+        "format = 1\nname = \"t\"\nversion = 1\n[load]\narrival = \"trace\"\n[trace]\nformat = \"mooncake\"\npath = \"t\"\nstart_s = 100.0\n",
+    )
+    .unwrap();
+    let e = suite::workload(dir.path().join("w.toml").to_str().unwrap()).unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("the window [100, inf) s holds no request"),
+        "{e}"
+    );
+    let twice = "{\"scheduled_s\":0,\"session\":0,\"call\":0,\"tokenizer_input_tokens\":5,\"max_output_tokens\":2}\n";
+    let e = spec_for("requests-jsonl", &twice.repeat(2), "").unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("line 2: session 0 call 0 is also on line 1"),
+        "{e}"
+    );
     let e = spec_for("mooncake", ok, "[output]\ndist = \"fixed\"\nvalue = 4").unwrap_err();
     assert!(e.to_string().contains("field `output`"), "{e}");
     let dir = tempfile::tempdir().unwrap();
