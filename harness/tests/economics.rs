@@ -49,7 +49,10 @@ fn compare_passes_a_run_against_itself_and_fails_a_slowed_one_and_merge_is_exact
         .success()
         .stdout(predicate::str::contains("output_tokens_per_s"))
         .stdout(predicate::str::contains("REGRESSED").not());
-    // One sequence per step instead of eight: throughput drops, and the gate says so.
+    // One sequence per step instead of eight: the eight sessions queue behind one
+    // another, so TTFT p99 rises several-fold, and throughput drops (on 2 shared
+    // cores by 20-30%, sometimes less than the 10% threshold when other tests load the
+    // machine); the gate names what regressed.
     let assert = infermeter()
         .arg("compare")
         .arg(&a)
@@ -59,7 +62,7 @@ fn compare_passes_a_run_against_itself_and_fails_a_slowed_one_and_merge_is_exact
     let stderr = String::from_utf8(assert.get_output().stderr.clone()).unwrap();
     let line = stderr.lines().find(|l| l.starts_with("Error:")).unwrap();
     assert!(
-        line.contains("regression:") && line.contains("output_tokens_per_s"),
+        line.contains("regression:") && line.contains("ttft_p99_ms"),
         "{stderr}"
     );
     let stdout = String::from_utf8(assert.get_output().stdout.clone()).unwrap();
