@@ -374,5 +374,3 @@ impl PromptBuilder {
     }
 }
 
-#[cfg(test)]
-mod tests;

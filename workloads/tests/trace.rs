@@ -1,12 +1,14 @@
 //! Trace readers, prefix rebuilding, windows and scaling, on the shipped fixtures and
 //! on small hand-written traces.
 
+#![allow(clippy::unwrap_used)]
+
 use std::path::{Path, PathBuf};
 
-use super::*;
-use crate::generate::generate;
-use crate::spec::WorkloadSpec;
-use crate::suite;
+use infermeter_workloads::generate::generate;
+use infermeter_workloads::spec::WorkloadSpec;
+use infermeter_workloads::trace::facts;
+use infermeter_workloads::{Request, WorkloadError, suite};
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("traces")
@@ -47,7 +49,7 @@ fn mooncake_prompts_share_exactly_the_blocks_their_ids_share() {
         assert_eq!(r.max_output_tokens, t.output_tokens);
         // The text is the ids, exactly, under the embedded tokenizer.
         assert_eq!(
-            crate::text::count_tokens(&r.messages[0].text),
+            infermeter_workloads::text::count_tokens(&r.messages[0].text),
             t.input_tokens as usize
         );
     }
