@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command as Process, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{free_port, gguf, http, infermeter, read_json};
+use common::{free_port, gguf, http, infermeter, read_json, read_jsonl};
 use serde_json::Value;
 
 fn binary() -> PathBuf {
@@ -122,14 +122,6 @@ fn workload(dir: &Path, input: u32, output: u32) -> String {
     path.display().to_string()
 }
 
-fn lines(path: &Path) -> Vec<Value> {
-    std::fs::read_to_string(path)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
-
 #[test]
 fn server_metrics_are_scraped_and_reconciled_with_the_client() {
     let server = Server::start();
@@ -186,7 +178,7 @@ fn server_metrics_are_scraped_and_reconciled_with_the_client() {
             .any(|k| k.starts_with("llamacpp:"))
     );
     // The raw samples are kept, the first before the first measured send.
-    let raw = lines(&out.join("server_metrics.jsonl"));
+    let raw = read_jsonl(&out.join("server_metrics.jsonl"));
     assert_eq!(raw.len() as u64, s["scrapes"].as_u64().unwrap());
     assert!(raw[0]["t_s"].as_f64().unwrap() <= 0.0, "{}", raw[0]);
     assert!(raw[0]["values"]["llamacpp:tokens_predicted_total"].is_number());
@@ -225,7 +217,7 @@ fn exact_output_counts_without_usage_come_from_the_requested_length() {
         "{}",
         r["tokens"]
     );
-    let records = lines(&dir.path().join("requests.jsonl"));
+    let records = read_jsonl(&dir.path().join("requests.jsonl"));
     for rec in &records {
         assert_eq!(rec["output_tokens"], rec["max_output_tokens"], "{rec}");
         assert_eq!(rec["finish_reason"], "length");
@@ -281,7 +273,7 @@ fn a_mooncake_trace_replays_with_its_shared_prefixes() {
             .take(12)
             .map(|l| serde_json::from_str(l).unwrap())
             .collect();
-    let records = lines(&dir.path().join("out/requests.jsonl"));
+    let records = read_jsonl(&dir.path().join("out/requests.jsonl"));
     for rec in &records {
         let t = &trace[rec["request"].as_u64().unwrap() as usize];
         assert_eq!(rec["tokenizer_input_tokens"], t["input_length"], "{rec}");
@@ -298,6 +290,19 @@ fn a_mooncake_trace_replays_with_its_shared_prefixes() {
     assert!(cached > 0.0, "{}", r["server"]);
 }
 
+/// `infermeter run` of `target` that must exit 2 before any load: its stderr.
+fn refused(target: &str, out: &Path) -> String {
+    let o = infermeter()
+        .args(["run", "--quiet", "--target", target])
+        .args(["--workload", "classify-tiny", "--requests", "2", "--out"])
+        .arg(out)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr).to_string();
+    assert_eq!(o.status.code(), Some(2), "{stderr}");
+    stderr
+}
+
 #[test]
 fn a_named_metrics_endpoint_that_does_not_answer_is_refused_before_load() {
     let server = Server::start();
@@ -306,21 +311,7 @@ fn a_named_metrics_endpoint_that_does_not_answer_is_refused_before_load() {
         ",metrics_url=http://127.0.0.1:{}/nothing",
         server.port
     ));
-    let o = infermeter()
-        .args([
-            "run",
-            "--quiet",
-            "--target",
-            &target,
-            "--workload",
-            "classify-tiny",
-        ])
-        .args(["--requests", "2", "--out"])
-        .arg(dir.path())
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&o.stderr);
-    assert_eq!(o.status.code(), Some(2), "{stderr}");
+    let stderr = refused(&target, dir.path());
     assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
     assert!(
         stderr.contains("metrics_url") && stderr.contains("/nothing"),
@@ -329,21 +320,7 @@ fn a_named_metrics_endpoint_that_does_not_answer_is_refused_before_load() {
     assert!(!dir.path().join("requests.jsonl").exists());
     // A model the server does not serve stops the preflight.
     let wrong = server.target("").replace("model=smollm2", "model=gpt-9");
-    let o = infermeter()
-        .args([
-            "run",
-            "--quiet",
-            "--target",
-            &wrong,
-            "--workload",
-            "classify-tiny",
-        ])
-        .args(["--requests", "2", "--out"])
-        .arg(dir.path().join("w"))
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&o.stderr);
-    assert_eq!(o.status.code(), Some(2), "{stderr}");
+    let stderr = refused(&wrong, &dir.path().join("w"));
     assert!(
         stderr.contains("preflight") && stderr.contains("gpt-9"),
         "{stderr}"

@@ -7,13 +7,14 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command as Process, Stdio};
 use std::time::{Duration, Instant};
 
 use assert_cmd::Command;
+use common::{free_port, http};
 use serde_json::{Value, json};
 
 fn python() -> PathBuf {
@@ -53,24 +54,6 @@ impl Drop for LlamaServer {
     }
 }
 
-/// One HTTP/1.1 exchange with `Connection: close`; returns the status and body.
-fn http(port: u16, method: &str, path: &str, body: Option<&Value>) -> Option<(u16, String)> {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(30))).ok()?;
-    let body = body.map(Value::to_string).unwrap_or_default();
-    write!(
-        s,
-        "{method} {path} HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .ok()?;
-    let mut out = String::new();
-    s.read_to_string(&mut out).ok()?;
-    let status = out.split_whitespace().nth(1)?.parse().ok()?;
-    let body = out.split_once("\r\n\r\n")?.1.to_string();
-    Some((status, body))
-}
-
 impl LlamaServer {
     fn start() -> Self {
         Self::start_with(&[])
@@ -78,11 +61,7 @@ impl LlamaServer {
 
     /// A server with `extra` arguments (`--api_key K`).
     fn start_with(extra: &[&str]) -> Self {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = free_port();
         let child = Process::new(python())
             .args(["-m", "llama_cpp.server", "--model"])
             .arg(gguf())
@@ -359,11 +338,7 @@ fn preflight_stops_a_wrong_model_a_rejected_key_and_an_unreachable_server() {
         &dir.path().join("key"),
     );
     assert!(!stderr.contains(wrong) && !stderr.contains(key), "{stderr}");
-    let closed = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let closed = free_port();
     refused(
         &format!("openai,base_url=http://127.0.0.1:{closed}/v1,model=smollm2,connect_timeout_s=2"),
         &[],

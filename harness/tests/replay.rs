@@ -8,15 +8,23 @@
 
 mod common;
 
-use common::{infermeter, read_json, run_ok};
+use common::{infermeter, read_json, read_jsonl, run_ok};
 use serde_json::Value;
 
-fn records(path: &std::path::Path) -> Vec<Value> {
-    std::fs::read_to_string(path)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
+/// `(intended send s, prompt tokens, output tokens)` of each record, by send time.
+fn schedule(records: &[Value]) -> Vec<(f64, u64, u64)> {
+    let mut s: Vec<(f64, u64, u64)> = records
+        .iter()
+        .map(|r| {
+            (
+                r["scheduled_s"].as_f64().unwrap(),
+                r["tokenizer_input_tokens"].as_u64().unwrap(),
+                r["max_output_tokens"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    s.sort_by(|a, b| a.0.total_cmp(&b.0));
+    s
 }
 
 #[test]
@@ -37,7 +45,7 @@ fn a_recorded_run_replays_with_its_schedule_lengths_and_prefixes() {
             .args(["--rate", "2", "--out"])
             .arg(&first),
     );
-    let recorded = records(&first.join("requests.jsonl"));
+    let recorded = read_jsonl(&first.join("requests.jsonl"));
     assert!(
         recorded.iter().all(|r| r["prefix"]["tokens"].is_number()),
         "the prefix is recorded"
@@ -65,31 +73,10 @@ fn a_recorded_run_replays_with_its_schedule_lengths_and_prefixes() {
     let report = read_json(&second.join("report.json"));
     let r = &report["results"][0];
     assert_eq!(r["load"]["pattern"], "trace");
-    let replayed = records(&second.join("requests.jsonl"));
+    let replayed = read_jsonl(&second.join("requests.jsonl"));
     assert_eq!(replayed.len(), recorded.len());
     // Each recorded call, by its intended send, is replayed at that time with its lengths.
-    let mut want: Vec<(f64, u64, u64)> = recorded
-        .iter()
-        .map(|r| {
-            (
-                r["scheduled_s"].as_f64().unwrap(),
-                r["tokenizer_input_tokens"].as_u64().unwrap(),
-                r["max_output_tokens"].as_u64().unwrap(),
-            )
-        })
-        .collect();
-    want.sort_by(|a, b| a.0.total_cmp(&b.0));
-    let mut got: Vec<(f64, u64, u64)> = replayed
-        .iter()
-        .map(|r| {
-            (
-                r["scheduled_s"].as_f64().unwrap(),
-                r["tokenizer_input_tokens"].as_u64().unwrap(),
-                r["max_output_tokens"].as_u64().unwrap(),
-            )
-        })
-        .collect();
-    got.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let (want, got) = (schedule(&recorded), schedule(&replayed));
     for (w, g) in want.iter().zip(&got) {
         assert!((w.0 - g.0).abs() < 1e-3, "{w:?} vs {g:?}");
         assert_eq!((w.1, w.2), (g.1, g.2));

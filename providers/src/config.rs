@@ -574,6 +574,13 @@ impl HttpTargetConfig {
     }
 }
 
+/// `scheme://host[:port]` of a URL.
+pub(crate) fn origin(url: &str) -> &str {
+    let after = url.find("://").map_or(0, |i| i + 3);
+    let end = url[after..].find('/').map_or(url.len(), |i| after + i);
+    &url[..end]
+}
+
 /// The metrics endpoint `metrics_url` names: `auto` is the origin of `base_url` with
 /// `/metrics` (scraped when it answers), `off` none, anything else an explicit URL.
 fn metrics_endpoint(
@@ -590,12 +597,8 @@ fn metrics_endpoint(
     let (url, explicit) = match value.unwrap_or("auto") {
         "off" | "false" => return Ok(None),
         "auto" => {
-            // scheme://host[:port] of the base URL: servers serve /metrics at the root.
-            let after_scheme = base_url.find("://").map_or(0, |i| i + 3);
-            let end = base_url[after_scheme..]
-                .find('/')
-                .map_or(base_url.len(), |i| after_scheme + i);
-            (format!("{}/metrics", &base_url[..end]), false)
+            // Servers serve /metrics at the root of the base URL's origin.
+            (format!("{}/metrics", origin(base_url)), false)
         }
         url if url.starts_with("http://") || url.starts_with("https://") => (url.to_string(), true),
         other => {
@@ -700,6 +703,8 @@ mod tests {
             metrics_endpoint("http://a/v1", Some("off"), d).unwrap(),
             None
         );
+        assert_eq!(origin("http://H:8/v1/x"), "http://H:8");
+        assert_ne!(origin("http://h:8/v1"), origin("http://h:9/metrics"));
         let e = metrics_endpoint("http://a/v1", Some("/metrics"), d).unwrap_err();
         assert!(e.to_string().contains("metrics_url"), "{e}");
     }

@@ -32,7 +32,7 @@ use workloads::{
 
 use crate::chunk_count::ChunkCounter;
 use crate::codec::{Piece, Protocol, TextKind, Usage};
-use crate::config::{HttpTargetConfig, Kind, TokenizerChoice};
+use crate::config::{HttpTargetConfig, Kind, TokenizerChoice, origin};
 use crate::error::ProviderError;
 use crate::protocols::protocol;
 use crate::retry;
@@ -122,7 +122,7 @@ impl HttpBackend {
         // The key goes only to the base URL's host: a metrics endpoint elsewhere is
         // scraped by a client without it.
         let metrics_client = match &cfg.metrics {
-            Some(m) if client::origin(&m.url) != client::origin(&cfg.base_url) => Some(
+            Some(m) if !origin(&m.url).eq_ignore_ascii_case(origin(&cfg.base_url)) => Some(
                 client::builder(&cfg)?
                     .build()
                     .map_err(|e| ProviderError::Client(e.to_string()))?,
@@ -202,9 +202,14 @@ impl HttpBackend {
             };
             let resp = match resp {
                 Ok(r) => r,
-                // A connection that never opened never reached the server: retried
-                // within the budget like a 429, each retry recorded.
-                Err(e) if refused(&e) && attempt < self.cfg.max_retries => {
+                // A connection that never opened never reached the server, and one
+                // the server closed before any answer (a keep-alive connection it
+                // was closing as the request went out): retried within the budget
+                // like a 429, each retry recorded.
+                Err(e)
+                    if (refused(&e) || closed_before_answer(&e))
+                        && attempt < self.cfg.max_retries =>
+                {
                     let wait = retry::backoff(attempt, self.cfg.retry_max_wait, &mut rand::rng());
                     let left = sink
                         .deadline()
@@ -719,6 +724,20 @@ impl Backend for HttpBackend {
 
 /// Longest a connection waits idle in the pool before it is dropped.
 pub const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(4);
+
+/// Whether `e` is a connection the server closed before any byte of an answer
+/// (hyper's "connection closed before message completed"; seen against llama-server
+/// on pooled keep-alive connections).
+fn closed_before_answer(e: &reqwest::Error) -> bool {
+    let mut src = std::error::Error::source(e);
+    while let Some(s) = src {
+        if let Some(h) = s.downcast_ref::<hyper::Error>() {
+            return h.is_incomplete_message();
+        }
+        src = s.source();
+    }
+    false
+}
 
 /// Whether `e` is a connection that did not open for a network reason (refused,
 /// unreachable, timed out), not a TLS or certificate failure (retrying cannot mend

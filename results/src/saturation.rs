@@ -12,6 +12,8 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::stats::median;
+
 /// Median TTFT growth from the first third to the last that, with in-flight growth,
 /// calls a point over-saturated.
 pub const TTFT_GROWTH: f64 = 2.0;
@@ -36,19 +38,6 @@ pub struct SaturationCheck {
     pub in_flight_last_third: f64,
     /// Whether the target fell behind the arrival rate (see the rule above).
     pub oversaturated: bool,
-}
-
-fn median(v: &mut [f64]) -> Option<f64> {
-    if v.is_empty() {
-        return None;
-    }
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    Some(if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    })
 }
 
 /// Time-weighted mean of the in-flight level over `[a, b]` from `(t, +1/-1)` events.
@@ -84,12 +73,12 @@ pub fn check(requests: &[(f64, f64)], events: &[(f64, i32)]) -> Option<Saturatio
     }
     let third = (last - first) / 3.0;
     let (a, b) = (first + third, last - third);
-    let mut early: Vec<f64> = requests.iter().filter(|r| r.0 <= a).map(|r| r.1).collect();
-    let mut late: Vec<f64> = requests.iter().filter(|r| r.0 >= b).map(|r| r.1).collect();
+    let early: Vec<f64> = requests.iter().filter(|r| r.0 <= a).map(|r| r.1).collect();
+    let late: Vec<f64> = requests.iter().filter(|r| r.0 >= b).map(|r| r.1).collect();
     if early.len() < MIN_PER_THIRD || late.len() < MIN_PER_THIRD {
         return None;
     }
-    let (t1, t3) = (median(&mut early)?, median(&mut late)?);
+    let (t1, t3) = (median(early)?, median(late)?);
     let (f1, f3) = (
         mean_in_flight(events, first, a),
         mean_in_flight(events, b, last),

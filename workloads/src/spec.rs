@@ -295,20 +295,20 @@ impl WorkloadSpec {
             bounds::MAX_WARMUP,
         )
         .map_err(oob)?;
+        if let Some(d) = l.duration_s {
+            bounds::number(
+                "load.duration_s",
+                d,
+                0.0,
+                bounds::MAX_DURATION_S,
+                " seconds",
+            )
+            .map_err(oob)?;
+        }
         match (&self.trace, replays) {
             (Some(t), true) => {
                 t.validate(origin)?;
                 self.validate_replay(origin)?;
-                if let Some(d) = l.duration_s {
-                    bounds::number(
-                        "load.duration_s",
-                        d,
-                        0.0,
-                        bounds::MAX_DURATION_S,
-                        " seconds",
-                    )
-                    .map_err(oob)?;
-                }
                 if let Some(r) = l.rate_rps {
                     bounds::number(
                         "load.rate_rps",
@@ -389,16 +389,6 @@ impl WorkloadSpec {
                     ));
                 }
             }
-        }
-        if let Some(d) = l.duration_s {
-            bounds::number(
-                "load.duration_s",
-                d,
-                0.0,
-                bounds::MAX_DURATION_S,
-                " seconds",
-            )
-            .map_err(oob)?;
         }
         if let Some(c) = &l.cold_start {
             if !(c.idle_s.is_finite() && c.idle_s >= 0.0 && c.idle_s <= bounds::MAX_DURATION_S) {

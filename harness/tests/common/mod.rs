@@ -40,6 +40,15 @@ pub fn read_json(path: &Path) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
+/// A JSON-lines file (`requests.jsonl`, `server_metrics.jsonl`), one value per line.
+pub fn read_jsonl(path: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
 /// How the scripted test targets (driver tests on tokio's paused clock) describe
 /// themselves.
 pub fn scripted_info() -> results::TargetInfo {

@@ -41,23 +41,3 @@ pub(super) fn builder(cfg: &HttpTargetConfig) -> Result<reqwest::ClientBuilder, 
     }
     Ok(builder)
 }
-
-/// `scheme://host[:port]` of a URL (lowercase).
-pub(super) fn origin(url: &str) -> String {
-    let after = url.find("://").map_or(0, |i| i + 3);
-    let end = url[after..].find('/').map_or(url.len(), |i| after + i);
-    url[..end].to_ascii_lowercase()
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn origins_compare_scheme_host_and_port() {
-        assert_eq!(super::origin("http://H:8/v1/x"), "http://h:8");
-        assert_eq!(super::origin("https://h.example"), "https://h.example");
-        assert_ne!(
-            super::origin("http://h:8/v1"),
-            super::origin("http://h:9/metrics")
-        );
-    }
-}

@@ -359,20 +359,7 @@ impl Calibration {
     }
 }
 
-/// The median of `v`; `None` when empty.
-pub fn median(mut v: Vec<f64>) -> Option<f64> {
-    v.retain(|x| x.is_finite());
-    if v.is_empty() {
-        return None;
-    }
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    Some(if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    })
-}
+pub use crate::stats::median;
 
 /// Non-negative least squares on relative errors: the `k >= 0` minimising
 /// `sum ((x . k - t) / t)^2` over `rows` of `(x, t)`. Exact for the few factors
