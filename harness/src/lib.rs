@@ -10,7 +10,7 @@
 //! 4. The measurement: [`driver`] (the load on tokio), [`collector`] (histograms and
 //!    counts), [`slo`], [`record`] (one line of `requests.jsonl`), [`timer`] (the
 //!    stream sink), [`clock`]; and [`steady`], [`energy`], [`client`], [`hardware`],
-//!    [`files`], [`progress`], [`models`], [`error`].
+//!    [`files`], [`progress`], [`models`], [`error`], [`quality`] (`--quality`).
 
 pub mod bench_client;
 pub mod cli;
@@ -28,6 +28,7 @@ pub mod levels;
 pub mod models;
 pub mod plan;
 pub mod progress;
+pub mod quality;
 pub mod record;
 pub mod run;
 pub mod search;

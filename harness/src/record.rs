@@ -123,6 +123,85 @@ pub struct RequestRecord {
     /// Every gap between stream chunks, ms.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub chunk_gap_ms: Vec<f64>,
+    /// The grade of a checked request's reply (verifiable tasks).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub check: Option<CheckRecord>,
+}
+
+/// The most characters of a graded reply kept in `requests.jsonl`.
+pub const REPLY_KEPT_CHARS: usize = 2000;
+
+/// A checked request's grade, and the reply it was given for.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct CheckRecord {
+    /// The checker's kind (`exact`, `label`, `regex`, `number`, `json_schema`).
+    pub kind: String,
+    /// The group it is counted under.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+    /// Whether the reply was right.
+    pub passed: bool,
+    /// Why not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure: Option<results::CheckFailure>,
+    /// What was read and what was expected.
+    pub detail: String,
+    /// The reply's text (its first [`REPLY_KEPT_CHARS`] characters), for audit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply: Option<String>,
+}
+
+impl CheckRecord {
+    /// Grades the outcome of `req` (which carries `check`); a prompt cut to fit the
+    /// context is not graded (`input_capped`).
+    pub fn grade(
+        check: &workloads::check::TaskCheck,
+        outcome: Result<&workloads::Completion, &workloads::BackendError>,
+        input_capped: bool,
+    ) -> Self {
+        use workloads::check::Verdict;
+        let (verdict, reply) = match outcome {
+            Ok(c) if input_capped => (
+                Verdict::not_graded(
+                    results::CheckFailure::InputCapped,
+                    "the prompt was cut to fit the target's context: the task may be gone",
+                ),
+                c.output_text.as_deref().map(|t| clip(t, REPLY_KEPT_CHARS)),
+            ),
+            Err(e) => (
+                Verdict::not_graded(
+                    results::CheckFailure::RequestError,
+                    format!("the request failed: {}", e.class.as_str()),
+                ),
+                None,
+            ),
+            Ok(c) => match &c.output_text {
+                None => (
+                    Verdict::not_graded(
+                        results::CheckFailure::NoText,
+                        "the target returned no text to grade",
+                    ),
+                    None,
+                ),
+                Some(text) => (check.grade(text), Some(clip(text, REPLY_KEPT_CHARS))),
+            },
+        };
+        Self {
+            kind: check.checker.kind().to_string(),
+            group: check.group.clone(),
+            passed: verdict.passed,
+            failure: verdict.failure,
+            detail: verdict.detail,
+            reply,
+        }
+    }
+}
+
+fn clip(s: &str, n: usize) -> String {
+    match s.char_indices().nth(n) {
+        Some((i, _)) => s[..i].to_string(),
+        None => s.to_string(),
+    }
 }
 
 /// What the driver knows about a request besides its timer.
@@ -182,8 +261,12 @@ impl RequestRecord {
         let (output_tokens, output_source) = ok.map_or((timer.tokens, f.fallback_source), |c| {
             (c.output_tokens, c.output_source)
         });
+        // TPOT needs the tokens' own arrivals: an unstreamed body arrives at once, so
+        // its TPOT was not measured (null, as ITL), not 0.
         let tpot_ms = match (timer.first_token, ok) {
-            (Some(first), Some(_)) if output_tokens >= 2 => {
+            (Some(first), Some(c))
+                if output_tokens >= 2 && c.chunk_tokens != ChunkTokens::Unstreamed =>
+            {
                 Some(since(f.ended, first) / f64::from(output_tokens - 1))
             }
             _ => None,
@@ -243,6 +326,11 @@ impl RequestRecord {
             cold_start: false,
             chunk_gap_ms: timer.chunk_gaps_ms(),
             itl_ms,
+            check: f
+                .request
+                .check
+                .as_ref()
+                .map(|c| CheckRecord::grade(c, outcome, f.input_capped)),
         }
     }
 
@@ -258,5 +346,61 @@ fn round_engine(e: workloads::EngineRequestStats) -> workloads::EngineRequestSta
         prefill_ms: us(e.prefill_ms),
         mean_batch: (e.mean_batch * 1000.0).round() / 1000.0,
         ..e
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reply(text: &str) -> workloads::Completion {
+        workloads::Completion {
+            input_tokens: 10,
+            input_source: TokenSource::Engine,
+            output_tokens: 2,
+            output_source: TokenSource::Engine,
+            finish: workloads::FinishReason::Length,
+            output_token_ids: None,
+            output_text: Some(text.into()),
+            input_cached_tokens: None,
+            engine: None,
+            server_usage: None,
+            tokenizer_output_tokens: None,
+            chunk_tokens: ChunkTokens::Engine,
+            finish_reason: None,
+        }
+    }
+
+    #[test]
+    fn a_reply_is_graded_unless_its_prompt_was_cut_or_it_has_no_text() {
+        use workloads::check::{Checker, TaskCheck};
+        let check = TaskCheck::new(
+            Checker::Number {
+                answer: 42.0,
+                tolerance: 0.0,
+            },
+            Some("op=mul".into()),
+        )
+        .unwrap();
+        let ok = CheckRecord::grade(&check, Ok(&reply(" 42\nmore")), false);
+        assert!(ok.passed && ok.failure.is_none(), "{ok:?}");
+        assert_eq!(ok.reply.as_deref(), Some(" 42\nmore"));
+        assert_eq!(
+            (ok.kind.as_str(), ok.group.as_deref()),
+            ("number", Some("op=mul"))
+        );
+        let capped = CheckRecord::grade(&check, Ok(&reply(" 42")), true);
+        assert_eq!(capped.failure, Some(results::CheckFailure::InputCapped));
+        assert!(!capped.passed);
+        let mut silent = reply("");
+        silent.output_text = None;
+        let none = CheckRecord::grade(&check, Ok(&silent), false);
+        assert_eq!(none.failure, Some(results::CheckFailure::NoText));
+        let err = workloads::BackendError::new(results::ErrorClass::Timeout, "slow");
+        let failed = CheckRecord::grade(&check, Err(&err), false);
+        assert_eq!(failed.failure, Some(results::CheckFailure::RequestError));
+        let long = "7".repeat(REPLY_KEPT_CHARS + 50);
+        let kept = CheckRecord::grade(&check, Ok(&reply(&long)), false);
+        assert_eq!(kept.reply.unwrap().chars().count(), REPLY_KEPT_CHARS);
     }
 }

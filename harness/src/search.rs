@@ -9,13 +9,23 @@
 //! requests failed, or is over-saturated (an open loop the target fell behind:
 //! [`results::saturation`]); a point the client may have limited (`client_bound`)
 //! decides nothing, and the search stops there, saying the limit was not found: it is
-//! never taken as the limit.
+//! never taken as the limit. One exception: a client-bound point that misses an
+//! objective by more than [`CLIENT_LATENESS_FACTOR`] times the client's worst lateness
+//! (its event-loop lag and schedule lag, largest seen) fails, since a late client adds
+//! at most its lateness to a request's latency and cannot make a miss that large
+//! (unless the client was busy with its own work, `bound_by: client`: then it may have
+//! slowed a target on its machine too, and the point decides nothing). A
+//! client-bound pass decides nothing (a late client may send less load) unless the
+//! load its lateness could have held back, that factor times its worst lateness over
+//! the median end-to-end latency (each session's cycle), is under the search's
+//! tolerance: the search cannot tell such a difference apart anyway.
 
 use anyhow::Result;
-use results::ResultEntry;
+use results::{LevelVerdict, ResultEntry, SearchAxis, SearchEnd, SearchLevel, SearchOutcome};
 
 use crate::error::bad_input;
 use crate::levels::{Level, MAX_ERROR_RATE, MAX_POINTS};
+use crate::slo::Slo;
 
 /// What is searched.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -52,10 +62,31 @@ pub enum Verdict {
     Inconclusive(String),
 }
 
-/// The verdict of one point.
-pub fn verdict(e: &ResultEntry) -> Verdict {
+/// How many times the client's worst lateness a client-bound point must miss an
+/// objective by to fail (the lag is sampled at most 20 times a second, so its largest
+/// sample may fall short of the largest lag).
+pub const CLIENT_LATENESS_FACTOR: f64 = 10.0;
+
+/// The verdict of one point, for a search of relative `tolerance`.
+pub fn verdict(e: &ResultEntry, tolerance: f64) -> Verdict {
     if let Some(c) = e.client.as_ref().filter(|c| c.client_bound) {
-        return Verdict::Inconclusive(format!("client-bound ({})", c.reasons.join("; ")));
+        let lateness_ms = worst_lateness_ms(e, c);
+        // A client busy with its own work may also have slowed a target sharing its
+        // machine by more than its lateness: then no miss is the target's alone.
+        let own_work = c.bound_by == Some(results::BoundBy::Client);
+        if let Some(why) = lateness_ms
+            .filter(|_| !own_work)
+            .and_then(|l| missed_beyond(e, l))
+        {
+            return Verdict::Fail(why);
+        }
+        let withheld = lateness_ms
+            .zip(e.latency.e2e_ms.p50)
+            .map(|(l, e2e)| CLIENT_LATENESS_FACTOR * l / e2e);
+        let passes = matches!(&e.slo, Some(s) if s.pass);
+        if !(passes && withheld.is_some_and(|w| w < tolerance)) {
+            return Verdict::Inconclusive(format!("client-bound ({})", c.reasons.join("; ")));
+        }
     }
     let sent = e.requests.sent.max(1) as f64;
     if e.requests.failed as f64 / sent > MAX_ERROR_RATE {
@@ -78,6 +109,33 @@ pub fn verdict(e: &ResultEntry) -> Verdict {
         Some(s) => Verdict::Fail(format!("missed {}", s.missed.join("; "))),
         None => Verdict::Inconclusive("no SLO judged".into()),
     }
+}
+
+/// The client's worst lateness, ms: the largest event-loop lag or schedule lag seen;
+/// `None` when the loop's lag was not sampled.
+fn worst_lateness_ms(e: &ResultEntry, c: &results::ClientStats) -> Option<f64> {
+    Some(
+        c.loop_lag_ms
+            .max?
+            .max(e.latency.queue_ms.max.unwrap_or(0.0)),
+    )
+}
+
+/// For a client-bound point: the first objective it missed by more than
+/// [`CLIENT_LATENESS_FACTOR`] times the client's worst lateness, said as why it fails;
+/// `None` when no miss is that large.
+fn missed_beyond(e: &ResultEntry, lateness_ms: f64) -> Option<String> {
+    let slack_ms = CLIENT_LATENESS_FACTOR * lateness_ms;
+    e.slo.as_ref()?.objectives.iter().find_map(|(name, &bound_ms)| {
+        let o = Slo::parse(&format!("{name}={bound_ms}")).ok()?.objectives[0];
+        let value = o.percentile.of((o.family.summary)(e))?;
+        (value - bound_ms > slack_ms).then(|| {
+            format!(
+                "missed {name} {value} > {bound_ms} by {:.1} ms, more than {CLIENT_LATENESS_FACTOR:.0} times the late client's worst lateness ({lateness_ms:.3} ms) could add",
+                value - bound_ms
+            )
+        })
+    })
 }
 
 impl Search {
@@ -155,8 +213,8 @@ impl Search {
         for e in done {
             let x = self.value_of(e).unwrap_or(f64::NAN);
             match levels.last_mut() {
-                Some((v, vs)) if *v == x => vs.push(verdict(e)),
-                _ => levels.push((x, vec![verdict(e)])),
+                Some((v, vs)) if *v == x => vs.push(verdict(e, self.tolerance)),
+                _ => levels.push((x, vec![verdict(e, self.tolerance)])),
             }
         }
         let short = levels
@@ -166,10 +224,12 @@ impl Search {
         let judged = levels
             .into_iter()
             .map(|(x, vs)| {
+                // A repeat that failed fails the level; one that decided nothing
+                // leaves it undecided unless another failed.
                 let v = vs
                     .iter()
-                    .find(|v| matches!(v, Verdict::Inconclusive(_)))
-                    .or_else(|| vs.iter().find(|v| matches!(v, Verdict::Fail(_))))
+                    .find(|v| matches!(v, Verdict::Fail(_)))
+                    .or_else(|| vs.iter().find(|v| matches!(v, Verdict::Inconclusive(_))))
                     .cloned()
                     .unwrap_or(Verdict::Pass);
                 (x, v)
@@ -231,25 +291,14 @@ impl Search {
         Some(self.level(next))
     }
 
-    /// What the search found, in words.
-    pub fn conclusion(&self, done: &[ResultEntry]) -> String {
+    /// What the search found for `target` from its points `done`: the levels, the
+    /// bracket, how it ended and the conclusion in words.
+    pub fn outcome(&self, target: &str, done: &[ResultEntry]) -> SearchOutcome {
         let unit = match self.axis {
             Axis::Rate => " sessions/s",
             Axis::Concurrency => " sessions in flight",
         };
         let (levels, _) = self.levels(done);
-        if let Some((x, Verdict::Inconclusive(why))) = levels
-            .iter()
-            .find(|(_, v)| matches!(v, Verdict::Inconclusive(_)))
-        {
-            let (pass, _) = bracket(&levels);
-            return format!(
-                "search stopped at {x}{unit}: {why}: the client may have limited it, so no limit is claimed{}",
-                pass.map_or(String::new(), |p| format!(
-                    " (the highest level measured to meet the SLO is {p}{unit}: the real limit is at least that)"
-                ))
-            );
-        }
         let (pass, fail) = bracket(&levels);
         let why = |f: f64| {
             levels
@@ -261,22 +310,89 @@ impl Search {
                 })
                 .unwrap_or_default()
         };
-        match (pass, fail) {
-            (None, Some(f)) => format!(
-                "no level meets the SLO: the lowest, {f}{unit}, failed ({})",
-                why(f)
-            ),
-            (Some(p), None) => format!(
-                "every level up to {p}{unit} meets the SLO: the limit is above the searched range"
-            ),
-            (Some(p), Some(f)) => format!(
-                "highest load meeting the SLO: {p}{unit} ({f}{unit} failed: {}); {} levels, {} points",
-                why(f),
-                levels.len(),
-                done.len()
-            ),
-            (None, None) => "the search measured nothing".into(),
+        let stalled = levels
+            .iter()
+            .find(|(_, v)| matches!(v, Verdict::Inconclusive(_)));
+        let (end, conclusion) = if let Some((x, Verdict::Inconclusive(w))) = stalled {
+            (
+                SearchEnd::ClientBound,
+                format!(
+                    "search stopped at {x}{unit}: {w}: the client may have limited it, so no limit is claimed{}",
+                    pass.map_or(String::new(), |p| format!(
+                        " (the highest level measured to meet the SLO is {p}{unit}: the real limit is at least that)"
+                    ))
+                ),
+            )
+        } else {
+            match (pass, fail) {
+                (None, Some(f)) => (
+                    SearchEnd::NoneMet,
+                    format!(
+                        "no level meets the SLO: the lowest, {f}{unit}, failed ({})",
+                        why(f)
+                    ),
+                ),
+                (Some(p), None) => (
+                    SearchEnd::AboveRange,
+                    format!(
+                        "every level up to {p}{unit} meets the SLO: the limit is above the searched range"
+                    ),
+                ),
+                (Some(p), Some(f)) => (
+                    SearchEnd::Bracketed,
+                    format!(
+                        "highest load meeting the SLO: {p}{unit} ({f}{unit} failed: {}); {} levels, {} points",
+                        why(f),
+                        levels.len(),
+                        done.len()
+                    ),
+                ),
+                (None, None) => (
+                    SearchEnd::NothingMeasured,
+                    "the search measured nothing".into(),
+                ),
+            }
+        };
+        SearchOutcome {
+            target: target.to_string(),
+            axis: match self.axis {
+                Axis::Rate => SearchAxis::Rate,
+                Axis::Concurrency => SearchAxis::Concurrency,
+            },
+            unit: match self.axis {
+                Axis::Rate => "sessions_per_s",
+                Axis::Concurrency => "sessions",
+            }
+            .into(),
+            range_lo: self.lo,
+            range_hi: self.hi,
+            tolerance: self.tolerance,
+            repeats: self.repeats,
+            end,
+            highest_passing: pass,
+            lowest_failing: fail,
+            levels: levels
+                .iter()
+                .map(|(x, v)| {
+                    let (verdict, why) = match v {
+                        Verdict::Pass => (LevelVerdict::Pass, None),
+                        Verdict::Fail(w) => (LevelVerdict::Fail, Some(w.clone())),
+                        Verdict::Inconclusive(w) => (LevelVerdict::Inconclusive, Some(w.clone())),
+                    };
+                    SearchLevel {
+                        value: *x,
+                        verdict,
+                        why,
+                    }
+                })
+                .collect(),
+            conclusion,
         }
+    }
+
+    /// What the search found, in words.
+    pub fn conclusion(&self, done: &[ResultEntry]) -> String {
+        self.outcome("", done).conclusion
     }
 }
 

@@ -697,13 +697,20 @@ fn a_cpu_run_reports_rapl_energy_when_the_machine_exposes_it() {
         let (stop, pkg) = (Arc::clone(&stop), pkg.clone());
         std::thread::spawn(move || {
             let t0 = std::time::Instant::now();
+            // The longest time the file went without an update: a reading can be this
+            // stale, which a real counter (updated by the hardware) never is.
+            let (mut last_write_s, mut max_gap_s) = (0.0f64, 0.0f64);
             while !stop.load(Ordering::Relaxed) {
-                let uj = start_uj + (t0.elapsed().as_secs_f64() * WATTS * 1e6) as u64;
+                let now_s = t0.elapsed().as_secs_f64();
+                let uj = start_uj + (now_s * WATTS * 1e6) as u64;
                 let part = pkg.join("energy_uj.part");
                 std::fs::write(&part, format!("{}\n", uj % RANGE_UJ)).unwrap();
                 std::fs::rename(&part, pkg.join("energy_uj")).unwrap();
+                max_gap_s = max_gap_s.max(t0.elapsed().as_secs_f64() - last_write_s);
+                last_write_s = t0.elapsed().as_secs_f64();
                 std::thread::sleep(std::time::Duration::from_millis(5));
             }
+            max_gap_s
         })
     };
     let out = tmp.path().join("run");
@@ -721,7 +728,7 @@ fn a_cpu_run_reports_rapl_energy_when_the_machine_exposes_it() {
         .assert()
         .success();
     stop.store(true, Ordering::Relaxed);
-    writer.join().unwrap();
+    let max_gap_s = writer.join().unwrap();
     let report = read_json(&out.join("report.json"));
     let e = &report["results"][0]["energy"];
     assert_eq!(e["source"], "rapl", "{e}");
@@ -735,12 +742,19 @@ fn a_cpu_run_reports_rapl_energy_when_the_machine_exposes_it() {
     assert_eq!(e["window_kind"], "steady-state", "{e}");
     let measured = report["results"][0]["load"]["measured_s"].as_f64().unwrap();
     assert!(window < measured, "{window} vs {measured}");
+    // On a busy 2-core machine the writer thread can be starved: each end of a window
+    // may read a value up to `max_gap_s` old, so the bound widens by that much energy.
+    let stale_j = WATTS * max_gap_s;
     assert!(
-        (j / window - WATTS).abs() < WATTS * 0.05,
-        "{j} J over {window} s: {e}"
+        (j - WATTS * window).abs() < WATTS * window * 0.05 + stale_j,
+        "{j} J over {window} s (writer's longest gap {max_gap_s} s): {e}"
     );
+    // The idle reading is the mean over 1 s (its samples span at least 0.8 s).
     let idle = e["idle_power_w"].as_f64().unwrap();
-    assert!((idle - WATTS).abs() < WATTS * 0.05, "{e}");
+    assert!(
+        (idle - WATTS).abs() < WATTS * 0.05 + stale_j / 0.8,
+        "idle {idle} W (writer's longest gap {max_gap_s} s): {e}"
+    );
     assert!(e["tokens_per_j_output"].as_f64().unwrap() > 0.0);
     assert_eq!(e["reason"], serde_json::Value::Null);
 }

@@ -102,6 +102,7 @@ async fn run(
         hardware: infermeter::hardware::fingerprint(),
         results: vec![e],
         repeat_spread: vec![],
+        search: vec![],
     }
 }
 

@@ -52,6 +52,9 @@ pub struct LocalConfig {
     pub precision: Option<Precision>,
     /// Where weights come from.
     pub weights: WeightsChoice,
+    /// Whether a GGUF holding another format than `precision` is converted to it
+    /// (`requantize=on`) instead of refused.
+    pub requantize: bool,
     /// Seed of synthetic weights.
     pub seed: u64,
     /// Scheduler limits.
@@ -177,11 +180,17 @@ impl LocalConfig {
             Some("off") => false,
             Some(v) => return Err(bad("roofline", format!("`{v}` is not on or off"))),
         };
+        let requantize = match settings.get("requantize").map(String::as_str) {
+            None | Some("off") => false,
+            Some("on") => true,
+            Some(v) => return Err(bad("requantize", format!("`{v}` is not on or off"))),
+        };
         Ok(Self {
             roofline,
             preset,
             precision,
             weights,
+            requantize,
             seed: int("seed")?.unwrap_or(0),
             scheduler,
             block_size: count("block_size")?,
@@ -268,12 +277,14 @@ impl<D: LocalDevice> LocalBackend<D> {
         settings: &BTreeMap<String, String>,
     ) -> Result<(Model<D>, WeightsInfo, Option<DeviceLimits>), EngineError> {
         let p = config.preset;
+        // Converting, a file of any format will do.
+        let file_precision = config.precision.filter(|_| !config.requantize);
         let file = match &config.weights {
             WeightsChoice::File(f) => Some(f.clone()),
             WeightsChoice::Synthetic => None,
-            WeightsChoice::Auto => weights::find_gguf(&config.model_dirs, p, config.precision),
+            WeightsChoice::Auto => weights::find_gguf(&config.model_dirs, p, file_precision),
             WeightsChoice::Gguf => Some(
-                weights::find_gguf(&config.model_dirs, p, config.precision).ok_or_else(|| {
+                weights::find_gguf(&config.model_dirs, p, file_precision).ok_or_else(|| {
                     EngineError::NoModelFile {
                         preset: p.name.to_string(),
                         precision: config.precision.map_or("any".into(), |x| x.to_string()),
@@ -287,11 +298,12 @@ impl<D: LocalDevice> LocalBackend<D> {
                 })?,
             ),
         };
-        let precision = match &file {
-            Some(f) => weights::GgufHeader::read(f)?
+        let precision = match (&file, config.precision) {
+            (Some(_), Some(want)) if config.requantize => want,
+            (Some(f), _) => weights::GgufHeader::read(f)?
                 .precision()
                 .unwrap_or(Precision::F32),
-            None => config.precision.unwrap_or(Precision::Q4_1),
+            (None, want) => want.unwrap_or(Precision::Q4_1),
         };
         let device = D::open(settings)?;
         D::memory_plan(p, precision, config.kv_capacity_tokens(D::KV_ELEM_BYTES))
@@ -311,20 +323,27 @@ impl<D: LocalDevice> LocalBackend<D> {
         };
         let (host, info) = match file {
             Some(path) => {
-                let w = weights::load_gguf(&path, p)?;
+                let mut w = weights::load_gguf(&path, p)?;
+                if let Some(want) = config.precision.filter(|_| config.requantize) {
+                    w = crate::convert::requantize(w, want)?;
+                }
                 if let Some(want) = config.precision
                     && w.precision != want
                 {
                     return Err(EngineError::ModelFile {
                         path: path.display().to_string(),
                         reason: format!(
-                            "holds {} weights, precision={want} was asked for",
+                            "holds {} weights, precision={want} was asked for (requantize=on converts them)",
                             w.precision
                         ),
                     });
                 }
                 let info = WeightsInfo {
-                    source: WeightsSource::Gguf,
+                    source: if config.requantize && config.precision.is_some() {
+                        WeightsSource::GgufRequantized
+                    } else {
+                        WeightsSource::Gguf
+                    },
                     path: Some(path.display().to_string()),
                     sha256: w.sha256.clone(),
                     seed: None,
@@ -345,6 +364,66 @@ impl<D: LocalDevice> LocalBackend<D> {
             }
         };
         Ok((Model::new(device, p.clone(), host)?, info, limits))
+    }
+
+    /// Loads the configuration again (the engine holds the first copy) and the same
+    /// weights in `reference` (a GGUF converted, synthetic weights generated from
+    /// the same seed), each with a KV cache of one window, and scores one against the
+    /// other over `windows` (blocking; seconds).
+    fn measure_fidelity(
+        config: &LocalConfig,
+        settings: &BTreeMap<String, String>,
+        weights: &WeightsInfo,
+        reference: Precision,
+        windows: &[Vec<u32>],
+    ) -> Result<results::Fidelity, EngineError> {
+        let t = std::time::Instant::now();
+        // The evaluation text is tokenized with the embedded (SmolLM2) tokenizer: its
+        // ids mean nothing to a model of another vocabulary.
+        let embedded = workloads::text::tokenizer().get_vocab_size(true);
+        if config.preset.vocab != embedded {
+            return Err(EngineError::Tensor(format!(
+                "{} has a vocabulary of {} tokens; the evaluation text is tokenized for the embedded tokenizer's {embedded}: not measured",
+                config.preset.name, config.preset.vocab
+            )));
+        }
+        let mut own = config.clone();
+        own.roofline = false;
+        own.kv_tokens = Some(windows.iter().map(Vec::len).max().unwrap_or(1));
+        let (candidate, candidate_info, _) = Self::load(&own, settings)?;
+        let mut r = own.clone();
+        r.precision = Some(reference);
+        match (&weights.source, &weights.path) {
+            (WeightsSource::Synthetic, _) => r.weights = WeightsChoice::Synthetic,
+            (_, Some(path)) => {
+                r.weights = WeightsChoice::File(PathBuf::from(path));
+                r.requantize = true;
+            }
+            (_, None) => {
+                return Err(EngineError::Tensor(
+                    "the target's weights name no file to load the reference from".into(),
+                ));
+            }
+        }
+        let (reference_model, reference_info, _) = Self::load(&r, settings)?;
+        let s = crate::fidelity::score_windows(&reference_model, &candidate, windows)?;
+        let (ppl, ref_ppl) = (s.candidate_perplexity(), s.reference_perplexity());
+        Ok(results::Fidelity {
+            precision: candidate.precision.to_string(),
+            weights_sha256: candidate_info.sha256,
+            reference_weights_sha256: reference_info.sha256,
+            windows: windows.len() as u32,
+            tokens_scored: s.positions(),
+            kl_mean_nats: s.kl_mean(),
+            kl_p99_nats: s.kl_quantile(0.99),
+            kl_max_nats: s.kl_quantile(1.0),
+            top1_agreement: s.top1_agreement(),
+            perplexity: ppl,
+            reference_perplexity: ref_ppl,
+            perplexity_ratio: ppl / ref_ppl,
+            cached: false,
+            compute_s: t.elapsed().as_secs_f64(),
+        })
     }
 
     fn loaded(&self) -> Result<&Arc<Loaded>, BackendError> {
@@ -503,12 +582,20 @@ impl<D: LocalDevice> Backend for LocalBackend<D> {
                 }
             }
         };
+        // A checked request's reply is graded on its text: the embedded tokenizer's,
+        // which only a model of its vocabulary speaks.
+        let output_text = req
+            .check
+            .as_ref()
+            .filter(|_| vocab == workloads::text::tokenizer().get_vocab_size(true))
+            .and_then(|_| workloads::text::decode(&out));
         Ok(Completion {
             input_tokens,
             input_source: TokenSource::Engine,
             output_tokens: out.len() as u32,
             output_source: TokenSource::Engine,
             finish: FinishReason::Length,
+            output_text,
             output_token_ids: Some(out),
             input_cached_tokens: Some(stats.cached_prompt_tokens),
             engine: Some(EngineRequestStats {
@@ -527,6 +614,29 @@ impl<D: LocalDevice> Backend for LocalBackend<D> {
 
     fn roofline_basis(&self) -> Option<(DeviceLimits, ModelShape)> {
         self.loaded.get()?.roofline.clone()
+    }
+
+    async fn fidelity(
+        &self,
+        reference: &str,
+        windows: &[Vec<u32>],
+    ) -> Result<results::Fidelity, String> {
+        let reference: Precision = reference.parse().map_err(|e: EngineError| e.to_string())?;
+        let weights = self
+            .loaded()
+            .map_err(|e| e.message)?
+            .info
+            .weights
+            .clone()
+            .ok_or("the target holds no weights")?;
+        let (config, settings, windows) =
+            (self.config.clone(), self.settings.clone(), windows.to_vec());
+        tokio::task::spawn_blocking(move || {
+            Self::measure_fidelity(&config, &settings, &weights, reference, &windows)
+        })
+        .await
+        .map_err(|e| format!("measuring fidelity: {e}"))?
+        .map_err(|e| e.to_string())
     }
 
     fn engine_counters(&self) -> Option<EngineCounters> {

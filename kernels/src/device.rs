@@ -71,6 +71,12 @@ macro_rules! local_keys {
                 help: "weight format (default: the file's, or q4_1 for synthetic weights)",
             },
             workloads::settings::KeySpec {
+                name: "requantize",
+                ty: workloads::settings::KeyType::Choice(&["on", "off"]),
+                default: Some("off"),
+                help: "`on`: a GGUF holding another format than `precision` is converted to it when loaded (every matrix expanded to f32 and stored again; a quantized file's rounding is kept)",
+            },
+            workloads::settings::KeySpec {
                 name: "weights",
                 ty: workloads::settings::KeyType::Choice(&["auto", "gguf", "synthetic"]),
                 default: Some("auto"),

@@ -10,11 +10,13 @@
 
 pub mod backend;
 pub mod config;
+pub mod convert;
 pub mod cpu;
 pub mod cuda;
 pub mod device;
 pub mod engine;
 pub mod error;
+pub mod fidelity;
 pub mod format;
 pub mod measure;
 pub mod memory;

@@ -326,6 +326,7 @@ mod tests {
             max_output_tokens: 7,
             prefix: None,
             think_ms: 0.0,
+            check: None,
         };
         let cfg = HttpTargetConfig::for_tests(crate::config::Kind::Anthropic);
         let b = body(&cfg, &req);

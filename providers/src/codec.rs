@@ -68,10 +68,14 @@ pub enum TextKind {
 /// One decoded part of a response.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Piece {
-    /// Generated text.
+    /// Generated text; empty for a token whose text the server held back (it
+    /// still counts as an arrival).
     Text(TextKind, String),
     /// Usage as reported so far (cumulative, the server's own count).
     Usage(Usage),
+    /// Tokens the chunk's logprobs list (one entry per generated token): the
+    /// chunk's exact count.
+    Logprobs(u32),
     /// The server's finish reason, verbatim (`length`, `stop`, `max_tokens`, ...).
     Finish(String),
     /// The stream's terminator (`[DONE]`, Anthropic's `message_stop`).

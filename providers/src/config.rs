@@ -137,6 +137,12 @@ macro_rules! remote_keys {
                 default: None,
                 help: "required: the model name sent in every request",
             },
+            KeySpec {
+                name: "precision",
+                ty: KeyType::Text,
+                default: None,
+                help: "the weight precision the server runs, as you state it (`bf16`, `fp8`, `q4_k_m`; not verified); without it the report says `not stated` and labels leave it out",
+            },
             $api,
             KeySpec {
                 name: "stream",
@@ -287,6 +293,8 @@ pub struct HttpTargetConfig {
     pub base_url: String,
     /// Model name sent in every request.
     pub model: String,
+    /// The precision the user states the server runs (not verified).
+    pub precision: Option<String>,
     /// Endpoint (OpenAI-compatible only).
     pub api: Api,
     /// Name of the environment variable holding the API key.
@@ -535,6 +543,7 @@ impl HttpTargetConfig {
             kind,
             base_url,
             model,
+            precision: s.get("precision").map(str::to_string),
             api,
             api_key_env,
             stream: bool_of("stream")?,

@@ -39,6 +39,9 @@ use crate::retry;
 use crate::secret::{Secret, scrub};
 use crate::sse::SseParser;
 
+mod progress;
+use progress::Progress;
+
 /// Most bytes of an error body read for its summary.
 const ERROR_BODY_BYTES: usize = 64 * 1024;
 /// How long the rest of a finished stream is read for connection reuse.
@@ -333,54 +336,6 @@ impl HttpBackend {
     }
 }
 
-/// What a response has produced so far.
-struct Progress {
-    answer: String,
-    reasoning: String,
-    usage: Usage,
-    finish: Option<String>,
-    done: bool,
-    chunk_tokens: Option<ChunkTokens>,
-    tokens: u32,
-    /// Texts that carried at least one token (one per token-bearing chunk and kind).
-    token_texts: u32,
-    /// The last cumulative output count seen on a content chunk.
-    usage_seen: Option<u32>,
-    /// Whether the server sends usage on every content chunk, decided by the first
-    /// one: only then is usage on a content chunk a per-chunk count (a server that
-    /// puts its final total on the last content chunk must not have it counted there).
-    usage_per_chunk: Option<bool>,
-}
-
-impl Progress {
-    fn new() -> Self {
-        Self {
-            answer: String::new(),
-            reasoning: String::new(),
-            usage: Usage::default(),
-            finish: None,
-            done: false,
-            chunk_tokens: None,
-            tokens: 0,
-            token_texts: 0,
-            usage_seen: None,
-            usage_per_chunk: None,
-        }
-    }
-
-    fn note_source(&mut self, s: ChunkTokens) {
-        // A stream that switches counting method is reported as its weakest one.
-        let rank = |c: ChunkTokens| match c {
-            ChunkTokens::Engine | ChunkTokens::UsageDelta | ChunkTokens::Unstreamed => 0,
-            ChunkTokens::Tokenizer => 1,
-            ChunkTokens::OnePerChunk => 2,
-        };
-        if self.chunk_tokens.is_none_or(|c| rank(s) > rank(c)) {
-            self.chunk_tokens = Some(s);
-        }
-    }
-}
-
 impl HttpBackend {
     /// Applies the pieces decoded from one event: counts its tokens and tells the sink.
     fn apply(
@@ -391,9 +346,11 @@ impl HttpBackend {
     ) -> Result<(), BackendError> {
         let mut texts: Vec<(TextKind, String)> = Vec::new();
         let mut usage_here = None;
+        let mut logprobs_here = None;
         for piece in pieces.drain(..) {
             match piece {
                 Piece::Text(kind, t) => texts.push((kind, t)),
+                Piece::Logprobs(n) => logprobs_here = Some(n),
                 Piece::Usage(u) => {
                     p.usage.merge(u);
                     usage_here = u.output.or(usage_here);
@@ -427,6 +384,14 @@ impl HttpBackend {
                     d
                 }
                 Some(_) => 0,
+                // Logprobs list the chunk's tokens: exact, on its last text.
+                None if logprobs_here.is_some() => match logprobs_here {
+                    Some(n) if i + 1 == n_texts => {
+                        p.note_source(ChunkTokens::Logprobs);
+                        n
+                    }
+                    _ => 0,
+                },
                 None => match self.chunk_counter.count(&text) {
                     Some(n) => {
                         p.note_source(ChunkTokens::Tokenizer);
@@ -583,7 +548,7 @@ impl HttpBackend {
                 Piece::Text(TextKind::Reasoning, t) => p.reasoning.push_str(&t),
                 Piece::Usage(u) => p.usage.merge(u),
                 Piece::Finish(r) => p.finish = Some(r),
-                Piece::Done => {}
+                Piece::Done | Piece::Logprobs(_) => {}
                 Piece::ServerError(m) => return Err(self.err(ErrorClass::ServerError, m)),
             }
         }
@@ -618,11 +583,17 @@ impl Backend for HttpBackend {
     fn describe(&self) -> TargetInfo {
         let mut settings = self.settings.clone();
         settings.remove("model");
+        settings.remove("precision");
         TargetInfo {
             kind: self.cfg.kind.name().into(),
             model: self.cfg.model.clone(),
-            // What the server runs is its business; nothing here can verify it.
-            precision: "unknown".into(),
+            // What the server runs is its business; nothing here can verify it: the
+            // user's statement, or none.
+            precision: self
+                .cfg
+                .precision
+                .clone()
+                .unwrap_or_else(|| results::PRECISION_NOT_STATED.into()),
             context_limit_tokens: self.cfg.context_limit,
             weights: None,
             settings,
@@ -708,6 +679,8 @@ impl Backend for HttpBackend {
             output_source,
             finish,
             output_token_ids: None,
+            // Only a checked request's reply is graded: other texts are not kept.
+            output_text: req.check.is_some().then_some(p.answer),
             input_cached_tokens: p.usage.cached_input,
             engine: None,
             server_usage,

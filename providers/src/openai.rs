@@ -112,8 +112,36 @@ fn text_of(v: Option<&Value>) -> Option<&str> {
     v.and_then(Value::as_str).filter(|s| !s.is_empty())
 }
 
+/// Tokens a choice's `logprobs` lists: chat's `content` entries, completions'
+/// `tokens` (one entry per generated token).
+fn logprob_tokens(v: Option<&Value>) -> Option<u32> {
+    let lp = v?.as_object()?;
+    let list = lp
+        .get("content")
+        .and_then(Value::as_array)
+        .or_else(|| lp.get("tokens").and_then(Value::as_array))?;
+    u32::try_from(list.len()).ok().filter(|&n| n > 0)
+}
+
+/// The text of a token-bearing field: its text when non-empty; an empty string when
+/// the field is present but empty on a chunk that is neither the chat role chunk
+/// nor a bare finish (a token whose text the server holds back, vLLM's incomplete
+/// UTF-8), or when the choice's logprobs list tokens; else nothing.
+fn arrival(field: Option<&Value>, structural: bool, logprobs: Option<u32>) -> Option<String> {
+    match field? {
+        Value::String(t) if !t.is_empty() => Some(t.clone()),
+        Value::String(_) if !structural || logprobs.is_some() => Some(String::new()),
+        _ => None,
+    }
+}
+
 /// Decodes one chunk object (streamed) or a whole response (not streamed, where
 /// `message` takes the place of `delta`).
+///
+/// What counts as an arrival: every choice that carries generated text, and every
+/// choice whose content field is present but empty (a token whose text is held
+/// back), except the chat role chunk and a bare finish; logprobs, when sent, are
+/// the chunk's exact token count.
 fn decode_object(doc: &Value, out: &mut Vec<Piece>) -> Result<(), String> {
     let obj = doc
         .as_object()
@@ -129,21 +157,28 @@ fn decode_object(doc: &Value, out: &mut Vec<Piece>) -> Result<(), String> {
         Some(Value::Array(choices)) => {
             // One completion per request: choice 0 (servers send `n = 1` streams).
             if let Some(c) = choices.first() {
+                let finish = c.get("finish_reason").and_then(Value::as_str);
+                let logprobs = logprob_tokens(c.get("logprobs"));
+                if let Some(n) = logprobs {
+                    out.push(Piece::Logprobs(n));
+                }
                 let delta = c.get("delta").or_else(|| c.get("message"));
                 if let Some(d) = delta {
+                    let structural = d.get("role").is_some() || finish.is_some();
                     let reasoning =
                         text_of(d.get("reasoning_content")).or_else(|| text_of(d.get("reasoning")));
                     if let Some(r) = reasoning {
                         out.push(Piece::Text(TextKind::Reasoning, r.to_string()));
                     }
-                    if let Some(t) = text_of(d.get("content")) {
-                        out.push(Piece::Text(TextKind::Answer, t.to_string()));
+                    let empty_ok = reasoning.is_none();
+                    if let Some(t) = arrival(d.get("content"), structural || !empty_ok, logprobs) {
+                        out.push(Piece::Text(TextKind::Answer, t));
                     }
                 }
-                if let Some(t) = text_of(c.get("text")) {
-                    out.push(Piece::Text(TextKind::Answer, t.to_string()));
+                if let Some(t) = arrival(c.get("text"), finish.is_some(), logprobs) {
+                    out.push(Piece::Text(TextKind::Answer, t));
                 }
-                if let Some(f) = c.get("finish_reason").and_then(Value::as_str) {
+                if let Some(f) = finish {
                     out.push(Piece::Finish(f.to_string()));
                 }
             }
@@ -232,6 +267,51 @@ mod tests {
             })]
         );
         assert_eq!(decode("[DONE]").unwrap(), vec![Piece::Done]);
+    }
+
+    #[test]
+    fn an_empty_token_chunk_is_an_arrival_and_structure_is_not() {
+        // vLLM holds back a token of incomplete UTF-8 and sends its chunk empty.
+        let answer = |t: &str| Piece::Text(TextKind::Answer, t.into());
+        assert_eq!(
+            decode(r#"{"choices":[{"delta":{"content":""},"finish_reason":null}]}"#).unwrap(),
+            vec![answer("")]
+        );
+        assert_eq!(
+            decode(r#"{"choices":[{"text":"","finish_reason":null}]}"#).unwrap(),
+            vec![answer("")]
+        );
+        // The role chunk, a bare finish and OpenAI's empty delta carry no token.
+        for structural in [
+            r#"{"choices":[{"delta":{"role":"assistant","content":""}}]}"#,
+            r#"{"choices":[{"delta":{},"finish_reason":"stop"}]}"#,
+            r#"{"choices":[{"delta":{"content":""},"finish_reason":"stop"}]}"#,
+            r#"{"choices":[{"text":"","finish_reason":"length"}]}"#,
+            r#"{"choices":[{"delta":{"content":null}}]}"#,
+        ] {
+            let got = decode(structural).unwrap();
+            assert!(
+                !got.iter().any(|p| matches!(p, Piece::Text(..))),
+                "{structural}: {got:?}"
+            );
+        }
+        // Logprobs name the tokens, even on a finishing chunk.
+        assert_eq!(
+            decode(
+                r#"{"choices":[{"delta":{"content":""},"finish_reason":"length",
+                    "logprobs":{"content":[{"token":"a","logprob":-0.1},{"token":"b","logprob":-1}]}}]}"#
+            )
+            .unwrap(),
+            vec![
+                Piece::Logprobs(2),
+                answer(""),
+                Piece::Finish("length".into())
+            ]
+        );
+        assert_eq!(
+            decode(r#"{"choices":[{"text":"ab","logprobs":{"tokens":["a","b"]}}]}"#).unwrap(),
+            vec![Piece::Logprobs(2), answer("ab")]
+        );
     }
 
     #[test]

@@ -4,7 +4,8 @@
 //!
 //! Either side may hold several reports of the same runs (repeats). Then each figure is
 //! the mean over repeats, and a difference no larger than the run-to-run spread (the
-//! larger of the two sides' max - min) is reported as noise, never as a regression.
+//! larger of the two sides' max - min) is reported as noise, never as a regression; so is
+//! a change of a success rate whose two 95% intervals overlap.
 
 use std::collections::BTreeMap;
 
@@ -261,7 +262,18 @@ pub fn compare(base: &[Report], cand: &[Report], gate: &Gate) -> Comparison {
                         Better::Lower => -d > threshold,
                         Better::Higher => d > threshold,
                     };
-                    if (worse || better) && spread.is_some_and(|s| (c - b).abs() <= s) {
+                    // A proportion from few trials (a success rate) moves by chance
+                    // more than its threshold: while the two intervals overlap, it is noise.
+                    let overlap = crate::metrics::NOISE_BY_INTERVAL.contains(&m.name)
+                        && match (&bs[..], &cs[..]) {
+                            ([be], [ce]) => match ((m.ci95)(be), (m.ci95)(ce)) {
+                                (Some(x), Some(y)) => x[0] <= y[1] && y[0] <= x[1],
+                                _ => false,
+                            },
+                            _ => false,
+                        };
+                    if (worse || better) && (overlap || spread.is_some_and(|s| (c - b).abs() <= s))
+                    {
                         Verdict::Noise
                     } else if worse && gated {
                         Verdict::Regressed

@@ -42,6 +42,8 @@ pub struct CostBasis {
     pub tasks_started: u64,
     /// Tasks completed.
     pub tasks_completed: u64,
+    /// Tasks verified (every checked call passed; workloads with checkers).
+    pub tasks_verified: Option<u64>,
 }
 
 /// The per-unit figures of a priced load point.
@@ -59,6 +61,8 @@ pub struct PerUnit {
     pub usd_per_task: Option<f64>,
     /// Total per task completed.
     pub usd_per_successful_task: Option<f64>,
+    /// Total per verified task.
+    pub usd_per_verified_task: Option<f64>,
 }
 
 /// Dollars per million of `tokens`; `None` for no tokens.
@@ -84,6 +88,7 @@ impl CostBasis {
             usd_per_request: per(self.sent),
             usd_per_task: per(self.tasks_started),
             usd_per_successful_task: per(self.tasks_completed),
+            usd_per_verified_task: self.tasks_verified.and_then(per),
         }
     }
 
@@ -107,6 +112,7 @@ impl CostBasis {
             sent: entry.requests.sent,
             tasks_started,
             tasks_completed,
+            tasks_verified: entry.verification.as_ref().map(|v| v.tasks_verified),
         }
     }
 }
@@ -162,6 +168,7 @@ pub fn price_with_rate_card(entry: &ResultEntry, card: &RateCard) -> CostStats {
         usd_per_request: u.usd_per_request,
         usd_per_task: u.usd_per_task,
         usd_per_successful_task: u.usd_per_successful_task,
+        usd_per_verified_task: u.usd_per_verified_task,
         rate_card: Some(card.clone()),
         hardware: None,
         billed_unit_s: None,
@@ -217,6 +224,7 @@ pub fn price_with_hardware(entry: &ResultEntry, hw: &HardwarePriceRef) -> CostSt
         usd_per_request: u.usd_per_request,
         usd_per_task: u.usd_per_task,
         usd_per_successful_task: u.usd_per_successful_task,
+        usd_per_verified_task: u.usd_per_verified_task,
         rate_card: None,
         hardware: Some(hw.clone()),
         billed_unit_s: Some((unit_s * 1000.0).round() / 1000.0),

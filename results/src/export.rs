@@ -4,7 +4,8 @@
 //!   `model_prices_and_context_window.json`, one per (target, workload), keyed
 //!   `infermeter/<kind>/<model>-<precision>/<workload>`;
 //! - `routing`: infermeter's own table per (model, target, workload) with prices,
-//!   latency, interactivity and energy at one operating point.
+//!   latency, interactivity and energy at one operating point, and the success rate
+//!   where the workload's requests carry checkers.
 //!
 //! The operating point of a (target, workload) with several load points is the one
 //! with the highest output throughput among those that met their SLO (`sweep --slo`);
@@ -138,10 +139,17 @@ fn hardware_label(r: &Report, e: &ResultEntry) -> String {
 
 /// The LiteLLM key of a result.
 pub fn litellm_key(e: &ResultEntry) -> String {
-    format!(
-        "infermeter/{}/{}-{}/{}",
-        e.target.kind, e.target.model, e.target.precision, e.workload.name
-    )
+    if e.target.precision_stated() {
+        format!(
+            "infermeter/{}/{}-{}/{}",
+            e.target.kind, e.target.model, e.target.precision, e.workload.name
+        )
+    } else {
+        format!(
+            "infermeter/{}/{}/{}",
+            e.target.kind, e.target.model, e.workload.name
+        )
+    }
 }
 
 /// Operating points with their per-token prices (see [`per_token`]); points whose cost
@@ -207,6 +215,14 @@ pub fn litellm(reports: &[Report]) -> (Value, Vec<String>) {
         if let Some(c) = cached {
             v["cache_read_input_token_cost"] = json!(c);
         }
+        // Workloads with checkers: how often the answer was right, beside the price.
+        if let Some(x) = &e.verification {
+            v["metadata"]["success_rate"] = json!(x.success_rate);
+            v["metadata"]["success_rate_ci95"] = json!(x.success_rate_ci95);
+            v["metadata"]["tasks_checked"] = json!(x.tasks_checked);
+            v["metadata"]["usd_per_verified_task"] =
+                json!(e.cost.as_ref().and_then(|c| c.usd_per_verified_task));
+        }
         if let Some(ctx) = e.target.context_limit_tokens {
             v["max_input_tokens"] = json!(ctx);
             v["max_output_tokens"] = json!(ctx);
@@ -244,6 +260,18 @@ pub struct Route {
     pub usd_per_m_blended_workload: Option<f64>,
     /// USD per task (multi-call workloads).
     pub usd_per_task: Option<f64>,
+    /// Verified tasks per checked task, 0-1 (workloads with checkers). Since 1.1.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub success_rate: Option<f64>,
+    /// Its Wilson 95% interval, 0-1. Since 1.1.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub success_rate_ci95: Option<[f64; 2]>,
+    /// Tasks checked. Since 1.1.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tasks_checked: Option<u64>,
+    /// USD per verified task; absent when none was verified. Since 1.1.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub usd_per_verified_task: Option<f64>,
     /// Median TTFT, ms.
     pub ttft_p50_ms: Option<f64>,
     /// p95 TTFT, ms.
@@ -280,6 +308,10 @@ pub fn routing(reports: &[Report]) -> (Value, Vec<String>) {
             usd_per_m_output: output * 1e6,
             usd_per_m_blended_workload: c.and_then(|c| c.usd_per_m_blended_workload),
             usd_per_task: c.and_then(|c| c.usd_per_task),
+            success_rate: e.verification.as_ref().map(|v| v.success_rate),
+            success_rate_ci95: e.verification.as_ref().map(|v| v.success_rate_ci95),
+            tasks_checked: e.verification.as_ref().map(|v| v.tasks_checked),
+            usd_per_verified_task: c.and_then(|c| c.usd_per_verified_task),
             ttft_p50_ms: e.latency.ttft_ms.p50,
             ttft_p95_ms: e.latency.ttft_ms.p95,
             output_tokens_per_s_per_user: e.throughput.output_tokens_per_s_per_user,
@@ -291,7 +323,7 @@ pub fn routing(reports: &[Report]) -> (Value, Vec<String>) {
     }
     let v = json!({
         "schema": "infermeter.routing",
-        "schema_version": "1.0",
+        "schema_version": "1.1",
         "routes": routes,
     });
     (v, skipped)

@@ -351,9 +351,56 @@ fn merge_entries(group: &[&ResultEntry]) -> Result<ResultEntry, MergeError> {
         Some(cs) => Some(merge_cold(&cs)?),
         None => None,
     };
+    // Disjoint tasks: the counts add up (a part without checkers makes the merge
+    // claim none).
+    out.verification = group
+        .iter()
+        .map(|e| e.verification.as_ref())
+        .collect::<Option<Vec<_>>>()
+        .map(|vs| crate::report::VerificationStats::merged(&vs));
     out.energy = merge_energy(group);
+    if let Some(e) = out.energy.as_mut() {
+        // Each part's window held `j / j_per_verified_task` verified tasks (scaled to
+        // its window as a live run scales them); the merge divides the summed joules
+        // by their sum, as `j_per_request` is merged.
+        // A part that verified none has no figure and adds its joules only.
+        let parts: Option<Vec<(f64, Option<f64>)>> = group
+            .iter()
+            .map(|p| {
+                let pe = p.energy.as_ref()?;
+                Some((pe.energy_j?, pe.j_per_verified_task))
+            })
+            .collect();
+        e.j_per_verified_task = match (parts, out.verification.as_ref()) {
+            (Some(ps), Some(_)) => {
+                let joules: f64 = ps.iter().map(|(j, _)| j).sum();
+                let tasks: f64 = ps
+                    .iter()
+                    .filter_map(|(j, x)| x.filter(|&x| x > 0.0).map(|x| j / x))
+                    .sum();
+                (tasks > 0.0).then(|| joules / tasks)
+            }
+            _ => None,
+        };
+    }
     out.cost = merge_cost(&out, group);
     out.roofline = merge_roofline(&out, group);
+    // Measured once per target: the parts agree, or the merge does not claim it.
+    // How it was obtained (`cached`, `compute_s`) may differ between the parts.
+    let figures = |e: &ResultEntry| {
+        e.quality.clone().map(|mut q| {
+            if let Some(f) = q.fidelity.as_mut() {
+                f.cached = false;
+                f.compute_s = 0.0;
+            }
+            q
+        })
+    };
+    out.quality = group
+        .iter()
+        .all(|e| figures(e) == figures(group[0]))
+        .then(|| group[0].quality.clone())
+        .flatten();
     Ok(out)
 }
 
@@ -695,5 +742,6 @@ fn merge_cost(merged: &ResultEntry, group: &[&ResultEntry]) -> Option<CostStats>
     out.usd_per_request = u.usd_per_request;
     out.usd_per_task = u.usd_per_task;
     out.usd_per_successful_task = u.usd_per_successful_task;
+    out.usd_per_verified_task = u.usd_per_verified_task;
     Some(out)
 }

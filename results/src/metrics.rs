@@ -35,6 +35,12 @@ pub enum Unit {
     Usd,
     /// Tokens per joule.
     TokensPerJ,
+    /// Nats (natural-log information), per token.
+    Nats,
+    /// A ratio of two like figures (1 = the same).
+    Times,
+    /// Joules.
+    Joules,
 }
 
 impl Unit {
@@ -47,6 +53,9 @@ impl Unit {
             Unit::Pct => "%",
             Unit::Usd => "USD",
             Unit::TokensPerJ => "tokens/J",
+            Unit::Nats => "nats",
+            Unit::Times => "x",
+            Unit::Joules => "J",
         }
     }
 
@@ -74,6 +83,9 @@ pub enum MergeRule {
     /// Summed engine figures judged against the mean of the parts' measured limits
     /// (parts on the same kind of device); dropped when the devices differ.
     RooflineOfSums,
+    /// Measured once per target (`--quality`), not per request: kept when every part
+    /// has the same, dropped otherwise.
+    PerTarget,
 }
 
 impl MergeRule {
@@ -88,6 +100,7 @@ impl MergeRule {
             MergeRule::RooflineOfSums => {
                 "summed engine figures against the mean of the parts' limits (same device kind)"
             }
+            MergeRule::PerTarget => "measured once per target: kept when the parts agree",
         }
     }
 
@@ -544,7 +557,101 @@ pub const METRICS: &[Metric] = &[
         gate: gated(1.0),
         column: None,
     },
+    Metric {
+        name: "kl_mean_nats",
+        definition: "mean per-token KL divergence of the configuration's next-token distribution from the reference precision's, teacher-forced over the evaluation text (`--quality`)",
+        unit: Unit::Nats,
+        better: Better::Lower,
+        get: |e| fidelity(e).map(|f| f.kl_mean_nats),
+        ci95: no_ci,
+        merge: MergeRule::PerTarget,
+        gate: gated(10.0),
+        column: None,
+    },
+    Metric {
+        name: "kl_p99_nats",
+        definition: "99th percentile of the per-token KL divergence from the reference (nearest rank)",
+        unit: Unit::Nats,
+        better: Better::Lower,
+        get: |e| fidelity(e).map(|f| f.kl_p99_nats),
+        ci95: no_ci,
+        merge: MergeRule::PerTarget,
+        gate: watched(10.0),
+        column: None,
+    },
+    Metric {
+        name: "top1_agreement_pct",
+        definition: "positions of the evaluation text where the configuration's most likely next token is the reference's, percent",
+        unit: Unit::Pct,
+        better: Better::Higher,
+        get: |e| fidelity(e).map(|f| f.top1_agreement * 100.0),
+        ci95: no_ci,
+        merge: MergeRule::PerTarget,
+        gate: gated(1.0),
+        column: None,
+    },
+    Metric {
+        name: "perplexity_ratio",
+        definition: "the configuration's perplexity over the evaluation text divided by the reference's",
+        unit: Unit::Times,
+        better: Better::Lower,
+        get: |e| fidelity(e).map(|f| f.perplexity_ratio),
+        ci95: no_ci,
+        merge: MergeRule::PerTarget,
+        gate: gated(1.0),
+        column: None,
+    },
+    Metric {
+        name: "success_rate_pct",
+        definition: "verified tasks per checked task, percent: tasks (sessions) whose every checked call passed its checker (workloads with checkers; README, \"Verified tasks\"); its interval is the Wilson score interval",
+        unit: Unit::Pct,
+        better: Better::Higher,
+        get: |e| e.verification.as_ref().map(|v| v.success_rate * 100.0),
+        ci95: |e| {
+            e.verification.as_ref().map(|v| {
+                [
+                    v.success_rate_ci95[0] * 100.0,
+                    v.success_rate_ci95[1] * 100.0,
+                ]
+            })
+        },
+        merge: MergeRule::RatioOfSums,
+        gate: gated(5.0),
+        column: None,
+    },
+    Metric {
+        name: "usd_per_verified_task",
+        definition: "total cost per verified task: what a right answer costs, failed and wrong ones paid for",
+        unit: Unit::Usd,
+        better: Better::Lower,
+        get: |e| e.cost.as_ref().and_then(|c| c.usd_per_verified_task),
+        ci95: no_ci,
+        merge: MergeRule::CostOfSums,
+        gate: watched(5.0),
+        column: None,
+    },
+    Metric {
+        name: "j_per_verified_task",
+        definition: "joules over the energy window per verified task in it",
+        unit: Unit::Joules,
+        better: Better::Lower,
+        get: |e| e.energy.as_ref().and_then(|x| x.j_per_verified_task),
+        ci95: no_ci,
+        merge: MergeRule::EnergyOfSums,
+        gate: watched(5.0),
+        column: None,
+    },
 ];
+
+/// Metrics whose change is noise while the two results' 95% intervals overlap
+/// (`compare`): proportions of a few dozen trials move by chance more than any fixed
+/// threshold.
+pub const NOISE_BY_INTERVAL: &[&str] = &["success_rate_pct"];
+
+/// A result's fidelity figures, when `--quality` measured them.
+fn fidelity(e: &ResultEntry) -> Option<&crate::report::Fidelity> {
+    e.quality.as_ref()?.fidelity.as_ref()
+}
 
 /// The metric called `name`.
 pub fn metric(name: &str) -> Option<&'static Metric> {
@@ -612,6 +719,9 @@ mod tests {
                 Unit::Pct => &["_pct"][..],
                 Unit::Usd => &["_output", "_workload", "_task"][..],
                 Unit::TokensPerJ => &["_output"][..],
+                Unit::Nats => &["_nats"][..],
+                Unit::Times => &["_ratio"][..],
+                Unit::Joules => &["_task"][..],
             };
             assert!(
                 suffixes.iter().any(|s| m.name.ends_with(s)),

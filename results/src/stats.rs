@@ -254,9 +254,60 @@ pub fn median(mut v: Vec<f64>) -> Option<f64> {
     })
 }
 
+/// The normal quantile of a two-sided 95% interval.
+const Z95: f64 = 1.959_963_984_540_054;
+
+/// Wilson score 95% interval of a proportion: `passed` successes in `trials`
+/// independent trials, `[low, high]` within 0-1. Unlike the normal approximation it
+/// stays inside 0-1 and is not empty at 0 or `trials` successes (README, "Verified
+/// tasks"). `None` for no trial.
+pub fn wilson_ci95(passed: u64, trials: u64) -> Option<[f64; 2]> {
+    if trials == 0 || passed > trials {
+        return None;
+    }
+    let n = trials as f64;
+    let p = passed as f64 / n;
+    let z2 = Z95 * Z95;
+    let centre = (p + z2 / (2.0 * n)) / (1.0 + z2 / n);
+    let half = Z95 / (1.0 + z2 / n) * (p * (1.0 - p) / n + z2 / (4.0 * n * n)).sqrt();
+    let r = |x: f64| (x.clamp(0.0, 1.0) * 1e4).round() / 1e4;
+    // At 0 or all successes the interval ends exactly at its bound.
+    let low = if passed == 0 { 0.0 } else { r(centre - half) };
+    let high = if passed == trials {
+        1.0
+    } else {
+        r(centre + half)
+    };
+    Some([low, high])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn wilson_matches_a_worked_example() {
+        // 8 of 10: the textbook Wilson interval is 0.4902 to 0.9433.
+        assert_eq!(wilson_ci95(8, 10), Some([0.4902, 0.9433]));
+        assert_eq!(wilson_ci95(0, 10).unwrap()[0], 0.0);
+        assert!(wilson_ci95(0, 10).unwrap()[1] > 0.2);
+        assert_eq!(wilson_ci95(10, 10).unwrap()[1], 1.0);
+        assert_eq!(wilson_ci95(0, 0), None);
+        assert_eq!(wilson_ci95(3, 2), None);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn wilson_contains_the_rate_and_narrows_with_trials(passed in 0u64..500, extra in 0u64..500) {
+            let n = passed + extra;
+            proptest::prop_assume!(n > 0);
+            let [lo, hi] = wilson_ci95(passed, n).unwrap();
+            let p = passed as f64 / n as f64;
+            proptest::prop_assert!(0.0 <= lo && lo <= p + 1e-4 && p - 1e-4 <= hi && hi <= 1.0);
+            let [lo4, hi4] = wilson_ci95(passed * 4, n * 4).unwrap();
+            proptest::prop_assert!(hi4 - lo4 <= hi - lo + 1e-4);
+        }
+    }
 
     #[test]
     fn rank_intervals_contain_the_rank_and_narrow_with_more_values() {

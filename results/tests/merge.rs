@@ -218,3 +218,61 @@ fn a_merged_roofline_needs_parts_of_one_device_kind() {
     let merged = merge(&[a, b], vec![]).unwrap();
     assert!(merged.results[0].roofline.is_none());
 }
+
+/// Shards with checkers: counts add up, the rate and its interval are derived again,
+/// and cost and energy per verified task are the sums over the summed verified tasks.
+#[test]
+fn verified_tasks_add_up_across_shards() {
+    use infermeter_results::cost::price_with_rate_card;
+    use std::collections::BTreeMap;
+    let card = RateCard {
+        input_usd_per_m: 1.0,
+        cached_input_usd_per_m: None,
+        output_usd_per_m: 2.0,
+        reasoning_usd_per_m: None,
+        source: None,
+        as_of: None,
+    };
+    let shard = |verified: u64, joules: f64| {
+        let mut r = part(&[(1.0, 1.0, 1.0, 100), (2.0, 1.0, 1.0, 100)], 0.0, 1.0);
+        let e = &mut r.results[0];
+        e.target.kind = "openai".into();
+        e.verification = Some(VerificationStats::from_counts(
+            2,
+            verified,
+            2,
+            verified,
+            BTreeMap::from([(CheckFailure::WrongAnswer, 2 - verified)]),
+            BTreeMap::new(),
+        ));
+        let mut en = EnergyStats::unavailable("x");
+        en.source = Some(EnergySource::Rapl);
+        en.reason = None;
+        en.energy_j = Some(joules);
+        en.j_per_verified_task = (verified > 0).then(|| joules / verified as f64);
+        e.energy = Some(en);
+        e.cost = Some(price_with_rate_card(e, &card));
+        r
+    };
+    let (a, b) = (shard(2, 10.0), shard(1, 30.0));
+    let m = merge(&[a.clone(), b.clone()], vec![]).unwrap();
+    let e = &m.results[0];
+    let v = e.verification.as_ref().unwrap();
+    assert_eq!((v.tasks_checked, v.tasks_verified), (4, 3));
+    assert_eq!(v.success_rate, 0.75);
+    assert_eq!(Some(v.success_rate_ci95), stats::wilson_ci95(3, 4));
+    let total = e.cost.as_ref().unwrap().usd_total.unwrap();
+    let per = e.cost.as_ref().unwrap().usd_per_verified_task.unwrap();
+    assert!((per - total / 3.0).abs() < 1e-9, "{per} vs {total}");
+    let j = e.energy.as_ref().unwrap().j_per_verified_task.unwrap();
+    assert!((j - 40.0 / 3.0).abs() < 1e-9, "{j}");
+    // A part without checkers: the merge claims none, and no energy per verified task.
+    let mut plain = shard(1, 30.0);
+    plain.results[0].verification = None;
+    let m = merge(&[a, plain], vec![]).unwrap();
+    assert!(m.results[0].verification.is_none());
+    assert_eq!(
+        m.results[0].energy.as_ref().unwrap().j_per_verified_task,
+        None
+    );
+}

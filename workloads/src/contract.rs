@@ -61,6 +61,9 @@ pub struct Request {
     pub prefix: Option<PrefixRef>,
     /// Think/tool time to wait after the previous call of the session, in ms.
     pub think_ms: f64,
+    /// What a right reply is (verifiable tasks); the reply is graded after it is
+    /// timed.
+    pub check: Option<Arc<crate::check::TaskCheck>>,
 }
 
 impl Request {
@@ -80,6 +83,7 @@ impl Request {
             max_output_tokens,
             prefix: None,
             think_ms: 0.0,
+            check: None,
         }
     }
 
@@ -169,9 +173,11 @@ pub enum ChunkTokens {
     Engine,
     /// The server's cumulative usage on each chunk (vLLM `continuous_usage_stats`).
     UsageDelta,
+    /// The chunk's logprobs, one entry per token (exact).
+    Logprobs,
     /// The tokenizer applied to each chunk's text.
     Tokenizer,
-    /// One token per non-empty chunk (no usage, no tokenizer).
+    /// One token per token-bearing chunk (no usage, no tokenizer).
     OnePerChunk,
     /// Not streamed: the whole output arrived at once, counted by the server's usage
     /// or else the tokenizer.
@@ -203,6 +209,9 @@ pub struct Completion {
     pub finish: FinishReason,
     /// Output token ids, when the target exposes them.
     pub output_token_ids: Option<Vec<u32>>,
+    /// The answer's text (reasoning excluded), when the target returns text and the
+    /// request carries a checker (local engines decode it only then).
+    pub output_text: Option<String>,
     /// Input tokens served from the target's prefix cache, when it reports them.
     pub input_cached_tokens: Option<u32>,
     /// A local engine's figures for this request.
@@ -328,6 +337,16 @@ pub trait Backend: Send + Sync {
     /// for remote targets and when the limits were not measured.
     fn roofline_basis(&self) -> Option<(results::DeviceLimits, results::ModelShape)> {
         None
+    }
+    /// Teacher-forced fidelity against `reference` (a precision of the same model on
+    /// the same engine) over `windows` of token ids (`--quality`); the reason when the
+    /// target cannot measure it. Blocking work runs off the async threads.
+    async fn fidelity(
+        &self,
+        _reference: &str,
+        _windows: &[Vec<u32>],
+    ) -> Result<results::Fidelity, String> {
+        Err("a remote target returns no logits over a forced text: fidelity is measured on local engines".into())
     }
     /// The server's Prometheus endpoint; `None` for targets without one.
     fn metrics_endpoint(&self) -> Option<MetricsEndpoint> {

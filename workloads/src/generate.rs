@@ -13,7 +13,7 @@ use sha2::{Digest, Sha256};
 
 use crate::arrival::Arrival;
 use crate::spec::{LengthSpec, WorkloadSpec, hex};
-use crate::text::synthetic_text;
+use crate::text::{encode, synthetic_text};
 use crate::{Message, PrefixRef, Request, Role};
 use results::ArrivalPattern;
 
@@ -110,6 +110,13 @@ impl RequestStream {
             h.update(r.max_output_tokens.to_le_bytes());
             h.update(r.prefix.as_ref().map_or(0, |p| p.tokens).to_le_bytes());
             h.update((r.messages.len() as u64).to_le_bytes());
+            // Only checked requests hash their checker, so other streams keep their
+            // digest.
+            if let Some(c) = &r.check {
+                h.update(b"check");
+                h.update(serde_json::to_vec(&c.checker).unwrap_or_default());
+                h.update(c.group.as_deref().unwrap_or("").as_bytes());
+            }
             for m in &r.messages {
                 h.update([m.role as u8]);
                 h.update((m.token_ids.len() as u64).to_le_bytes());
@@ -191,14 +198,27 @@ fn arrival_of(spec: &WorkloadSpec) -> Arrival {
 }
 
 fn prefix_message(spec: &WorkloadSpec, seed: u64) -> Option<(Arc<Message>, PrefixRef)> {
-    let p = spec.prefix.as_ref()?;
     let mut rng = ChaCha8Rng::seed_from_u64(derive_seed(seed, "prefix", 0));
-    let (text, ids) = synthetic_text(&mut rng, p.tokens as usize);
+    let tool_calls = spec
+        .tasks
+        .as_ref()
+        .is_some_and(|t| t.kind == crate::tasks::TaskKind::ToolCall);
+    let (text, ids) = match (&spec.prefix, tool_calls) {
+        // Tool-call tasks always share the tool definitions, padded to `prefix`.
+        (p, true) => {
+            let text = crate::tasks::tool_prefix(&mut rng, p.as_ref().map_or(0, |p| p.tokens));
+            let ids = encode(&text);
+            (text, ids)
+        }
+        (Some(p), false) => synthetic_text(&mut rng, p.tokens as usize),
+        (None, false) => return None,
+    };
     let mut h = Sha256::new();
     for id in &ids {
         h.update(id.to_le_bytes());
     }
     let id = hex(&h.finalize()[..8]);
+    let ids_len = ids.len() as u32;
     Some((
         Arc::new(Message {
             role: Role::System,
@@ -207,7 +227,7 @@ fn prefix_message(spec: &WorkloadSpec, seed: u64) -> Option<(Arc<Message>, Prefi
         }),
         PrefixRef {
             id,
-            tokens: p.tokens,
+            tokens: ids_len,
         },
     ))
 }
@@ -231,13 +251,39 @@ pub fn generate_session(
     let mut calls = Vec::with_capacity(calls_n as usize);
     for call in 0..calls_n {
         let new_len = draw_tokens(if call == 0 { input } else { followup }, &mut rng);
-        let (text, token_ids) = synthetic_text(&mut rng, new_len as usize);
-        history.push(Arc::new(Message {
-            role: Role::User,
-            text,
-            token_ids,
-        }));
-        let max_output_tokens = draw_tokens(output, &mut rng);
+        let task = spec
+            .tasks
+            .as_ref()
+            .map(|t| t.make(&mut rng, index, call, new_len, new_len));
+        match &task {
+            Some(t) => {
+                if let Some(system) = &t.system {
+                    history.push(Arc::new(Message {
+                        role: Role::System,
+                        token_ids: encode(system),
+                        text: system.clone(),
+                    }));
+                }
+                history.push(Arc::new(Message {
+                    role: Role::User,
+                    token_ids: encode(&t.user_text),
+                    text: t.user_text.clone(),
+                }));
+            }
+            None => {
+                let (text, token_ids) = synthetic_text(&mut rng, new_len as usize);
+                history.push(Arc::new(Message {
+                    role: Role::User,
+                    text,
+                    token_ids,
+                }));
+            }
+        }
+        let drawn = draw_tokens(output, &mut rng);
+        let max_output_tokens = task
+            .as_ref()
+            .and_then(|t| t.max_output_tokens)
+            .unwrap_or(drawn);
         let think_ms = if call == 0 {
             0.0
         } else {
@@ -252,8 +298,16 @@ pub fn generate_session(
             max_output_tokens,
             prefix: prefix.map(|(_, p)| p.clone()),
             think_ms,
+            check: task.as_ref().map(|t| Arc::clone(&t.check)),
         });
-        if call + 1 < calls_n {
+        if let Some(t) = task.as_ref().filter(|_| call + 1 < calls_n) {
+            // The next call sees the right answer, whatever a target replied.
+            history.push(Arc::new(Message {
+                role: Role::Assistant,
+                token_ids: encode(&t.answer_text),
+                text: t.answer_text.clone(),
+            }));
+        } else if call + 1 < calls_n {
             let (text, token_ids) = synthetic_text(&mut rng, max_output_tokens as usize);
             history.push(Arc::new(Message {
                 role: Role::Assistant,
@@ -398,7 +452,10 @@ pub fn fit_to_context(req: &Request, context_tokens: u32) -> Result<Option<Reque
             room -= n;
         } else {
             let ids = m.token_ids[(n - room) as usize..].to_vec();
-            let text = crate::text::words_text(&ids).unwrap_or_default();
+            // Synthetic words give their text back exactly; a task's prose is decoded.
+            let text = crate::text::words_text(&ids)
+                .or_else(|| crate::text::decode(&ids))
+                .unwrap_or_default();
             kept.push(Arc::new(Message {
                 role: m.role,
                 text,

@@ -12,17 +12,24 @@
 //! - [`settings`]: the typed keys of target specs, declared by each target kind.
 //! - [`bounds`]: the bounds of every duration, rate and count, and their validators.
 //! - [`digest`]: hex and derived seeds, below everything.
+//! - [`pinned`]: files a spec names, read and checked against a pinned digest.
 //! - [`trace`]: trace replay (Mooncake, BurstGPT, Azure, a recorded `requests.jsonl`).
+//! - [`tasks`] and [`check`]: verifiable tasks (generated or from a file) and the
+//!   checkers their replies are graded by.
 
 pub mod arrival;
 pub mod bounds;
+pub mod check;
 pub mod contract;
 pub mod digest;
 pub mod error;
+pub mod eval_text;
 pub mod generate;
+pub mod pinned;
 pub mod settings;
 pub mod spec;
 pub mod suite;
+pub mod tasks;
 pub mod text;
 pub mod trace;
 

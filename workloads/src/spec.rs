@@ -52,6 +52,11 @@ pub struct WorkloadSpec {
     /// and send times from a recorded trace instead of the distributions above.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trace: Option<crate::trace::TraceSpec>,
+    /// Verifiable tasks: every request carries a checker, and each reply is graded
+    /// (README, "Verified tasks"). The prompts come from the generator or the file
+    /// named; `input` and `followup` give the lengths a generator pads to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tasks: Option<crate::tasks::TasksSpec>,
 }
 
 fn default_seed() -> u64 {
@@ -431,7 +436,23 @@ impl WorkloadSpec {
                 ),
             ));
         }
-        let (Some(input), Some(output)) = (&self.input, &self.output) else {
+        if let Some(t) = &self.tasks {
+            t.validate(origin)?;
+            if t.kind == crate::tasks::TaskKind::File && self.session.calls.max > 1 {
+                return Err(bad(
+                    "session.calls",
+                    "file tasks are one call each (a task file holds no answers to carry to a next call)".into(),
+                ));
+            }
+        }
+        // Tasks make their own prompts: a generator pads to `input` where it has a
+        // length (needle, sentiment), so it may be left out.
+        let fixed_one = LengthSpec::Fixed { value: 1.0 };
+        let input = match (&self.input, &self.tasks) {
+            (None, Some(_)) => Some(&fixed_one),
+            (i, _) => i.as_ref(),
+        };
+        let (Some(input), Some(output)) = (input, &self.output) else {
             let field = if self.input.is_none() {
                 "input"
             } else {
@@ -470,6 +491,7 @@ impl WorkloadSpec {
     /// would say otherwise are refused rather than ignored.
     fn validate_replay(&self, origin: &str) -> Result<(), WorkloadError> {
         let set = [
+            ("tasks", self.tasks.is_some()),
             ("input", self.input.is_some()),
             ("output", self.output.is_some()),
             ("followup", self.followup.is_some()),
@@ -491,13 +513,16 @@ impl WorkloadSpec {
         }
     }
 
-    /// Reads the trace a replay names (relative paths from `base`, the workload
-    /// file's folder); other specs are left as they are.
+    /// Reads the files a spec names: a replay's trace, a task file (relative paths
+    /// from `base`, the workload file's folder); other specs are left as they are.
     pub fn load_trace(
         &mut self,
         base: &std::path::Path,
         origin: &str,
     ) -> Result<(), WorkloadError> {
+        if let Some(t) = &mut self.tasks {
+            t.load(base, origin)?;
+        }
         match &mut self.trace {
             Some(t) if t.loaded.is_none() => t.load(base, origin),
             _ => Ok(()),

@@ -15,12 +15,33 @@ pub const WORKLOADS: &[(&str, &str)] = &[
     ("batch-offline", include_str!("../suite/batch-offline.toml")),
     ("classify-tiny", include_str!("../suite/classify-tiny.toml")),
     ("cold-start", include_str!("../suite/cold-start.toml")),
+    (
+        "classify-tiny-verified",
+        include_str!("../suite/classify-tiny-verified.toml"),
+    ),
+    (
+        "rag-long-needle",
+        include_str!("../suite/rag-long-needle.toml"),
+    ),
+    (
+        "agent-loop-tools",
+        include_str!("../suite/agent-loop-tools.toml"),
+    ),
+    (
+        "arithmetic-short",
+        include_str!("../suite/arithmetic-short.toml"),
+    ),
 ];
 
 /// Embedded suites: (name, TOML).
 pub const SUITES: &[(&str, &str)] = &[
     ("quick", include_str!("../suite/suites/quick.toml")),
     ("standard", include_str!("../suite/suites/standard.toml")),
+    ("verified", include_str!("../suite/suites/verified.toml")),
+    (
+        "quick-verified",
+        include_str!("../suite/suites/quick-verified.toml"),
+    ),
 ];
 
 #[derive(Debug, Deserialize)]
@@ -141,14 +162,18 @@ pub fn workload(name_or_path: &str) -> Result<WorkloadSpec, WorkloadError> {
     if let Some(value) = embedded_workload_value(name_or_path) {
         return WorkloadSpec::from_value(value?, &format!("embedded workload {name_or_path}"));
     }
-    if let Some((suite_name, _)) = name_or_path.split_once('/')
-        && SUITES.iter().any(|(n, _)| *n == suite_name)
-        && let Some(w) = suite(suite_name)?
-            .workloads
-            .into_iter()
-            .find(|w| w.name == name_or_path)
-    {
-        return Ok(w);
+    // A suite's entries are named `<prefix>/<workload>` (`quick/...` in both `quick`
+    // and `quick-verified`): any embedded suite may hold it.
+    if name_or_path.contains('/') && !name_or_path.ends_with(".toml") {
+        for (suite_name, _) in SUITES {
+            if let Some(w) = suite(suite_name)?
+                .workloads
+                .into_iter()
+                .find(|w| w.name == name_or_path)
+            {
+                return Ok(w);
+            }
+        }
     }
     let path = std::path::Path::new(name_or_path);
     let looks_like_path =

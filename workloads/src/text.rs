@@ -39,6 +39,20 @@ pub fn count_tokens(text: &str) -> usize {
         .unwrap_or(0)
 }
 
+/// The token ids of `text` under the embedded tokenizer (no special tokens added).
+pub fn encode(text: &str) -> Vec<u32> {
+    tokenizer()
+        .encode_fast(text, false)
+        .map(|e| e.get_ids().to_vec())
+        .unwrap_or_default()
+}
+
+/// The text of token ids under the embedded tokenizer (special tokens skipped);
+/// `None` when an id is outside its vocabulary.
+pub fn decode(ids: &[u32]) -> Option<String> {
+    tokenizer().decode(ids, true).ok()
+}
+
 /// Words that are one token each, with their token id.
 pub struct WordTable {
     /// (word with its leading space, token id), sorted by id.

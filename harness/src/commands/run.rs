@@ -113,6 +113,18 @@ pub struct RunArgs {
     /// differences within that spread as noise.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=MAX_REPEAT as i64))]
     pub repeat: u32,
+    /// Measure what each local target gives up against a reference precision of the
+    /// same model on the same engine (default f32): KL divergence, top-1 agreement and
+    /// perplexity, teacher-forced over the project's evaluation text, cached by the
+    /// weights' digest (`quality` in each result).
+    #[arg(
+        long,
+        value_name = "REFERENCE",
+        num_args = 0..=1,
+        default_missing_value = "f32",
+        value_parser = clap::builder::PossibleValuesParser::new(["f32", "f16", "bf16", "q8_0", "q4_0", "q4_1"])
+    )]
+    pub quality: Option<String>,
 }
 
 impl RunArgs {
@@ -163,6 +175,7 @@ impl RunConfig {
             pricing: a.pricing.choice(),
             shard: a.shard,
             repeat: a.repeat,
+            quality: a.quality.clone(),
         })
     }
 }
@@ -198,6 +211,7 @@ pub async fn run(args: RunArgs) -> Result<()> {
         label: &plan.label,
         seed,
         slo: None,
+        conclude: None,
     };
     execute(&x, &mut next).await?;
     Ok(())

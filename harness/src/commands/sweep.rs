@@ -134,17 +134,20 @@ pub async fn run(args: SweepArgs) -> Result<()> {
     };
     let label = format!("sweep-{name}");
     let mut next = |_t: usize, done: &[results::ResultEntry]| sweep.next(done);
+    let conclude =
+        search.map(|s| move |target: &str, own: &[results::ResultEntry]| s.outcome(target, own));
     let x = Execution {
         config: &cfg,
         kind: RunKind::Sweep,
         label: &label,
         seed,
         slo: slo.as_ref(),
+        conclude: conclude.as_ref().map(|c| c as &crate::run::Conclude),
     };
     let report = execute(&x, &mut next).await?;
     print!("{}", summary(&report));
-    if let Some(s) = &search {
-        println!("search: {}", s.conclusion(&report.results));
+    for s in &report.search {
+        println!("search ({}): {}", s.target, s.conclusion);
     }
     Ok(())
 }

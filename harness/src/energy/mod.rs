@@ -229,6 +229,8 @@ pub struct Work {
     pub total_tokens: u64,
     /// Successful requests.
     pub requests_ok: u64,
+    /// Verified tasks (workloads with checkers).
+    pub tasks_verified: Option<u64>,
 }
 
 fn r3(x: f64) -> f64 {
@@ -287,6 +289,10 @@ pub fn stats(
     s.tokens_per_j_total = per(work.total_tokens).map(r3);
     s.j_per_output_token = (work.output_tokens > 0).then(|| energy / work.output_tokens as f64);
     s.j_per_request = (work.requests_ok > 0).then(|| energy / work.requests_ok as f64);
+    s.j_per_verified_task = work
+        .tasks_verified
+        .filter(|&n| n > 0)
+        .map(|n| energy / n as f64);
     let mut reasons: Vec<String> = rec
         .samples
         .iter()
@@ -418,10 +424,15 @@ mod tests {
                 output_tokens: 100,
                 total_tokens: 400,
                 requests_ok: 4,
+                tasks_verified: Some(2),
             },
         );
         let window = b.duration_since(a).as_secs_f64();
         let e = s.energy_j.unwrap();
+        assert!(
+            (s.j_per_verified_task.unwrap() - e / 2.0).abs() < 1e-3,
+            "{s:?}"
+        );
         assert!((e - 50.0 * window).abs() < 0.5, "{e} J over {window} s");
         assert_eq!(s.source, Some(EnergySource::Rapl));
         assert!(s.disagreement_pct.unwrap().abs() < 2.0, "{s:?}");
@@ -461,6 +472,7 @@ mod tests {
         assert!(s.flags.iter().any(|f| f.contains("throttled")));
         assert_eq!(s.disagreement_pct, None, "no power samples: no cross-check");
         assert_eq!(s.j_per_request, None);
+        assert_eq!(s.j_per_verified_task, None, "no checkers: no verified task");
 
         let none = stats(&[], (a, b), None, Work::default());
         assert_eq!(none.source, None);

@@ -105,6 +105,19 @@ struct Session {
     last_end_s: f64,
     input_tokens: u64,
     output_tokens: u64,
+    /// Calls graded by a checker.
+    checked: u32,
+    /// Whether a graded call did not pass.
+    check_failed: bool,
+}
+
+/// The graded calls of a load point.
+#[derive(Default)]
+struct Checked {
+    calls: u64,
+    passed: u64,
+    failures: BTreeMap<results::CheckFailure, u64>,
+    by_group: BTreeMap<String, results::GroupCounts>,
 }
 
 /// A result and the windows its energy is measured over.
@@ -133,6 +146,7 @@ pub struct PointBuilder {
     /// over-saturation check).
     ttft_by_schedule: Vec<(f64, f64)>,
     last_end_s: f64,
+    checked: Checked,
 }
 
 impl PointBuilder {
@@ -174,6 +188,7 @@ impl PointBuilder {
             flight: Vec::new(),
             ttft_by_schedule: Vec::new(),
             last_end_s: 0.0,
+            checked: Checked::default(),
         }
     }
 
@@ -204,6 +219,22 @@ impl PointBuilder {
             all_ok: true,
             ..Session::default()
         });
+        if let Some(c) = &r.check {
+            s.checked += 1;
+            s.check_failed |= !c.passed;
+            let k = &mut self.checked;
+            k.calls += 1;
+            k.passed += u64::from(c.passed);
+            if let Some(f) = c.failure {
+                *k.failures.entry(f).or_insert(0) += 1;
+            }
+            let g = k
+                .by_group
+                .entry(c.group.clone().unwrap_or_else(|| c.kind.clone()))
+                .or_default();
+            g.checked += 1;
+            g.passed += u64::from(c.passed);
+        }
         if s.calls == 0 {
             s.first_sent_s = r.sent_s;
         }
@@ -229,6 +260,29 @@ impl PointBuilder {
             }
         }
         t
+    }
+
+    /// The verification figures: a task (session) is verified when every call it
+    /// planned was made and every checked one passed. `None` when nothing was checked
+    /// and the workload has no tasks.
+    fn verification(&self) -> Option<results::VerificationStats> {
+        if self.checked.calls == 0 && self.plan.spec.tasks.is_none() {
+            return None;
+        }
+        let checked: Vec<&Session> = self.sessions.values().filter(|s| s.checked > 0).collect();
+        let verified = checked
+            .iter()
+            .filter(|s| !s.check_failed && s.calls == s.planned_calls)
+            .count() as u64;
+        let k = &self.checked;
+        Some(results::VerificationStats::from_counts(
+            checked.len() as u64,
+            verified,
+            k.calls,
+            k.passed,
+            k.failures.clone(),
+            k.by_group.clone(),
+        ))
     }
 
     /// The result.
@@ -289,6 +343,8 @@ impl PointBuilder {
             energy: None,
             cost: None,
             roofline: None,
+            quality: None,
+            verification: self.verification(),
             server: None,
             // A trace's arrival rate changes through the point by design: the thirds
             // would compare different loads.

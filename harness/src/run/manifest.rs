@@ -50,6 +50,10 @@ pub struct RunManifest {
     pub targets: Vec<TargetInfo>,
     /// Every load point started so far, in order.
     pub points: Vec<PointPlan>,
+    /// Each target's quality section (`--quality`), in run order, measured before
+    /// the first point: `recover` puts it back in the results it rebuilds.
+    #[serde(default)]
+    pub quality: Vec<Option<results::QualitySection>>,
 }
 
 impl RunManifest {
@@ -70,6 +74,7 @@ impl RunManifest {
             slo,
             targets,
             points: Vec::new(),
+            quality: Vec::new(),
         }
     }
 

@@ -55,7 +55,12 @@ pub struct Execution<'a> {
     pub seed: u64,
     /// The SLO every point is judged by.
     pub slo: Option<&'a Slo>,
+    /// A search's outcome for a target's label and points, put in the report.
+    pub conclude: Option<&'a Conclude<'a>>,
 }
+
+/// Sums up a target's points (its label, its results) as a search outcome.
+pub type Conclude<'a> = dyn Fn(&str, &[ResultEntry]) -> results::SearchOutcome + 'a;
 
 /// Builds and prepares the targets, then runs the load points `next` gives each,
 /// writing the report after every load point; prints the table and returns the
@@ -75,6 +80,16 @@ pub async fn execute(x: &Execution<'_>, next: &mut NextPoint<'_>) -> Result<Repo
         prepare(target.as_ref(), cfg.quiet).await?;
     }
     let infos: Vec<_> = targets.iter().map(|t| t.describe()).collect();
+    // Quality is measured once per target, before any load and any file.
+    let mut quality = Vec::with_capacity(targets.len());
+    for target in &targets {
+        quality.push(match &cfg.quality {
+            Some(reference) => {
+                Some(crate::quality::measure(target.as_ref(), reference, cfg.quiet).await)
+            }
+            None => None,
+        });
+    }
 
     let started = chrono::Utc::now();
     let run_id = format!("{}-{}", started.format("%Y%m%dT%H%M%SZ"), x.label);
@@ -115,6 +130,7 @@ pub async fn execute(x: &Execution<'_>, next: &mut NextPoint<'_>) -> Result<Repo
         hardware: crate::hardware::fingerprint(),
         results: Vec::new(),
         repeat_spread: Vec::new(),
+        search: Vec::new(),
     };
     // On disk from the start, as `interrupted` until the run ends: a killed run leaves
     // what `infermeter recover` needs.
@@ -126,6 +142,7 @@ pub async fn execute(x: &Execution<'_>, next: &mut NextPoint<'_>) -> Result<Repo
         x.slo.map(Slo::text),
         infos.clone(),
     );
+    manifest.quality = quality.clone();
     manifest.write(&manifest_path)?;
     // A planner that cannot give its next point ends the run as failed, with what it
     // measured reported (and the error returned).
@@ -166,6 +183,7 @@ pub async fn execute(x: &Execution<'_>, next: &mut NextPoint<'_>) -> Result<Repo
                 manifest.points.push(plan.clone());
                 manifest.write(&manifest_path)?;
                 let mut entry = run_point(&run, plan, &mut jsonl, irq.clone()).await?;
+                entry.quality = quality[i].clone();
                 entry.cost = Some(results::cost::price(
                     &entry,
                     &report.hardware,
@@ -196,6 +214,20 @@ pub async fn execute(x: &Execution<'_>, next: &mut NextPoint<'_>) -> Result<Repo
     } else {
         RunStatus::Complete
     };
+    if let Some(conclude) = x.conclude {
+        report.search = infos
+            .iter()
+            .map(|info| {
+                let own: Vec<ResultEntry> = report
+                    .results
+                    .iter()
+                    .filter(|e| &e.target == info)
+                    .cloned()
+                    .collect();
+                conclude(&info.label(), &own)
+            })
+            .collect();
+    }
     report.run.finished_at = stamp(chrono::Utc::now());
     write_report(&report_path, &report)?;
     print!("{}", render::render(&report, Format::Table));
@@ -223,6 +255,13 @@ async fn prepare(target: &dyn Backend, quiet: bool) -> Result<()> {
             let src = match w.source {
                 results::WeightsSource::Gguf => {
                     format!("GGUF {}", w.path.as_deref().unwrap_or("?"))
+                }
+                results::WeightsSource::GgufRequantized => {
+                    format!(
+                        "GGUF {} converted to {}",
+                        w.path.as_deref().unwrap_or("?"),
+                        info.precision
+                    )
                 }
                 results::WeightsSource::Synthetic => {
                     format!("synthetic weights (seed {})", w.seed.unwrap_or(0))

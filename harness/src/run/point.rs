@@ -150,8 +150,11 @@ pub async fn run_point(
         local,
     );
     if client.client_bound {
-        let hint = match client.event_loop_threads {
-            Some(1) if !local => " (one event-loop thread: --client-threads N gives it more)",
+        // More threads help only a client late by its own work.
+        let hint = match (client.event_loop_threads, client.bound_by) {
+            (Some(1), Some(results::BoundBy::Client)) => {
+                " (one event-loop thread: --client-threads N gives it more)"
+            }
             _ => "",
         };
         e.notes.push(format!(
@@ -229,6 +232,9 @@ pub async fn run_point(
                     output_tokens: scaled(e.tokens.output),
                     total_tokens: scaled(e.tokens.input + e.tokens.output),
                     requests_ok: scaled(e.requests.ok),
+                    // Scaled to the window like the others: the energy of the window
+                    // over the verified tasks it holds.
+                    tasks_verified: e.verification.as_ref().map(|v| scaled(v.tasks_verified)),
                 },
             );
             stats.window_kind = stats.energy_j.map(|_| kind.to_string());

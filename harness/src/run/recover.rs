@@ -138,12 +138,14 @@ pub fn recover(dir: &Path) -> Result<Recovered> {
             None => whole,
             Some(s) => whole.shard(s.index - 1, s.count).map_err(bad_input)?,
         };
+        let quality = manifest.quality.get(plan.target).cloned().flatten();
         let mut builder = PointBuilder::new(plan, &stream, digest, target, slo, cfg.shard);
         for r in rest {
             builder.add(r);
         }
         let facts = PointFacts::recovered(builder.planned(), rest.len(), builder.sent());
         let mut e = builder.finish(facts).entry;
+        e.quality = quality;
         e.energy = Some(EnergyStats::unavailable(
             "recovered from requests.jsonl: energy samples are not kept on disk",
         ));

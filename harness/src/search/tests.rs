@@ -28,6 +28,10 @@ fn point(s: &Search, level: Level, pass: bool) -> ResultEntry {
         }
     }
     let _ = s;
+    // The measured TTFT p99 agrees with the verdict: 400 ms passes the 500 ms bound,
+    // 900 ms misses it by 400 ms.
+    e.latency.ttft_ms.p99 = Some(if pass { 400.0 } else { 900.0 });
+    e.latency.e2e_ms.p50 = Some(1000.0);
     e.slo = Some(results::SloVerdict {
         objectives: [("ttft_p99_ms".to_string(), 500.0)].into(),
         pass,
@@ -88,6 +92,21 @@ fn a_rate_search_brackets_the_limit_within_the_tolerance() {
         c.starts_with(&format!("highest load meeting the SLO: {pass} sessions/s")),
         "{c}"
     );
+    // The report's outcome says the same, typed.
+    let o = s.outcome("t", &done);
+    assert_eq!(o.end, results::SearchEnd::Bracketed);
+    assert_eq!(
+        (o.highest_passing, o.lowest_failing),
+        (Some(pass), Some(fail))
+    );
+    assert_eq!(o.unit, "sessions_per_s");
+    assert_eq!(o.levels.len(), done.len());
+    assert_eq!(o.levels[0].verdict, results::LevelVerdict::Pass);
+    assert!(
+        o.levels.iter().any(|l| l.value == fail
+            && l.verdict == results::LevelVerdict::Fail
+            && l.why.is_some())
+    );
 }
 
 #[test]
@@ -105,6 +124,7 @@ fn ends_of_the_range_and_failed_requests() {
     let all = run(&s, 100.0, |_, _| {});
     assert_eq!(levels(&all), [1.0, 2.0, 4.0, 8.0]);
     assert!(s.conclusion(&all).contains("above the searched range"));
+    assert_eq!(s.outcome("t", &all).end, results::SearchEnd::AboveRange);
     let none = run(&s, 0.1, |_, _| {});
     assert_eq!(none.len(), 1);
     assert!(
@@ -142,6 +162,81 @@ fn a_client_bound_point_is_never_the_limit() {
         "{c}"
     );
     assert!(c.contains("at least that"), "{c}");
+    let o = s.outcome("t", &done);
+    assert_eq!(o.end, results::SearchEnd::ClientBound);
+    assert_eq!(
+        o.highest_passing,
+        Some(4.0),
+        "a lower bound, not a claimed limit"
+    );
+    assert_eq!(o.levels[3].verdict, results::LevelVerdict::Inconclusive);
+}
+
+/// A client flagged client-bound whose event loop ran at most `lag_max_ms` late.
+fn late_client(lag_max_ms: f64) -> results::ClientStats {
+    let mut c = template_client();
+    c.client_bound = true;
+    c.loop_lag_ms.max = Some(lag_max_ms);
+    c.reasons = vec![format!("event-loop lag max {lag_max_ms} ms")];
+    c
+}
+
+#[test]
+fn a_client_bound_miss_larger_than_the_client_could_add_fails() {
+    let s = Search::parse("concurrency:1..32", 0.1, 1).unwrap();
+    // The target sustains 4 sessions; from 8 on the client ran up to 2 ms late (it can
+    // add 20 ms at most; the misses are 400 ms): those levels still fail.
+    let done = run(&s, 4.0, |_, e| {
+        if e.load.concurrency.unwrap() >= 8 {
+            e.client = Some(late_client(2.0));
+        }
+    });
+    let o = s.outcome("t", &done);
+    assert_eq!(o.end, results::SearchEnd::Bracketed, "{o:?}");
+    assert_eq!(o.highest_passing, Some(4.0));
+    assert_eq!(o.lowest_failing, Some(5.0), "{o:?}");
+    let why = o.levels[3].why.as_deref().unwrap();
+    assert!(
+        why.contains("by 400.0 ms") && why.contains("(2.000 ms)"),
+        "{why}"
+    );
+    // The same, but the client was busy with its own work (it may have slowed a
+    // target sharing its machine): the miss decides nothing.
+    let done = run(&s, 4.0, |_, e| {
+        if e.load.concurrency.unwrap() >= 8 {
+            let mut c = late_client(2.0);
+            c.bound_by = Some(results::BoundBy::Client);
+            e.client = Some(c);
+        }
+    });
+    assert_eq!(s.outcome("t", &done).end, results::SearchEnd::ClientBound);
+    // A client 50 ms late could add 500 ms: the same miss decides nothing.
+    let done = run(&s, 4.0, |_, e| {
+        if e.load.concurrency.unwrap() >= 8 {
+            e.client = Some(late_client(50.0));
+        }
+    });
+    assert_eq!(s.outcome("t", &done).end, results::SearchEnd::ClientBound);
+    // A late client's pass decides nothing when its lateness could have held back
+    // more load than the search resolves: 10 x 20 ms of a 1000 ms cycle is 20%, over
+    // the 10% tolerance.
+    let done = run(&s, 100.0, |_, e| {
+        if e.load.concurrency.unwrap() >= 8 {
+            e.client = Some(late_client(20.0));
+        }
+    });
+    let o = s.outcome("t", &done);
+    assert_eq!(o.end, results::SearchEnd::ClientBound);
+    assert_eq!(o.highest_passing, Some(4.0));
+    // 10 x 2 ms of 1000 ms is 2%: the passes stand.
+    let done = run(&s, 100.0, |_, e| {
+        if e.load.concurrency.unwrap() >= 8 {
+            e.client = Some(late_client(2.0));
+        }
+    });
+    let o = s.outcome("t", &done);
+    assert_eq!(o.end, results::SearchEnd::AboveRange, "{o:?}");
+    assert_eq!(o.highest_passing, Some(32.0));
 }
 
 #[test]
@@ -203,6 +298,9 @@ fn template_client() -> results::ClientStats {
         peak_rss_bytes: None,
         loop_lag_ms: template().latency.ttft_ms,
         client_bound: false,
+        bound_by: None,
+        client_cpu_share: None,
+        machine_cpu_busy_share: None,
         reasons: vec![],
         event_loop_threads: None,
     }

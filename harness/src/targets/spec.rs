@@ -3,6 +3,10 @@
 //! naming a table of a targets file (`--targets FILE`), whose settings the extra
 //! pairs override.
 //!
+//! A value may be JSON with commas of its own (`body.stream_options={"include_usage":true,
+//! "continuous_usage_stats":true}`, `body.stop=["a","b"]`): commas inside braces,
+//! brackets or double quotes do not split pairs.
+//!
 //! A targets file is TOML, one table per target:
 //!
 //! ```toml
@@ -28,6 +32,56 @@ use workloads::Backend;
 
 use super::registry::{BuildOptions, kind, kind_names};
 use crate::error::bad_input;
+
+/// Splits a spec at its top-level commas: a comma inside `{}`, `[]` or a
+/// double-quoted string (with `\` escapes) belongs to the value.
+fn split_pairs(spec: &str) -> Result<Vec<&str>> {
+    let (mut parts, mut start, mut depth) = (Vec::new(), 0usize, Vec::new());
+    let (mut in_string, mut escaped) = (false, false);
+    for (i, c) in spec.char_indices() {
+        if in_string {
+            match c {
+                _ if escaped => escaped = false,
+                '\\' => escaped = true,
+                '"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match c {
+            '"' => in_string = true,
+            '{' | '[' => depth.push(c),
+            '}' | ']' => {
+                let open = if c == '}' { '{' } else { '[' };
+                if depth.pop() != Some(open) {
+                    return Err(bad_input(format!(
+                        "target `{spec}`: `{c}` at character {} closes nothing (JSON values \
+                         need balanced braces and brackets; or use a targets file)",
+                        i + 1
+                    )));
+                }
+            }
+            ',' if depth.is_empty() => {
+                parts.push(&spec[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    if in_string || !depth.is_empty() {
+        return Err(bad_input(format!(
+            "target `{spec}`: an unclosed {} (JSON values need balanced braces, brackets \
+             and quotes; or use a targets file)",
+            if in_string {
+                "double quote".to_string()
+            } else {
+                format!("`{}`", depth.last().copied().unwrap_or('{'))
+            }
+        )));
+    }
+    parts.push(&spec[start..]);
+    Ok(parts)
+}
 
 /// The default target: the embedded engine with SmolLM2-135M.
 pub const DEFAULT_TARGET: &str = "local-cpu,model=smollm2-135m";
@@ -170,7 +224,8 @@ impl TargetSpec {
 
     /// Parses `KIND[,key=value]*` or `@NAME[,key=value]*`.
     pub fn resolve(spec: &str, file: Option<&TargetsFile>) -> Result<Self> {
-        let mut parts = spec.split(',');
+        let split = split_pairs(spec)?;
+        let mut parts = split.into_iter();
         let head = parts.next().unwrap_or_default().trim().to_string();
         let mut base = if let Some(name) = head.strip_prefix('@') {
             let Some(file) = file else {
@@ -202,7 +257,9 @@ impl TargetSpec {
         for part in parts {
             let Some((k, v)) = part.split_once('=') else {
                 return Err(bad_input(format!(
-                    "target `{spec}`: `{part}` is not key=value"
+                    "target `{spec}`: `{part}` is not key=value (JSON values may hold commas \
+                     inside balanced braces, brackets or quotes; longer settings belong in a \
+                     targets file)"
                 )));
             };
             let (k, v) = (k.trim(), v.trim());
@@ -247,6 +304,32 @@ mod tests {
         assert_eq!(TargetSpec::parse("local-cpu").unwrap().settings.len(), 0);
         let t = TargetSpec::parse("openai,base_url=http://h/v1,model=m").unwrap();
         assert_eq!(t.settings["base_url"], "http://h/v1");
+    }
+
+    #[test]
+    fn json_values_keep_their_commas() {
+        let t = TargetSpec::parse(
+            r#"openai,base_url=http://h/v1,body.stream_options={"include_usage":true,"continuous_usage_stats":true},body.stop=["a,b","c"],model=m"#,
+        )
+        .unwrap();
+        assert_eq!(
+            t.settings["body.stream_options"],
+            r#"{"include_usage":true,"continuous_usage_stats":true}"#
+        );
+        assert_eq!(t.settings["body.stop"], r#"["a,b","c"]"#);
+        assert_eq!(t.settings["model"], "m");
+        let t = TargetSpec::parse(r#"openai,body.x="a\",b",model=m"#).unwrap();
+        assert_eq!(t.settings["body.x"], r#""a\",b""#);
+        for (bad, want) in [
+            (r#"openai,body.x={"a":1,model=m"#, "unclosed `{`"),
+            (r#"openai,body.x=["a",model=m"#, "unclosed `[`"),
+            (r#"openai,body.x="a,model=m"#, "unclosed double quote"),
+            (r#"openai,body.x={"a":1]"#, "closes nothing"),
+        ] {
+            let err = TargetSpec::parse(bad).unwrap_err();
+            assert!(err.to_string().contains(want), "{bad}: {err}");
+            assert_eq!(crate::error::exit_code(&err), 2);
+        }
     }
 
     #[test]

@@ -78,6 +78,7 @@ pub fn completion(req: &workloads::Request) -> workloads::Completion {
         output_source: results::TokenSource::ServerUsage,
         finish: workloads::FinishReason::Length,
         output_token_ids: None,
+        output_text: None,
         input_cached_tokens: None,
         engine: None,
         server_usage: None,
@@ -198,4 +199,26 @@ pub fn free_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
+}
+
+/// Waits until the server `child` answers `GET /health` on `port` with 200; panics
+/// naming `what` if it exits first or does not answer within `limit`.
+#[allow(dead_code)]
+pub fn wait_healthy(
+    child: &mut std::process::Child,
+    port: u16,
+    what: &str,
+    limit: std::time::Duration,
+) {
+    let deadline = std::time::Instant::now() + limit;
+    while !matches!(http(port, "GET", "/health", None), Some((200, _))) {
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("{what} exited with {status}");
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what} did not start in {limit:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
 }

@@ -164,12 +164,14 @@ impl<D: DeviceOps> Model<D> {
     }
 
     /// Runs a step; returns the final hidden state of each sampling sequence's last
-    /// token `[sampling seqs, hidden]`, or `None` when no sequence samples.
+    /// token `[sampling seqs, hidden]` (with `every_row`, of each of its tokens), or
+    /// `None` when no sequence samples.
     fn forward(
         &self,
         kv: &mut D::Kv,
         layout: &KvLayout,
         seqs: &[StepSeq<'_>],
+        every_row: bool,
     ) -> Result<Option<D::Act>, EngineError> {
         let c = &self.config;
         let ops = &self.ops;
@@ -209,7 +211,9 @@ impl<D: DeviceOps> Model<D> {
                 start: s.start,
                 blocks: s.blocks,
             });
-            if s.sample {
+            if s.sample && every_row {
+                last_rows.extend(first as u32..ids.len() as u32);
+            } else if s.sample {
                 last_rows.push((ids.len() - 1) as u32);
             }
         }
@@ -288,7 +292,7 @@ impl<D: DeviceOps> Model<D> {
         layout: &KvLayout,
         seqs: &[StepSeq<'_>],
     ) -> Result<Vec<u32>, EngineError> {
-        self.step_with(kv, layout, seqs, |logits| self.ops.argmax(logits))
+        self.step_with(kv, layout, seqs, false, |logits| self.ops.argmax(logits))
     }
 
     /// Runs a step and returns the logits of each sampling sequence, row-major
@@ -299,7 +303,19 @@ impl<D: DeviceOps> Model<D> {
         layout: &KvLayout,
         seqs: &[StepSeq<'_>],
     ) -> Result<Vec<f32>, EngineError> {
-        self.step_with(kv, layout, seqs, |logits| self.ops.to_host(logits))
+        self.step_with(kv, layout, seqs, false, |logits| self.ops.to_host(logits))
+    }
+
+    /// Runs a step and returns the logits after every token of each sampling
+    /// sequence, row-major `[its tokens, vocab]` in order (teacher forcing a whole
+    /// text in one pass).
+    pub fn step_logits_every_row(
+        &self,
+        kv: &mut D::Kv,
+        layout: &KvLayout,
+        seqs: &[StepSeq<'_>],
+    ) -> Result<Vec<f32>, EngineError> {
+        self.step_with(kv, layout, seqs, true, |logits| self.ops.to_host(logits))
     }
 
     /// Runs a step inside the device's scope and reads the sampling sequences'
@@ -309,12 +325,14 @@ impl<D: DeviceOps> Model<D> {
         kv: &mut D::Kv,
         layout: &KvLayout,
         seqs: &[StepSeq<'_>],
+        every_row: bool,
         read: impl FnOnce(&D::Act) -> Result<Vec<T>, EngineError> + Send,
     ) -> Result<Vec<T>, EngineError> {
-        self.ops.scope(|| match self.forward(kv, layout, seqs)? {
-            Some(x) => read(&self.logits(&x)?),
-            None => Ok(Vec::new()),
-        })
+        self.ops
+            .scope(|| match self.forward(kv, layout, seqs, every_row)? {
+                Some(x) => read(&self.logits(&x)?),
+                None => Ok(Vec::new()),
+            })
     }
 }
 

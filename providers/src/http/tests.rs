@@ -96,3 +96,30 @@ fn without_usage_the_count_is_the_larger_of_tokenizer_and_token_bearing_chunks()
         (7, TokenSource::ServerUsage)
     );
 }
+
+#[test]
+fn an_empty_token_chunk_is_timed_where_it_arrived() {
+    // vLLM sends a held-back token's chunk empty: it is an arrival of one token, not
+    // folded into the next chunk that has text.
+    let (b, mut p, mut sink) = (backend(), Progress::new(), Counts::default());
+    for text in [" the", "", "", " end"] {
+        b.apply(&mut chunk(text, None), &mut p, &mut sink).unwrap();
+    }
+    assert_eq!(sink.0, vec![1, 1, 1, 1]);
+    assert_eq!(p.token_texts, 4);
+    assert_eq!(p.answer, " the end");
+}
+
+#[test]
+fn logprobs_give_each_chunk_its_exact_count() {
+    let (b, mut p, mut sink) = (backend(), Progress::new(), Counts::default());
+    for (text, n) in [(" the the", 2), ("", 1), (" the", 1)] {
+        let mut pieces = vec![
+            Piece::Logprobs(n),
+            Piece::Text(TextKind::Answer, text.into()),
+        ];
+        b.apply(&mut pieces, &mut p, &mut sink).unwrap();
+    }
+    assert_eq!(sink.0, vec![2, 1, 1]);
+    assert_eq!(p.chunk_tokens, Some(ChunkTokens::Logprobs));
+}

@@ -151,10 +151,7 @@ pub fn predict(calibration: &Calibration, entry: &ResultEntry) -> Option<Predict
     let ttft_measured = entry.latency.ttft_ms.p50;
     let out_measured = entry.throughput.output_tokens_per_s;
     Some(Prediction {
-        target: format!(
-            "{} {} {}",
-            entry.target.kind, entry.target.model, entry.target.precision
-        ),
+        target: entry.target.label(),
         workload: entry.workload.name.clone(),
         concurrency,
         input_tokens: req.input_tokens,

@@ -142,10 +142,7 @@ impl Observed {
             decode_step_s,
             attended,
             prefill_token_s,
-            run: format!(
-                "{} {} {} / {}",
-                entry.target.kind, entry.target.model, entry.target.precision, entry.workload.name
-            ),
+            run: format!("{} / {}", entry.target.label(), entry.workload.name),
         })
     }
 }

@@ -73,6 +73,68 @@ fn server_line(label: &str, s: &crate::report::ServerMetrics) -> String {
     format!("{label}: server {}\n", parts.join(", "))
 }
 
+/// A result's quality section in one line.
+fn quality_line(q: &crate::report::QualitySection) -> String {
+    match (&q.fidelity, &q.reason) {
+        (Some(f), _) => format!(
+            "quality vs {}: KL mean {:.4} nats (p99 {:.4}), top-1 agreement {:.1}%, perplexity {} vs {} (ratio {:.3}) over {} tokens of {}{}",
+            q.reference_precision,
+            f.kl_mean_nats,
+            f.kl_p99_nats,
+            f.top1_agreement * 100.0,
+            num(Some(f.perplexity)),
+            num(Some(f.reference_perplexity)),
+            f.perplexity_ratio,
+            f.tokens_scored,
+            q.eval_text,
+            if f.cached { " (cached)" } else { "" }
+        ),
+        (None, reason) => format!(
+            "quality not measured: {}",
+            reason.as_deref().unwrap_or("no reason given")
+        ),
+    }
+}
+
+/// A result's verification in one line: tasks verified with the interval, calls,
+/// failures by kind, and the cost and energy per verified task.
+fn verification_line(
+    r: &crate::report::ResultEntry,
+    v: &crate::report::VerificationStats,
+) -> String {
+    let failures: Vec<String> = v
+        .failures
+        .iter()
+        .map(|(k, n)| format!("{} {n}", k.as_str()))
+        .collect();
+    let usd = r.cost.as_ref().and_then(|c| c.usd_per_verified_task);
+    let j = r.energy.as_ref().and_then(|e| e.j_per_verified_task);
+    let mut line = format!(
+        "verified {}/{} tasks ({:.1}%, 95% CI {:.1}-{:.1}%), {}/{} calls passed",
+        v.tasks_verified,
+        v.tasks_checked,
+        v.success_rate * 100.0,
+        v.success_rate_ci95[0] * 100.0,
+        v.success_rate_ci95[1] * 100.0,
+        v.calls_passed,
+        v.calls_checked
+    );
+    if !failures.is_empty() {
+        line.push_str(&format!("; failed: {}", failures.join(", ")));
+    }
+    match usd {
+        Some(x) => line.push_str(&format!("; ${} per verified task", num(Some(x)))),
+        None if v.tasks_verified == 0 => {
+            line.push_str("; no task verified: no cost per verified task")
+        }
+        None => {}
+    }
+    if let Some(x) = j {
+        line.push_str(&format!(", {} J per verified task", num(Some(x))));
+    }
+    line
+}
+
 /// Each repeated load point's run-to-run spread, one line per point.
 fn spreads(report: &Report) -> String {
     let mut out = String::new();
@@ -162,6 +224,12 @@ pub fn lines(report: &Report) -> String {
         }
         if let Some(s) = &r.server {
             let _ = write!(out, "{}", server_line(&label, s));
+        }
+        if let Some(q) = &r.quality {
+            let _ = writeln!(out, "{label}: {}", quality_line(q));
+        }
+        if let Some(v) = &r.verification {
+            let _ = writeln!(out, "{label}: {}", verification_line(r, v));
         }
         if let Some(s) = r.saturation.as_ref().filter(|s| s.oversaturated) {
             let _ = writeln!(

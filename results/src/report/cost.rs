@@ -60,6 +60,11 @@ pub struct CostStats {
     pub usd_per_task: Option<f64>,
     /// Total per task completed.
     pub usd_per_successful_task: Option<f64>,
+    /// Total per verified task (every checked call of the task passed; workloads with
+    /// checkers): what a right answer costs, failed and wrong ones paid for. `null`
+    /// when no task was verified or the workload has no checkers. Since 1.11.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usd_per_verified_task: Option<f64>,
     /// The rate card priced with (remote targets), from the target spec or a
     /// catalog. Since 1.3.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -117,6 +122,7 @@ impl CostStats {
             usd_per_request: None,
             usd_per_task: None,
             usd_per_successful_task: None,
+            usd_per_verified_task: None,
             rate_card: None,
             hardware: None,
             billed_unit_s: None,

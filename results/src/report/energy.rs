@@ -50,6 +50,11 @@ pub struct EnergyStats {
     pub j_per_output_token: Option<f64>,
     /// Joules per successful request (the window's energy shared by its requests).
     pub j_per_request: Option<f64>,
+    /// Joules per verified task (workloads with checkers; the window's energy over the
+    /// tasks whose every checked call passed); `null` when none was verified. Since
+    /// 1.11.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub j_per_verified_task: Option<f64>,
     /// Sampled power integrated over the window, joules (the cross-check).
     pub integrated_power_j: Option<f64>,
     /// `(integrated_power_j - energy_j) / energy_j x 100`.
@@ -91,6 +96,7 @@ impl EnergyStats {
             tokens_per_j_total: None,
             j_per_output_token: None,
             j_per_request: None,
+            j_per_verified_task: None,
             integrated_power_j: None,
             disagreement_pct: None,
             throttled: None,

@@ -165,8 +165,8 @@ pub struct TokenProvenance {
     pub output_disagreement_pct: Option<f64>,
     /// (tokenizer - server) / server x 100 for prompt tokens over requests with both.
     pub input_disagreement_pct: Option<f64>,
-    /// Requests by how their per-chunk counts were made (`usage_delta`, `tokenizer`,
-    /// `one_per_chunk`).
+    /// Requests by how their per-chunk counts were made (`usage_delta`, `logprobs`,
+    /// `tokenizer`, `one_per_chunk`).
     pub chunk_counts: BTreeMap<String, u64>,
     /// Requests whose per-chunk counts were rescaled to the server's total.
     pub reconciled_requests: u64,
@@ -284,6 +284,16 @@ pub struct ResultEntry {
     /// limits were not measured. Since 1.7.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub roofline: Option<RooflineStats>,
+    /// What the configuration gives up against a reference precision of the same
+    /// model on the same engine (`--quality`): KL divergence, top-1 agreement and
+    /// perplexity, teacher-forced over the evaluation text. Since 1.10.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quality: Option<super::QualitySection>,
+    /// How many checked requests and tasks the target got right (workloads whose
+    /// requests carry checkers, README "Verified tasks"), with a 95% interval and the
+    /// failures by kind; absent for workloads without checkers. Since 1.11.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verification: Option<super::VerificationStats>,
     /// What the target's own Prometheus metrics said over the measured window, and
     /// the client's figures reconciled with them (remote targets whose server exposes
     /// `/metrics`). Since 1.8.
@@ -326,6 +336,19 @@ pub struct ClientStats {
     pub loop_lag_ms: LatencySummary,
     /// Whether the client may have limited the run (see `reasons`).
     pub client_bound: bool,
+    /// When `client_bound`, what made the client late: its own work, the machine
+    /// (other processes), or unclear; `null` otherwise or with a local engine in the
+    /// process. Since 1.9.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bound_by: Option<BoundBy>,
+    /// The client's CPU time over the window as a share of the CPUs its event loop can
+    /// use (0-1); `null` with a local engine in the process. Since 1.9.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_cpu_share: Option<f64>,
+    /// Share of the machine's CPU time that was busy over the window (0-1, every
+    /// process, steal included; `/proc/stat`). Since 1.9.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub machine_cpu_busy_share: Option<f64>,
     /// Why: event-loop lag p99 over 1 ms, schedule lag p99 over 2 ms, or the process
     /// using 90% or more of the CPUs its event loop could use.
     pub reasons: Vec<String>,
@@ -333,6 +356,19 @@ pub struct ClientStats {
     /// (`--client-threads`). Since 1.5.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub event_loop_threads: Option<u32>,
+}
+
+/// What made a client-bound load point's client late. Since 1.9.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum BoundBy {
+    /// Its own work: it used at least half the CPUs its event loop can use.
+    Client,
+    /// The machine: other processes used at least half its CPUs while the client
+    /// used less than half of its own.
+    Machine,
+    /// Neither was busy (stolen VM time, the scheduler).
+    Unclear,
 }
 
 /// A load point judged against a service-level objective. Since 1.3.

@@ -14,14 +14,19 @@
 //! - [`entry`]: one result and its sections.
 //! - [`energy`], [`cost`], [`roofline`], [`server`]: the energy, cost, roofline and
 //!   server-metrics sections.
+//! - [`search`]: a sweep's SLO search outcome.
+//! - [`verification`]: how many checked requests and tasks passed, and why others failed.
 
 pub mod cost;
 pub mod energy;
 pub mod entry;
 pub mod kinds;
+pub mod quality;
 pub mod roofline;
+pub mod search;
 pub mod server;
 pub mod target;
+pub mod verification;
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -30,23 +35,28 @@ pub use cost::{CostSource, CostStats, HardwarePriceRef, PartUnit};
 pub use energy::{EnergySource, EnergyStats};
 pub use entry::*;
 pub use kinds::{ArrivalPattern, ErrorClass, NotSentReason, TokenSource};
+pub use quality::{Fidelity, QualitySection};
 pub use roofline::{
     Bound, DeviceLimits, ModelShape, ROOFLINE_SCHEMA, ROOFLINE_SCHEMA_VERSION, RooflineDoc,
     RooflineProjection, RooflineStats,
 };
+pub use search::{LevelVerdict, SearchAxis, SearchEnd, SearchLevel, SearchOutcome};
 pub use server::{GaugeSummary, HistogramSummary, Reconciliation, ServerMetrics};
-pub use target::{Api, Device, Locality, RateCard, TargetInfo, WeightsInfo, WeightsSource};
+pub use target::{
+    Api, Device, Locality, PRECISION_NOT_STATED, RateCard, TargetInfo, WeightsInfo, WeightsSource,
+};
+pub use verification::{CheckFailure, GroupCounts, VerificationStats};
 
 use crate::stats::RepeatSpread;
 
 /// The `schema` field of every report.
 pub const REPORT_SCHEMA: &str = "infermeter.report";
 /// The schema version this crate writes: `major.minor`; a minor bump only adds fields.
-pub const REPORT_SCHEMA_VERSION: &str = "1.8";
+pub const REPORT_SCHEMA_VERSION: &str = "1.11";
 /// The major version this crate reads: a report of another major is refused.
 pub const REPORT_SCHEMA_MAJOR: u32 = 1;
 /// The minor version this crate writes (see [`REPORT_SCHEMA_VERSION`]).
-pub const REPORT_SCHEMA_MINOR: u32 = 8;
+pub const REPORT_SCHEMA_MINOR: u32 = 11;
 
 /// A complete report.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -67,6 +77,9 @@ pub struct Report {
     /// Run-to-run spread of each repeated load point (`run --repeat N`). Since 1.4.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub repeat_spread: Vec<RepeatSpread>,
+    /// What `sweep --search` found, one per target. Since 1.9.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub search: Vec<SearchOutcome>,
 }
 
 /// The tool that wrote the report.

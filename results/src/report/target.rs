@@ -7,6 +7,9 @@ use std::collections::BTreeMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+/// The precision of a remote target whose spec states none.
+pub const PRECISION_NOT_STATED: &str = "not stated";
+
 /// A target as it describes itself; copied into every result it produced.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -15,7 +18,8 @@ pub struct TargetInfo {
     pub kind: String,
     /// Model name or preset.
     pub model: String,
-    /// Weight precision (`q4_1`, `f16`, ...; `mixed` when a file mixes formats).
+    /// Weight precision (`q4_1`, `f16`, ...; `mixed` when a file mixes formats); for a
+    /// remote target what its spec states (not verified), else `not stated`.
     pub precision: String,
     /// Longest context (input + output tokens) the target accepts.
     pub context_limit_tokens: Option<u32>,
@@ -42,9 +46,20 @@ pub struct TargetInfo {
 }
 
 impl TargetInfo {
-    /// `kind model precision`: how tables, keys and request records name a target.
+    /// `kind model precision`: how tables, keys and request records name a target;
+    /// a precision nobody stated is left out (`openai smollm2`).
     pub fn label(&self) -> String {
-        format!("{} {} {}", self.kind, self.model, self.precision)
+        if self.precision_stated() {
+            format!("{} {} {}", self.kind, self.model, self.precision)
+        } else {
+            format!("{} {}", self.kind, self.model)
+        }
+    }
+
+    /// Whether the precision is known or stated (reports before 1.9 wrote `unknown`
+    /// for a remote target's).
+    pub fn precision_stated(&self) -> bool {
+        !matches!(self.precision.as_str(), PRECISION_NOT_STATED | "unknown")
     }
 
     /// Whether the target computes in this process (its tokens are counted exactly,
@@ -137,6 +152,9 @@ pub struct WeightsInfo {
 pub enum WeightsSource {
     /// Read from a GGUF file.
     Gguf,
+    /// Read from a GGUF file and converted to another format when loaded
+    /// (`requantize=on`; `sha256` is then of the file and the format). Since 1.10.
+    GgufRequantized,
     /// Generated from a seed for a preset's shape.
     Synthetic,
 }

@@ -274,6 +274,17 @@ fn quantile(delta: &[(f64, f64)], q: f64) -> Option<f64> {
     Some(lo)
 }
 
+/// An interpolated `q`-quantile capped by Markov's bound: a quantity that is never
+/// negative (these are times) has its `q`-quantile at most `mean / (1 - q)`. Linear
+/// interpolation inside a wide first bucket alone would put the median of
+/// near-zero queue times (vLLM's first bucket ends at 0.3 s) at 150 ms.
+fn markov_capped(interpolated: Option<f64>, mean: Option<f64>, q: f64) -> Option<f64> {
+    match (interpolated, mean) {
+        (Some(x), Some(m)) if m >= 0.0 => Some(x.min(m / (1.0 - q))),
+        (x, _) => x,
+    }
+}
+
 fn histogram_delta(first: &Snapshot, last: &Snapshot, name: &str) -> Option<HistogramSummary> {
     let (b1, s1, c1) = last.histogram(name)?;
     let (b0, s0, c0) = first.histogram(name).unwrap_or((BTreeMap::new(), 0.0, 0.0));
@@ -287,12 +298,14 @@ fn histogram_delta(first: &Snapshot, last: &Snapshot, name: &str) -> Option<Hist
         .collect();
     let ms = |v: Option<f64>| v.map(|s| (s * 1000.0 * 1000.0).round() / 1000.0);
     let sum = s1 - s0;
+    let mean = (count > 0.0 && sum.is_finite()).then(|| sum / count);
+    let q = |q: f64| markov_capped(quantile(&delta, q), mean, q);
     Some(HistogramSummary {
         count,
-        mean: ms((count > 0.0 && sum.is_finite()).then(|| sum / count)),
-        p50: ms(quantile(&delta, 0.5)),
-        p90: ms(quantile(&delta, 0.9)),
-        p99: ms(quantile(&delta, 0.99)),
+        mean: ms(mean),
+        p50: ms(q(0.5)),
+        p90: ms(q(0.9)),
+        p99: ms(q(0.99)),
     })
 }
 

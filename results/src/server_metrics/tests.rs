@@ -227,3 +227,17 @@ fn quantiles_interpolate_within_buckets() {
     assert_eq!(quantile(&d, 0.25), Some(0.5));
     assert_eq!(quantile(&[(1.0, 0.0), (f64::INFINITY, 0.0)], 0.5), None);
 }
+
+#[test]
+fn quantiles_never_exceed_the_markov_bound() {
+    // vLLM's queue times: 17 requests all in the first bucket (0.3 s), mean 18 us.
+    let d = [(0.3, 17.0), (0.5, 17.0), (f64::INFINITY, 17.0)];
+    let interpolated = quantile(&d, 0.5).unwrap();
+    assert!((interpolated - 0.15).abs() < 1e-12);
+    let mean = Some(0.000018);
+    assert_eq!(markov_capped(Some(interpolated), mean, 0.5), Some(0.000036));
+    assert!((markov_capped(quantile(&d, 0.99), mean, 0.99).unwrap() - 0.0018).abs() < 1e-12);
+    // A bound above the interpolation changes nothing; no mean, no cap.
+    assert_eq!(markov_capped(Some(0.15), Some(1.0), 0.5), Some(0.15));
+    assert_eq!(markov_capped(Some(0.15), None, 0.5), Some(0.15));
+}

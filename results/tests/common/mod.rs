@@ -133,6 +133,8 @@ pub fn entry(name: &str, failed: u64, tasks: bool) -> ResultEntry {
         energy: None,
         cost: None,
         roofline: None,
+        quality: None,
+        verification: None,
         server: None,
         saturation: None,
         client: None,
@@ -178,6 +180,7 @@ pub fn report() -> Report {
             entry("quick/classify-tiny", 1, false),
         ],
         repeat_spread: vec![],
+        search: vec![],
     }
 }
 

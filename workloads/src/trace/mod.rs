@@ -13,16 +13,15 @@
 mod formats;
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
-use crate::digest::{derive_seed, hex};
+use crate::digest::derive_seed;
 use crate::text::{synthetic_text, words_text};
 use crate::{Message, Request, Role, WorkloadError};
 
@@ -192,28 +191,11 @@ impl TraceSpec {
     /// Reads the trace file (relative paths from `base`), checks its digest against a
     /// pinned one, and keeps the requests; `path` becomes absolute and `sha256` is set.
     pub fn load(&mut self, base: &Path, origin: &str) -> Result<(), WorkloadError> {
-        let mut path = PathBuf::from(&self.path);
-        if path.is_relative() {
-            path = base.join(path);
-        }
-        let path = std::path::absolute(&path).unwrap_or(path);
-        let shown = path.display().to_string();
-        let bytes = std::fs::read(&path).map_err(|source| WorkloadError::Io {
-            path: format!("{origin}: trace {shown}"),
-            source,
-        })?;
-        let sha256 = hex(&Sha256::digest(&bytes));
-        if let Some(pinned) = &self.sha256
-            && !pinned.eq_ignore_ascii_case(&sha256)
-        {
-            return Err(invalid(
-                origin,
-                "trace.sha256",
-                format!("{shown} has SHA-256 {sha256}, the spec pins {pinned}"),
-            ));
-        }
-        let text = String::from_utf8(bytes)
-            .map_err(|_| invalid(origin, "trace.path", format!("{shown} is not UTF-8 text")))?;
+        let crate::pinned::PinnedFile {
+            shown,
+            sha256,
+            text,
+        } = crate::pinned::read(&self.path, self.sha256.as_deref(), base, origin, "trace")?;
         let parsed = formats::parse(self.format, &text, self.block_tokens).map_err(|m| {
             WorkloadError::Parse {
                 origin: format!("{origin}: trace {shown}"),
@@ -370,6 +352,7 @@ impl PromptBuilder {
             max_output_tokens: r.output_tokens,
             prefix: None,
             think_ms: 0.0,
+            check: None,
         }
     }
 }
