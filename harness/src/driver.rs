@@ -468,8 +468,12 @@ pub async fn run_load_point(
         });
     }
 
-    let sessions = lp.stream.sessions.clone();
-    let schedule = lp.stream.schedule.clone();
+    // The sessions move out of the stream: an open loop drops each once it has run,
+    // so the requests of a long run are not all held to its end (nor twice).
+    let planned = lp.stream.request_count() as u64;
+    let session_count = lp.stream.sessions.len();
+    let sessions = std::mem::take(&mut lp.stream.sessions);
+    let schedule = lp.stream.schedule.take();
     let concurrency = match lp.stream.arrival {
         workloads::arrival::Arrival::Closed { concurrency } => concurrency as usize,
         _ => 0,
@@ -564,7 +568,6 @@ pub async fn run_load_point(
     helpers.abort_all();
     let duration_hit = duration_deadline.is_some_and(|d| Instant::now() >= d);
     // What was neither sent nor counted by its session was never started.
-    let planned = ctx.lp.stream.request_count() as u64;
     let mut not_sent = std::mem::take(&mut *ctx.not_sent.lock().unwrap_or_else(|p| p.into_inner()));
     let accounted = ctx.sent.load(Ordering::Relaxed) + not_sent.values().sum::<u64>();
     if planned > accounted {
@@ -572,8 +575,7 @@ pub async fn run_load_point(
     }
     Outcome {
         anchor,
-        sessions_not_started: (ctx.lp.stream.sessions.len() - started.load(Ordering::Relaxed))
-            as u64,
+        sessions_not_started: (session_count - started.load(Ordering::Relaxed)) as u64,
         not_sent,
         warmup_failed,
         duration_hit,

@@ -1,10 +1,13 @@
 //! A test-sized soak: 20,000 streamed requests, open loop at 1,000 per second, against
 //! the project's scripted loopback server. Nothing is lost (every request is in the
 //! report, in requests.jsonl and at the server) and memory stays bounded: the peak RSS
-//! of the 20,000-request run stays under 120 MiB and within 20 MiB of a 2,000-request
-//! run (measured here: 42 and 52 MiB; what grows is the pre-generated request stream,
-//! about 0.6 KiB a request; the report keeps histograms, never per-request data, and
-//! finished sessions are reaped as the run goes).
+//! of the 20,000-request run stays under 120 MiB and within 12 MiB of a 2,000-request
+//! run (measured here: 48 and 54 MiB; what grows is the pre-generated request stream,
+//! about 0.3 KiB a request, whose sessions the driver drops as they finish, and a few
+//! numbers per request for the in-flight and over-saturation figures; the report keeps
+//! histograms, never per-request data, and finished sessions are reaped as the run
+//! goes). Before the driver moved the sessions out of the stream it held them twice,
+//! to the end: 13-21 MiB of growth.
 //! The full-size soak is `ci/tools/soak.sh`.
 
 #![allow(clippy::unwrap_used)]
@@ -123,7 +126,7 @@ fn twenty_thousand_requests_lose_nothing_in_bounded_memory() {
     eprintln!("peak RSS: 2,000 requests {small} KiB, 20,000 requests {big} KiB");
     assert!(big < 120 * 1024, "peak RSS {big} KiB over 120 MiB");
     assert!(
-        big < small + 20 * 1024,
+        big < small + 12 * 1024,
         "peak RSS grew from {small} KiB to {big} KiB with 10x the requests"
     );
 }
