@@ -1,20 +1,51 @@
 #!/usr/bin/env bash
 # Measures, in one run on this machine, prefill and decode tokens/s of infermeter's CPU
-# engine and of llama.cpp (llama-cpp-python) on the same SmolLM2-135M Q4_1 GGUF, at 1
-# and 8 sequences decoded together, and prints one JSON object per line.
-#   ci/tools/compare_cpu_engines.sh [PROMPT_TOKENS] [OUTPUT_TOKENS]
+# engine and of llama.cpp (llama-cpp-python) on the same SmolLM2-135M Q4_1 GGUF, on the
+# same 2 threads, with each engine's defaults and like for like:
+#   - both KV caches f16 (infermeter's default `kv_cache=f16`; llama.cpp's default
+#     type_k/type_v f16, flash attention "auto", as llama-bench and its speed tests run);
+#   - prefill: every sequence's prompt in one call on both sides (one engine step for
+#     infermeter; one llama_decode of all sequences, which llama.cpp splits into
+#     ubatches of its default 512);
+#   - decode: all sequences one token each per call, OUT calls, after the prefill.
+# For every prompt length and 1 and 8 sequences it prints one JSON object per engine,
+# then a table of infermeter's tokens/s over llama.cpp's (above 1: infermeter faster).
+#   ci/tools/compare_cpu_engines.sh [PROMPTS] [OUTPUT_TOKENS] [SEQS]
+#   defaults: 128,512,2048,4096  64  1,8
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-ci/setup.sh --reference
-PROMPT="${1:-128}"
+ci/setup.sh --reference >&2
+PROMPTS="${1:-128,512,2048,4096}"
 OUT="${2:-64}"
+SEQS="${3:-1,8}"
 CACHE="${XDG_CACHE_HOME:-$HOME/.cache}/infermeter"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$CACHE/target}"
 MODEL="${INFERMETER_MODELS:-$CACHE/models}/SmolLM2-135M-Instruct.Q4_1.gguf"
 cargo build --release --quiet -p infermeter-kernels --example engine_speed
-echo "{\"machine\": \"$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) cores\", \"model\": \"$(basename "$MODEL")\"}"
-"$CARGO_TARGET_DIR/release/examples/engine_speed" "$PROMPT" "$OUT" 1 8
-for n in 1 8; do
-    "$CACHE/venv/bin/python" ci/tools/llama_reference.py speed "$MODEL" "$OUT" "$n" "$PROMPT"
-    echo
+LOG="$(mktemp)"
+trap 'rm -f "$LOG"' EXIT
+echo "{\"machine\": \"$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) cores\", \"model\": \"$(basename "$MODEL")\", \"commit\": \"$(git rev-parse --short HEAD)\"}" | tee -a "$LOG"
+# Interleaved per prompt length, so a slow spell of the machine hits both engines.
+for p in ${PROMPTS//,/ }; do
+    "$CARGO_TARGET_DIR/release/examples/engine_speed" "$p" "$OUT" ${SEQS//,/ } | tee -a "$LOG"
+    for n in ${SEQS//,/ }; do
+        "$CACHE/venv/bin/python" ci/tools/llama_reference.py speed "$MODEL" "$OUT" "$n" "$p" | tee -a "$LOG"
+    done
 done
+python3 - "$LOG" <<'EOF'
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+ours = {(r["prompt_tokens"], r["sequences"]): r for r in rows if r.get("engine", "").startswith("infermeter")}
+theirs = {(r["prompt_tokens"], r["sequences"]): r for r in rows if r.get("engine", "").startswith("llama.cpp")}
+print()
+print("| prompt tokens | sequences | decode tok/s (infermeter, llama.cpp) | decode ratio | prefill tok/s (infermeter, llama.cpp) | prefill ratio |")
+print("|---|---|---|---|---|---|")
+for key in sorted(ours):
+    if key not in theirs:
+        continue
+    a, b = ours[key], theirs[key]
+    print(f"| {key[0]} | {key[1]} | {a['decode_tokens_per_s']:.1f}, {b['decode_tokens_per_s']:.1f} | "
+          f"{a['decode_tokens_per_s'] / b['decode_tokens_per_s']:.2f} | "
+          f"{a['prefill_tokens_per_s']:.1f}, {b['prefill_tokens_per_s']:.1f} | "
+          f"{a['prefill_tokens_per_s'] / b['prefill_tokens_per_s']:.2f} |")
+EOF

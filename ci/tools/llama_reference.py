@@ -8,9 +8,11 @@ llama-cpp-python, on the same GGUF file.
 
 `greedy` evaluates exactly the given prompt token ids (no BOS, no template) and
 decodes greedily, ignoring end-of-sequence, like infermeter's engine.
-`speed` measures decode tokens/s for N_SEQ sequences decoded together in one batch
-(llama.cpp's own batched decode through the low-level API) after an N_PROMPT-token
-prompt each.
+`speed` measures prefill and decode tokens/s for N_SEQ sequences decoded together in
+one batch (llama.cpp's own batched decode through the low-level API) after an
+N_PROMPT-token prompt each, with llama.cpp's default context settings (f16 KV cache,
+flash attention "auto", ubatch 512); `greedy` and `teacher` use an f32 KV cache, as
+infermeter's exactness tests do.
 """
 import json
 import sys
@@ -58,7 +60,9 @@ def speed(model: str, n_out: int, n_seq: int, n_prompt: int) -> dict:
     # The high-level class does not pass n_seq_max through: make the context here.
     params = llama_cpp.llama_context_default_params()
     params.n_ctx = n_seq * (n_prompt + n_out + 8)
-    params.n_batch = params.n_ubatch = max(512, n_seq * n_prompt)
+    # Every prompt in one llama_decode, split into ubatches of llama.cpp's default
+    # size; the KV cache (f16) and flash attention ("auto") stay at their defaults.
+    params.n_batch = max(512, n_seq * n_prompt)
     params.n_seq_max = n_seq
     params.n_threads = params.n_threads_batch = 2
     ctx = llama_cpp.llama_init_from_model(llm.model, params)
@@ -101,6 +105,9 @@ def speed(model: str, n_out: int, n_seq: int, n_prompt: int) -> dict:
         "prefill_tokens_per_s": n_seq * n_prompt / (t1 - t0),
         "decode_tokens_per_s": n_seq * n_out / (t2 - t1),
         "vocab": n_vocab,
+        "kv_cache": {0: "f32", 1: "f16"}.get(params.type_k, str(params.type_k)),
+        "flash_attn": str(getattr(params, "flash_attn_type", getattr(params, "flash_attn", "?"))),
+        "n_ubatch": params.n_ubatch,
     }
 
 

@@ -37,7 +37,7 @@ const SHAPES: [(&str, usize, usize); 2] = [
 ];
 
 fn matmul(c: &mut Criterion) {
-    let ops = CpuOps;
+    let ops = CpuOps::default();
     let mut rng = ChaCha8Rng::seed_from_u64(1);
     let mut group = c.benchmark_group("matmul");
     for (name, out, inp) in SHAPES {
@@ -66,7 +66,7 @@ fn matmul(c: &mut Criterion) {
 }
 
 fn attention(c: &mut Criterion) {
-    let ops = CpuOps;
+    let ops = CpuOps::default();
     let (heads, kv_heads, head_dim, block_size) = (9, 3, 64, 16);
     let mut rng = ChaCha8Rng::seed_from_u64(2);
     let mut group = c.benchmark_group("attention");

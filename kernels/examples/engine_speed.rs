@@ -1,14 +1,21 @@
 //! Prints prefill and decode speed of the CPU runtime on the SmolLM2 GGUF (or a
-//! preset's synthetic weights): `cargo run --release -p infermeter-kernels --example
-//! engine_speed -- [PROMPT] [OUT] [SEQS...] [model=NAME] [precision=P]`.
+//! preset's synthetic weights), one JSON object per (prompt length, sequences):
+//! `cargo run --release -p infermeter-kernels --example engine_speed -- [PROMPT] [OUT]
+//! [SEQS...] [model=NAME] [precision=P] [kv=f16|f32] [prompts=128,512,...]
+//! [profile=on]`.
 //!
-//! Prefill: every sequence's prompt in one step each (chunk = prompt). Decode: all
-//! sequences decoded together, one token each per step, timed after the prefill.
+//! Prefill: every sequence's prompt in one step (all sequences together, as
+//! llama.cpp's speed test sends one batch). Decode: all sequences decoded together,
+//! one token each per step, timed after the prefill. `profile=on` adds, per op, the
+//! share of the decode time it took (each op timed as it returns: see
+//! `infermeter_kernels::profile`).
 
+use std::collections::BTreeMap;
 use std::time::Instant;
 
 use infermeter_kernels::cpu::CpuOps;
-use infermeter_kernels::ops::DeviceOps as _;
+use infermeter_kernels::ops::{DeviceOps, KvDtype};
+use infermeter_kernels::profile::{OpTime, Profiled};
 use infermeter_kernels::runtime::{Model, StepSeq};
 use infermeter_kernels::{Precision, default_model_dirs, preset, weights};
 
@@ -19,7 +26,10 @@ fn main() {
         raw.iter()
             .find_map(|a| a.strip_prefix(&format!("{k}=")).map(str::to_string))
     };
-    let prompt_len = args.first().copied().unwrap_or(128);
+    let prompts: Vec<usize> = match opt("prompts") {
+        Some(list) => list.split(',').filter_map(|x| x.parse().ok()).collect(),
+        None => vec![args.first().copied().unwrap_or(128)],
+    };
     let out = args.get(1).copied().unwrap_or(64);
     let batches: Vec<usize> = if args.len() > 2 {
         args[2..].to_vec()
@@ -31,6 +41,15 @@ fn main() {
         eprintln!("Error: unknown preset {name}");
         std::process::exit(2);
     };
+    let kv = match opt("kv").as_deref() {
+        None | Some("f16") => KvDtype::F16,
+        Some("f32") => KvDtype::F32,
+        Some(other) => {
+            eprintln!("Error: kv={other} is not f16 or f32");
+            std::process::exit(2);
+        }
+    };
+    let profile = opt("profile").as_deref() == Some("on");
     let precision: Option<Precision> = opt("precision").and_then(|p| p.parse().ok());
     let (host, source) = match weights::find_gguf(&default_model_dirs(), cfg, precision) {
         Some(path) => (
@@ -44,56 +63,112 @@ fn main() {
         ),
     };
     let format = host.precision;
-    let m = Model::new(CpuOps, cfg.clone(), host).expect("model");
-    let prompt: Vec<u32> = (0..prompt_len as u32)
-        .map(|i| (i * 7919) % 40000 + 1000)
-        .collect();
-    let block = 16;
-    for &b in &batches {
-        let per_seq = (prompt_len + out + 1).div_ceil(block);
-        let layout = m.kv_layout(per_seq * b, block);
-        let mut kv = m.ops.kv_alloc(layout).expect("kv");
-        let tables: Vec<Vec<u32>> = (0..b)
-            .map(|s| ((s * per_seq) as u32..((s + 1) * per_seq) as u32).collect())
-            .collect();
-        let t = Instant::now();
-        let mut last: Vec<u32> = tables
-            .iter()
-            .map(|blocks| {
-                m.step(
-                    &mut kv,
-                    &layout,
-                    &[StepSeq {
+    let kernels = infermeter_kernels::cpu::qmatmul::Kernel::detect().name();
+    let label = format!(
+        "\"engine\": \"infermeter local-cpu\", \"model\": \"{name}\", \"weights\": \"{source}\", \"precision\": \"{format}\", \"kv_cache\": \"{}\", \"kernels\": \"{kernels}\"",
+        kv.as_str()
+    );
+    let plan = Plan {
+        prompts,
+        batches,
+        out,
+        label,
+    };
+    // Unprofiled runs use the plain device: the profile's clock reads and table are
+    // not free.
+    if profile {
+        let m = Model::new(Profiled::new(CpuOps::with_kv(kv)), cfg.clone(), host).expect("model");
+        plan.run(&m, || m.ops.reset(), || Some(m.ops.table()));
+    } else {
+        let m = Model::new(CpuOps::with_kv(kv), cfg.clone(), host).expect("model");
+        plan.run(&m, || {}, || None);
+    }
+}
+
+/// What to measure.
+struct Plan {
+    prompts: Vec<usize>,
+    batches: Vec<usize>,
+    out: usize,
+    label: String,
+}
+
+impl Plan {
+    fn run<D: DeviceOps>(
+        &self,
+        m: &Model<D>,
+        reset: impl Fn(),
+        table: impl Fn() -> Option<BTreeMap<String, OpTime>>,
+    ) {
+        let (out, block) = (self.out, 16);
+        for &prompt_len in &self.prompts {
+            let prompt: Vec<u32> = (0..prompt_len as u32)
+                .map(|i| (i * 7919) % 40000 + 1000)
+                .collect();
+            for &b in &self.batches {
+                let per_seq = (prompt_len + out + 1).div_ceil(block);
+                let layout = m.kv_layout(per_seq * b, block);
+                let mut cache = m.ops.kv_alloc(layout).expect("kv");
+                let tables: Vec<Vec<u32>> = (0..b)
+                    .map(|s| ((s * per_seq) as u32..((s + 1) * per_seq) as u32).collect())
+                    .collect();
+                let seqs: Vec<StepSeq<'_>> = tables
+                    .iter()
+                    .map(|blocks| StepSeq {
                         tokens: &prompt,
                         start: 0,
                         blocks,
                         sample: true,
-                    }],
-                )
-                .expect("prefill")[0]
-            })
-            .collect();
-        let prefill_s = t.elapsed().as_secs_f64();
-        let t = Instant::now();
-        for step in 0..out {
-            let toks: Vec<[u32; 1]> = last.iter().map(|&x| [x]).collect();
-            let seqs: Vec<StepSeq<'_>> = toks
-                .iter()
-                .zip(&tables)
-                .map(|(tok, blocks)| StepSeq {
-                    tokens: tok,
-                    start: prompt_len + step,
-                    blocks,
-                    sample: true,
-                })
-                .collect();
-            last = m.step(&mut kv, &layout, &seqs).expect("decode");
+                    })
+                    .collect();
+                let t = Instant::now();
+                let mut last = m.step(&mut cache, &layout, &seqs).expect("prefill");
+                let prefill_s = t.elapsed().as_secs_f64();
+                reset();
+                let t = Instant::now();
+                for step in 0..out {
+                    let toks: Vec<[u32; 1]> = last.iter().map(|&x| [x]).collect();
+                    let seqs: Vec<StepSeq<'_>> = toks
+                        .iter()
+                        .zip(&tables)
+                        .map(|(tok, blocks)| StepSeq {
+                            tokens: tok,
+                            start: prompt_len + step,
+                            blocks,
+                            sample: true,
+                        })
+                        .collect();
+                    last = m.step(&mut cache, &layout, &seqs).expect("decode");
+                }
+                let decode_s = t.elapsed().as_secs_f64();
+                let ops = table().map_or(String::new(), |t| ops_json(t, decode_s, out));
+                println!(
+                    "{{{}, \"sequences\": {b}, \"prompt_tokens\": {prompt_len}, \"output_tokens_per_sequence\": {out}, \"prefill_tokens_per_s\": {:.1}, \"decode_tokens_per_s\": {:.1}{ops}}}",
+                    self.label,
+                    (b * prompt_len) as f64 / prefill_s,
+                    (b * out) as f64 / decode_s
+                );
+            }
         }
-        let decode_s = t.elapsed().as_secs_f64();
-        println!(
-            "{{\"engine\": \"infermeter local-cpu\", \"model\": \"{name}\", \"weights\": \"{source}\", \"precision\": \"{format}\", \"sequences\": {b}, \"prompt_tokens\": {prompt_len}, \"output_tokens_per_sequence\": {out}, \"prefill_tokens_per_s\": {:.1}, \"decode_tokens_per_s\": {:.1}}}",
-            (b * prompt_len) as f64 / prefill_s,
-            (b * out) as f64 / decode_s
-        );
     }
+}
+
+/// `, "decode_ops": {...}`: each op's share of the decode time and microseconds per
+/// step, largest first, and the time between ops.
+fn ops_json(table: BTreeMap<String, OpTime>, decode_s: f64, steps: usize) -> String {
+    let timed: f64 = table.values().map(|t| t.total_s).sum();
+    let mut rows: Vec<(String, f64)> = table.into_iter().map(|(k, t)| (k, t.total_s)).collect();
+    rows.push(("(between ops)".into(), decode_s - timed));
+    rows.sort_by(|a, b| b.1.total_cmp(&a.1));
+    let parts: Vec<String> = rows
+        .iter()
+        .map(|(op, s)| {
+            format!(
+                "\"{op}\": {{\"share_pct\": {:.1}, \"us_per_step\": {:.1}}}",
+                100.0 * s / decode_s,
+                1e6 * s / steps as f64
+            )
+        })
+        .collect();
+    format!(", \"decode_ops\": {{{}}}", parts.join(", "))
 }

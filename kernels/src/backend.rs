@@ -64,6 +64,8 @@ pub struct LocalConfig {
     /// KV cache capacity in tokens (`None`: `max_batch` full contexts, capped at
     /// [`LocalCpuConfig::DEFAULT_KV_BYTES`]).
     pub kv_tokens: Option<usize>,
+    /// Bytes of one KV cache element on the device ([`LocalDevice::kv_elem_bytes`]).
+    pub kv_elem_bytes: u64,
     /// Directories searched for GGUF files.
     pub model_dirs: Vec<PathBuf>,
     /// Whether the device's limits are measured when the target is prepared, and
@@ -195,15 +197,16 @@ impl LocalConfig {
             scheduler,
             block_size: count("block_size")?,
             kv_tokens,
+            kv_elem_bytes: D::kv_elem_bytes(settings)?,
             model_dirs,
         })
     }
 
-    /// KV cache capacity in tokens, for a cache of `elem_bytes`-byte elements
-    /// (the device's [`LocalDevice::KV_ELEM_BYTES`]).
-    pub fn kv_capacity_tokens(&self, elem_bytes: u64) -> usize {
+    /// KV cache capacity in tokens, for the device's cache element
+    /// ([`LocalDevice::kv_elem_bytes`]).
+    pub fn kv_capacity_tokens(&self) -> usize {
         self.kv_tokens.unwrap_or_else(|| {
-            let per = self.preset.kv_bytes_per_token(elem_bytes).max(1);
+            let per = self.preset.kv_bytes_per_token(self.kv_elem_bytes).max(1);
             let want = self.scheduler.max_batch.saturating_mul(self.preset.context);
             want.min((Self::DEFAULT_KV_BYTES / per) as usize)
         })
@@ -306,8 +309,13 @@ impl<D: LocalDevice> LocalBackend<D> {
             (None, want) => want.unwrap_or(Precision::Q4_1),
         };
         let device = D::open(settings)?;
-        D::memory_plan(p, precision, config.kv_capacity_tokens(D::KV_ELEM_BYTES))
-            .check(device.available_bytes())?;
+        D::memory_plan(
+            p,
+            precision,
+            config.kv_capacity_tokens(),
+            config.kv_elem_bytes,
+        )
+        .check(device.available_bytes())?;
         // The device's limits before anything else is on it: the measurement's
         // buffers are freed before the weights arrive.
         let limits = if config.roofline {
@@ -453,8 +461,17 @@ impl<D: LocalDevice> LocalBackend<D> {
         );
         settings.insert(
             "kv_tokens".into(),
-            self.config.kv_capacity_tokens(D::KV_ELEM_BYTES).to_string(),
+            self.config.kv_capacity_tokens().to_string(),
         );
+        settings.insert(
+            "kv_cache".into(),
+            match self.config.kv_elem_bytes {
+                4 => "f32",
+                _ => "f16",
+            }
+            .into(),
+        );
+        settings.insert("kernels".into(), D::kernels_label());
         TargetInfo {
             kind: D::KIND.into(),
             model: self.config.preset.name.into(),
@@ -505,7 +522,7 @@ impl<D: LocalDevice> Backend for LocalBackend<D> {
         let info = self.info(model.precision.to_string(), Some(weights));
         let blocks = self
             .config
-            .kv_capacity_tokens(D::KV_ELEM_BYTES)
+            .kv_capacity_tokens()
             .div_ceil(self.config.block_size);
         let layout = model.kv_layout(blocks, self.config.block_size);
         let engine = Engine::start(model, layout, self.config.scheduler)

@@ -28,15 +28,29 @@ pub trait LocalDevice: DeviceOps + Sized {
     const DEVICE_KEYS: &'static [&'static str];
     /// Opens the device its settings name (blocking).
     fn open(settings: &BTreeMap<String, String>) -> Result<Self, EngineError>;
-    /// What `cfg` at `precision` with a KV cache of `kv_tokens` slots holds on it.
-    fn memory_plan(cfg: &ModelConfig, precision: Precision, kv_tokens: usize) -> MemoryPlan;
+    /// What `cfg` at `precision` with a KV cache of `kv_tokens` slots of
+    /// `kv_elem_bytes`-byte elements holds on it.
+    fn memory_plan(
+        cfg: &ModelConfig,
+        precision: Precision,
+        kv_tokens: usize,
+        kv_elem_bytes: u64,
+    ) -> MemoryPlan;
     /// Bytes free for a new model on it, when it says.
     fn available_bytes(&self) -> Option<u64>;
 
     /// Bytes it holds for `weights` matrix weights stored in `precision`.
     fn matrix_bytes(precision: Precision, weights: u64) -> u64;
-    /// Bytes of one element of its KV cache.
+    /// Bytes of one element of its default KV cache.
     const KV_ELEM_BYTES: u64;
+    /// Bytes of one element of the KV cache `settings` ask for (the default unless the
+    /// device has a key for it).
+    fn kv_elem_bytes(_settings: &BTreeMap<String, String>) -> Result<u64, EngineError> {
+        Ok(Self::KV_ELEM_BYTES)
+    }
+    /// The CPU kernels or GPU code its products run, as the target's settings name
+    /// them (`kernels`).
+    fn kernels_label() -> String;
     /// Whose matrix multiply its `matmul` is at `rows` rows, for the roofline.
     fn matmul_engine(&self, rows: usize) -> String;
     /// The device as the command line names it (`cpu`, `cuda:0`).

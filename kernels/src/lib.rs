@@ -22,6 +22,7 @@ pub mod measure;
 pub mod memory;
 pub mod ops;
 pub mod preset;
+pub mod profile;
 pub mod roofline;
 pub mod runtime;
 pub mod weights;

@@ -62,6 +62,34 @@ impl KvLayout {
     }
 }
 
+/// The element type of a KV cache.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KvDtype {
+    /// 32-bit floats (exact against the float references).
+    F32,
+    /// 16-bit IEEE floats: the default on both devices (half the bytes a decode step
+    /// reads; each key and value rounded to 11 significant bits).
+    F16,
+}
+
+impl KvDtype {
+    /// Bytes per element.
+    pub fn bytes(self) -> u64 {
+        match self {
+            KvDtype::F32 => 4,
+            KvDtype::F16 => 2,
+        }
+    }
+
+    /// Its name in a target's settings (`f16`, `f32`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KvDtype::F32 => "f32",
+            KvDtype::F16 => "f16",
+        }
+    }
+}
+
 /// One sequence's part of a step's attention.
 #[derive(Clone, Debug)]
 pub struct AttnSeq<'a> {

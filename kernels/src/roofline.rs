@@ -197,14 +197,14 @@ mod tests {
     #[test]
     fn llama3_8b_reads_its_matrices_once_per_decode_step() {
         // Quantized matrices keep their blocks on the CPU; Q8_0 is 34 bytes per 32
-        // weights on disk and held with f32 scales (36 bytes).
+        // weights on disk and as held.
         let s = model_shape::<CpuOps>(&LLAMA3_8B, Precision::Q8_0);
         let matrices = LLAMA3_8B.params().matrix - LLAMA3_8B.vocab as u64 * 4096;
         assert_eq!(s.expert_weight_bytes, 0);
         let per_weight = s.shared_weight_bytes as f64 / matrices as f64;
-        assert!((per_weight - 36.0 / 32.0).abs() < 1e-9, "{per_weight}");
-        // 32 layers x 8 KV heads x 128 x 2 (K and V) x 4 bytes on the CPU.
-        assert_eq!(s.kv_bytes_per_token, 32 * 8 * 128 * 2 * 4);
+        assert!((per_weight - 34.0 / 32.0).abs() < 1e-9, "{per_weight}");
+        // 32 layers x 8 KV heads x 128 x 2 (K and V) x 2 bytes (the default f16 cache).
+        assert_eq!(s.kv_bytes_per_token, 32 * 8 * 128 * 2 * 2);
         // ~7e9 matrix parameters in the layers, 2 operations each.
         assert!(s.matrix_flop_per_token > 13.0e9 && s.matrix_flop_per_token < 14.5e9);
     }
@@ -231,7 +231,7 @@ mod tests {
             passes: 1,
             matmul: (8, 64, 64),
         };
-        let l = measure(&CpuOps, &[Precision::Q4_0, Precision::F32], opts).unwrap();
+        let l = measure(&CpuOps::default(), &[Precision::Q4_0, Precision::F32], opts).unwrap();
         assert_eq!(l.device, "cpu");
         assert!(l.copy_gb_per_s > 0.1 && l.read_gb_per_s > 0.1, "{l:?}");
         assert!(l.triad_gb_per_s.is_some_and(|t| t > 0.1));

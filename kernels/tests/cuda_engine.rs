@@ -89,12 +89,12 @@ fn compare(
 ) {
     const STEPS: u32 = 16;
     let cpu_tokens = greedy(
-        Model::new(CpuOps, cfg.clone(), load()).unwrap(),
+        Model::new(CpuOps::with_kv(KvDtype::F32), cfg.clone(), load()).unwrap(),
         prompt,
         STEPS,
     );
     let gpu_model = Model::new(cuda, cfg.clone(), load()).unwrap();
-    let cpu_model = Model::new(CpuOps, cfg.clone(), load()).unwrap();
+    let cpu_model = Model::new(CpuOps::with_kv(KvDtype::F32), cfg.clone(), load()).unwrap();
     let ours = teacher_forced_logits(&gpu_model, prompt, &cpu_tokens, 64).unwrap();
     let theirs = teacher_forced_logits(&cpu_model, prompt, &cpu_tokens, 64).unwrap();
     let mut max_diff = 0f32;

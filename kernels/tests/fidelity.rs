@@ -23,7 +23,7 @@ use workloads::eval_text::eval_windows;
 fn tiny(precision: Precision) -> Model<CpuOps> {
     let cfg = preset("tiny-dense").unwrap();
     Model::new(
-        CpuOps,
+        CpuOps::default(),
         cfg.clone(),
         weights::synthetic(cfg, precision, 11).unwrap(),
     )
@@ -35,7 +35,7 @@ fn smollm2(precision: Precision) -> Model<CpuOps> {
         .expect("SmolLM2-135M GGUF not found: run ci/setup.sh");
     let w = weights::load_gguf(&path, &SMOLLM2_135M).unwrap();
     Model::new(
-        CpuOps,
+        CpuOps::default(),
         SMOLLM2_135M.clone(),
         requantize(w, precision).unwrap(),
     )

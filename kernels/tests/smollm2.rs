@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use std::process::Command;
 
 use infermeter_kernels::cpu::CpuOps;
+use infermeter_kernels::ops::KvDtype;
 use infermeter_kernels::preset::SMOLLM2_135M;
 use infermeter_kernels::runtime::{Model, Offline, SchedulerConfig, teacher_forced_logits};
 use infermeter_kernels::{default_model_dirs, weights};
@@ -32,9 +33,11 @@ fn python() -> PathBuf {
     p
 }
 
+/// The model with an f32 KV cache, as the llama.cpp reference is run
+/// (`ci/tools/llama_reference.py`): like with like.
 fn model() -> Model<CpuOps> {
     let w = weights::load_gguf(&gguf(), &SMOLLM2_135M).unwrap();
-    Model::new(CpuOps, SMOLLM2_135M.clone(), w).unwrap()
+    Model::new(CpuOps::with_kv(KvDtype::F32), SMOLLM2_135M.clone(), w).unwrap()
 }
 
 fn runner(max_batch: usize, prefill_chunk: usize) -> Offline<CpuOps> {

@@ -64,7 +64,7 @@ pub fn run(args: &RooflineArgs) -> Result<()> {
         .collect::<Result<Vec<_>>>()?;
     match args.device.as_str() {
         "cpu" => report(
-            &CpuOps,
+            &CpuOps::default(),
             args,
             &presets,
             &[

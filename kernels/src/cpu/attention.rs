@@ -1,13 +1,22 @@
-//! Causal grouped-query attention over the paged KV cache on the CPU.
+//! Causal grouped-query attention over the paged KV cache on the CPU, with keys and
+//! values held in f16 (the default: half the bytes a decode step reads) or f32 (exact
+//! against the float references).
 //!
-//! One code path for every query row, decode or prompt: keys and values are read in
-//! place, block by block (a gather would double the traffic), by work items of
-//! (sequence, KV head, up to [`ROWS_PER_ITEM`] query rows), so each key is read once
-//! for all the query heads of its group and all the rows of the item. A row's
-//! arithmetic (its scores in position order, its softmax, its weighted sum of values
-//! in position order) is the same whatever the other rows of the item or the step,
-//! so batching, prompt chunking and prefix caching change no bit of its output.
+//! One code path for every query row, decode or prompt. Work items are (sequence, KV
+//! head, up to [`ROWS_PER_ITEM`] query rows, one span of [`POSITIONS_PER_SPAN`]
+//! positions): each key and value of the span is read once (and widened to f32 once)
+//! for all the query heads of its group and all the rows of the item, and a long
+//! context is split into spans so that one decoding sequence still gives every core
+//! work. Each span keeps its own maximum, sum of exponentials and weighted sum of
+//! values; the spans of a row are then merged in position order.
+//!
+//! A row's arithmetic (its scores in position order, the span bounds, which depend
+//! only on positions, its per-span softmax, the merge in span order) is the same
+//! whatever the other rows of the item or of the step, so batching, prompt chunking
+//! and prefix caching change no bit of its output.
 
+use half::f16;
+use half::slice::HalfFloatSliceExt as _;
 use rayon::prelude::*;
 
 use crate::EngineError;
@@ -17,12 +26,42 @@ use crate::ops::{AttnSeq, KvLayout};
 /// get work even for one sequence with few KV heads).
 pub const ROWS_PER_ITEM: usize = 16;
 
+/// Positions per span: a context longer than this is attended span by span in
+/// parallel, and the spans merged.
+pub const POSITIONS_PER_SPAN: usize = 256;
+
+/// An element of the KV cache.
+pub trait KvElem: Copy + Default + Send + Sync + 'static {
+    /// Stores `src` in `dst` (rounded to nearest for f16).
+    fn store(src: &[f32], dst: &mut [Self]);
+    /// Widens `src` into `dst`.
+    fn load(src: &[Self], dst: &mut [f32]);
+}
+
+impl KvElem for f32 {
+    fn store(src: &[f32], dst: &mut [f32]) {
+        dst.copy_from_slice(src);
+    }
+    fn load(src: &[f32], dst: &mut [f32]) {
+        dst.copy_from_slice(src);
+    }
+}
+
+impl KvElem for f16 {
+    fn store(src: &[f32], dst: &mut [f16]) {
+        dst.convert_from_f32_slice(src);
+    }
+    fn load(src: &[f16], dst: &mut [f32]) {
+        src.convert_to_f32_slice(dst);
+    }
+}
+
 /// Keys and values of one layer, slot-major `[slots, kv_heads, head_dim]`.
-pub struct LayerKv<'a> {
+pub struct LayerKv<'a, E> {
     /// Keys.
-    pub k: &'a [f32],
+    pub k: &'a [E],
     /// Values.
-    pub v: &'a [f32],
+    pub v: &'a [E],
 }
 
 /// Dot product with eight independent accumulators (vectorises to one FMA lane set).
@@ -50,89 +89,124 @@ fn axpy(out: &mut [f32], w: f32, v: &[f32]) {
     }
 }
 
-/// `(position, slot)` of positions `0..ctx` of a sequence, block by block.
+/// `(position, slot)` of positions `from..to` of a sequence, block by block (one
+/// division for the first block, none per position).
 fn slots<'a>(
     layout: &KvLayout,
     blocks: &'a [u32],
-    ctx: usize,
+    from: usize,
+    to: usize,
 ) -> impl Iterator<Item = (usize, usize)> + 'a {
     let bs = layout.block_size;
-    blocks
+    let first = from / bs;
+    blocks[first..to.div_ceil(bs)]
         .iter()
-        .take(ctx.div_ceil(bs))
         .enumerate()
         .flat_map(move |(i, &b)| {
-            let first = i * bs;
-            (first..(first + bs).min(ctx)).map(move |p| (p, b as usize * bs + p - first))
+            let start = (first + i) * bs;
+            let base = b as usize * bs;
+            (start.max(from)..(start + bs).min(to)).map(move |p| (p, base + p - start))
         })
 }
 
-/// Attention of query rows `first..first + t` of sequence `seq` (positions
-/// `seq.start + first + i`) for KV head `h`. `q` holds those rows
-/// (`[t, heads*head_dim]`); writes `[t, group*head_dim]` (the group's query heads) to
-/// `out`.
-#[allow(clippy::too_many_arguments)]
-fn attend(
+/// One span's share of a row and query head: its maximum score, the sum of
+/// `exp(score - max)` and the values weighted by them.
+struct SpanPart {
+    /// `[t*group]` maxima (`-inf` where the row sees none of the span).
+    max: Vec<f32>,
+    /// `[t*group]` sums.
+    sum: Vec<f32>,
+    /// `[t*group, head_dim]` weighted values.
+    acc: Vec<f32>,
+}
+
+/// A work item: sequence, KV head, first row within the sequence, first position of
+/// its span.
+#[derive(Clone, Copy)]
+struct Item {
+    seq: usize,
+    head: usize,
+    first: usize,
+    span: usize,
+}
+
+/// The span `item` of query rows `q` (`[t, heads*head_dim]`, positions
+/// `seq.start + first + i`) for KV head `h`.
+fn attend_span<E: KvElem>(
     layout: &KvLayout,
-    kv: &LayerKv<'_>,
+    kv: &LayerKv<'_, E>,
     q: &[f32],
     heads: usize,
-    h: usize,
     seq: &AttnSeq<'_>,
-    first: usize,
-    out: &mut [f32],
-) {
+    item: Item,
+) -> SpanPart {
     let hd = layout.head_dim;
     let group = heads / layout.kv_heads;
     let width = heads * hd;
     let row = layout.kv_heads * hd;
+    let h = item.head;
     let t = q.len() / width;
-    let pos0 = seq.start + first;
-    let ctx = pos0 + t;
+    let pos0 = seq.start + item.first;
+    // Row i sees positions 0..=pos0 + i; this span holds span..end of them.
+    let end = (item.span + POSITIONS_PER_SPAN).min(pos0 + t);
+    let n = end - item.span;
     let scale = 1.0 / (hd as f32).sqrt();
-    // Row i sees positions 0..=pos0 + i; scores[(i*group + g)*ctx + p].
-    let mut scores = vec![0f32; t * group * ctx];
-    for (p, slot) in slots(layout, seq.blocks, ctx) {
+    let mut wide = vec![0f32; hd];
+    // scores[(i*group + g)*n + (p - span)].
+    let mut scores = vec![0f32; t * group * n];
+    for (p, slot) in slots(layout, seq.blocks, item.span, end) {
         let at = slot * row + h * hd;
-        let key = &kv.k[at..at + hd];
+        E::load(&kv.k[at..at + hd], &mut wide);
         for i in p.saturating_sub(pos0)..t {
             for g in 0..group {
                 let head = (h * group + g) * hd;
                 let qh = &q[i * width + head..i * width + head + hd];
-                scores[(i * group + g) * ctx + p] = dot(qh, key) * scale;
+                scores[(i * group + g) * n + p - item.span] = dot(qh, &wide) * scale;
             }
         }
     }
+    let mut part = SpanPart {
+        max: vec![f32::NEG_INFINITY; t * group],
+        sum: vec![0f32; t * group],
+        acc: vec![0f32; t * group * hd],
+    };
     for i in 0..t {
+        // Positions of the span this row sees.
+        let seen = (pos0 + i + 1).saturating_sub(item.span).min(n);
         for g in 0..group {
-            let at = (i * group + g) * ctx;
-            let s = &mut scores[at..at + pos0 + i + 1];
+            let r = i * group + g;
+            let s = &mut scores[r * n..r * n + seen];
             let max = s.iter().copied().fold(f32::NEG_INFINITY, f32::max);
             let mut sum = 0.0;
             for x in s.iter_mut() {
                 *x = (*x - max).exp();
                 sum += *x;
             }
-            s.iter_mut().for_each(|x| *x /= sum);
+            part.max[r] = max;
+            part.sum[r] = sum;
         }
     }
-    out.fill(0.0);
-    for (p, slot) in slots(layout, seq.blocks, ctx) {
+    for (p, slot) in slots(layout, seq.blocks, item.span, end) {
         let at = slot * row + h * hd;
-        let val = &kv.v[at..at + hd];
+        E::load(&kv.v[at..at + hd], &mut wide);
         for i in p.saturating_sub(pos0)..t {
             for g in 0..group {
-                let o = (i * group + g) * hd;
-                axpy(&mut out[o..o + hd], scores[(i * group + g) * ctx + p], val);
+                let r = i * group + g;
+                axpy(
+                    &mut part.acc[r * hd..(r + 1) * hd],
+                    scores[r * n + p - item.span],
+                    &wide,
+                );
             }
         }
     }
+    part
 }
 
 /// Attention for every sequence of a step; `q` is `[T, heads*head_dim]` row-major.
-pub fn attention(
+pub fn attention<E: KvElem>(
     layout: &KvLayout,
-    kv: &LayerKv<'_>,
+    kv: &LayerKv<'_, E>,
     q: &[f32],
     heads: usize,
     seqs: &[AttnSeq<'_>],
@@ -151,43 +225,72 @@ pub fn attention(
     }
     let group = heads / layout.kv_heads;
     let rows: usize = seqs.iter().map(|s| s.rows.len()).sum();
-    // Work items: (sequence, KV head, first row within the sequence).
-    let items: Vec<(usize, usize, usize)> = seqs
-        .iter()
-        .enumerate()
-        .flat_map(|(i, s)| {
-            (0..layout.kv_heads).flat_map(move |h| {
-                (0..s.rows.len())
-                    .step_by(ROWS_PER_ITEM)
-                    .map(move |first| (i, h, first))
-            })
+    let tile = |s: &AttnSeq<'_>, first: usize| (s.rows.len() - first).min(ROWS_PER_ITEM);
+    // Work items, each tile's spans together in position order.
+    let mut items = Vec::new();
+    for (i, s) in seqs.iter().enumerate() {
+        for head in 0..layout.kv_heads {
+            for first in (0..s.rows.len()).step_by(ROWS_PER_ITEM) {
+                let ctx = s.start + first + tile(s, first);
+                for span in (0..ctx).step_by(POSITIONS_PER_SPAN) {
+                    items.push(Item {
+                        seq: i,
+                        head,
+                        first,
+                        span,
+                    });
+                }
+            }
+        }
+    }
+    let parts: Vec<SpanPart> = items
+        .par_iter()
+        .map(|&it| {
+            let s = &seqs[it.seq];
+            let r = s.rows.start + it.first;
+            let t = tile(s, it.first);
+            attend_span(layout, kv, &q[r * width..(r + t) * width], heads, s, it)
         })
         .collect();
-    let parts: Vec<Vec<f32>> = items
+    // Merge each tile's spans (consecutive items) in position order.
+    let mut tiles: Vec<(Item, &[SpanPart])> = Vec::new();
+    let mut at = 0;
+    while at < items.len() {
+        let it = items[at];
+        let len = items[at..]
+            .iter()
+            .take_while(|x| (x.seq, x.head, x.first) == (it.seq, it.head, it.first))
+            .count();
+        tiles.push((it, &parts[at..at + len]));
+        at += len;
+    }
+    let merged: Vec<Vec<f32>> = tiles
         .par_iter()
-        .map(|&(i, h, first)| {
-            let s = &seqs[i];
-            let t = (s.rows.len() - first).min(ROWS_PER_ITEM);
-            let r = s.rows.start + first;
+        .map(|(it, spans)| {
+            let t = tile(&seqs[it.seq], it.first);
             let mut o = vec![0f32; t * group * hd];
-            attend(
-                layout,
-                kv,
-                &q[r * width..(r + t) * width],
-                heads,
-                h,
-                s,
-                first,
-                &mut o,
-            );
+            for r in 0..t * group {
+                let max = spans
+                    .iter()
+                    .map(|p| p.max[r])
+                    .fold(f32::NEG_INFINITY, f32::max);
+                let out = &mut o[r * hd..(r + 1) * hd];
+                let mut sum = 0.0;
+                for p in spans.iter().filter(|p| p.sum[r] > 0.0) {
+                    let w = (p.max[r] - max).exp();
+                    sum += p.sum[r] * w;
+                    axpy(out, w, &p.acc[r * hd..(r + 1) * hd]);
+                }
+                out.iter_mut().for_each(|x| *x /= sum);
+            }
             o
         })
         .collect();
     let mut out = vec![0f32; rows * width];
-    for (&(i, h, first), o) in items.iter().zip(parts) {
-        let r = seqs[i].rows.start + first;
+    for ((it, _), o) in tiles.iter().zip(merged) {
+        let r = seqs[it.seq].rows.start + it.first;
         for (k, part) in o.chunks_exact(group * hd).enumerate() {
-            let at = (r + k) * width + h * group * hd;
+            let at = (r + k) * width + it.head * group * hd;
             out[at..at + group * hd].copy_from_slice(part);
         }
     }

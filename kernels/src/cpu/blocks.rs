@@ -3,6 +3,8 @@
 //! (`QuantizedRows`), and the tiled walk over output columns that both the portable
 //! and the AVX2 kernels run.
 
+use half::f16;
+
 /// Values per block in every supported format.
 pub const BLOCK: usize = 32;
 /// Rows of activations one kernel call takes: a weight block is unpacked once per tile.
@@ -11,24 +13,48 @@ pub const ROW_TILE: usize = 4;
 const ACT_PASS_ROWS: usize = 64;
 
 /// A 4-bit block: `w = d·q + m` for the 32 nibbles of `qs` (low nibbles are values
-/// 0..16, high nibbles 16..32, as in GGUF).
+/// 0..16, high nibbles 16..32, as in GGUF). 20 bytes, GGUF's Q4_1 size: the scales stay
+/// f16 (a decode step reads every block once) and are widened, exactly, as they are
+/// used.
 #[derive(Clone, Copy, Debug)]
 pub struct BlockQ4 {
     /// Scale.
-    pub d: f32,
-    /// Offset (`-8·d` for Q4_0).
-    pub m: f32,
+    pub d: f16,
+    /// Offset (`-8·d` for Q4_0, exact in f16).
+    pub m: f16,
     /// Packed nibbles.
     pub qs: [u8; 16],
 }
 
-/// An 8-bit block: `w = d·q`.
+impl BlockQ4 {
+    /// The scale as f32.
+    #[inline(always)]
+    pub fn d(&self) -> f32 {
+        self.d.to_f32()
+    }
+
+    /// The offset as f32.
+    #[inline(always)]
+    pub fn m(&self) -> f32 {
+        self.m.to_f32()
+    }
+}
+
+/// An 8-bit block: `w = d·q`. 34 bytes, GGUF's Q8_0 size.
 #[derive(Clone, Copy, Debug)]
 pub struct BlockQ8 {
     /// Scale.
-    pub d: f32,
+    pub d: f16,
     /// Values.
     pub qs: [i8; BLOCK],
+}
+
+impl BlockQ8 {
+    /// The scale as f32.
+    #[inline(always)]
+    pub fn d(&self) -> f32 {
+        self.d.to_f32()
+    }
 }
 
 /// A block of 32 activations quantized to 8 bits: `x ≈ d·p`.

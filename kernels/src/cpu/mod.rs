@@ -1,6 +1,7 @@
 //! The CPU device: the op set on candle-core, with our own quantized matrix products
-//! (`qmatmul`) and attention over the paged KV cache written directly over its slots,
-//! and the CPU as a local target's device (`device`).
+//! (`qmatmul`, AVX2 or AVX-512 VNNI kernels chosen at start-up) and attention over the
+//! paged KV cache (f16 or f32) written directly over its slots, and the CPU as a local
+//! target's device (`device`).
 
 mod attention;
 pub mod bandwidth;
@@ -10,6 +11,7 @@ mod linear;
 mod ops;
 pub mod qmatmul;
 mod qmatmul_avx2;
+mod qmatmul_vnni;
 
 pub use linear::Linear;
 pub use ops::{CpuKv, CpuOps};

@@ -5,22 +5,92 @@ use std::sync::Arc;
 use candle_core::quantized::QTensor;
 use candle_core::{D, DType, Device, Tensor};
 
-use super::attention::{LayerKv, attention};
+use half::f16;
+
+use super::attention::{KvElem, LayerKv, attention};
 use super::linear::Linear;
 use crate::EngineError;
 use crate::config::RopeStyle;
-use crate::ops::{AttnSeq, DeviceOps, ExpertWeights, KvLayout, Routing};
+use crate::ops::{AttnSeq, DeviceOps, ExpertWeights, KvDtype, KvLayout, Routing};
 
-/// The CPU device.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct CpuOps;
+/// The CPU device, with the element type of the KV caches it allocates.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CpuOps {
+    /// Element type of the KV cache: f16 by default, f32 for exactness tests.
+    pub kv_dtype: KvDtype,
+}
+
+impl Default for CpuOps {
+    fn default() -> Self {
+        Self::with_kv(KvDtype::F16)
+    }
+}
+
+impl CpuOps {
+    /// The CPU with a KV cache of `kv_dtype`.
+    pub const fn with_kv(kv_dtype: KvDtype) -> Self {
+        Self { kv_dtype }
+    }
+}
 
 /// The paged KV cache in host memory: per layer, keys and values slot-major
-/// `[slots, kv_heads, head_dim]` in f32.
+/// `[slots, kv_heads, head_dim]`.
 pub struct CpuKv {
     layout: KvLayout,
-    k: Vec<Vec<f32>>,
-    v: Vec<Vec<f32>>,
+    store: KvStore,
+}
+
+/// Keys and values of every layer, in the cache's element type.
+enum KvStore {
+    F32(Layers<f32>),
+    F16(Layers<f16>),
+}
+
+/// Per layer, keys and values.
+struct Layers<E> {
+    k: Vec<Vec<E>>,
+    v: Vec<Vec<E>>,
+}
+
+impl<E: KvElem> Layers<E> {
+    fn new(layers: usize, n: usize) -> Self {
+        Self {
+            k: (0..layers).map(|_| vec![E::default(); n]).collect(),
+            v: (0..layers).map(|_| vec![E::default(); n]).collect(),
+        }
+    }
+
+    /// Stores rows `k`, `v` (`[slots.len(), row]`) at `slots` of `layer`.
+    fn write(&mut self, layer: usize, row: usize, k: &[f32], v: &[f32], slots: &[u32]) {
+        for (i, &s) in slots.iter().enumerate() {
+            let s = s as usize;
+            E::store(
+                &k[i * row..(i + 1) * row],
+                &mut self.k[layer][s * row..(s + 1) * row],
+            );
+            E::store(
+                &v[i * row..(i + 1) * row],
+                &mut self.v[layer][s * row..(s + 1) * row],
+            );
+        }
+    }
+
+    fn layer(&self, layer: usize) -> LayerKv<'_, E> {
+        LayerKv {
+            k: &self.k[layer],
+            v: &self.v[layer],
+        }
+    }
+}
+
+impl CpuKv {
+    /// Element type of its keys and values.
+    pub fn dtype(&self) -> KvDtype {
+        match self.store {
+            KvStore::F32(_) => KvDtype::F32,
+            KvStore::F16(_) => KvDtype::F16,
+        }
+    }
 }
 
 fn dims2(x: &Tensor) -> Result<(usize, usize), EngineError> {
@@ -120,11 +190,11 @@ impl DeviceOps for CpuOps {
 
     fn kv_alloc(&self, layout: KvLayout) -> Result<CpuKv, EngineError> {
         let n = layout.slots() * layout.kv_heads * layout.head_dim;
-        Ok(CpuKv {
-            layout,
-            k: (0..layout.layers).map(|_| vec![0f32; n]).collect(),
-            v: (0..layout.layers).map(|_| vec![0f32; n]).collect(),
-        })
+        let store = match self.kv_dtype {
+            KvDtype::F32 => KvStore::F32(Layers::new(layout.layers, n)),
+            KvDtype::F16 => KvStore::F16(Layers::new(layout.layers, n)),
+        };
+        Ok(CpuKv { layout, store })
     }
 
     fn kv_write(
@@ -145,13 +215,12 @@ impl DeviceOps for CpuOps {
                 slots.len()
             )));
         }
-        for (i, &s) in slots.iter().enumerate() {
-            let s = s as usize;
-            if s >= kv.layout.slots() {
-                return Err(EngineError::Tensor(format!("KV slot {s} out of range")));
-            }
-            kv.k[layer][s * row..(s + 1) * row].copy_from_slice(&k[i * row..(i + 1) * row]);
-            kv.v[layer][s * row..(s + 1) * row].copy_from_slice(&v[i * row..(i + 1) * row]);
+        if let Some(s) = slots.iter().find(|&&s| s as usize >= kv.layout.slots()) {
+            return Err(EngineError::Tensor(format!("KV slot {s} out of range")));
+        }
+        match &mut kv.store {
+            KvStore::F32(l) => l.write(layer, row, &k, &v, slots),
+            KvStore::F16(l) => l.write(layer, row, &k, &v, slots),
         }
         Ok(())
     }
@@ -166,11 +235,10 @@ impl DeviceOps for CpuOps {
     ) -> Result<Tensor, EngineError> {
         let (t, cols) = dims2(q)?;
         let qv = q.flatten_all()?.to_vec1::<f32>()?;
-        let layer_kv = LayerKv {
-            k: &kv.k[layer],
-            v: &kv.v[layer],
+        let out = match &kv.store {
+            KvStore::F32(l) => attention(&kv.layout, &l.layer(layer), &qv, heads, seqs)?,
+            KvStore::F16(l) => attention(&kv.layout, &l.layer(layer), &qv, heads, seqs)?,
         };
-        let out = attention(&kv.layout, &layer_kv, &qv, heads, seqs)?;
         Ok(Tensor::from_vec(out, (t, cols), &Device::Cpu)?)
     }
 

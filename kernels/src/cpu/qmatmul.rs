@@ -2,8 +2,9 @@
 //! one numeric path for every row count, so a row's result never depends on how many
 //! rows (sequences, prompt tokens) share the step.
 //!
-//! Weights keep their GGUF blocks of 32 (scales widened from f16 to f32, which is
-//! exact); activations are quantized per row to 8-bit blocks of 32 with an f32 scale,
+//! Weights keep their GGUF blocks of 32 with f16 scales (20 bytes per Q4 block, 34 per
+//! Q8 block: a decode step reads each once), widened to f32 exactly as they are used;
+//! activations are quantized per row to 8-bit blocks of 32 with an f32 scale,
 //! as llama.cpp does. A block's contribution is then an integer dot product scaled
 //! once:
 //!
@@ -13,8 +14,9 @@
 //! - Q4_0 (`w = d·(q - 8)`) is Q4_1 with `m = -8·d`.
 //!
 //! Each output element sums its blocks in the same order whatever the batch, so the
-//! SIMD kernel (AVX2 + FMA, [`super::qmatmul_avx2`]) and the portable one each give
-//! bit-identical rows at any batch size. Work is split over output columns with rayon,
+//! SIMD kernels (AVX2 + FMA, [`super::qmatmul_avx2`]; AVX-512 VNNI,
+//! [`super::qmatmul_vnni`], chosen at start-up where the CPU has it and bit-identical
+//! to AVX2) and the portable one each give bit-identical rows at any batch size. Work is split over output columns with rayon,
 //! and within a task rows are taken in tiles so a weight block is unpacked once for up
 //! to `ROW_TILE` rows (`blocks`).
 
@@ -24,6 +26,7 @@ use rayon::prelude::*;
 
 use super::blocks::{ActRow, BLOCK, BlockQ4, BlockQ8, QuantizedRows, walk};
 use super::qmatmul_avx2::{self as avx2, Avx2};
+use super::qmatmul_vnni::{self as vnni, Vnni};
 use crate::EngineError;
 
 /// Below this many multiply-adds a product runs on the calling thread.
@@ -55,24 +58,74 @@ pub struct QMatrix {
     blocks: Blocks,
 }
 
-/// The kernels one matrix product runs: AVX2 where the CPU has it, else portable.
+/// The kernels one matrix product runs: the fastest this CPU has, chosen at start-up.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kernel {
     /// Portable Rust, any CPU.
     Portable,
     /// AVX2 + FMA (x86-64); the value proves the CPU has them.
     Avx2(Avx2),
+    /// AVX-512 VNNI (with AVX2 + FMA); the value proves the CPU has them.
+    Vnni(Vnni),
 }
 
 impl Kernel {
-    /// The fastest kernel this CPU runs.
+    /// AVX2 where the CPU has it, else the portable kernel; or the one
+    /// `INFERMETER_CPU_KERNEL` names (`portable`, `avx2`, `avx512-vnni`) when this CPU
+    /// runs it (to compare kernels on one machine); chosen once.
     pub fn detect() -> Self {
-        Avx2::detect().map_or(Kernel::Portable, Kernel::Avx2)
+        static CHOSEN: std::sync::OnceLock<Kernel> = std::sync::OnceLock::new();
+        *CHOSEN.get_or_init(|| {
+            let asked = std::env::var("INFERMETER_CPU_KERNEL").ok();
+            let available = Self::available();
+            if let Some(k) = asked
+                .as_deref()
+                .and_then(|a| available.iter().find(|k| k.name() == a))
+            {
+                return *k;
+            }
+            if let Some(a) = asked {
+                tracing::warn!(
+                    "INFERMETER_CPU_KERNEL={a}: not a kernel this CPU runs ({}); using the fastest",
+                    available
+                        .iter()
+                        .map(|k| k.name())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+            }
+            // AVX2 first: on the AMD EPYC development VM the VNNI kernel decoded at half
+            // AVX2's speed (README, "Runtime"), so it runs only when asked.
+            available
+                .iter()
+                .rev()
+                .find(|k| matches!(k, Kernel::Avx2(_)))
+                .or(available.first())
+                .copied()
+                .unwrap_or(Kernel::Portable)
+        })
+    }
+
+    /// Every kernel this CPU runs, the portable one first (tests compare them).
+    pub fn available() -> Vec<Self> {
+        let mut all = vec![Kernel::Portable];
+        all.extend(Avx2::detect().map(Kernel::Avx2));
+        all.extend(Vnni::detect().map(Kernel::Vnni));
+        all
+    }
+
+    /// Its name in a report (`kernels`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Kernel::Portable => "portable",
+            Kernel::Avx2(_) => "avx2",
+            Kernel::Vnni(_) => "avx512-vnni",
+        }
     }
 }
 
-fn f16_at(bytes: &[u8], at: usize) -> f32 {
-    f16::from_le_bytes([bytes[at], bytes[at + 1]]).to_f32()
+fn f16_at(bytes: &[u8], at: usize) -> f16 {
+    f16::from_le_bytes([bytes[at], bytes[at + 1]])
 }
 
 impl QMatrix {
@@ -123,9 +176,16 @@ impl QMatrix {
                         let d = f16_at(b, 0);
                         let mut qs = [0u8; 16];
                         qs.copy_from_slice(&b[2..18]);
-                        BlockQ4 { d, m: -8.0 * d, qs }
+                        // -8·d is exact in f16 unless it overflows (|d| > 8188).
+                        let m = f16::from_f32(-8.0 * d.to_f32());
+                        m.is_finite().then_some(BlockQ4 { d, m, qs })
                     })
-                    .collect(),
+                    .collect::<Option<Vec<_>>>()
+                    .ok_or_else(|| {
+                        EngineError::Tensor(format!(
+                            "Q4_0 matrix [{rows}, {cols}] has a block scale over 8188"
+                        ))
+                    })?,
             ),
             GgmlDType::Q4_1 => Blocks::Q4(
                 chunks
@@ -254,6 +314,8 @@ impl QMatrix {
         match (&self.blocks, kernel) {
             (Blocks::Q4(b), Kernel::Avx2(k)) => avx2::q4(k, b, bpr, acts, rows, first_col, chunk),
             (Blocks::Q8(b), Kernel::Avx2(k)) => avx2::q8(k, b, bpr, acts, rows, first_col, chunk),
+            (Blocks::Q4(b), Kernel::Vnni(k)) => vnni::q4(k, b, bpr, acts, rows, first_col, chunk),
+            (Blocks::Q8(b), Kernel::Vnni(k)) => vnni::q8(k, b, bpr, acts, rows, first_col, chunk),
             (Blocks::Q4(b), Kernel::Portable) => {
                 walk(b, bpr, acts, rows, first_col, chunk, portable_q4)
             }
@@ -288,8 +350,8 @@ fn portable_q4(w: &[BlockQ4], acts: &[ActRow<'_>], out: &mut [f32]) {
                 dot += i32::from(byte & 0x0F) * i32::from(ab.qs[j]);
                 dot += i32::from(byte >> 4) * i32::from(ab.qs[j + 16]);
             }
-            acc += wb.d * ab.d * dot as f32;
-            corr += wb.m * ab.s;
+            acc += wb.d() * ab.d * dot as f32;
+            corr += wb.m() * ab.s;
         }
         out[r] = acc + corr;
     }
@@ -306,7 +368,7 @@ fn portable_q8(w: &[BlockQ8], acts: &[ActRow<'_>], out: &mut [f32]) {
                 .zip(&ab.qs)
                 .map(|(&q, &p)| i32::from(q) * i32::from(p))
                 .sum();
-            acc += wb.d * ab.d * dot as f32;
+            acc += wb.d() * ab.d * dot as f32;
         }
         out[r] = acc;
     }
@@ -357,7 +419,7 @@ mod tests {
                     std::iter::repeat_n(f64::from(amax) / 127.0, BLOCK)
                 })
                 .collect();
-            for kernel in [Kernel::Portable, Kernel::detect()] {
+            for kernel in Kernel::available() {
                 let got = qm.matmul_with(kernel, &x, m);
                 for r in 0..m {
                     for c in 0..rows {
@@ -398,6 +460,15 @@ mod tests {
                     (a - b).abs() <= 1e-4 * (1.0 + b.abs()),
                     "{dtype:?}: {a} vs {b}"
                 );
+            }
+            // The SIMD kernels compute the same integers and the same float steps.
+            let simd: Vec<Vec<f32>> = Kernel::available()
+                .into_iter()
+                .filter(|k| *k != Kernel::Portable)
+                .map(|k| qm.matmul_with(k, &x, m))
+                .collect();
+            for other in simd.iter().skip(1) {
+                assert_eq!(other, &simd[0], "{dtype:?}: AVX2 vs AVX-512 VNNI");
             }
         }
     }

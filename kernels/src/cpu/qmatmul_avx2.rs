@@ -159,9 +159,9 @@ mod x86 {
             for r in 0..R {
                 let ab = &rows[r][b];
                 let dot = _mm256_madd_epi16(_mm256_maddubs_epi16(q, load32(&ab.qs)), ones);
-                let scale = _mm256_set1_ps(wb.d * ab.d);
+                let scale = _mm256_set1_ps(wb.d() * ab.d);
                 acc[r] = _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(dot), acc[r]);
-                corr[r] += wb.m * ab.s;
+                corr[r] += wb.m() * ab.s;
             }
         }
         for (r, o) in out.iter_mut().take(R).enumerate() {
@@ -182,7 +182,7 @@ mod x86 {
                 let ab = &rows[r][b];
                 let p = _mm256_sign_epi8(load32(&ab.qs), q);
                 let dot = _mm256_madd_epi16(_mm256_maddubs_epi16(abs_q, p), ones);
-                let scale = _mm256_set1_ps(wb.d * ab.d);
+                let scale = _mm256_set1_ps(wb.d() * ab.d);
                 acc[r] = _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(dot), acc[r]);
             }
         }

@@ -13,24 +13,7 @@ use super::geometry::{DECODE_WARPS, DecodeGeometry};
 use super::gpu::{Gpu, driver, shape};
 use super::{CudaError, Source};
 
-/// The element type of a KV cache.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum KvDtype {
-    /// 32-bit floats, as on the CPU (parity tests).
-    F32,
-    /// 16-bit IEEE floats: the GPU default (half the bytes read per decode step).
-    F16,
-}
-
-impl KvDtype {
-    /// Bytes per element.
-    pub fn bytes(self) -> u64 {
-        match self {
-            KvDtype::F32 => 4,
-            KvDtype::F16 => 2,
-        }
-    }
-}
+pub use crate::ops::KvDtype;
 
 /// One layer's keys or values on the device.
 pub enum KvBuf {

@@ -35,14 +35,19 @@ impl LocalDevice for CudaOps {
         Ok(CudaOps::open(ordinal)?)
     }
 
-    fn memory_plan(cfg: &ModelConfig, precision: Precision, kv_tokens: usize) -> MemoryPlan {
+    fn memory_plan(
+        cfg: &ModelConfig,
+        precision: Precision,
+        kv_tokens: usize,
+        kv_elem_bytes: u64,
+    ) -> MemoryPlan {
         let p = cfg.params();
         MemoryPlan {
             weights: Self::matrix_bytes(precision, p.matrix)
                 + 4 * (cfg.vocab * cfg.hidden) as u64
                 + 4 * p.vector,
             kv_cache: cfg
-                .kv_bytes_per_token(Self::KV_ELEM_BYTES)
+                .kv_bytes_per_token(kv_elem_bytes)
                 .saturating_mul(kv_tokens as u64),
         }
     }
@@ -59,6 +64,9 @@ impl LocalDevice for CudaOps {
 
     /// The default f16 cache ([`CudaOps::open`]).
     const KV_ELEM_BYTES: u64 = 2;
+    fn kernels_label() -> String {
+        "infermeter CUDA kernels (NVRTC)".into()
+    }
     fn matmul_engine(&self, rows: usize) -> String {
         // The threshold of the float formats; quantized ones switch at 64 rows.
         let gemm = rows >= crate::cuda::geometry::gemm_min_rows(Precision::Bf16);
