@@ -226,13 +226,19 @@ fn usage_on_every_chunk_counts_tokens_and_reasoning_is_timed_apart() {
     for rec in &r.records {
         assert_eq!(rec["reasoning_tokens"], 8);
         assert_eq!(rec["reconciled"], false);
-        // First token at 25 + 5 ms (chunks of 2); first answer token 8 tokens later.
         gaps.push(rec["ttft_answer_ms"].as_f64().unwrap() - rec["ttft_ms"].as_f64().unwrap());
     }
-    let gap = median(gaps);
-    assert!((gap - 40.0).abs() < 1.0, "{gap}");
+    // First token at 25 + 5 ms, the answer 8 tokens (4 chunks) later, checked against
+    // the server's log (its sleeps run late on a busy VM: 1.4 ms in CI).
+    let log = server.log();
+    let at = |l: &scripted::RequestLog| l.chunks[4].0.duration_since(l.arrived).as_secs_f64() * 1e3;
+    let server_gap = median(log.iter().map(|l| at(l) - l.ttft_ms().unwrap()).collect());
+    let (server_answer, gap) = (median(log.iter().map(at).collect()), median(gaps));
+    let ok = (gap - server_gap).abs() < 1.0 && (server_gap - 40.0).abs() < 5.0;
+    assert!(ok, "{gap} (server {server_gap})");
     let answer_p50 = res["latency"]["ttft_answer_ms"]["p50"].as_f64().unwrap();
-    assert!((answer_p50 - 70.0).abs() < 1.0, "{answer_p50}");
+    let ok = (answer_p50 - server_answer).abs() < 1.0 && (server_answer - 70.0).abs() < 5.0;
+    assert!(ok, "{answer_p50} (server {server_answer})");
 }
 
 #[test]
