@@ -4,21 +4,22 @@
 //!
 //! One code path for every query row, decode or prompt. Work items are (sequence, KV
 //! head, up to [`ROWS_PER_ITEM`] query rows, one span of [`POSITIONS_PER_SPAN`]
-//! positions): each key and value of the span is read once (and widened to f32 once)
-//! for all the query heads of its group and all the rows of the item, and a long
-//! context is split into spans so that one decoding sequence still gives every core
-//! work. Each span keeps its own maximum, sum of exponentials and weighted sum of
+//! positions): each key of the span is read straight from the cache once for up to 4
+//! queries (the query heads of its group, the rows of the item), each row's weighted
+//! sum of values is kept in registers over the span (`kvdot`), and a long context is
+//! split into spans so that one decoding sequence still gives every core work. Each span keeps its own maximum, sum of exponentials and weighted sum of
 //! values; the spans of a row are then merged in position order.
 //!
-//! A row's arithmetic (its scores in position order, the span bounds, which depend
-//! only on positions, its per-span softmax, the merge in span order) is the same
-//! whatever the other rows of the item or of the step, so batching, prompt chunking
-//! and prefix caching change no bit of its output.
+//! A row's arithmetic (its scores, whatever queries share a key's load; the span
+//! bounds, which depend only on positions; its per-span softmax; the merge in span
+//! order) is the same whatever the other rows of the item or of the step, so batching,
+//! prompt chunking and prefix caching change no bit of its output.
 
 use half::f16;
 use half::slice::HalfFloatSliceExt as _;
 use rayon::prelude::*;
 
+use super::kvdot;
 use crate::EngineError;
 use crate::ops::{AttnSeq, KvLayout};
 
@@ -31,18 +32,13 @@ pub const ROWS_PER_ITEM: usize = 16;
 pub const POSITIONS_PER_SPAN: usize = 256;
 
 /// An element of the KV cache.
-pub trait KvElem: Copy + Default + Send + Sync + 'static {
+pub trait KvElem: kvdot::Elem + Default {
     /// Stores `src` in `dst` (rounded to nearest for f16).
     fn store(src: &[f32], dst: &mut [Self]);
-    /// Widens `src` into `dst`.
-    fn load(src: &[Self], dst: &mut [f32]);
 }
 
 impl KvElem for f32 {
     fn store(src: &[f32], dst: &mut [f32]) {
-        dst.copy_from_slice(src);
-    }
-    fn load(src: &[f32], dst: &mut [f32]) {
         dst.copy_from_slice(src);
     }
 }
@@ -50,9 +46,6 @@ impl KvElem for f32 {
 impl KvElem for f16 {
     fn store(src: &[f32], dst: &mut [f16]) {
         dst.convert_from_f32_slice(src);
-    }
-    fn load(src: &[f16], dst: &mut [f32]) {
-        src.convert_to_f32_slice(dst);
     }
 }
 
@@ -62,31 +55,6 @@ pub struct LayerKv<'a, E> {
     pub k: &'a [E],
     /// Values.
     pub v: &'a [E],
-}
-
-/// Dot product with eight independent accumulators (vectorises to one FMA lane set).
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    let mut acc = [0f32; 8];
-    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
-    let tail: f32 = ca
-        .remainder()
-        .iter()
-        .zip(cb.remainder())
-        .map(|(x, y)| x * y)
-        .sum();
-    for (x, y) in ca.zip(cb) {
-        for i in 0..8 {
-            acc[i] = x[i].mul_add(y[i], acc[i]);
-        }
-    }
-    acc.iter().sum::<f32>() + tail
-}
-
-/// `out += w * v`.
-fn axpy(out: &mut [f32], w: f32, v: &[f32]) {
-    for (o, x) in out.iter_mut().zip(v) {
-        *o = w.mul_add(*x, *o);
-    }
 }
 
 /// `(position, slot)` of positions `from..to` of a sequence, block by block (one
@@ -151,19 +119,29 @@ fn attend_span<E: KvElem>(
     let end = (item.span + POSITIONS_PER_SPAN).min(pos0 + t);
     let n = end - item.span;
     let scale = 1.0 / (hd as f32).sqrt();
-    let mut wide = vec![0f32; hd];
-    // scores[(i*group + g)*n + (p - span)].
+    // Where each position's key and value start in the cache.
+    let offs: Vec<usize> = slots(layout, seq.blocks, item.span, end)
+        .map(|(_, slot)| slot * row + h * hd)
+        .collect();
+    // The item's queries, `[t*group, hd]`: row i's group is contiguous in `q`.
+    let mut qs = Vec::with_capacity(t * group * hd);
+    for i in 0..t {
+        let at = i * width + h * group * hd;
+        qs.extend_from_slice(&q[at..at + group * hd]);
+    }
+    // scores[(i*group + g)*n + (p - span)]: each key is read once for every query
+    // that sees it.
     let mut scores = vec![0f32; t * group * n];
-    for (p, slot) in slots(layout, seq.blocks, item.span, end) {
-        let at = slot * row + h * hd;
-        E::load(&kv.k[at..at + hd], &mut wide);
-        for i in p.saturating_sub(pos0)..t {
-            for g in 0..group {
-                let head = (h * group + g) * hd;
-                let qh = &q[i * width + head..i * width + head + hd];
-                scores[(i * group + g) * n + p - item.span] = dot(qh, &wide) * scale;
-            }
-        }
+    for (j, &off) in offs.iter().enumerate() {
+        let first = (item.span + j).saturating_sub(pos0);
+        kvdot::scores(
+            &qs[first * group * hd..],
+            hd,
+            &kv.k[off..off + hd],
+            scale,
+            &mut scores[first * group * n + j..],
+            n,
+        );
     }
     let mut part = SpanPart {
         max: vec![f32::NEG_INFINITY; t * group],
@@ -177,27 +155,9 @@ fn attend_span<E: KvElem>(
             let r = i * group + g;
             let s = &mut scores[r * n..r * n + seen];
             let max = s.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-            let mut sum = 0.0;
-            for x in s.iter_mut() {
-                *x = (*x - max).exp();
-                sum += *x;
-            }
             part.max[r] = max;
-            part.sum[r] = sum;
-        }
-    }
-    for (p, slot) in slots(layout, seq.blocks, item.span, end) {
-        let at = slot * row + h * hd;
-        E::load(&kv.v[at..at + hd], &mut wide);
-        for i in p.saturating_sub(pos0)..t {
-            for g in 0..group {
-                let r = i * group + g;
-                axpy(
-                    &mut part.acc[r * hd..(r + 1) * hd],
-                    scores[r * n + p - item.span],
-                    &wide,
-                );
-            }
+            part.sum[r] = kvdot::exp_sub(s, max);
+            kvdot::weighted_sum(&mut part.acc[r * hd..(r + 1) * hd], s, kv.v, &offs[..seen]);
         }
     }
     part
@@ -279,7 +239,7 @@ pub fn attention<E: KvElem>(
                 for p in spans.iter().filter(|p| p.sum[r] > 0.0) {
                     let w = (p.max[r] - max).exp();
                     sum += p.sum[r] * w;
-                    axpy(out, w, &p.acc[r * hd..(r + 1) * hd]);
+                    kvdot::weighted_sum(out, &[w], &p.acc[r * hd..(r + 1) * hd], &[0]);
                 }
                 out.iter_mut().for_each(|x| *x /= sum);
             }

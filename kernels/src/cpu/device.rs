@@ -81,7 +81,12 @@ impl LocalDevice for CpuOps {
     }
 
     fn kernels_label() -> String {
-        super::qmatmul::Kernel::detect().name().into()
+        // The quantized products' kernel, and attention's arithmetic.
+        format!(
+            "{}, attention {}",
+            super::qmatmul::Kernel::detect().name(),
+            super::kvdot::name()
+        )
     }
 
     fn matmul_engine(&self, _rows: usize) -> String {

@@ -7,11 +7,14 @@ mod attention;
 pub mod bandwidth;
 pub mod blocks;
 mod device;
+mod kvdot;
 mod linear;
 mod ops;
 pub mod qmatmul;
 mod qmatmul_avx2;
 mod qmatmul_vnni;
+#[cfg(target_arch = "x86_64")]
+mod simd;
 
 pub use linear::Linear;
 pub use ops::{CpuKv, CpuOps};

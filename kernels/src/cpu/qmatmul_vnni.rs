@@ -84,6 +84,7 @@ mod x86 {
     use std::arch::x86_64::*;
 
     use super::super::blocks::{ActBlock, ActRow, BLOCK, BlockQ4, BlockQ8, QuantizedRows, walk};
+    use super::super::simd::hsum;
 
     #[target_feature(enable = "avx2,fma,avx512f,avx512bw,avx512vl,avx512vnni")]
     pub fn q4_columns(
@@ -133,14 +134,6 @@ mod x86 {
                 _ => q8::<4>(w, a, out),
             },
         );
-    }
-
-    #[target_feature(enable = "avx2,fma")]
-    fn hsum(v: __m256) -> f32 {
-        let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-        let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-        let s = _mm_add_ss(s, _mm_movehdup_ps(s));
-        _mm_cvtss_f32(s)
     }
 
     #[target_feature(enable = "avx2,fma")]

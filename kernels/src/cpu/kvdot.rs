@@ -1,0 +1,560 @@
+//! The vector arithmetic of CPU attention: the scores of several queries against one
+//! key, the values weighted by a row's scores, and `e^x` for a softmax, reading f16
+//! (or f32) keys and values straight from the cache. Vector code where the build
+//! targets AVX2, FMA and F16C (the workspace's x86-64-v3), a portable loop elsewhere.
+//!
+//! Both give the same bits, so a test holds one against the other, and so does every
+//! blocking of the work (how many queries share a key, how many rows an item has):
+//! - a score's lane `j` of 8 sums elements `j, j+8, ...` by fused multiply-add in
+//!   order, the lanes are summed as a tree (`j + j+4`, then `j + j+2`, then `0 + 1`),
+//!   elements past the last whole 8 are added by fused multiply-add in order, and the
+//!   sum is multiplied by the scale;
+//! - a weighted sum adds `w_p·v_p` element by element by fused multiply-add in position
+//!   order;
+//! - widening f16 is exact, so an f16 key gives the bits of its f32 copy.
+//!
+//! This module and the `qmatmul` kernels are the crate's only `unsafe`: the vector
+//! functions are compiled only where the target features are on for the whole build,
+//! and every load reads 8 elements of a slice checked to hold them.
+#![allow(unsafe_code)]
+
+use half::f16;
+
+/// Lanes of a vector accumulator.
+const LANES: usize = 8;
+/// Queries that share one load of a key.
+const QUERIES_PER_KEY: usize = 4;
+
+/// The least exponent `exp_sub` takes.
+const EXP_MIN: f32 = -87.0;
+/// log2(e).
+const LOG2E: f32 = std::f32::consts::LOG2_E;
+/// ln 2, split so that `n·LN2_HI` is exact for the `n` that occur.
+const LN2_HI: f32 = 0.693_359_4;
+/// The rest of ln 2.
+const LN2_LO: f32 = -2.121_944_4e-4;
+/// Cephes' `expf` polynomial, highest degree first (its constants as f32 rounds them).
+const EXP_POLY: [f32; 6] = [
+    1.987_569_1e-4,
+    1.398_199_9e-3,
+    8.333_345e-3,
+    4.166_579_6e-2,
+    1.666_666_5e-1,
+    0.5,
+];
+
+/// An element of the KV cache, as this module reads it.
+pub trait Elem: Copy + Send + Sync + 'static + Load {
+    /// The value as f32 (exact).
+    fn widen(self) -> f32;
+}
+
+impl Elem for f32 {
+    #[inline(always)]
+    fn widen(self) -> f32 {
+        self
+    }
+}
+
+impl Elem for f16 {
+    #[inline(always)]
+    fn widen(self) -> f32 {
+        self.to_f32()
+    }
+}
+
+/// The portable arithmetic (also the reference the vector code is tested against).
+#[allow(
+    dead_code,
+    reason = "a vector build runs it in its tests and for tails only"
+)]
+pub mod portable {
+    use crate::cpu::kvdot::{EXP_MIN, EXP_POLY, Elem, LANES, LN2_HI, LN2_LO, LOG2E};
+
+    /// Nothing to load: the portable code reads elements one by one (the vector
+    /// build has its own).
+    pub trait Load {}
+    impl<T> Load for T {}
+
+    /// The tree sum of 8 lanes (see the module doc).
+    fn tree(a: [f32; LANES]) -> f32 {
+        let b: [f32; 4] = std::array::from_fn(|j| a[j] + a[j + 4]);
+        let c = [b[0] + b[2], b[1] + b[3]];
+        c[0] + c[1]
+    }
+
+    /// `scale · (q · k)` over `q.len()` elements.
+    pub fn dot<T: Elem>(q: &[f32], k: &[T], scale: f32) -> f32 {
+        let n = q.len();
+        let whole = n - n % LANES;
+        let mut acc = [0f32; LANES];
+        for c in (0..whole).step_by(LANES) {
+            for j in 0..LANES {
+                acc[j] = q[c + j].mul_add(k[c + j].widen(), acc[j]);
+            }
+        }
+        let mut s = tree(acc);
+        for i in whole..n {
+            s = q[i].mul_add(k[i].widen(), s);
+        }
+        s * scale
+    }
+
+    /// `out[j·stride] = scale · (q_j · k)` for the queries `q` (`[m, hd]`).
+    pub fn scores<T: Elem>(
+        q: &[f32],
+        hd: usize,
+        k: &[T],
+        scale: f32,
+        out: &mut [f32],
+        stride: usize,
+    ) {
+        for (j, qj) in q.chunks_exact(hd).enumerate() {
+            out[j * stride] = dot(qj, k, scale);
+        }
+    }
+
+    /// `acc += Σ_p w[p]·values[offs[p]..]`, in position order.
+    pub fn weighted_sum<T: Elem>(acc: &mut [f32], w: &[f32], values: &[T], offs: &[usize]) {
+        weighted_from(acc, 0, w, values, offs);
+    }
+
+    /// `acc[d0..] += Σ_p w[p]·values[offs[p] + d0..]`, in position order: the
+    /// elements of a row from `d0` on (the vector code's tail).
+    pub fn weighted_from<T: Elem>(
+        acc: &mut [f32],
+        d0: usize,
+        w: &[f32],
+        values: &[T],
+        offs: &[usize],
+    ) {
+        let hd = acc.len();
+        for (&wp, &off) in w.iter().zip(offs) {
+            for (a, v) in acc[d0..].iter_mut().zip(&values[off + d0..off + hd]) {
+                *a = wp.mul_add(v.widen(), *a);
+            }
+        }
+    }
+
+    /// `e^x` for `x <= 0` (a score minus its row's maximum), to about 2 ulp: `x` is
+    /// held above -87 (below, `e^x` is under 2^-125 of the maximum's weight), split
+    /// as `n·ln 2 + r` with `|r| <= ln 2 / 2`, and `e^r` taken from Cephes' degree-6
+    /// polynomial.
+    pub fn exp_neg(x: f32) -> f32 {
+        let x = x.max(EXP_MIN);
+        let n = x.mul_add(LOG2E, 0.5).floor();
+        let r = n.mul_add(-LN2_LO, n.mul_add(-LN2_HI, x));
+        let mut p = EXP_POLY[0];
+        for c in &EXP_POLY[1..] {
+            p = p.mul_add(r, *c);
+        }
+        let y = p.mul_add(r * r, r) + 1.0;
+        y * f32::from_bits(((n as i32 + 127) as u32) << 23)
+    }
+
+    /// `x = e^(x - max)` for every element, returning their sum (in order).
+    pub fn exp_sub(s: &mut [f32], max: f32) -> f32 {
+        let mut sum = 0.0;
+        for x in s.iter_mut() {
+            *x = exp_neg(*x - max);
+            sum += *x;
+        }
+        sum
+    }
+}
+
+#[cfg(all(
+    target_arch = "x86_64",
+    target_feature = "avx2",
+    target_feature = "fma",
+    target_feature = "f16c"
+))]
+mod vector {
+    use std::arch::x86_64::*;
+
+    use crate::cpu::kvdot::{
+        EXP_MIN, EXP_POLY, Elem, LANES, LN2_HI, LN2_LO, LOG2E, QUERIES_PER_KEY, f16, portable,
+    };
+    use crate::cpu::simd::hsum;
+
+    /// Eight elements from `x[at..at + 8]`, widened to f32.
+    pub trait Load: Sized {
+        /// The load.
+        fn load8(x: &[Self], at: usize) -> __m256;
+    }
+
+    impl Load for f32 {
+        #[inline(always)]
+        fn load8(x: &[f32], at: usize) -> __m256 {
+            let eight = &x[at..at + LANES];
+            // SAFETY: `eight` holds 8 f32.
+            unsafe { _mm256_loadu_ps(eight.as_ptr()) }
+        }
+    }
+
+    impl Load for f16 {
+        #[inline(always)]
+        fn load8(x: &[f16], at: usize) -> __m256 {
+            let eight = &x[at..at + LANES];
+            // SAFETY: `eight` holds 8 f16 (16 bytes); f16 is a transparent u16.
+            unsafe { _mm256_cvtph_ps(_mm_loadu_si128(eight.as_ptr().cast())) }
+        }
+    }
+
+    /// Stores eight f32 at `x[at..at + 8]`.
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    fn store8(x: &mut [f32], at: usize, v: __m256) {
+        let eight = &mut x[at..at + LANES];
+        // SAFETY: `eight` holds 8 f32.
+        unsafe { _mm256_storeu_ps(eight.as_mut_ptr(), v) }
+    }
+
+    /// `N` queries against one key, the key loaded once per 8 elements.
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    fn scores_n<const N: usize, T: Elem>(
+        q: &[f32],
+        hd: usize,
+        k: &[T],
+        scale: f32,
+        out: &mut [f32],
+        stride: usize,
+    ) {
+        let whole = hd - hd % LANES;
+        let k = &k[..hd];
+        let qs: [&[f32]; N] = std::array::from_fn(|j| &q[j * hd..(j + 1) * hd]);
+        let mut acc = [_mm256_setzero_ps(); N];
+        for c in (0..whole).step_by(LANES) {
+            let kv = T::load8(k, c);
+            for j in 0..N {
+                acc[j] = _mm256_fmadd_ps(f32::load8(qs[j], c), kv, acc[j]);
+            }
+        }
+        for j in 0..N {
+            let mut s = hsum(acc[j]);
+            for i in whole..hd {
+                s = qs[j][i].mul_add(k[i].widen(), s);
+            }
+            out[j * stride] = s * scale;
+        }
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    fn scores_tf<T: Elem>(
+        q: &[f32],
+        hd: usize,
+        k: &[T],
+        scale: f32,
+        out: &mut [f32],
+        stride: usize,
+    ) {
+        let m = q.len() / hd;
+        let mut j = 0;
+        while j < m {
+            let take = (m - j).min(QUERIES_PER_KEY);
+            let (q, out) = (&q[j * hd..(j + take) * hd], &mut out[j * stride..]);
+            match take {
+                1 => scores_n::<1, T>(q, hd, k, scale, out, stride),
+                2 => scores_n::<2, T>(q, hd, k, scale, out, stride),
+                3 => scores_n::<3, T>(q, hd, k, scale, out, stride),
+                _ => scores_n::<4, T>(q, hd, k, scale, out, stride),
+            }
+            j += take;
+        }
+    }
+
+    /// `R` registers of `acc` from element `d0`, kept in registers over every position.
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    fn weighted_n<const R: usize, T: Elem>(
+        acc: &mut [f32],
+        d0: usize,
+        w: &[f32],
+        values: &[T],
+        offs: &[usize],
+    ) {
+        let mut a: [__m256; R] = std::array::from_fn(|r| f32::load8(acc, d0 + r * LANES));
+        for (&wp, &off) in w.iter().zip(offs) {
+            let wv = _mm256_set1_ps(wp);
+            let v = &values[off + d0..off + d0 + R * LANES];
+            for (r, ar) in a.iter_mut().enumerate() {
+                *ar = _mm256_fmadd_ps(wv, T::load8(v, r * LANES), *ar);
+            }
+        }
+        for (r, x) in a.into_iter().enumerate() {
+            store8(acc, d0 + r * LANES, x);
+        }
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    fn weighted_sum_tf<T: Elem>(acc: &mut [f32], w: &[f32], values: &[T], offs: &[usize]) {
+        let hd = acc.len();
+        let mut d0 = 0;
+        while d0 + LANES <= hd {
+            let regs = (hd - d0) / LANES;
+            let r = match regs {
+                8.. => {
+                    weighted_n::<8, T>(acc, d0, w, values, offs);
+                    8
+                }
+                4..=7 => {
+                    weighted_n::<4, T>(acc, d0, w, values, offs);
+                    4
+                }
+                2 | 3 => {
+                    weighted_n::<2, T>(acc, d0, w, values, offs);
+                    2
+                }
+                _ => {
+                    weighted_n::<1, T>(acc, d0, w, values, offs);
+                    1
+                }
+            };
+            d0 += r * LANES;
+        }
+        if d0 < hd {
+            // The last elements, one by one in position order.
+            portable::weighted_from(acc, d0, w, values, offs);
+        }
+    }
+
+    /// Eight lanes of `portable::exp_neg`, the same operations in the same order.
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    fn exp_neg(x: __m256) -> __m256 {
+        let x = _mm256_max_ps(x, _mm256_set1_ps(EXP_MIN));
+        let n = _mm256_floor_ps(_mm256_fmadd_ps(
+            x,
+            _mm256_set1_ps(LOG2E),
+            _mm256_set1_ps(0.5),
+        ));
+        let r = _mm256_fmadd_ps(n, _mm256_set1_ps(-LN2_HI), x);
+        let r = _mm256_fmadd_ps(n, _mm256_set1_ps(-LN2_LO), r);
+        let mut p = _mm256_set1_ps(EXP_POLY[0]);
+        for c in &EXP_POLY[1..] {
+            p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(*c));
+        }
+        let y = _mm256_add_ps(
+            _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), r),
+            _mm256_set1_ps(1.0),
+        );
+        let e = _mm256_slli_epi32(
+            _mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)),
+            23,
+        );
+        _mm256_mul_ps(y, _mm256_castsi256_ps(e))
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    fn exp_sub_tf(s: &mut [f32], max: f32) -> f32 {
+        let n = s.len();
+        let whole = n - n % LANES;
+        let m = _mm256_set1_ps(max);
+        let mut sum = 0.0;
+        for c in (0..whole).step_by(LANES) {
+            let e = exp_neg(_mm256_sub_ps(f32::load8(s, c), m));
+            store8(s, c, e);
+            for x in &s[c..c + LANES] {
+                sum += *x;
+            }
+        }
+        for x in &mut s[whole..] {
+            *x = portable::exp_neg(*x - max);
+            sum += *x;
+        }
+        sum
+    }
+
+    /// `out[j·stride] = scale · (q_j · k)` for the queries `q` (`[m, hd]`).
+    #[inline]
+    pub fn scores<T: Elem>(
+        q: &[f32],
+        hd: usize,
+        k: &[T],
+        scale: f32,
+        out: &mut [f32],
+        stride: usize,
+    ) {
+        // SAFETY: this module is compiled only where the build enables these features.
+        unsafe { scores_tf(q, hd, k, scale, out, stride) }
+    }
+
+    /// `acc += Σ_p w[p]·values[offs[p]..]`, in position order.
+    #[inline]
+    pub fn weighted_sum<T: Elem>(acc: &mut [f32], w: &[f32], values: &[T], offs: &[usize]) {
+        // SAFETY: as in `scores`.
+        unsafe { weighted_sum_tf(acc, w, values, offs) }
+    }
+
+    /// `x = e^(x - max)` for every element, returning their sum (in order).
+    #[inline]
+    pub fn exp_sub(s: &mut [f32], max: f32) -> f32 {
+        // SAFETY: as in `scores`.
+        unsafe { exp_sub_tf(s, max) }
+    }
+}
+
+#[cfg(all(
+    target_arch = "x86_64",
+    target_feature = "avx2",
+    target_feature = "fma",
+    target_feature = "f16c"
+))]
+pub use vector::{Load, exp_sub, scores, weighted_sum};
+
+#[cfg(not(all(
+    target_arch = "x86_64",
+    target_feature = "avx2",
+    target_feature = "fma",
+    target_feature = "f16c"
+)))]
+pub use portable::{Load, exp_sub, scores, weighted_sum};
+
+/// Which arithmetic this build runs: `"avx2-f16c"` or `"portable"`.
+pub const fn name() -> &'static str {
+    if cfg!(all(
+        target_arch = "x86_64",
+        target_feature = "avx2",
+        target_feature = "fma",
+        target_feature = "f16c"
+    )) {
+        "avx2-f16c"
+    } else {
+        "portable"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn values(n: usize, seed: u32) -> Vec<f32> {
+        (0..n)
+            .map(|i| {
+                let x = (i as u32).wrapping_mul(2_654_435_761).wrapping_add(seed) >> 8;
+                (x as f32 / (1u32 << 24) as f32 - 0.5) * 4.0
+            })
+            .collect()
+    }
+
+    fn halves(x: &[f32]) -> Vec<f16> {
+        x.iter().copied().map(f16::from_f32).collect()
+    }
+
+    #[test]
+    fn scores_are_the_portable_bits_for_every_blocking() {
+        // Head sizes with whole vectors, a tail, under one vector, and SmolLM2's 64.
+        for hd in [1, 7, 8, 13, 64, 67] {
+            for m in 1..=9 {
+                let q = values(m * hd, 1);
+                let k = values(hd, 2);
+                let kh = halves(&k);
+                let widened: Vec<f32> = kh.iter().map(|x| x.to_f32()).collect();
+                let stride = 3;
+                let run = |f: &dyn Fn(&mut [f32])| {
+                    let mut out = vec![0f32; m * stride];
+                    f(&mut out);
+                    out.iter()
+                        .step_by(stride)
+                        .map(|x| x.to_bits())
+                        .collect::<Vec<_>>()
+                };
+                let want = run(&|o| portable::scores(&q, hd, &k, 0.125, o, stride));
+                assert_eq!(run(&|o| scores(&q, hd, &k, 0.125, o, stride)), want);
+                // One query at a time (another blocking) gives the same bits.
+                let alone: Vec<u32> = (0..m)
+                    .map(|j| {
+                        run(&|o| scores(&q[j * hd..(j + 1) * hd], hd, &k, 0.125, o, stride))[0]
+                    })
+                    .collect();
+                assert_eq!(alone, want);
+                // An f16 key: its widened copy's bits, vector and portable alike.
+                let from_half = run(&|o| scores(&q, hd, &kh, 0.125, o, stride));
+                assert_eq!(
+                    from_half,
+                    run(&|o| scores(&q, hd, &widened, 0.125, o, stride))
+                );
+                assert_eq!(
+                    from_half,
+                    run(&|o| portable::scores(&q, hd, &kh, 0.125, o, stride))
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn weighted_sums_are_the_portable_bits() {
+        for hd in [1, 8, 13, 24, 64, 72, 100] {
+            let positions = 11;
+            let row = hd + 5; // values of other heads between positions
+            let values_f32 = values(positions * row, 3);
+            let values_f16 = halves(&values_f32);
+            let w = values(positions, 4);
+            let offs: Vec<usize> = (0..positions).rev().map(|p| p * row + 2).collect();
+            let start = values(hd, 5);
+            let run = |f: &dyn Fn(&mut [f32])| {
+                let mut acc = start.clone();
+                f(&mut acc);
+                acc
+            };
+            assert_eq!(
+                run(&|a| weighted_sum(a, &w, &values_f32, &offs)),
+                run(&|a| portable::weighted_sum(a, &w, &values_f32, &offs))
+            );
+            assert_eq!(
+                run(&|a| weighted_sum(a, &w, &values_f16, &offs)),
+                run(&|a| portable::weighted_sum(a, &w, &values_f16, &offs))
+            );
+        }
+    }
+
+    #[test]
+    fn exp_is_within_2_ulp_and_the_same_bits_in_every_lane() {
+        let xs: Vec<f32> = (0..20_000).map(|i| -(i as f32) * 0.00435).collect();
+        for &x in &xs {
+            let (got, want) = (portable::exp_neg(x), f64::from(x).exp());
+            let ulp = f64::from(f32::EPSILON) * want;
+            assert!(
+                (f64::from(got) - want).abs() <= 2.0 * ulp,
+                "exp({x}) = {got}, not {want}"
+            );
+        }
+        // Far below the floor, the weight is at most 2^-125 of the maximum's.
+        assert!(portable::exp_neg(-1e30) <= 2f32.powi(-125));
+        assert_eq!(portable::exp_neg(0.0), 1.0);
+        // Vector and portable: the same bits, tails included.
+        for n in [3, 8, 21] {
+            let mut a: Vec<f32> = values(n, 6);
+            let mut b = a.clone();
+            let max = 2.5;
+            let (sa, sb) = (exp_sub(&mut a, max), portable::exp_sub(&mut b, max));
+            assert_eq!(sa.to_bits(), sb.to_bits());
+            assert_eq!(a, b);
+        }
+    }
+
+    #[test]
+    fn scores_are_close_to_float64() {
+        for hd in [5, 64, 1000] {
+            let (q, k) = (values(hd, 4), values(hd, 5));
+            let exact: f64 = q
+                .iter()
+                .zip(&k)
+                .map(|(a, b)| f64::from(*a) * f64::from(*b))
+                .sum();
+            let size: f64 = q
+                .iter()
+                .zip(&k)
+                .map(|(a, b)| f64::from((a * b).abs()))
+                .sum();
+            let mut out = [0f32];
+            scores(&q, hd, &k, 1.0, &mut out, 1);
+            let err = (f64::from(out[0]) - exact).abs();
+            assert!(err <= 1e-6 * size, "head size {hd}: {err} off {exact}");
+        }
+    }
+}
