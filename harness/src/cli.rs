@@ -53,6 +53,9 @@ pub enum Command {
     Compare(c::compare::CompareArgs),
     /// Merge reports of the same workloads and targets (shards, machines) exactly.
     Merge(c::merge::MergeArgs),
+    /// Write a report as other tools' result files (vLLM's `bench serve` JSON, AIPerf's
+    /// profile export) for the dashboards built on them.
+    Export(c::export::ExportArgs),
     /// Price reports again, or export router price tables.
     #[command(subcommand)]
     Prices(c::prices::PricesCommand),
@@ -103,6 +106,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Report(a) => c::report::run(&a),
         Command::Compare(a) => c::compare::run(&a),
         Command::Merge(a) => c::merge::run(&a),
+        Command::Export(a) => c::export::run(&a),
         Command::Prices(a) => c::prices::run(&a),
         Command::Publish(a) => c::publish::run(&a),
         Command::History(a) => c::history::run(&a),

@@ -44,6 +44,7 @@ fn the_workflows_pass_actionlint_and_a_broken_one_does_not() {
     let workflows = vec![
         repo().join("ci/github/nightly-gpu.yml"),
         repo().join("ci/github/pr.yml"),
+        repo().join("ci/github/image.yml"),
     ];
     let out = actionlint(&workflows);
     let said = String::from_utf8_lossy(&out.stdout);
@@ -52,7 +53,7 @@ fn the_workflows_pass_actionlint_and_a_broken_one_does_not() {
         "{said}{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(said.contains("2 files, no findings"), "{said}");
+    assert!(said.contains("3 files, no findings"), "{said}");
     // The linter can fail: a job that needs one that does not exist.
     let tmp = tempfile::tempdir().unwrap();
     let broken = tmp.path().join("nightly-gpu.yml");

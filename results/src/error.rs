@@ -24,6 +24,9 @@ pub enum ResultsError {
     /// A document's schema or schema version is not one this build reads.
     #[error("{0}")]
     Version(String),
+    /// A report cannot be written in a requested format.
+    #[error("{0}")]
+    Export(String),
     /// A document is not JSON, or not the expected shape.
     #[error("{0}")]
     Json(#[from] serde_json::Error),

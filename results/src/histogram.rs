@@ -71,6 +71,26 @@ impl LatencyHistogram {
         (!self.is_empty()).then(|| self.hist.value_at_quantile(q) as f64 / 1000.0)
     }
 
+    /// Arithmetic mean in milliseconds (0 when empty), unrounded.
+    pub fn mean_ms(&self) -> f64 {
+        self.hist.mean() / 1000.0
+    }
+
+    /// Smallest value in milliseconds, as [`Self::summary`] reports it (0 when empty).
+    pub fn min_ms(&self) -> f64 {
+        self.hist.min() as f64 / 1000.0
+    }
+
+    /// Largest value in milliseconds, as [`Self::summary`] reports it (0 when empty).
+    pub fn max_ms(&self) -> f64 {
+        self.hist.max() as f64 / 1000.0
+    }
+
+    /// Population standard deviation (divisor n) in milliseconds (0 when empty).
+    pub fn stdev_ms(&self) -> f64 {
+        self.hist.stdev() / 1000.0
+    }
+
     /// The cumulative distribution: (value in ms, fraction of values at or below it)
     /// at every recorded bucket, in increasing order.
     pub fn cdf_ms(&self) -> Vec<(f64, f64)> {

@@ -28,6 +28,7 @@ pub mod export;
 pub mod histogram;
 pub mod merge;
 pub mod metrics;
+pub mod peer_export;
 pub mod plan;
 pub mod render;
 pub mod report;

@@ -9,6 +9,7 @@ pub mod args;
 pub mod backtest;
 pub mod bench_client;
 pub mod compare;
+pub mod export;
 pub mod history;
 pub mod hw;
 pub mod merge;

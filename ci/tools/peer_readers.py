@@ -1,0 +1,86 @@
+"""Loads an `infermeter export` file with the peer tool's own reader and prints, as
+one JSON object, the figures the reader parsed (the test compares them with the
+report's). Run with the Python of a venv that has the peer installed:
+
+    venv-aiperf/bin/python peer_readers.py aiperf DIR/profile_export_aiperf.json
+    venv-vllm/bin/python   peer_readers.py vllm-bench FILE.json
+
+aiperf: AIPerf 0.13's own model of the file (JsonExportData, the class its exporter
+serializes) and the reader its sweep orchestrator uses to pull a run's metrics
+(JsonMetricResult.project_summary_dict).
+vllm-bench: vLLM's `vllm bench sweep` readers: `serve.run_comb` (reads a run's saved
+result and writes summary.json), `plot.plot` (reads summary.json, dry run: no
+matplotlib) and `plot_pareto._prepare_records` (the Pareto front's tokens per user and
+per GPU).
+"""
+
+import json
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+
+def aiperf(path: Path) -> dict:
+    import orjson
+    from aiperf.common.models.export_models import JsonExportData, JsonMetricResult
+
+    text = path.read_text()
+    data = JsonExportData.model_validate_json(text)
+    metrics = JsonMetricResult.project_summary_dict(orjson.loads(text))
+    out = {
+        tag: {k: getattr(m, k) for k in ("unit", "avg", "p50", "p99", "min", "max", "std", "count")}
+        for tag, m in metrics.items()
+    }
+    out["_was_cancelled"] = data.was_cancelled
+    out["_schema_version"] = data.schema_version
+    if data.input_config is not None:
+        out["_model"] = data.input_config.models.items[0].name
+    return out
+
+
+def vllm_bench(path: Path) -> dict:
+    from vllm.benchmarks.sweep import param_sweep, plot, plot_pareto, serve
+
+    tmp = Path(tempfile.mkdtemp())
+    try:
+        shutil.copy(path, tmp / "run=0.json")
+        records = serve.run_comb(
+            None, [], serve_comb=param_sweep.ParameterSweepItem(),
+            bench_comb=param_sweep.ParameterSweepItem(), link_vars=[], base_path=tmp,
+            num_runs=1, dry_run=False,
+        )
+        plot.plot(
+            tmp, tmp, [], [], [], [], var_x="total_token_throughput", var_y="median_ttft_ms",
+            filter_by=plot.PlotFilters(), bin_by=plot.PlotBinners(), scale_x=None,
+            scale_y=None, dry_run=True,
+        )
+        summary = plot._json_load_bytes(tmp / "summary.json")
+        pareto, skipped = plot_pareto._prepare_records(
+            summary, user_count_var="max_concurrency", gpu_count_var=None,
+        )
+    finally:
+        shutil.rmtree(tmp)
+    r = records[0]
+    keys = [k for k in r if k.endswith("_ms") or k in (
+        "completed", "failed", "duration", "request_throughput", "output_throughput",
+        "total_token_throughput", "total_input_tokens", "total_output_tokens",
+        "max_concurrency", "request_rate")]
+    out = {k: r[k] for k in keys}
+    out["_pareto"] = [
+        {k: p.get(k) for k in ("tokens_per_user", "tokens_per_gpu", "user_count_estimate")}
+        for p in pareto
+    ]
+    out["_pareto_skipped"] = len(skipped) if isinstance(skipped, (list, tuple)) else skipped
+    return out
+
+
+def main() -> int:
+    fmt, path = sys.argv[1], Path(sys.argv[2])
+    readers = {"aiperf": aiperf, "vllm-bench": vllm_bench}
+    print(json.dumps(readers[fmt](path), default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

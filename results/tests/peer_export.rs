@@ -1,0 +1,132 @@
+//! Snapshot tests of the exports in other tools' formats (`vllm-bench`, `aiperf`), on a
+//! report built from known values, and the figures both tools define checked against
+//! the report's own.
+
+#![allow(clippy::unwrap_used)]
+
+use infermeter_results::peer_export::{PeerFormat, export};
+use infermeter_results::*;
+
+mod common;
+
+/// A remote, streamed, closed-loop result beside the common report's local ones, so
+/// that both exports' remote-only fields (AIPerf's input configuration) are covered.
+fn report() -> Report {
+    let mut r = common::report();
+    let mut remote = common::entry("quick/chat-short", 0, false);
+    remote.target.kind = "openai".into();
+    remote.target.model = "SmolLM2-135M".into();
+    remote.target.precision = "not stated".into();
+    remote.target.api = Some(Api::Chat);
+    remote.target.locality = Locality::Remote;
+    remote.target.device = None;
+    remote.target.settings = [(
+        "base_url".to_string(),
+        "http://127.0.0.1:8080/v1".to_string(),
+    )]
+    .into_iter()
+    .collect();
+    remote.load.pattern = ArrivalPattern::Closed;
+    remote.load.rate_rps = None;
+    remote.load.concurrency = Some(2);
+    r.results.push(remote);
+    r
+}
+
+fn files(format: PeerFormat) -> Vec<(String, serde_json::Value)> {
+    export(&report(), format)
+        .unwrap()
+        .into_iter()
+        .map(|f| (f.path.display().to_string(), f.json))
+        .collect()
+}
+
+#[test]
+fn vllm_bench_snapshot() {
+    insta::assert_json_snapshot!(files(PeerFormat::VllmBench));
+}
+
+#[test]
+fn aiperf_snapshot() {
+    insta::assert_json_snapshot!(files(PeerFormat::Aiperf));
+}
+
+/// The figures both tools define equal the report's after the unit mapping: counts,
+/// throughputs, the measured window (s), mean latencies (ms) and the extremes from the
+/// histograms; every percentile lies between them.
+#[test]
+fn shared_figures_equal_the_reports() {
+    let r = report();
+    let close = |a: f64, b: f64| (a - b).abs() <= 1e-3 * b.abs().max(1.0);
+    for ((_, v), e) in files(PeerFormat::VllmBench).iter().zip(&r.results) {
+        assert_eq!(v["completed"], e.requests.ok);
+        assert_eq!(v["failed"], e.requests.failed);
+        assert_eq!(v["duration"], e.load.measured_s);
+        assert_eq!(v["request_throughput"], e.throughput.requests_per_s);
+        assert_eq!(v["output_throughput"], e.throughput.output_tokens_per_s);
+        assert_eq!(v["total_output_tokens"], e.tokens.output);
+        let l = &e.latency;
+        for (name, s) in [
+            ("ttft", &l.ttft_ms),
+            ("tpot", &l.tpot_ms),
+            ("itl", &l.chunk_gap_ms),
+            ("e2el", &l.e2e_ms),
+        ] {
+            let mean = v[format!("mean_{name}_ms")].as_f64().unwrap();
+            assert!(
+                close(mean, s.mean.unwrap()),
+                "{name}: {mean} vs {:?}",
+                s.mean
+            );
+            let p999 = v[format!("p99.9_{name}_ms")].as_f64().unwrap();
+            assert!(
+                p999 >= s.min.unwrap() - 1e-9 && p999 <= s.max.unwrap() + 1e-9,
+                "{name}"
+            );
+        }
+        assert_eq!(v["infermeter"]["run_id"], r.run.id.as_str());
+    }
+    for ((path, v), e) in files(PeerFormat::Aiperf).iter().zip(&r.results) {
+        assert!(path.ends_with("/profile_export_aiperf.json"), "{path}");
+        assert_eq!(v["request_count"]["avg"], e.requests.ok as f64);
+        assert_eq!(v["error_request_count"]["avg"], e.requests.failed as f64);
+        assert_eq!(v["benchmark_duration"]["unit"], "sec");
+        assert_eq!(v["benchmark_duration"]["avg"], e.load.measured_s);
+        let lat = &v["request_latency"];
+        assert_eq!(lat["unit"], "ms");
+        assert_eq!(lat["count"], e.latency.e2e_ms.count);
+        assert!(close(
+            lat["avg"].as_f64().unwrap(),
+            e.latency.e2e_ms.mean.unwrap()
+        ));
+        assert_eq!(lat["min"].as_f64(), e.latency.e2e_ms.min);
+        assert_eq!(lat["max"].as_f64(), e.latency.e2e_ms.max);
+        assert_eq!(v["time_to_first_token"]["count"], e.latency.ttft_ms.count);
+        // The mean lengths only where every request succeeded.
+        assert_eq!(
+            v.get("output_sequence_length").is_some(),
+            e.requests.failed == 0,
+            "{path}"
+        );
+    }
+}
+
+/// A remote target's export names its endpoint and phase for AIPerf; a local one has
+/// no URL, and none is made up.
+#[test]
+fn aiperf_input_config_only_where_the_endpoint_is_known() {
+    let f = files(PeerFormat::Aiperf);
+    assert!(f[0].1.get("input_config").is_none());
+    let c = &f[2].1["input_config"];
+    assert_eq!(c["endpoint"]["urls"][0], "http://127.0.0.1:8080/v1");
+    assert_eq!(c["phases"][0]["type"], "concurrency");
+    assert_eq!(c["phases"][0]["concurrency"], 2);
+}
+
+#[test]
+fn a_report_without_results_is_refused() {
+    let mut r = common::report();
+    r.results.clear();
+    let err = export(&r, PeerFormat::Aiperf).unwrap_err().to_string();
+    assert_eq!(err, "the report has no results to export");
+}
