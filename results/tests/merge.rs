@@ -276,3 +276,41 @@ fn verified_tasks_add_up_across_shards() {
         None
     );
 }
+
+/// Shards 1/3 and 3/3 without 2/3: refused, unless a partial merge is asked for, which
+/// is `interrupted` and names what it holds and lacks; a shard given twice is refused
+/// either way.
+#[test]
+fn a_partial_shard_set_merges_only_when_asked_and_says_so() {
+    let shard = |i: u32| {
+        let mut r = part(&[(1.0, 1.0, 1.0, 10), (2.0, 1.0, 1.0, 10)], 0.0, 1.0);
+        r.results[0].workload.shard = Some(ShardRef { index: i, count: 3 });
+        r
+    };
+    let (a, c) = (shard(1), shard(3));
+    let refused = merge(&[a.clone(), c.clone()], vec![])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        refused.contains("shards 1/3, 3/3 are not one complete set"),
+        "{refused}"
+    );
+    assert!(refused.contains("--allow-partial"), "{refused}");
+
+    let m = merge::merge_with(&[a.clone(), c.clone()], vec![], true).unwrap();
+    assert_eq!(m.run.status, RunStatus::Interrupted);
+    let e = &m.results[0];
+    assert_eq!(e.requests.sent, 4);
+    assert!(e.workload.shard.is_none());
+    assert!(
+        e.notes
+            .iter()
+            .any(|n| n == "partial merge: shards 1/3, 3/3 of 3; 2/3 missing: their requests are not in these figures"),
+        "{:?}",
+        e.notes
+    );
+    // One shard alone, asked for.
+    let lone = merge::merge_with(std::slice::from_ref(&a), vec![], true).unwrap();
+    assert_eq!(lone.run.status, RunStatus::Interrupted);
+    assert!(merge::merge_with(&[a.clone(), a], vec![], true).is_err());
+}

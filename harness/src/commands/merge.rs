@@ -13,25 +13,32 @@ use crate::files::{read_report, write_report};
 #[derive(Debug, Args)]
 pub struct MergeArgs {
     /// The reports.
-    #[arg(required = true, num_args = 2..)]
+    #[arg(required = true, num_args = 1..)]
     pub reports: Vec<PathBuf>,
     /// Where to write the merged report.
     #[arg(long)]
     pub out: PathBuf,
+    /// Merge a shard set with shards missing (a failed job, say): the result is
+    /// `interrupted` and names the missing shards. Without it such a set is refused.
+    #[arg(long)]
+    pub allow_partial: bool,
 }
 
 /// Runs `infermeter merge`.
 pub fn run(args: &MergeArgs) -> Result<()> {
-    if args.reports.len() < 2 {
-        return Err(bad_input("merge needs at least two reports"));
+    if args.reports.len() < 2 && !args.allow_partial {
+        return Err(bad_input(
+            "merge needs at least two reports (one with --allow-partial)",
+        ));
     }
     let reports = args
         .reports
         .iter()
         .map(|p| read_report(p))
         .collect::<Result<Vec<_>>>()?;
-    let merged = results::merge::merge(&reports, std::env::args().collect())
-        .map_err(|e| bad_input(format!("cannot merge: {e}")))?;
+    let merged =
+        results::merge::merge_with(&reports, std::env::args().collect(), args.allow_partial)
+            .map_err(|e| bad_input(format!("cannot merge: {e}")))?;
     write_report(&args.out, &merged)?;
     print!(
         "{}",
