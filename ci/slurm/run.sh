@@ -11,12 +11,18 @@
 #   merge ended, naming each that failed with its log; exit 1 when one did (a timeout
 #   exits 1 too, the jobs left queued). ALLOW_PARTIAL=1 reaches the merge job.
 set -euo pipefail
-export RESULTS="${RESULTS:?set RESULTS to a directory every node sees}"
+RESULTS="${RESULTS:?set RESULTS to a directory every node sees}"
+mkdir -p "$RESULTS"
+RESULTS="$(cd "$RESULTS" && pwd)"
+export RESULTS
+case "$RESULTS" in *\'*) echo "run.sh: RESULTS must not contain a single quote" >&2; exit 2 ;; esac
 here="$(cd "$(dirname "$0")" && pwd)"
 cd "$here/../.."
-mkdir -p "$RESULTS"
+# The shards name their run after the array job (shards.sbatch); a RUN_ID from the
+# caller would send them elsewhere than the merge looks.
+unset RUN_ID
 read -r -a extra <<< "${SBATCH_ARGS:-}"
-array=$(sbatch --parsable --output="$RESULTS/infermeter-%A-%a.out" "${extra[@]}" "$here/shards.sbatch")
+array=$(sbatch --parsable --output="$RESULTS/infermeter-%A-%a.out" ${extra[@]+"${extra[@]}"} "$here/shards.sbatch")
 array="${array%%;*}"
 export RUN_ID="slurm-$array"
 merge=$(sbatch --parsable --dependency="afterany:$array" --job-name=infermeter-merge \
@@ -26,7 +32,9 @@ merge="${merge%%;*}"
 echo "submitted shards $array and merge $merge; merged report will be at $RESULTS/$RUN_ID/merged/report.json"
 [ -n "${WAIT_S:-}" ] || exit 0
 
-state() { scontrol show job -o "$1" 2>/dev/null | grep -o 'JobState=[A-Z_]*' | head -1 | cut -d= -f2; }
+# A job's state; empty when the controller does not answer or no longer knows the job
+# (it keeps ended jobs MinJobAge seconds, 300 by default).
+state() { { scontrol show job -o "$1" 2>/dev/null || true; } | grep -o 'JobState=[A-Z_]*' | head -1 | cut -d= -f2 || true; }
 deadline=$(( $(date +%s) + WAIT_S ))
 while :; do
     s=$(state "$merge")
@@ -40,7 +48,12 @@ while :; do
     sleep 1
 done
 failed=0
-tasks=$(scontrol show job -o "$array" | grep -c ArrayTaskId=)
+records=$(scontrol show job -o "$array" 2>/dev/null | grep ArrayTaskId= || true)
+tasks=$(grep -c ArrayTaskId= <<< "$records" || true)
+if [ "${tasks:-0}" = 0 ]; then
+    echo "run.sh: the controller no longer knows the shards of job $array: see $RESULTS/infermeter-$array-*.out" >&2
+    failed=1
+fi
 while read -r line; do
     id=$(grep -o 'ArrayTaskId=[0-9]*' <<< "$line" | cut -d= -f2)
     st=$(grep -o 'JobState=[A-Z_]*' <<< "$line" | cut -d= -f2)
@@ -52,7 +65,7 @@ while read -r line; do
         echo "shard $id/$tasks (job ${array}_$id) failed: $st, exit $code: see $log" >&2
         failed=1
     fi
-done < <(scontrol show job -o "$array" | grep ArrayTaskId= |
+done < <(grep ArrayTaskId= <<< "$records" |
     sed -E 's/.*ArrayTaskId=([0-9]+).*/\1\t&/' | sort -n | cut -f2-)
 if [ "$s" != COMPLETED ]; then
     echo "merge (job $merge) failed: $s: see $RESULTS/infermeter-$merge.out" >&2

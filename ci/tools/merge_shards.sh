@@ -3,7 +3,7 @@
 # ci/tools/shard_run.sh) into DIR/merged/: report.json, report.html, and the router
 # price tables litellm.json and routing.json (when the results are priced). Fails (exit
 # 2) when a shard is missing or incomplete: merge checks that 1/N .. N/N are all there.
-# With SHARDS (the expected count, as the Slurm and Kubernetes templates set it), each
+# With SHARDS (the expected count; ci/slurm/run.sh and ci/k8s/merge.yaml set it), each
 # shard without a report is named first. ALLOW_PARTIAL=1 merges what is there instead
 # (`merge --allow-partial`: the merged report is `interrupted` and names the missing
 # shards).
@@ -33,11 +33,8 @@ if [ ${#shards[@]} -eq 0 ]; then
     exit 2
 fi
 mkdir -p "$dir/merged"
-if [ ${#shards[@]} -eq 1 ] && [ ${#partial[@]} -eq 0 ]; then
-    cp "${shards[0]}" "$dir/merged/report.json"
-else
-    "$bin" merge "${partial[@]}" "${shards[@]}" --out "$dir/merged/report.json" >/dev/null
-fi
+# One report goes through merge too: a lone shard of several is refused there.
+"$bin" merge ${partial[@]+"${partial[@]}"} "${shards[@]}" --out "$dir/merged/report.json" >/dev/null
 "$bin" report "$dir/merged/report.json" --format html --out "$dir/merged/report.html"
 for f in litellm routing; do
     "$bin" prices export "$dir/merged/report.json" --format "$f" --out "$dir/merged/$f.json" >/dev/null ||

@@ -78,6 +78,8 @@ NodeName=$host CPUs=$(nproc) State=UNKNOWN
 PartitionName=test Nodes=ALL Default=YES MaxTime=INFINITE State=UP
 CONF
 export SLURM_CONF="$dir/slurm.conf"
+# A daemon that fails to start stops the ones already started.
+trap 'stop' ERR
 munged --socket="$dir/munge.socket" --pid-file="$dir/munged.pid" --log-file="$dir/log/munged.log" \
     --seed-file="$dir/munge.seed" --force
 slurmctld -f "$SLURM_CONF"

@@ -1,8 +1,8 @@
 //! `infermeter export`: published reports written in other tools' formats and loaded
-//! by those tools' own readers: AIPerf's (venv-aiperf, from `ci/setup.sh --reference`)
-//! here; vLLM's `bench sweep` readers need vLLM itself, in the peer test
-//! (`vllm_peer.rs`, `ci/setup.sh --peers`). The figures both tools define must equal
-//! the report's after the unit mapping.
+//! by those tools' own readers where they import here: AIPerf's (venv-aiperf, from
+//! `ci/setup.sh --reference`). vLLM's `bench sweep` readers import torch through vLLM's
+//! package and are not run (the vLLM export's keys and figures are checked instead).
+//! The figures both tools define must equal the report's after the unit mapping.
 
 #![allow(clippy::unwrap_used)]
 

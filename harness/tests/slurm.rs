@@ -32,6 +32,11 @@ struct Cluster {
 
 impl Cluster {
     fn start(dir: &Path) -> Cluster {
+        // The guard first, so that daemons a failed start left behind are stopped.
+        let cluster = Cluster {
+            dir: dir.to_path_buf(),
+            conf: dir.join("slurm.conf"),
+        };
         let o = Command::new(repo().join("ci/tools/slurm_cluster.sh"))
             .arg("start")
             .arg(dir)
@@ -42,10 +47,7 @@ impl Cluster {
             "the Slurm daemons did not start: {}",
             String::from_utf8_lossy(&o.stderr)
         );
-        Cluster {
-            dir: dir.to_path_buf(),
-            conf: dir.join("slurm.conf"),
-        }
+        cluster
     }
 }
 

@@ -29,9 +29,9 @@ pub fn merge(reports: &[Report], command: Vec<String>) -> Result<Report, MergeEr
     merge_with(reports, command, false)
 }
 
-/// [`merge`], where `allow_partial_shards` accepts a shard set with shards missing (one
-/// report alone included): the merged report is `interrupted`, and each result names
-/// the shards it holds and those it lacks, whose requests are not in its figures.
+/// [`merge`], where `allow_partial_shards` accepts a shard set with shards missing (a
+/// lone shard included, which [`merge`] refuses): the merged report is `interrupted`,
+/// and each result names the shards it holds and lacks, whose requests it does not count.
 pub fn merge_with(
     reports: &[Report],
     command: Vec<String>,
@@ -40,7 +40,9 @@ pub fn merge_with(
     let Some(first) = reports.first() else {
         return Err(MergeError("nothing to merge".into()));
     };
-    if reports.len() == 1 && !allow_partial_shards {
+    // One report is its own merge, unless it is a lone shard of several.
+    let whole = |e: &ResultEntry| e.workload.shard.is_none_or(|s| s.count == 1);
+    if reports.len() == 1 && !allow_partial_shards && first.results.iter().all(whole) {
         return Ok(first.clone());
     }
     let major = |v: &str| v.split('.').next().unwrap_or("").to_string();
@@ -236,7 +238,8 @@ fn merge_entries(group: &[&ResultEntry], allow_partial: bool) -> Result<ResultEn
         let mut unique = got.clone();
         unique.dedup();
         let complete = one_set && got == (1..=n).collect::<Vec<_>>();
-        let partial = one_set && unique.len() == got.len() && got.iter().all(|&i| i <= n);
+        let in_range = got.iter().all(|i| (1..=n).contains(i));
+        let partial = one_set && unique.len() == got.len() && in_range;
         if !(complete || (allow_partial && partial)) {
             let list: Vec<String> = group
                 .iter()

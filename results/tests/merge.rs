@@ -309,8 +309,18 @@ fn a_partial_shard_set_merges_only_when_asked_and_says_so() {
         "{:?}",
         e.notes
     );
-    // One shard alone, asked for.
+    // One shard alone: refused, unless asked for.
+    let alone = merge(std::slice::from_ref(&a), vec![])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        alone.contains("shards 1/3 are not one complete set"),
+        "{alone}"
+    );
     let lone = merge::merge_with(std::slice::from_ref(&a), vec![], true).unwrap();
     assert_eq!(lone.run.status, RunStatus::Interrupted);
+    // A shard twice, or one outside 1..N, is refused even when asked.
     assert!(merge::merge_with(&[a.clone(), a], vec![], true).is_err());
+    let zero = shard(0);
+    assert!(merge::merge_with(&[zero, c], vec![], true).is_err());
 }

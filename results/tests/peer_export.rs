@@ -58,6 +58,8 @@ fn aiperf_snapshot() {
 fn shared_figures_equal_the_reports() {
     let r = report();
     let close = |a: f64, b: f64| (a - b).abs() <= 1e-3 * b.abs().max(1.0);
+    assert_eq!(files(PeerFormat::VllmBench).len(), r.results.len());
+    assert_eq!(files(PeerFormat::Aiperf).len(), r.results.len());
     for ((_, v), e) in files(PeerFormat::VllmBench).iter().zip(&r.results) {
         assert_eq!(v["completed"], e.requests.ok);
         assert_eq!(v["failed"], e.requests.failed);
@@ -129,4 +131,44 @@ fn a_report_without_results_is_refused() {
     r.results.clear();
     let err = export(&r, PeerFormat::Aiperf).unwrap_err().to_string();
     assert_eq!(err, "the report has no results to export");
+}
+
+/// Two load points of one name (two targets with one label) are written to two files.
+#[test]
+fn load_points_of_one_name_get_numbered_files() {
+    let mut r = common::report();
+    let twin = r.results[0].clone();
+    r.results.push(twin);
+    let vllm: Vec<_> = export(&r, PeerFormat::VllmBench)
+        .unwrap()
+        .into_iter()
+        .map(|f| f.path)
+        .collect();
+    assert_eq!(
+        vllm[0].display().to_string(),
+        "quick_chat-short-poisson_2_rps-local-cpu_smollm2-135m_q4_1.json"
+    );
+    assert_eq!(
+        vllm[2].display().to_string(),
+        "quick_chat-short-poisson_2_rps-local-cpu_smollm2-135m_q4_1-2.json"
+    );
+    let aiperf: Vec<_> = export(&r, PeerFormat::Aiperf)
+        .unwrap()
+        .into_iter()
+        .map(|f| f.path)
+        .collect();
+    assert_eq!(
+        aiperf[2].display().to_string(),
+        "quick_chat-short-poisson_2_rps-local-cpu_smollm2-135m_q4_1-2/profile_export_aiperf.json"
+    );
+}
+
+/// Without streaming, TTFT is the whole response's arrival: vLLM's TTFT is left null.
+#[test]
+fn vllm_ttft_is_null_without_streaming() {
+    let mut r = common::report();
+    r.results[0].target.streamed = false;
+    let v = &export(&r, PeerFormat::VllmBench).unwrap()[0].json;
+    assert!(v["mean_ttft_ms"].is_null() && v["p99_ttft_ms"].is_null());
+    assert!(v["mean_e2el_ms"].is_number());
 }

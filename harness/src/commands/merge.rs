@@ -12,7 +12,7 @@ use crate::files::{read_report, write_report};
 /// `merge` arguments.
 #[derive(Debug, Args)]
 pub struct MergeArgs {
-    /// The reports.
+    /// The reports (one alone is its own merge, unless it is a lone shard of several).
     #[arg(required = true, num_args = 1..)]
     pub reports: Vec<PathBuf>,
     /// Where to write the merged report.
@@ -26,11 +26,6 @@ pub struct MergeArgs {
 
 /// Runs `infermeter merge`.
 pub fn run(args: &MergeArgs) -> Result<()> {
-    if args.reports.len() < 2 && !args.allow_partial {
-        return Err(bad_input(
-            "merge needs at least two reports (one with --allow-partial)",
-        ));
-    }
     let reports = args
         .reports
         .iter()

@@ -74,7 +74,7 @@ fn phase(e: &ResultEntry) -> Option<Value> {
 
 /// The input configuration, for a remote target with a known URL and phase.
 fn input_config(e: &ResultEntry) -> Option<Value> {
-    let url = e.target.settings.get("base_url")?;
+    let url = without_credentials(e.target.settings.get("base_url")?);
     let kind = match e.target.api? {
         Api::Chat => "chat",
         Api::Completions => "completions",
@@ -86,6 +86,24 @@ fn input_config(e: &ResultEntry) -> Option<Value> {
         "datasets": [{"name": e.workload.name}],
         "phases": [phase(e)?],
     }))
+}
+
+/// `url` without a user, password, query or fragment, which can carry secrets.
+fn without_credentials(url: &str) -> String {
+    let url = url.split(['?', '#']).next().unwrap_or_default();
+    match url.split_once("://") {
+        Some((scheme, rest)) => {
+            let (host, path) = rest.split_once('/').unwrap_or((rest, ""));
+            let host = host.rsplit_once('@').map_or(host, |(_, h)| h);
+            let sep = if path.is_empty() && !rest.contains('/') {
+                ""
+            } else {
+                "/"
+            };
+            format!("{scheme}://{host}{sep}{path}")
+        }
+        None => url.to_string(),
+    }
 }
 
 /// The export of one load point.
@@ -179,6 +197,18 @@ pub(super) fn export(report: &Report, e: &ResultEntry) -> Result<Value, ResultsE
                 .unwrap_or(&report.run.finished_at)
         ),
     );
-    put("infermeter", super::extras(report, e));
+    put("infermeter", super::extras::extras(report, e));
     Ok(Value::Object(out))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn urls_lose_their_credentials_and_queries() {
+        let f = super::without_credentials;
+        assert_eq!(f("http://127.0.0.1:8080/v1"), "http://127.0.0.1:8080/v1");
+        assert_eq!(f("https://user:tok@host/v1?key=s#x"), "https://host/v1");
+        assert_eq!(f("https://host"), "https://host");
+        assert_eq!(f("https://a@b@host:1/"), "https://host:1/");
+    }
 }

@@ -15,11 +15,12 @@
 
 mod aiperf;
 mod dist;
+mod extras;
 mod vllm_bench;
 
 use std::path::PathBuf;
 
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::error::ResultsError;
 use crate::report::{Report, ResultEntry};
@@ -54,6 +55,39 @@ pub struct ExportFile {
 
 /// Writes `report` in `format`: the files to write, relative to an output folder.
 pub fn export(report: &Report, format: PeerFormat) -> Result<Vec<ExportFile>, ResultsError> {
+    let mut files = files(report, format)?;
+    // Two load points may share a name (two targets of one label, say): the later ones
+    // get `-2`, `-3`, ... rather than overwrite the first.
+    let mut seen = std::collections::BTreeMap::<PathBuf, u32>::new();
+    for f in &mut files {
+        let n = seen.entry(f.path.clone()).or_insert(0);
+        *n += 1;
+        if *n > 1 {
+            f.path = numbered(&f.path, *n);
+        }
+    }
+    Ok(files)
+}
+
+/// `path` with `-n` after its first component (the load point's name).
+fn numbered(path: &std::path::Path, n: u32) -> PathBuf {
+    let mut parts = path.components();
+    let first = parts
+        .next()
+        .map_or_else(String::new, |c| c.as_os_str().to_string_lossy().to_string());
+    let rest: PathBuf = parts.collect();
+    let first = match first.strip_suffix(".json") {
+        Some(stem) => format!("{stem}-{n}.json"),
+        None => format!("{first}-{n}"),
+    };
+    if rest.as_os_str().is_empty() {
+        PathBuf::from(first)
+    } else {
+        PathBuf::from(first).join(rest)
+    }
+}
+
+fn files(report: &Report, format: PeerFormat) -> Result<Vec<ExportFile>, ResultsError> {
     if report.results.is_empty() {
         return Err(ResultsError::Export(
             "the report has no results to export".into(),
@@ -106,26 +140,4 @@ fn slug(e: &ResultEntry) -> String {
         }
     }
     out
-}
-
-/// What only infermeter has, kept beside a peer's fields: the run and the figures the
-/// peer does not define (per-token ITL, schedule lag, cost, energy).
-fn extras(report: &Report, e: &ResultEntry) -> Value {
-    let summary = |s: &crate::histogram::LatencySummary| json!({"count": s.count, "mean": s.mean, "p50": s.p50, "p90": s.p90, "p99": s.p99});
-    json!({
-        "schema": report.schema_version,
-        "tool_version": report.tool.version,
-        "git_sha": report.tool.git_sha,
-        "run_id": report.run.id,
-        "run_status": report.run.status.as_str(),
-        "workload": e.workload.name,
-        "workload_sha256": e.workload.spec_sha256,
-        "target": e.target.label(),
-        "load": e.load_label(),
-        "itl_ms": summary(&e.latency.itl_ms),
-        "queue_ms": summary(&e.latency.queue_ms),
-        "usd_per_m_tokens_workload_mix": e.cost.as_ref().and_then(|c| c.usd_per_m_blended_workload),
-        "usd_per_request": e.cost.as_ref().and_then(|c| c.usd_per_request),
-        "output_tokens_per_j": e.energy.as_ref().and_then(|x| x.tokens_per_j_output),
-    })
 }

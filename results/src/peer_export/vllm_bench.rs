@@ -7,8 +7,9 @@
 //! (infermeter's `tpot_ms`), its `e2el` infermeter's `e2e_ms`. Percentiles are written
 //! at 90, 95, 99 and 99.9 (as `--metric-percentiles 90,95,99,99.9` would). Left null
 //! because a report does not hold them: the per-request lists (`latencies`,
-//! `queue_times`), `max_output_tokens_per_s`, `max_concurrent_requests`; where vLLM
-//! writes 0.0 for an empty figure, this writes null.
+//! `queue_times`), `max_output_tokens_per_s`, `max_concurrent_requests`, and the TTFT
+//! of a run without streaming; where vLLM writes 0.0 for an empty figure, this writes
+//! null.
 
 use serde_json::{Map, Value, json};
 
@@ -69,9 +70,16 @@ pub(super) fn result(report: &Report, e: &ResultEntry) -> Result<Value, ResultsE
     put("backend", json!(backend));
     put("label", json!(e.target.label()));
     put("model_id", json!(e.target.model));
+    // The tokenizer that counted tokens, when one did (not the server's usage, not
+    // one token per chunk).
+    let tokenizer = e
+        .tokens
+        .provenance
+        .as_ref()
+        .filter(|p| p.requests_without_usage > 0 && p.tokenizer != "none");
     put(
         "tokenizer_id",
-        json!(e.tokens.provenance.as_ref().map(|p| p.tokenizer.clone())),
+        json!(tokenizer.map(|p| p.tokenizer.clone())),
     );
     put("num_prompts", json!(e.requests.sent));
     put(
@@ -100,10 +108,16 @@ pub(super) fn result(report: &Report, e: &ResultEntry) -> Result<Value, ResultsE
     put("max_output_tokens_per_s", Value::Null);
     put("max_concurrent_requests", Value::Null);
     let l = &e.latency;
-    metric(&mut out, "ttft", &l.ttft_ms, "ttft_ms")?;
+    // Without streaming, infermeter's TTFT is the whole response's arrival: not vLLM's.
+    if e.target.streamed {
+        metric(&mut out, "ttft", &l.ttft_ms, "ttft_ms")?;
+    } else {
+        let none = crate::histogram::LatencyHistogram::new().summary();
+        metric(&mut out, "ttft", &none, "ttft_ms")?;
+    }
     metric(&mut out, "tpot", &l.tpot_ms, "tpot_ms")?;
     metric(&mut out, "itl", &l.chunk_gap_ms, "chunk_gap_ms")?;
     metric(&mut out, "e2el", &l.e2e_ms, "e2e_ms")?;
-    out.insert("infermeter".into(), super::extras(report, e));
+    out.insert("infermeter".into(), super::extras::extras(report, e));
     Ok(Value::Object(out))
 }
