@@ -14,6 +14,7 @@ matplotlib) and `plot_pareto._prepare_records` (the Pareto front's tokens per us
 per GPU).
 """
 
+import contextlib
 import json
 import shutil
 import sys
@@ -78,7 +79,11 @@ def vllm_bench(path: Path) -> dict:
 def main() -> int:
     fmt, path = sys.argv[1], Path(sys.argv[2])
     readers = {"aiperf": aiperf, "vllm-bench": vllm_bench}
-    print(json.dumps(readers[fmt](path), default=str))
+    # The readers print progress of their own: to standard error, so that standard
+    # output is the one JSON object.
+    with contextlib.redirect_stdout(sys.stderr):
+        figures = readers[fmt](path)
+    print(json.dumps(figures, default=str))
     return 0
 
 
