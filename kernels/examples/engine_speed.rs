@@ -63,7 +63,8 @@ fn main() {
         ),
     };
     let format = host.precision;
-    let kernels = infermeter_kernels::cpu::qmatmul::Kernel::detect().name();
+    // The quantized products' kernel and attention's arithmetic, as the target names them.
+    let kernels = <CpuOps as infermeter_kernels::LocalDevice>::kernels_label();
     let label = format!(
         "\"engine\": \"infermeter local-cpu\", \"model\": \"{name}\", \"weights\": \"{source}\", \"precision\": \"{format}\", \"kv_cache\": \"{}\", \"kernels\": \"{kernels}\"",
         kv.as_str()
