@@ -7,7 +7,6 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::path::PathBuf;
 use std::process::Command;
 
 mod common;
@@ -15,7 +14,7 @@ use common::read_json;
 
 #[test]
 fn the_quick_suite_runs_inside_the_image_as_its_own_user() {
-    let repo = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/.."));
+    let repo = common::repo();
     let out = tempfile::tempdir().unwrap();
     let o = Command::new(repo.join("ci/tools/container_test.sh"))
         .arg(out.path())

@@ -11,14 +11,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{infermeter, read_json, run_ok};
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
+use common::{PEER_LATENCIES, cache, close, infermeter, read_json, repo, run_ok};
 
 /// Published, measured reports: a remote vLLM-CPU run (one load point, completions
 /// API) and a sweep of the local engine (six load points).
@@ -31,10 +24,7 @@ fn published() -> Vec<PathBuf> {
 }
 
 fn venv_python(name: &str, package: &str) -> PathBuf {
-    let cache = std::env::var_os("XDG_CACHE_HOME")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap()).join(".cache"));
-    let p = cache.join(format!("infermeter/{name}/bin/python"));
+    let p = cache().join(format!("{name}/bin/python"));
     assert!(
         p.exists(),
         "{} not found: run ci/setup.sh --reference (it installs {package})",
@@ -53,10 +43,6 @@ fn export(report: &Path, format: &str, out: &Path) -> Vec<PathBuf> {
             .arg(out),
     );
     stdout.lines().map(PathBuf::from).collect()
-}
-
-fn close(a: f64, b: f64) -> bool {
-    (a - b).abs() <= 1e-3 * b.abs().max(1.0)
 }
 
 #[test]
@@ -143,12 +129,7 @@ fn the_vllm_bench_export_has_vllms_keys_and_the_reports_figures() {
     assert_eq!(v["completed"], e["requests"]["ok"]);
     assert_eq!(v["max_concurrency"], e["load"]["concurrency"]);
     assert_eq!(v["request_rate"], "inf");
-    for (name, field) in [
-        ("ttft", "ttft_ms"),
-        ("tpot", "tpot_ms"),
-        ("itl", "chunk_gap_ms"),
-        ("e2el", "e2e_ms"),
-    ] {
+    for (name, field) in PEER_LATENCIES {
         let mean = v[format!("mean_{name}_ms")].as_f64().unwrap();
         assert!(
             close(mean, e["latency"][field]["mean"].as_f64().unwrap()),

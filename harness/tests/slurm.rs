@@ -15,11 +15,7 @@ use std::process::{Command, Output};
 use results::LatencyHistogram;
 
 mod common;
-use common::{infermeter, read_json, run_ok};
-
-fn repo() -> PathBuf {
-    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
-}
+use common::{infermeter, read_json, repo, run_ok};
 
 const TARGET: &str = "local-cpu,model=tiny-dense";
 const RUN_ARGS: &str = "--requests 4 --warmup 0 --seed 11";

@@ -16,14 +16,9 @@ use std::path::PathBuf;
 use std::process::{Child, Command as Process, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{free_port, infermeter, read_json, read_jsonl, wait_healthy};
-
-fn cache() -> PathBuf {
-    std::env::var_os("XDG_CACHE_HOME")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap()).join(".cache"))
-        .join("infermeter")
-}
+use common::{
+    PEER_LATENCIES, cache, close, free_port, infermeter, read_json, read_jsonl, repo, wait_healthy,
+};
 
 /// vLLM on a free port, killed (with its engine process group) when dropped.
 struct Vllm {
@@ -217,7 +212,7 @@ fn vllms_sweep_readers_load_the_vllm_bench_export() {
         "{}: run ci/setup.sh --peers",
         python.display()
     );
-    let repo = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/.."));
+    let repo = repo();
     let report_path =
         repo.join("results/published/cpu-amd-epyc-2core/openai-vllm-cpu-chat-short/report.json");
     let report = read_json(&report_path);
@@ -256,13 +251,7 @@ fn vllms_sweep_readers_load_the_vllm_bench_export() {
         "{got}"
     );
     assert_eq!(got["max_concurrency"], e["load"]["concurrency"], "{got}");
-    let close = |a: f64, b: f64| (a - b).abs() <= 1e-3 * b.abs().max(1.0);
-    for (name, field) in [
-        ("ttft", "ttft_ms"),
-        ("tpot", "tpot_ms"),
-        ("itl", "chunk_gap_ms"),
-        ("e2el", "e2e_ms"),
-    ] {
+    for (name, field) in PEER_LATENCIES {
         let mean = got[format!("mean_{name}_ms")].as_f64().unwrap();
         assert!(
             close(mean, e["latency"][field]["mean"].as_f64().unwrap()),

@@ -24,6 +24,37 @@ pub fn run_ok(cmd: &mut assert_cmd::Command) -> String {
     stdout
 }
 
+/// The repository root.
+pub fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+/// `~/.cache/infermeter` (or under `XDG_CACHE_HOME`): where `ci/setup.sh` puts the
+/// venvs, the model and the builds.
+pub fn cache() -> PathBuf {
+    std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap()).join(".cache"))
+        .join("infermeter")
+}
+
+/// Whether `a` is within 0.1% of `b` (absolutely, for |b| < 1): a figure read back
+/// from another tool against the report's rounded one.
+pub fn close(a: f64, b: f64) -> bool {
+    (a - b).abs() <= 1e-3 * b.abs().max(1.0)
+}
+
+/// vLLM's and AIPerf's latency names for infermeter's fields (vLLM's short names).
+pub const PEER_LATENCIES: [(&str, &str); 4] = [
+    ("ttft", "ttft_ms"),
+    ("tpot", "tpot_ms"),
+    ("itl", "chunk_gap_ms"),
+    ("e2el", "e2e_ms"),
+];
+
 /// The SmolLM2-135M GGUF that `ci/setup.sh` unpacks; fails (never skips) without it.
 pub fn gguf() -> PathBuf {
     let home = PathBuf::from(std::env::var_os("HOME").unwrap());
