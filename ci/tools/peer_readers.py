@@ -4,6 +4,7 @@ report's). Run with the Python of a venv that has the peer installed:
 
     venv-aiperf/bin/python peer_readers.py aiperf DIR/profile_export_aiperf.json
     venv-vllm/bin/python   peer_readers.py vllm-bench FILE.json
+    venv-guidellm/bin/python peer_readers.py guidellm DIR/benchmarks.json
 
 aiperf: AIPerf 0.13's own model of the file (JsonExportData, the class its exporter
 serializes) and the reader its sweep orchestrator uses to pull a run's metrics
@@ -12,6 +13,12 @@ vllm-bench: vLLM's `vllm bench sweep` readers: `serve.run_comb` (reads a run's s
 result and writes summary.json), `plot.plot` (reads summary.json, dry run: no
 matplotlib) and `plot_pareto._prepare_records` (the Pareto front's tokens per user and
 per GPU).
+guidellm: GuideLLM 0.8.1's report reader (GenerativeBenchmarksReport.load_file, what
+`guidellm benchmark from-file` uses), then GuideLLM's own GenerativeMetrics.compile
+run again over each benchmark's exported requests (its request accumulator and
+timings models, filled from the file): every figure the export wrote must be the one
+GuideLLM computes from those requests. Prints the figures the test compares and
+every path where the two differ.
 """
 
 import contextlib
@@ -76,9 +83,69 @@ def vllm_bench(path: Path) -> dict:
     return out
 
 
+def _differences(a, b, path="", rel=1e-9):
+    """Paths where JSON-like `a` and `b` differ (floats beyond `rel`)."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        out = []
+        for k in sorted(set(a) | set(b)):
+            out += _differences(a.get(k), b.get(k), f"{path}.{k}", rel)
+        return out
+    if isinstance(a, list) and isinstance(b, list):
+        if len(a) != len(b):
+            return [f"{path}: {len(a)} vs {len(b)} items"]
+        return [d for i, (x, y) in enumerate(zip(a, b)) for d in _differences(x, y, f"{path}[{i}]", rel)]
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)) and not isinstance(a, bool):
+        if abs(a - b) <= rel * max(abs(a), abs(b)) or a == b:
+            return []
+        return [f"{path}: {a!r} vs {b!r}"]
+    return [] if a == b else [f"{path}: {a!r} vs {b!r}"]
+
+
+def guidellm(path: Path) -> dict:
+    from guidellm.benchmark import GenerativeBenchmarksReport
+    from guidellm.benchmark.schemas.accumulator import (
+        GenerativeBenchmarkTimings,
+        GenerativeRequestsAccumulator,
+    )
+    from guidellm.benchmark.schemas.metrics import GenerativeMetrics
+
+    report = GenerativeBenchmarksReport.load_file(path)
+    out = {"_version": report.metadata.version, "benchmarks": []}
+    for b in report.benchmarks:
+        r, sm = b.requests, b.scheduler_metrics
+
+        class Accumulator:  # the attributes GenerativeMetrics.compile reads
+            config = b.config
+            timings = GenerativeBenchmarkTimings(
+                request_start=sm.request_start_time, measure_start=sm.measure_start_time,
+                measure_end=sm.measure_end_time, request_end=sm.request_end_time,
+            )
+            completed = GenerativeRequestsAccumulator(requests_stats=r.successful)
+            incomplete = GenerativeRequestsAccumulator(requests_stats=r.incomplete)
+            errored = GenerativeRequestsAccumulator(requests_stats=r.errored)
+
+        recomputed = GenerativeMetrics.compile(Accumulator()).model_dump(mode="json")
+        written = b.metrics.model_dump(mode="json")
+        m = b.metrics
+        out["benchmarks"].append({
+            "differences": _differences(written, recomputed),
+            "strategy": b.config.strategy.type_,
+            "successful": m.request_totals.successful,
+            "errored": m.request_totals.errored,
+            "ttft_ms_mean": m.time_to_first_token_ms.successful.mean,
+            "ttft_ms_count": m.time_to_first_token_ms.successful.count,
+            "request_latency_s_mean": m.request_latency.successful.mean,
+            "output_tokens_sum": m.output_token_count.total.total_sum,
+            "prompt_tokens_sum": m.prompt_token_count.total.total_sum,
+            "itl_ms_mean": m.inter_token_latency_ms.successful.mean,
+            "duration_s": b.duration,
+        })
+    return out
+
+
 def main() -> int:
     fmt, path = sys.argv[1], Path(sys.argv[2])
-    readers = {"aiperf": aiperf, "vllm-bench": vllm_bench}
+    readers = {"aiperf": aiperf, "vllm-bench": vllm_bench, "guidellm": guidellm}
     # The readers print progress of their own: to standard error, so that standard
     # output is the one JSON object.
     with contextlib.redirect_stdout(sys.stderr):

@@ -31,11 +31,8 @@ N="${2:-24}"
 CACHE="${XDG_CACHE_HOME:-$HOME/.cache}/infermeter"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$CACHE/target}"
 ci/setup.sh --reference >/dev/null
+# GuideLLM 0.8.1, installed by `ci/setup.sh --reference` (its reader checks the export).
 GVENV="$CACHE/venv-guidellm"
-if [ ! -x "$GVENV/bin/guidellm" ]; then
-  python3 -m venv "$GVENV"
-  "$GVENV/bin/pip" install --quiet --cache-dir "$CACHE/pip" 'guidellm==0.8.1'
-fi
 cargo build --release --quiet -p infermeter
 BIN="$CARGO_TARGET_DIR/release/infermeter"
 MODEL="$CACHE/models/SmolLM2-135M-Instruct.Q4_1.gguf"

@@ -1,10 +1,11 @@
-//! Snapshot tests of the exports in other tools' formats (`vllm-bench`, `aiperf`), on a
-//! report built from known values, and the figures both tools define checked against
-//! the report's own.
+//! Snapshot tests of the exports in other tools' formats (`vllm-bench`, `aiperf`,
+//! `guidellm`) on a report built from known values (and, for GuideLLM, known
+//! requests), the figures both tools define checked against the report's own, and
+//! what GuideLLM's report cannot hold refused.
 
 #![allow(clippy::unwrap_used)]
 
-use infermeter_results::peer_export::{PeerFormat, export};
+use infermeter_results::peer_export::{self, PeerFormat, export};
 use infermeter_results::*;
 
 mod common;
@@ -34,7 +35,7 @@ fn report() -> Report {
 }
 
 fn files(format: PeerFormat) -> Vec<(String, serde_json::Value)> {
-    export(&report(), format)
+    export(&report(), format, None)
         .unwrap()
         .into_iter()
         .map(|f| (f.path.display().to_string(), f.json))
@@ -129,7 +130,9 @@ fn aiperf_input_config_only_where_the_endpoint_is_known() {
 fn a_report_without_results_is_refused() {
     let mut r = common::report();
     r.results.clear();
-    let err = export(&r, PeerFormat::Aiperf).unwrap_err().to_string();
+    let err = export(&r, PeerFormat::Aiperf, None)
+        .unwrap_err()
+        .to_string();
     assert_eq!(err, "the report has no results to export");
 }
 
@@ -139,7 +142,7 @@ fn load_points_of_one_name_get_numbered_files() {
     let mut r = common::report();
     let twin = r.results[0].clone();
     r.results.push(twin);
-    let vllm: Vec<_> = export(&r, PeerFormat::VllmBench)
+    let vllm: Vec<_> = export(&r, PeerFormat::VllmBench, None)
         .unwrap()
         .into_iter()
         .map(|f| f.path)
@@ -152,7 +155,7 @@ fn load_points_of_one_name_get_numbered_files() {
         vllm[2].display().to_string(),
         "quick_chat-short-poisson_2_rps-local-cpu_smollm2-135m_q4_1-2.json"
     );
-    let aiperf: Vec<_> = export(&r, PeerFormat::Aiperf)
+    let aiperf: Vec<_> = export(&r, PeerFormat::Aiperf, None)
         .unwrap()
         .into_iter()
         .map(|f| f.path)
@@ -168,7 +171,87 @@ fn load_points_of_one_name_get_numbered_files() {
 fn vllm_ttft_is_null_without_streaming() {
     let mut r = common::report();
     r.results[0].target.streamed = false;
-    let v = &export(&r, PeerFormat::VllmBench).unwrap()[0].json;
+    let v = &export(&r, PeerFormat::VllmBench, None).unwrap()[0].json;
     assert!(v["mean_ttft_ms"].is_null() && v["p99_ttft_ms"].is_null());
     assert!(v["mean_e2el_ms"].is_number());
+}
+
+/// Three requests of the remote closed-loop point: a session's two calls (two turns)
+/// and a failed first call.
+fn guidellm_requests() -> Vec<peer_export::PeerRequest> {
+    let req = |request: u64, session: u64, call: u32, sent_s: f64| peer_export::PeerRequest {
+        seed: 1,
+        request,
+        session,
+        call,
+        scheduled_s: sent_s - 0.001,
+        sent_s,
+        ttft_ms: Some(40.0),
+        ttft_answer_ms: Some(40.0),
+        e2e_ms: 100.0,
+        chunk_gaps_ms: Some(56.0),
+        chunks: 8,
+        input_tokens: 120,
+        output_tokens: 8,
+        max_output_tokens: 8,
+        error: None,
+    };
+    let failed = peer_export::PeerRequest {
+        ttft_ms: None,
+        ttft_answer_ms: None,
+        chunk_gaps_ms: None,
+        chunks: 0,
+        output_tokens: 0,
+        e2e_ms: 3.5,
+        error: Some("connection refused".into()),
+        ..req(2, 1, 0, 0.05)
+    };
+    vec![req(0, 0, 0, 0.0), req(1, 0, 1, 0.11), failed]
+}
+
+fn guidellm_report() -> Report {
+    let mut r = report();
+    let mut e = r.results.pop().unwrap();
+    e.load.window_start = Some("2026-12-03T10:00:00.000000Z".into());
+    e.load.measured_s = 0.21;
+    r.results = vec![e];
+    r
+}
+
+#[test]
+fn guidellm_snapshot() {
+    let files = export(
+        &guidellm_report(),
+        PeerFormat::Guidellm,
+        Some(&[guidellm_requests()]),
+    )
+    .unwrap();
+    assert_eq!(files.len(), 1);
+    assert_eq!(files[0].path.display().to_string(), "benchmarks.json");
+    insta::assert_json_snapshot!(files[0].json);
+}
+
+/// What GuideLLM's report cannot hold is refused with the reason: gamma arrivals,
+/// load points of two arrival patterns, a report without clock times, no requests.
+#[test]
+fn guidellm_refuses_what_it_cannot_say() {
+    let reqs = [guidellm_requests()];
+    let err = |r: &Report, q: Option<&[Vec<peer_export::PeerRequest>]>| {
+        export(r, PeerFormat::Guidellm, q).unwrap_err().to_string()
+    };
+    let mut gamma = guidellm_report();
+    gamma.results[0].load.pattern = ArrivalPattern::Gamma;
+    assert!(err(&gamma, Some(&reqs)).contains("gamma"));
+    let mut mixed = guidellm_report();
+    let mut open = mixed.results[0].clone();
+    open.load.pattern = ArrivalPattern::Poisson;
+    open.load.rate_rps = Some(2.0);
+    mixed.results.push(open);
+    let two = [guidellm_requests(), guidellm_requests()];
+    assert!(err(&mixed, Some(&two)).contains("one profile"));
+    let mut no_clock = guidellm_report();
+    no_clock.results[0].load.window_start = None;
+    assert!(err(&no_clock, Some(&reqs)).contains("measured window"));
+    assert!(err(&guidellm_report(), None).contains("requests"));
+    assert!(err(&guidellm_report(), Some(&two)).contains("2 sets of requests"));
 }

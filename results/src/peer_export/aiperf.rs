@@ -89,7 +89,7 @@ fn input_config(e: &ResultEntry) -> Option<Value> {
 }
 
 /// `url` without a user, password, query or fragment, which can carry secrets.
-fn without_credentials(url: &str) -> String {
+pub(super) fn without_credentials(url: &str) -> String {
     let url = url.split(['?', '#']).next().unwrap_or_default();
     match url.split_once("://") {
         Some((scheme, rest)) => {

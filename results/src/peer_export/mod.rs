@@ -3,7 +3,10 @@
 //!
 //! - `vllm-bench`: the JSON `vllm bench serve --save-result` writes (vLLM 0.32/0.33),
 //!   one file per load point;
-//! - `aiperf`: AIPerf 0.13's `profile_export_aiperf.json`, one per load point.
+//! - `aiperf`: AIPerf 0.13's `profile_export_aiperf.json`, one per load point;
+//! - `guidellm`: GuideLLM 0.8.1's `benchmarks.json`, one for the report, built from
+//!   the run's requests (a [`PeerRequest`] per line of `requests.jsonl`): GuideLLM's
+//!   report holds every request and distributions a summary cannot give back.
 //!
 //! Each figure keeps the peer's name, unit and definition; where infermeter's figure has
 //! another definition (README, "Compared with other tools") the peer's field holds the
@@ -11,11 +14,14 @@
 //! infermeter has none. Nothing is invented: what infermeter did not measure stays
 //! null, and what only infermeter has goes in an `infermeter` extras object where the
 //! format allows one. Percentiles are linear interpolations between order statistics,
-//! as the peers compute them, read from the report's histograms (0.1% resolution).
+//! as vLLM and AIPerf compute them, read from the report's histograms (0.1%
+//! resolution); GuideLLM's are its own (lower nearest rank of a weighted
+//! distribution), computed from the requests.
 
 mod aiperf;
 mod dist;
 mod extras;
+mod guidellm;
 mod vllm_bench;
 
 use std::path::PathBuf;
@@ -32,6 +38,8 @@ pub enum PeerFormat {
     VllmBench,
     /// AIPerf's profile export.
     Aiperf,
+    /// GuideLLM's benchmarks report.
+    Guidellm,
 }
 
 impl PeerFormat {
@@ -40,8 +48,52 @@ impl PeerFormat {
         match self {
             PeerFormat::VllmBench => "vllm-bench",
             PeerFormat::Aiperf => "aiperf",
+            PeerFormat::Guidellm => "guidellm",
         }
     }
+
+    /// Whether the format needs the run's requests, not only its report.
+    pub fn needs_requests(self) -> bool {
+        self == PeerFormat::Guidellm
+    }
+}
+
+/// One measured request of a load point, as the GuideLLM export reads it (a line of
+/// the run's `requests.jsonl`; cold-start probes left out). Times are from the start
+/// of the load point's measurement.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PeerRequest {
+    /// Stream seed.
+    pub seed: u64,
+    /// Request index in the stream.
+    pub request: u64,
+    /// Session index.
+    pub session: u64,
+    /// Call index within the session (0 for a session's first).
+    pub call: u32,
+    /// Intended send, seconds.
+    pub scheduled_s: f64,
+    /// Actual send, seconds.
+    pub sent_s: f64,
+    /// First token minus actual send, ms (none without streaming or a token).
+    pub ttft_ms: Option<f64>,
+    /// First answer token (reasoning excluded) minus actual send, ms.
+    pub ttft_answer_ms: Option<f64>,
+    /// Completion (or the failure) minus actual send, ms.
+    pub e2e_ms: f64,
+    /// Last token minus first, ms (the sum of the gaps between stream chunks); none
+    /// when the line does not say.
+    pub chunk_gaps_ms: Option<f64>,
+    /// Stream chunks that carried tokens.
+    pub chunks: u32,
+    /// Prompt tokens.
+    pub input_tokens: u32,
+    /// Output tokens received.
+    pub output_tokens: u32,
+    /// Output tokens asked for.
+    pub max_output_tokens: u32,
+    /// The error of a failed request (none for a successful one).
+    pub error: Option<String>,
 }
 
 /// One file of an export: where it goes under the output folder, and its JSON.
@@ -54,8 +106,14 @@ pub struct ExportFile {
 }
 
 /// Writes `report` in `format`: the files to write, relative to an output folder.
-pub fn export(report: &Report, format: PeerFormat) -> Result<Vec<ExportFile>, ResultsError> {
-    let mut files = files(report, format)?;
+/// `requests[i]` are load point i's requests, which [`PeerFormat::needs_requests`]
+/// formats need (the others ignore them).
+pub fn export(
+    report: &Report,
+    format: PeerFormat,
+    requests: Option<&[Vec<PeerRequest>]>,
+) -> Result<Vec<ExportFile>, ResultsError> {
+    let mut files = files(report, format, requests)?;
     // Two load points may share a name (two targets of one label, say): the later ones
     // get `-2`, `-3`, ... rather than overwrite the first.
     let mut seen = std::collections::BTreeMap::<PathBuf, u32>::new();
@@ -87,7 +145,11 @@ fn numbered(path: &std::path::Path, n: u32) -> PathBuf {
     }
 }
 
-fn files(report: &Report, format: PeerFormat) -> Result<Vec<ExportFile>, ResultsError> {
+fn files(
+    report: &Report,
+    format: PeerFormat,
+    requests: Option<&[Vec<PeerRequest>]>,
+) -> Result<Vec<ExportFile>, ResultsError> {
     if report.results.is_empty() {
         return Err(ResultsError::Export(
             "the report has no results to export".into(),
@@ -114,6 +176,15 @@ fn files(report: &Report, format: PeerFormat) -> Result<Vec<ExportFile>, Results
                 })
             })
             .collect(),
+        PeerFormat::Guidellm => {
+            let requests = requests.ok_or_else(|| {
+                ResultsError::Export("the guidellm format needs the run's requests".into())
+            })?;
+            Ok(vec![ExportFile {
+                path: PathBuf::from("benchmarks.json"),
+                json: guidellm::export(report, requests)?,
+            }])
+        }
     }
 }
 
