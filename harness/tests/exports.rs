@@ -1,8 +1,7 @@
 //! `infermeter export`: published reports written in other tools' formats and loaded
-//! by those tools' own readers where they import here: AIPerf's (venv-aiperf) and
-//! GuideLLM's (venv-guidellm), both from `ci/setup.sh --reference`. vLLM's `bench
-//! sweep` readers need vLLM's own venv and run in the peer tests (vllm_peer.rs); here
-//! the vLLM export's keys and figures are checked. The figures both tools define must
+//! by those tools' own readers, each in the venv `ci/setup.sh --reference` installs:
+//! vLLM's `bench sweep` readers (venv-vllm-0.32.0, vLLM's CPU build), AIPerf's
+//! (venv-aiperf) and GuideLLM's (venv-guidellm). The figures both tools define must
 //! equal the report's after the unit mapping; GuideLLM's metrics must be the ones
 //! GuideLLM itself computes from the exported requests.
 
@@ -305,4 +304,46 @@ fn the_guidellm_export_needs_the_runs_requests() {
         &["--requests".as_ref(), other.as_os_str()],
     );
     assert!(err.contains("not this report's requests"), "{err}");
+}
+
+/// The `vllm-bench` export of the published vLLM-CPU run, read by vLLM's own `vllm
+/// bench sweep` code (`ci/tools/peer_readers.py`: `serve.run_comb` reads the saved
+/// result and writes the summary, `plot.plot` reads the summary, dry run, and
+/// `plot_pareto` prepares the Pareto front), with the report's figures.
+#[test]
+fn vllms_sweep_readers_load_the_vllm_bench_export() {
+    let python = venv_python("venv-vllm-0.32.0", "vllm-cpu");
+    let report_path = &published()[0];
+    let report = read_json(report_path);
+    let e = &report["results"][0];
+    let dir = tempfile::tempdir().unwrap();
+    let files = export(report_path, "vllm-bench", dir.path());
+    assert_eq!(files.len(), 1);
+    let got = peer_read(&python, "vllm-bench", &files[0]);
+    assert_eq!(got["completed"], e["requests"]["ok"], "{got}");
+    assert_eq!(got["duration"], e["load"]["measured_s"], "{got}");
+    assert_eq!(
+        got["request_throughput"], e["throughput"]["requests_per_s"],
+        "{got}"
+    );
+    assert_eq!(
+        got["output_throughput"], e["throughput"]["output_tokens_per_s"],
+        "{got}"
+    );
+    assert_eq!(got["max_concurrency"], e["load"]["concurrency"], "{got}");
+    for (name, field) in PEER_LATENCIES {
+        let mean = got[format!("mean_{name}_ms")].as_f64().unwrap();
+        assert!(
+            close(mean, e["latency"][field]["mean"].as_f64().unwrap()),
+            "{name}: {got}"
+        );
+    }
+    // vLLM's Pareto front: tokens per user is the output throughput over the users.
+    let p = &got["_pareto"][0];
+    let users = e["load"]["concurrency"].as_f64().unwrap();
+    let per_user = e["throughput"]["output_tokens_per_s"].as_f64().unwrap() / users;
+    assert!(
+        close(p["tokens_per_user"].as_f64().unwrap(), per_user),
+        "{got}"
+    );
 }

@@ -16,9 +16,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command as Process, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{
-    PEER_LATENCIES, cache, close, free_port, infermeter, read_json, read_jsonl, repo, wait_healthy,
-};
+use common::{cache, free_port, infermeter, read_json, read_jsonl, wait_healthy};
 
 /// vLLM on a free port, killed (with its engine process group) when dropped.
 struct Vllm {
@@ -195,75 +193,4 @@ fn vllm_metrics_map_to_the_vocabulary_and_agree_with_the_client() {
         "{res}"
     );
     drop(server);
-}
-
-/// The `vllm-bench` export of a published vLLM-CPU run, read by vLLM's own `vllm bench
-/// sweep` code from this venv (`ci/tools/peer_readers.py`: `serve.run_comb` reads the
-/// saved result and writes the summary, `plot.plot` reads the summary, dry run, and
-/// `plot_pareto` prepares the Pareto front), with the report's figures.
-#[test]
-#[ignore = "needs ci/setup.sh --peers; run by ci/peers.sh"]
-fn vllms_sweep_readers_load_the_vllm_bench_export() {
-    let python = std::env::var_os("INFERMETER_VLLM_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| cache().join("venv-vllm-0.32.0/bin/python"));
-    assert!(
-        python.exists(),
-        "{}: run ci/setup.sh --peers",
-        python.display()
-    );
-    let repo = repo();
-    let report_path =
-        repo.join("results/published/cpu-amd-epyc-2core/openai-vllm-cpu-chat-short/report.json");
-    let report = read_json(&report_path);
-    let e = &report["results"][0];
-    let dir = tempfile::tempdir().unwrap();
-    let o = infermeter()
-        .arg("export")
-        .arg(&report_path)
-        .args(["--format", "vllm-bench", "--out"])
-        .arg(dir.path())
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let file = PathBuf::from(String::from_utf8_lossy(&o.stdout).trim());
-    let o = Process::new(&python)
-        .arg(repo.join("ci/tools/peer_readers.py"))
-        .arg("vllm-bench")
-        .arg(&file)
-        .output()
-        .unwrap();
-    assert!(
-        o.status.success(),
-        "vLLM's readers refused {}: {}",
-        file.display(),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    let got: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    assert_eq!(got["completed"], e["requests"]["ok"], "{got}");
-    assert_eq!(got["duration"], e["load"]["measured_s"], "{got}");
-    assert_eq!(
-        got["request_throughput"], e["throughput"]["requests_per_s"],
-        "{got}"
-    );
-    assert_eq!(
-        got["output_throughput"], e["throughput"]["output_tokens_per_s"],
-        "{got}"
-    );
-    assert_eq!(got["max_concurrency"], e["load"]["concurrency"], "{got}");
-    for (name, field) in PEER_LATENCIES {
-        let mean = got[format!("mean_{name}_ms")].as_f64().unwrap();
-        assert!(
-            close(mean, e["latency"][field]["mean"].as_f64().unwrap()),
-            "{name}: {got}"
-        );
-    }
-    // vLLM's Pareto front: tokens per user is the output throughput over the users.
-    let p = &got["_pareto"][0];
-    let users = e["load"]["concurrency"].as_f64().unwrap();
-    let per_user = e["throughput"]["output_tokens_per_s"].as_f64().unwrap() / users;
-    assert!(
-        close(p["tokens_per_user"].as_f64().unwrap(), per_user),
-        "{got}"
-    );
 }
