@@ -2,13 +2,13 @@
 //! preset's synthetic weights), one JSON object per (prompt length, sequences):
 //! `cargo run --release -p infermeter-kernels --example engine_speed -- [PROMPT] [OUT]
 //! [SEQS...] [model=NAME] [precision=P] [kv=f16|f32] [prompts=128,512,...]
-//! [profile=on]`.
+//! [profile=on|prefill]`.
 //!
 //! Prefill: every sequence's prompt in one step (all sequences together, as
 //! llama.cpp's speed test sends one batch). Decode: all sequences decoded together,
 //! one token each per step, timed after the prefill. `profile=on` adds, per op, the
 //! share of the decode time it took (each op timed as it returns: see
-//! `infermeter_kernels::profile`).
+//! `infermeter_kernels::profile`); `profile=prefill` the share of the prefill's.
 
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -49,7 +49,9 @@ fn main() {
             std::process::exit(2);
         }
     };
-    let profile = opt("profile").as_deref() == Some("on");
+    let profile = opt("profile");
+    let prefill_profile = profile.as_deref() == Some("prefill");
+    let profile = matches!(profile.as_deref(), Some("on" | "prefill"));
     let precision: Option<Precision> = opt("precision").and_then(|p| p.parse().ok());
     let (host, source) = match weights::find_gguf(&default_model_dirs(), cfg, precision) {
         Some(path) => (
@@ -74,6 +76,7 @@ fn main() {
         batches,
         out,
         label,
+        prefill_profile,
     };
     // Unprofiled runs use the plain device: the profile's clock reads and table are
     // not free.
@@ -92,6 +95,8 @@ struct Plan {
     batches: Vec<usize>,
     out: usize,
     label: String,
+    /// Profile the prefill, not the decode.
+    prefill_profile: bool,
 }
 
 impl Plan {
@@ -122,9 +127,15 @@ impl Plan {
                         sample: true,
                     })
                     .collect();
+                reset();
                 let t = Instant::now();
                 let mut last = m.step(&mut cache, &layout, &seqs).expect("prefill");
                 let prefill_s = t.elapsed().as_secs_f64();
+                let prefill_ops = if self.prefill_profile {
+                    table().map_or(String::new(), |t| ops_json("prefill_ops", t, prefill_s, 1))
+                } else {
+                    String::new()
+                };
                 reset();
                 let t = Instant::now();
                 for step in 0..out {
@@ -142,7 +153,11 @@ impl Plan {
                     last = m.step(&mut cache, &layout, &seqs).expect("decode");
                 }
                 let decode_s = t.elapsed().as_secs_f64();
-                let ops = table().map_or(String::new(), |t| ops_json(t, decode_s, out));
+                let ops = if self.prefill_profile {
+                    prefill_ops
+                } else {
+                    table().map_or(String::new(), |t| ops_json("decode_ops", t, decode_s, out))
+                };
                 println!(
                     "{{{}, \"sequences\": {b}, \"prompt_tokens\": {prompt_len}, \"output_tokens_per_sequence\": {out}, \"prefill_tokens_per_s\": {:.1}, \"decode_tokens_per_s\": {:.1}{ops}}}",
                     self.label,
@@ -154,9 +169,9 @@ impl Plan {
     }
 }
 
-/// `, "decode_ops": {...}`: each op's share of the decode time and microseconds per
-/// step, largest first, and the time between ops.
-fn ops_json(table: BTreeMap<String, OpTime>, decode_s: f64, steps: usize) -> String {
+/// `, "KEY": {...}`: each op's share of the time and microseconds per step, largest
+/// first, and the time between ops.
+fn ops_json(key: &str, table: BTreeMap<String, OpTime>, decode_s: f64, steps: usize) -> String {
     let timed: f64 = table.values().map(|t| t.total_s).sum();
     let mut rows: Vec<(String, f64)> = table.into_iter().map(|(k, t)| (k, t.total_s)).collect();
     rows.push(("(between ops)".into(), decode_s - timed));
@@ -171,5 +186,5 @@ fn ops_json(table: BTreeMap<String, OpTime>, decode_s: f64, steps: usize) -> Str
             )
         })
         .collect();
-    format!(", \"decode_ops\": {{{}}}", parts.join(", "))
+    format!(", \"{key}\": {{{}}}", parts.join(", "))
 }

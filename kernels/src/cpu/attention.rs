@@ -6,7 +6,8 @@
 //! head, up to [`ROWS_PER_ITEM`] query rows, one span of [`POSITIONS_PER_SPAN`]
 //! positions): each key of the span is read straight from the cache once for up to 4
 //! queries (the query heads of its group, the rows of the item), each row's weighted
-//! sum of values is kept in registers over the span (`kvdot`), and a long context is
+//! sum of values is kept in registers over the span (`kvdot`; a prompt tile widens the
+//! span's values to f32 once for all its rows), and a long context is
 //! split into spans so that one decoding sequence still gives every core work. Each span keeps its own maximum, sum of exponentials and weighted sum of
 //! values; the spans of a row are then merged in position order.
 //!
@@ -25,20 +26,29 @@ use crate::ops::{AttnSeq, KvLayout};
 
 /// Query rows of one sequence per work item (prompt chunks are split so both cores
 /// get work even for one sequence with few KV heads).
-pub const ROWS_PER_ITEM: usize = 16;
+pub const ROWS_PER_ITEM: usize = 32;
 
 /// Positions per span: a context longer than this is attended span by span in
 /// parallel, and the spans merged.
 pub const POSITIONS_PER_SPAN: usize = 256;
 
+/// Query rows (rows x query heads of a group) from which an item widens its span's
+/// values to f32 once, rather than each row widening every value it weighs.
+const WIDEN_VALUES_FROM_ROWS: usize = 8;
+
 /// An element of the KV cache.
 pub trait KvElem: kvdot::Elem + Default {
     /// Stores `src` in `dst` (rounded to nearest for f16).
     fn store(src: &[f32], dst: &mut [Self]);
+    /// Widens `src` into `dst` (exact).
+    fn widen_into(src: &[Self], dst: &mut [f32]);
 }
 
 impl KvElem for f32 {
     fn store(src: &[f32], dst: &mut [f32]) {
+        dst.copy_from_slice(src);
+    }
+    fn widen_into(src: &[f32], dst: &mut [f32]) {
         dst.copy_from_slice(src);
     }
 }
@@ -46,6 +56,9 @@ impl KvElem for f32 {
 impl KvElem for f16 {
     fn store(src: &[f32], dst: &mut [f16]) {
         dst.convert_from_f32_slice(src);
+    }
+    fn widen_into(src: &[f16], dst: &mut [f32]) {
+        src.convert_to_f32_slice(dst);
     }
 }
 
@@ -129,6 +142,11 @@ fn attend_span<E: KvElem>(
         let at = i * width + h * group * hd;
         qs.extend_from_slice(&q[at..at + group * hd]);
     }
+    let mut part = SpanPart {
+        max: vec![f32::NEG_INFINITY; t * group],
+        sum: vec![0f32; t * group],
+        acc: vec![0f32; t * group * hd],
+    };
     // scores[(i*group + g)*n + (p - span)]: each key is read once for every query
     // that sees it.
     let mut scores = vec![0f32; t * group * n];
@@ -143,11 +161,16 @@ fn attend_span<E: KvElem>(
             n,
         );
     }
-    let mut part = SpanPart {
-        max: vec![f32::NEG_INFINITY; t * group],
-        sum: vec![0f32; t * group],
-        acc: vec![0f32; t * group * hd],
-    };
+    // A prompt tile weighs each value for many rows: its span's values widened once,
+    // contiguous (widening is exact: the same sums, bit for bit).
+    let widened: Option<(Vec<f32>, Vec<usize>)> =
+        (t * group >= WIDEN_VALUES_FROM_ROWS).then(|| {
+            let mut vals = vec![0f32; n * hd];
+            for (dst, &off) in vals.chunks_exact_mut(hd).zip(&offs) {
+                E::widen_into(&kv.v[off..off + hd], dst);
+            }
+            (vals, (0..n).map(|j| j * hd).collect())
+        });
     for i in 0..t {
         // Positions of the span this row sees.
         let seen = (pos0 + i + 1).saturating_sub(item.span).min(n);
@@ -157,7 +180,11 @@ fn attend_span<E: KvElem>(
             let max = s.iter().copied().fold(f32::NEG_INFINITY, f32::max);
             part.max[r] = max;
             part.sum[r] = kvdot::exp_sub(s, max);
-            kvdot::weighted_sum(&mut part.acc[r * hd..(r + 1) * hd], s, kv.v, &offs[..seen]);
+            let acc = &mut part.acc[r * hd..(r + 1) * hd];
+            match &widened {
+                Some((vals, at)) => kvdot::weighted_sum(acc, s, vals, &at[..seen]),
+                None => kvdot::weighted_sum(acc, s, kv.v, &offs[..seen]),
+            }
         }
     }
     part

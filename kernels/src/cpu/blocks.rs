@@ -4,6 +4,7 @@
 //! and the AVX2 kernels run.
 
 use half::f16;
+use rayon::prelude::*;
 
 /// Values per block in every supported format.
 pub const BLOCK: usize = 32;
@@ -68,6 +69,31 @@ pub struct ActBlock {
     pub qs: [i8; BLOCK],
 }
 
+impl ActBlock {
+    /// The block of 32 values `x`: `d = max |x| / 127`, `p = round(x / d)`.
+    fn quantize(x: &[f32]) -> ActBlock {
+        let amax = x.iter().fold(0f32, |a, v| a.max(v.abs()));
+        let d = amax / 127.0;
+        let id = if d > 0.0 { 1.0 / d } else { 0.0 };
+        let mut qs = [0i8; BLOCK];
+        let mut sum = 0i32;
+        for (q, v) in qs.iter_mut().zip(x) {
+            // |v·id| <= 127 by construction; the clamp only guards rounding.
+            *q = (v * id).round().clamp(-127.0, 127.0) as i8;
+            sum += i32::from(*q);
+        }
+        ActBlock {
+            d,
+            s: d * sum as f32,
+            qs,
+        }
+    }
+}
+
+/// Values at or above which activations are quantized in parallel (and the values one
+/// task takes).
+const PARALLEL_VALUES: usize = 1 << 15;
+
 /// Activations quantized per row to 8-bit blocks.
 #[derive(Debug, Default)]
 pub struct QuantizedRows {
@@ -79,33 +105,32 @@ pub struct QuantizedRows {
 pub type ActRow<'a> = &'a [ActBlock];
 
 impl QuantizedRows {
-    /// Quantizes `rows` rows of `cols` values (`cols` a multiple of 32).
+    /// Quantizes `rows` rows of `cols` values (`cols` a multiple of 32); many rows are
+    /// quantized in parallel (each block's arithmetic is its own).
     pub fn quantize(x: &[f32], rows: usize, cols: usize) -> Self {
         debug_assert_eq!(x.len(), rows * cols);
         let blocks_per_row = cols / BLOCK;
-        let n = rows * blocks_per_row;
-        let mut out = Self {
-            blocks_per_row,
-            blocks: Vec::with_capacity(n),
-        };
-        for block in x.chunks_exact(BLOCK) {
-            let amax = block.iter().fold(0f32, |a, v| a.max(v.abs()));
-            let d = amax / 127.0;
-            let id = if d > 0.0 { 1.0 / d } else { 0.0 };
-            let mut qs = [0i8; BLOCK];
-            let mut sum = 0i32;
-            for (q, v) in qs.iter_mut().zip(block) {
-                // |v·id| <= 127 by construction; the clamp only guards rounding.
-                *q = (v * id).round().clamp(-127.0, 127.0) as i8;
-                sum += i32::from(*q);
-            }
-            out.blocks.push(ActBlock {
-                d,
-                s: d * sum as f32,
-                qs,
-            });
+        let mut blocks = vec![
+            ActBlock {
+                d: 0.0,
+                s: 0.0,
+                qs: [0; BLOCK],
+            };
+            rows * blocks_per_row
+        ];
+        let one = |(dst, src): (&mut ActBlock, &[f32])| *dst = ActBlock::quantize(src);
+        if x.len() < PARALLEL_VALUES {
+            blocks.iter_mut().zip(x.chunks_exact(BLOCK)).for_each(one);
+        } else {
+            blocks
+                .par_chunks_mut(PARALLEL_VALUES / BLOCK)
+                .zip(x.par_chunks(PARALLEL_VALUES))
+                .for_each(|(dst, src)| dst.iter_mut().zip(src.chunks_exact(BLOCK)).for_each(one));
         }
-        out
+        Self {
+            blocks_per_row,
+            blocks,
+        }
     }
 
     /// Row `r`.
@@ -117,6 +142,7 @@ impl QuantizedRows {
 /// Walks the output columns `first_col..` that `chunk` (column-major `[cols, rows]`)
 /// holds: per pass of up to `ACT_PASS_ROWS` activation rows, per column, per tile of
 /// up to [`ROW_TILE`] rows, `dot(weight row blocks, activation rows, outputs)`.
+/// [`walk_pairs`] is the same walk two columns at a time.
 #[inline(always)]
 pub(super) fn walk<B>(
     blocks: &[B],
@@ -140,6 +166,58 @@ pub(super) fn walk<B>(
                 dot(w, &tile[..take], &mut col_out[r..r + take]);
                 r += take;
             }
+        }
+    }
+}
+
+/// [`walk`] two output columns at a time, so that each activation block loaded serves
+/// both: `dot2(weights of column c, of c + 1, activation rows, outputs of c, of
+/// c + 1)`, and `dot` for a last odd column. Every output's arithmetic is the one
+/// `walk` gives it (the kernels compute each column's sums as they would alone).
+#[inline(always)]
+#[allow(
+    clippy::too_many_arguments,
+    reason = "the walk's inputs and its two kernels"
+)]
+pub(super) fn walk_pairs<B>(
+    blocks: &[B],
+    bpr: usize,
+    acts: &QuantizedRows,
+    rows: usize,
+    first_col: usize,
+    chunk: &mut [f32],
+    mut dot: impl FnMut(&[B], &[ActRow<'_>], &mut [f32]),
+    mut dot2: impl FnMut(&[B], &[B], &[ActRow<'_>], &mut [f32], &mut [f32]),
+) {
+    let cols = chunk.len() / rows.max(1);
+    for pass in (0..rows).step_by(ACT_PASS_ROWS) {
+        let pass_end = (pass + ACT_PASS_ROWS).min(rows);
+        let mut c = 0;
+        while c < cols {
+            let col = first_col + c;
+            let w0 = &blocks[col * bpr..(col + 1) * bpr];
+            let pair = c + 1 < cols;
+            let (out0, rest) = chunk[c * rows..].split_at_mut(rows);
+            let mut r = pass;
+            while r < pass_end {
+                let take = (pass_end - r).min(ROW_TILE);
+                let tile: [ActRow<'_>; ROW_TILE] =
+                    std::array::from_fn(|i| acts.row(r + i.min(take - 1)));
+                if pair {
+                    let w1 = &blocks[(col + 1) * bpr..(col + 2) * bpr];
+                    dot2(
+                        w0,
+                        w1,
+                        &tile[..take],
+                        &mut out0[r..r + take],
+                        &mut rest[r..r + take],
+                    );
+                } else {
+                    dot(w0, &tile[..take], &mut out0[r..r + take]);
+                }
+                r += take;
+            }
+            c += if pair { 2 } else { 1 };
         }
     }
 }

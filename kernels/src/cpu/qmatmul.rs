@@ -326,16 +326,31 @@ impl QMatrix {
     }
 }
 
-/// `[cols, rows]` column-major to `[rows, cols]` row-major.
+/// Output rows per task of the transpose: one 64-byte line of each column.
+const TRANSPOSE_ROWS: usize = 16;
+
+/// `[cols, rows]` column-major to `[rows, cols]` row-major, in blocks of
+/// [`TRANSPOSE_ROWS`] output rows (each reads one cache line of every column), the
+/// blocks in parallel for a large product.
 fn transpose(t: Vec<f32>, cols: usize, rows: usize) -> Vec<f32> {
     if rows == 1 {
         return t;
     }
     let mut out = vec![0f32; rows * cols];
-    for (c, col) in t.chunks_exact(rows).enumerate() {
-        for (r, v) in col.iter().enumerate() {
-            out[r * cols + c] = *v;
+    let block = |(b, dst): (usize, &mut [f32])| {
+        let r0 = b * TRANSPOSE_ROWS;
+        let n = dst.len() / cols;
+        for (c, col) in t.chunks_exact(rows).enumerate() {
+            for (i, v) in col[r0..r0 + n].iter().enumerate() {
+                dst[i * cols + c] = *v;
+            }
         }
+    };
+    let chunks = out.chunks_mut(TRANSPOSE_ROWS * cols).enumerate();
+    if rows * cols < SERIAL_MACS {
+        chunks.for_each(block);
+    } else {
+        chunks.collect::<Vec<_>>().into_par_iter().for_each(block);
     }
     out
 }
