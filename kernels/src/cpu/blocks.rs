@@ -110,6 +110,12 @@ impl QuantizedRows {
     pub fn quantize(x: &[f32], rows: usize, cols: usize) -> Self {
         debug_assert_eq!(x.len(), rows * cols);
         let blocks_per_row = cols / BLOCK;
+        if x.len() < PARALLEL_VALUES {
+            return Self {
+                blocks_per_row,
+                blocks: x.chunks_exact(BLOCK).map(ActBlock::quantize).collect(),
+            };
+        }
         let mut blocks = vec![
             ActBlock {
                 d: 0.0,
@@ -118,15 +124,14 @@ impl QuantizedRows {
             };
             rows * blocks_per_row
         ];
-        let one = |(dst, src): (&mut ActBlock, &[f32])| *dst = ActBlock::quantize(src);
-        if x.len() < PARALLEL_VALUES {
-            blocks.iter_mut().zip(x.chunks_exact(BLOCK)).for_each(one);
-        } else {
-            blocks
-                .par_chunks_mut(PARALLEL_VALUES / BLOCK)
-                .zip(x.par_chunks(PARALLEL_VALUES))
-                .for_each(|(dst, src)| dst.iter_mut().zip(src.chunks_exact(BLOCK)).for_each(one));
-        }
+        blocks
+            .par_chunks_mut(PARALLEL_VALUES / BLOCK)
+            .zip(x.par_chunks(PARALLEL_VALUES))
+            .for_each(|(dst, src)| {
+                for (d, s) in dst.iter_mut().zip(src.chunks_exact(BLOCK)) {
+                    *d = ActBlock::quantize(s);
+                }
+            });
         Self {
             blocks_per_row,
             blocks,
@@ -142,7 +147,6 @@ impl QuantizedRows {
 /// Walks the output columns `first_col..` that `chunk` (column-major `[cols, rows]`)
 /// holds: per pass of up to `ACT_PASS_ROWS` activation rows, per column, per tile of
 /// up to [`ROW_TILE`] rows, `dot(weight row blocks, activation rows, outputs)`.
-/// [`walk_pairs`] is the same walk two columns at a time.
 #[inline(always)]
 pub(super) fn walk<B>(
     blocks: &[B],
@@ -166,58 +170,6 @@ pub(super) fn walk<B>(
                 dot(w, &tile[..take], &mut col_out[r..r + take]);
                 r += take;
             }
-        }
-    }
-}
-
-/// [`walk`] two output columns at a time, so that each activation block loaded serves
-/// both: `dot2(weights of column c, of c + 1, activation rows, outputs of c, of
-/// c + 1)`, and `dot` for a last odd column. Every output's arithmetic is the one
-/// `walk` gives it (the kernels compute each column's sums as they would alone).
-#[inline(always)]
-#[allow(
-    clippy::too_many_arguments,
-    reason = "the walk's inputs and its two kernels"
-)]
-pub(super) fn walk_pairs<B>(
-    blocks: &[B],
-    bpr: usize,
-    acts: &QuantizedRows,
-    rows: usize,
-    first_col: usize,
-    chunk: &mut [f32],
-    mut dot: impl FnMut(&[B], &[ActRow<'_>], &mut [f32]),
-    mut dot2: impl FnMut(&[B], &[B], &[ActRow<'_>], &mut [f32], &mut [f32]),
-) {
-    let cols = chunk.len() / rows.max(1);
-    for pass in (0..rows).step_by(ACT_PASS_ROWS) {
-        let pass_end = (pass + ACT_PASS_ROWS).min(rows);
-        let mut c = 0;
-        while c < cols {
-            let col = first_col + c;
-            let w0 = &blocks[col * bpr..(col + 1) * bpr];
-            let pair = c + 1 < cols;
-            let (out0, rest) = chunk[c * rows..].split_at_mut(rows);
-            let mut r = pass;
-            while r < pass_end {
-                let take = (pass_end - r).min(ROW_TILE);
-                let tile: [ActRow<'_>; ROW_TILE] =
-                    std::array::from_fn(|i| acts.row(r + i.min(take - 1)));
-                if pair {
-                    let w1 = &blocks[(col + 1) * bpr..(col + 2) * bpr];
-                    dot2(
-                        w0,
-                        w1,
-                        &tile[..take],
-                        &mut out0[r..r + take],
-                        &mut rest[r..r + take],
-                    );
-                } else {
-                    dot(w0, &tile[..take], &mut out0[r..r + take]);
-                }
-                r += take;
-            }
-            c += if pair { 2 } else { 1 };
         }
     }
 }

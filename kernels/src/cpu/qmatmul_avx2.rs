@@ -1,10 +1,7 @@
-//! AVX2 + FMA kernels for the quantized matrix products (`qmatmul`): two weight rows
-//! (output columns) against up to [`super::blocks::ROW_TILE`] rows of 8-bit
-//! activations, each weight block unpacked once per tile and each activation block
-//! loaded once for both columns, with the walk over a task's columns compiled inside
-//! the same `target_feature` function so the constants stay in registers. Each output
-//! gets the arithmetic it gets alone (one column, one row: the same operations in the
-//! same order), so a pair changes no bit.
+//! AVX2 + FMA kernels for the quantized matrix products (`qmatmul`): one weight row against up to
+//! [`super::blocks::ROW_TILE`] rows of 8-bit activations, each weight block unpacked once per tile,
+//! with the walk over a task's columns compiled inside the same `target_feature`
+//! function so the constants stay in registers.
 //!
 //! This is the crate's one module with `unsafe`: the `#[target_feature]` functions are
 //! entered only with an [`Avx2`] value, which [`Avx2::detect`] makes only after seeing
@@ -79,9 +76,7 @@ pub fn q8(
 mod x86 {
     use std::arch::x86_64::*;
 
-    use super::super::blocks::{
-        ActBlock, ActRow, BLOCK, BlockQ4, BlockQ8, QuantizedRows, walk_pairs,
-    };
+    use super::super::blocks::{ActBlock, ActRow, BLOCK, BlockQ4, BlockQ8, QuantizedRows, walk};
     use super::super::simd::hsum;
 
     #[target_feature(enable = "avx2,fma")]
@@ -93,7 +88,7 @@ mod x86 {
         first_col: usize,
         chunk: &mut [f32],
     ) {
-        walk_pairs(
+        walk(
             blocks,
             bpr,
             acts,
@@ -105,12 +100,6 @@ mod x86 {
                 2 => q4::<2>(w, a, out),
                 3 => q4::<3>(w, a, out),
                 _ => q4::<4>(w, a, out),
-            },
-            |w0, w1, a, o0, o1| match a.len() {
-                1 => q4_pair::<1>(w0, w1, a, o0, o1),
-                2 => q4_pair::<2>(w0, w1, a, o0, o1),
-                3 => q4_pair::<3>(w0, w1, a, o0, o1),
-                _ => q4_pair::<4>(w0, w1, a, o0, o1),
             },
         );
     }
@@ -124,7 +113,7 @@ mod x86 {
         first_col: usize,
         chunk: &mut [f32],
     ) {
-        walk_pairs(
+        walk(
             blocks,
             bpr,
             acts,
@@ -136,12 +125,6 @@ mod x86 {
                 2 => q8::<2>(w, a, out),
                 3 => q8::<3>(w, a, out),
                 _ => q8::<4>(w, a, out),
-            },
-            |w0, w1, a, o0, o1| match a.len() {
-                1 => q8_pair::<1>(w0, w1, a, o0, o1),
-                2 => q8_pair::<2>(w0, w1, a, o0, o1),
-                3 => q8_pair::<3>(w0, w1, a, o0, o1),
-                _ => q8_pair::<4>(w0, w1, a, o0, o1),
             },
         );
     }
@@ -158,9 +141,14 @@ mod x86 {
         let rows: [&[ActBlock]; R] = std::array::from_fn(|r| &acts[r][..w.len()]);
         let mut acc = [_mm256_setzero_ps(); R];
         let mut corr = [0f32; R];
+        let low = _mm_set1_epi8(0x0F);
         let ones = _mm256_set1_epi16(1);
         for (b, wb) in w.iter().enumerate() {
-            let q = unpack4(wb);
+            // SAFETY: reads the 16 bytes of `wb.qs`.
+            let raw = unsafe { _mm_loadu_si128(wb.qs.as_ptr().cast()) };
+            let lo = _mm_and_si128(raw, low);
+            let hi = _mm_and_si128(_mm_srli_epi16(raw, 4), low);
+            let q = _mm256_set_m128i(hi, lo);
             for r in 0..R {
                 let ab = &rows[r][b];
                 let dot = _mm256_madd_epi16(_mm256_maddubs_epi16(q, load32(&ab.qs)), ones);
@@ -193,94 +181,6 @@ mod x86 {
         }
         for (r, o) in out.iter_mut().take(R).enumerate() {
             *o = hsum(acc[r]);
-        }
-    }
-
-    /// The 32 nibbles of a Q4 block as bytes, low nibbles first.
-    #[inline]
-    #[target_feature(enable = "avx2,fma")]
-    fn unpack4(wb: &BlockQ4) -> __m256i {
-        // SAFETY: reads the 16 bytes of `wb.qs`.
-        let raw = unsafe { _mm_loadu_si128(wb.qs.as_ptr().cast()) };
-        let low = _mm_set1_epi8(0x0F);
-        let lo = _mm_and_si128(raw, low);
-        let hi = _mm_and_si128(_mm_srli_epi16(raw, 4), low);
-        _mm256_set_m128i(hi, lo)
-    }
-
-    /// [`q4`] for two weight rows at once: each activation block is loaded once for
-    /// both; each output's operations are [`q4`]'s.
-    #[inline]
-    #[target_feature(enable = "avx2,fma")]
-    fn q4_pair<const R: usize>(
-        w0: &[BlockQ4],
-        w1: &[BlockQ4],
-        acts: &[ActRow<'_>],
-        out0: &mut [f32],
-        out1: &mut [f32],
-    ) {
-        let rows: [&[ActBlock]; R] = std::array::from_fn(|r| &acts[r][..w0.len()]);
-        let mut acc0 = [_mm256_setzero_ps(); R];
-        let mut acc1 = [_mm256_setzero_ps(); R];
-        let mut corr0 = [0f32; R];
-        let mut corr1 = [0f32; R];
-        let ones = _mm256_set1_epi16(1);
-        for (b, (wa, wb)) in w0.iter().zip(&w1[..w0.len()]).enumerate() {
-            let (qa, qb) = (unpack4(wa), unpack4(wb));
-            let (da, db, ma, mb) = (wa.d(), wb.d(), wa.m(), wb.m());
-            for r in 0..R {
-                let ab = &rows[r][b];
-                let y = load32(&ab.qs);
-                let dota = _mm256_madd_epi16(_mm256_maddubs_epi16(qa, y), ones);
-                let dotb = _mm256_madd_epi16(_mm256_maddubs_epi16(qb, y), ones);
-                acc0[r] =
-                    _mm256_fmadd_ps(_mm256_set1_ps(da * ab.d), _mm256_cvtepi32_ps(dota), acc0[r]);
-                acc1[r] =
-                    _mm256_fmadd_ps(_mm256_set1_ps(db * ab.d), _mm256_cvtepi32_ps(dotb), acc1[r]);
-                corr0[r] += ma * ab.s;
-                corr1[r] += mb * ab.s;
-            }
-        }
-        for r in 0..R {
-            out0[r] = hsum(acc0[r]) + corr0[r];
-            out1[r] = hsum(acc1[r]) + corr1[r];
-        }
-    }
-
-    /// [`q8`] for two weight rows at once.
-    #[inline]
-    #[target_feature(enable = "avx2,fma")]
-    fn q8_pair<const R: usize>(
-        w0: &[BlockQ8],
-        w1: &[BlockQ8],
-        acts: &[ActRow<'_>],
-        out0: &mut [f32],
-        out1: &mut [f32],
-    ) {
-        let rows: [&[ActBlock]; R] = std::array::from_fn(|r| &acts[r][..w0.len()]);
-        let mut acc0 = [_mm256_setzero_ps(); R];
-        let mut acc1 = [_mm256_setzero_ps(); R];
-        let ones = _mm256_set1_epi16(1);
-        for (b, (wa, wb)) in w0.iter().zip(&w1[..w0.len()]).enumerate() {
-            let (qa, qb) = (load32(&wa.qs), load32(&wb.qs));
-            let (abs_a, abs_b) = (_mm256_sign_epi8(qa, qa), _mm256_sign_epi8(qb, qb));
-            let (da, db) = (wa.d(), wb.d());
-            for r in 0..R {
-                let ab = &rows[r][b];
-                let y = load32(&ab.qs);
-                let pa = _mm256_sign_epi8(y, qa);
-                let pb = _mm256_sign_epi8(y, qb);
-                let dota = _mm256_madd_epi16(_mm256_maddubs_epi16(abs_a, pa), ones);
-                let dotb = _mm256_madd_epi16(_mm256_maddubs_epi16(abs_b, pb), ones);
-                acc0[r] =
-                    _mm256_fmadd_ps(_mm256_set1_ps(da * ab.d), _mm256_cvtepi32_ps(dota), acc0[r]);
-                acc1[r] =
-                    _mm256_fmadd_ps(_mm256_set1_ps(db * ab.d), _mm256_cvtepi32_ps(dotb), acc1[r]);
-            }
-        }
-        for r in 0..R {
-            out0[r] = hsum(acc0[r]);
-            out1[r] = hsum(acc1[r]);
         }
     }
 }
