@@ -22,8 +22,6 @@ use half::f16;
 
 /// Lanes of a vector accumulator.
 const LANES: usize = 8;
-/// Queries that share one load of a key.
-const QUERIES_PER_KEY: usize = 4;
 
 /// The least exponent `exp_sub` takes.
 const EXP_MIN: f32 = -87.0;
@@ -172,9 +170,10 @@ pub mod portable {
 mod vector {
     use std::arch::x86_64::*;
 
-    use crate::cpu::kvdot::{
-        EXP_MIN, EXP_POLY, Elem, LANES, LN2_HI, LN2_LO, LOG2E, QUERIES_PER_KEY, f16, portable,
-    };
+    use crate::cpu::kvdot::{EXP_MIN, EXP_POLY, Elem, LANES, LN2_HI, LN2_LO, LOG2E, f16, portable};
+
+    /// Queries that share one load of a key.
+    const QUERIES_PER_KEY: usize = 4;
     use crate::cpu::simd::hsum;
 
     /// Eight elements from `x[at..at + 8]`, widened to f32.
