@@ -154,6 +154,9 @@ fn benchmark(
         start_s: t0,
         end_s: last_end.max(t0 + e.load.measured_s),
     };
+    let first_start = stats.iter().map(|s| s.start).reduce(f64::min).unwrap_or(t0);
+    let targeted_delay_avg = mean_or_minus_one(&stats, |s| s.dispatch_delay_s());
+    let time_avg = mean_or_minus_one(&stats, |s| s.latency_s());
     let (errored, successful): (Vec<Stats>, Vec<Stats>) =
         stats.into_iter().partition(|s| s.req.error.is_some());
     let reqs = ByStatus {
@@ -165,18 +168,6 @@ fn benchmark(
         e.load.pattern,
         ArrivalPattern::Constant | ArrivalPattern::Poisson | ArrivalPattern::Trace
     );
-    let all: Vec<Stats> = reqs
-        .successful
-        .iter()
-        .chain(&reqs.errored)
-        .cloned()
-        .collect();
-    let first_start = all.iter().map(|s| s.start).fold(f64::INFINITY, f64::min);
-    let first_start = if first_start.is_finite() {
-        first_start
-    } else {
-        t0
-    };
     let (ok, failed) = (reqs.successful.len(), reqs.errored.len());
     let constraints = match e.load.max_requests {
         Some(n) => {
@@ -218,8 +209,8 @@ fn benchmark(
             "resolve_start_delay_avg": -1.0,
             "resolve_targeted_start_delay_avg": -1.0,
             "request_start_delay_avg": -1.0,
-            "request_targeted_start_delay_avg": mean_or_minus_one(&all, |s| s.dispatch_delay_s()),
-            "request_time_avg": mean_or_minus_one(&all, |s| s.latency_s()),
+            "request_targeted_start_delay_avg": targeted_delay_avg,
+            "request_time_avg": time_avg,
             "resolve_end_delay_avg": -1.0,
             "resolve_time_avg": -1.0,
             "finalized_delay_avg": -1.0,
