@@ -2,14 +2,16 @@
 //! values held in f16 (the default: half the bytes a decode step reads) or f32 (exact
 //! against the float references).
 //!
-//! One code path for every query row, decode or prompt. Work items are (sequence, KV
+//! One arithmetic for every query row, decode or prompt. Work items are (sequence, KV
 //! head, up to [`ROWS_PER_ITEM`] query rows, one span of [`POSITIONS_PER_SPAN`]
-//! positions): each key of the span is read straight from the cache once for up to 4
-//! queries (the query heads of its group, the rows of the item), each row's weighted
-//! sum of values is kept in registers over the span (`kvdot`; a prompt tile widens the
-//! span's values to f32 once for all its rows), and a long context is
-//! split into spans so that one decoding sequence still gives every core work. Each span keeps its own maximum, sum of exponentials and weighted sum of
-//! values; the spans of a row are then merged in position order.
+//! positions): a decode row reads each key of the span straight from the cache once
+//! for up to 4 queries (the query heads of its group); a prompt tile widens the span's
+//! keys and values to f32 once for all its rows and scores eight keys per pass over a
+//! query (the same sums in the same order). Each row's weighted sum of values is kept
+//! in registers over the span (`kvdot`), and a long context is split into spans so
+//! that one decoding sequence still gives every core work. Each span keeps its own
+//! maximum, sum of exponentials and weighted sum of values; the spans of a row are
+//! then merged in position order.
 //!
 //! A row's arithmetic (its scores, whatever queries share a key's load; the span
 //! bounds, which depend only on positions; its per-span softmax; the merge in span
@@ -33,8 +35,8 @@ pub const ROWS_PER_ITEM: usize = 32;
 pub const POSITIONS_PER_SPAN: usize = 256;
 
 /// Query rows (rows x query heads of a group) from which an item widens its span's
-/// values to f32 once, rather than each row widening every value it weighs.
-const WIDEN_VALUES_FROM_ROWS: usize = 8;
+/// keys and values to f32 once, rather than each row widening every one it reads.
+const WIDEN_FROM_ROWS: usize = 8;
 
 /// An element of the KV cache.
 pub trait KvElem: kvdot::Elem + Default {
@@ -147,37 +149,55 @@ fn attend_span<E: KvElem>(
         sum: vec![0f32; t * group],
         acc: vec![0f32; t * group * hd],
     };
-    // scores[(i*group + g)*n + (p - span)]: each key is read once for every query
-    // that sees it.
+    // scores[(i*group + g)*n + (p - span)].
     let mut scores = vec![0f32; t * group * n];
-    for (j, &off) in offs.iter().enumerate() {
-        let first = (item.span + j).saturating_sub(pos0);
-        kvdot::scores(
-            &qs[first * group * hd..],
-            hd,
-            &kv.k[off..off + hd],
-            scale,
-            &mut scores[first * group * n + j..],
-            n,
-        );
-    }
-    // A prompt tile weighs each value for many rows: its span's values widened once,
-    // contiguous (widening is exact: the same sums, bit for bit).
-    let widened: Option<(Vec<f32>, Vec<usize>)> =
-        (t * group >= WIDEN_VALUES_FROM_ROWS).then(|| {
-            let mut vals = vec![0f32; n * hd];
-            for (dst, &off) in vals.chunks_exact_mut(hd).zip(&offs) {
-                E::widen_into(&kv.v[off..off + hd], dst);
+    // A prompt tile scores and weighs each key and value for many rows: its span's
+    // keys and values are widened once, contiguous, and each row scores eight keys
+    // at a time (widening is exact and the sums keep their order: the same bits).
+    let widened: Option<(Vec<f32>, Vec<usize>)> = if t * group >= WIDEN_FROM_ROWS {
+        let widen = |src: &[E]| {
+            let mut dst = vec![0f32; n * hd];
+            for (d, &off) in dst.chunks_exact_mut(hd).zip(&offs) {
+                E::widen_into(&src[off..off + hd], d);
             }
-            (vals, (0..n).map(|j| j * hd).collect())
-        });
+            dst
+        };
+        let keys = widen(kv.k);
+        for i in 0..t {
+            let seen = (pos0 + i + 1).saturating_sub(item.span).min(n);
+            for g in 0..group {
+                let r = i * group + g;
+                kvdot::scores_keys(
+                    &qs[r * hd..(r + 1) * hd],
+                    &keys[..seen * hd],
+                    scale,
+                    &mut scores[r * n..r * n + seen],
+                );
+            }
+        }
+        Some((widen(kv.v), (0..n).map(|j| j * hd).collect()))
+    } else {
+        // A decode row: each key read from the cache once for every query that sees it.
+        for (j, &off) in offs.iter().enumerate() {
+            let first = (item.span + j).saturating_sub(pos0);
+            kvdot::scores(
+                &qs[first * group * hd..],
+                hd,
+                &kv.k[off..off + hd],
+                scale,
+                &mut scores[first * group * n + j..],
+                n,
+            );
+        }
+        None
+    };
     for i in 0..t {
         // Positions of the span this row sees.
         let seen = (pos0 + i + 1).saturating_sub(item.span).min(n);
         for g in 0..group {
             let r = i * group + g;
             let s = &mut scores[r * n..r * n + seen];
-            let max = s.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            let max = kvdot::max(s);
             part.max[r] = max;
             part.sum[r] = kvdot::exp_sub(s, max);
             let acc = &mut part.acc[r * hd..(r + 1) * hd];

@@ -11,6 +11,7 @@
 //!   sum is multiplied by the scale;
 //! - a weighted sum adds `w_p·v_p` element by element by fused multiply-add in position
 //!   order;
+//! - a softmax's sum of exponentials adds them in 8 lanes, then as the scores' tree;
 //! - widening f16 is exact, so an f16 key gives the bits of its f32 copy.
 //!
 //! This module and the `qmatmul` kernels are the crate's only `unsafe`: the vector
@@ -112,6 +113,15 @@ pub mod portable {
         }
     }
 
+    /// `out[i] = scale · (q · keys[i·hd..(i+1)·hd])` for one query `q` (`hd` values)
+    /// and the keys `keys` (`[out.len(), hd]`, f32).
+    pub fn scores_keys(q: &[f32], keys: &[f32], scale: f32, out: &mut [f32]) {
+        let hd = q.len();
+        for (o, k) in out.iter_mut().zip(keys.chunks_exact(hd)) {
+            *o = dot(q, k, scale);
+        }
+    }
+
     /// `acc += Σ_p w[p]·values[offs[p]..]`, in position order.
     pub fn weighted_sum<T: Elem>(acc: &mut [f32], w: &[f32], values: &[T], offs: &[usize]) {
         weighted_from(acc, 0, w, values, offs);
@@ -150,14 +160,31 @@ pub mod portable {
         y * f32::from_bits(((n as i32 + 127) as u32) << 23)
     }
 
-    /// `x = e^(x - max)` for every element, returning their sum (in order).
+    /// `x = e^(x - max)` for every element, returning their sum: lane `j` of 8 adds
+    /// elements `j, j+8, ...` in order, the lanes are summed as a tree and the
+    /// elements past the last whole 8 added in order.
     pub fn exp_sub(s: &mut [f32], max: f32) -> f32 {
-        let mut sum = 0.0;
-        for x in s.iter_mut() {
+        let whole = s.len() - s.len() % LANES;
+        let mut acc = [0f32; LANES];
+        for c in (0..whole).step_by(LANES) {
+            for (j, a) in acc.iter_mut().enumerate() {
+                let x = &mut s[c + j];
+                *x = exp_neg(*x - max);
+                *a += *x;
+            }
+        }
+        let mut sum = tree(acc);
+        for x in &mut s[whole..] {
             *x = exp_neg(*x - max);
             sum += *x;
         }
         sum
+    }
+
+    /// The largest element (`-inf` for none); the same value in any order, as no
+    /// score is NaN.
+    pub fn max(s: &[f32]) -> f32 {
+        s.iter().copied().fold(f32::NEG_INFINITY, f32::max)
     }
 }
 
@@ -264,6 +291,63 @@ mod vector {
         }
     }
 
+    /// `hsum` of eight vectors at once: lane `k` of the result is `hsum(a[k])`, the same
+    /// additions in the same order (the halves, then pairs, then neighbours), done on
+    /// shuffled vectors so that eight sums cost seven additions.
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    fn hsum8(a: [__m256; 8]) -> __m256 {
+        // b[k] = [a_k[j] + a_k[j+4] | a_{k+4}[j] + a_{k+4}[j+4]], j < 4.
+        let b: [__m256; 4] = std::array::from_fn(|k| {
+            _mm256_add_ps(
+                _mm256_permute2f128_ps::<0x20>(a[k], a[k + 4]),
+                _mm256_permute2f128_ps::<0x31>(a[k], a[k + 4]),
+            )
+        });
+        // c[m] = [b_k[j] + b_k[j+2], b_{k+1}[j] + b_{k+1}[j+2] | ...], j < 2, k = 2m.
+        let c: [__m256; 2] = std::array::from_fn(|m| {
+            let (x, y) = (b[2 * m], b[2 * m + 1]);
+            _mm256_add_ps(
+                _mm256_shuffle_ps::<0x44>(x, y),
+                _mm256_shuffle_ps::<0xEE>(x, y),
+            )
+        });
+        // Lane k: c's first element of vector k plus its second.
+        _mm256_add_ps(
+            _mm256_shuffle_ps::<0x88>(c[0], c[1]),
+            _mm256_shuffle_ps::<0xDD>(c[0], c[1]),
+        )
+    }
+
+    /// One query against eight keys at a time: each key's lanes are summed as in
+    /// `scores_n` (the query loaded once for the eight), the eight trees at once.
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    fn scores_keys_tf(q: &[f32], keys: &[f32], scale: f32, out: &mut [f32]) {
+        let hd = q.len();
+        let n = out.len();
+        let keys = &keys[..n * hd];
+        let mut i = 0;
+        if hd.is_multiple_of(LANES) {
+            let scale_v = _mm256_set1_ps(scale);
+            while i + LANES <= n {
+                let ks = &keys[i * hd..(i + LANES) * hd];
+                let mut acc = [_mm256_setzero_ps(); LANES];
+                for c in (0..hd).step_by(LANES) {
+                    let qv = f32::load8(q, c);
+                    for (k, a) in acc.iter_mut().enumerate() {
+                        *a = _mm256_fmadd_ps(qv, f32::load8(ks, k * hd + c), *a);
+                    }
+                }
+                store8(out, i, _mm256_mul_ps(hsum8(acc), scale_v));
+                i += LANES;
+            }
+        }
+        for j in i..n {
+            scores_n::<1, f32>(q, hd, &keys[j * hd..(j + 1) * hd], scale, &mut out[j..], 1);
+        }
+    }
+
     /// `R` registers of `acc` from element `d0`, kept in registers over every position.
     #[inline]
     #[target_feature(enable = "avx2,fma,f16c")]
@@ -353,19 +437,31 @@ mod vector {
         let n = s.len();
         let whole = n - n % LANES;
         let m = _mm256_set1_ps(max);
-        let mut sum = 0.0;
+        let mut acc = _mm256_setzero_ps();
         for c in (0..whole).step_by(LANES) {
             let e = exp_neg(_mm256_sub_ps(f32::load8(s, c), m));
             store8(s, c, e);
-            for x in &s[c..c + LANES] {
-                sum += *x;
-            }
+            acc = _mm256_add_ps(acc, e);
         }
+        let mut sum = hsum(acc);
         for x in &mut s[whole..] {
             *x = portable::exp_neg(*x - max);
             sum += *x;
         }
         sum
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    fn max_tf(s: &[f32]) -> f32 {
+        let whole = s.len() - s.len() % LANES;
+        let mut m = _mm256_set1_ps(f32::NEG_INFINITY);
+        for c in (0..whole).step_by(LANES) {
+            m = _mm256_max_ps(m, f32::load8(s, c));
+        }
+        let mut lanes = [0f32; LANES];
+        store8(&mut lanes, 0, m);
+        portable::max(&s[whole..]).max(portable::max(&lanes))
     }
 
     /// `out[j·stride] = scale · (q_j · k)` for the queries `q` (`[m, hd]`).
@@ -382,6 +478,14 @@ mod vector {
         unsafe { scores_tf(q, hd, k, scale, out, stride) }
     }
 
+    /// `out[i] = scale · (q · keys[i·hd..(i+1)·hd])` for one query `q` (`hd` values)
+    /// and the keys `keys` (`[out.len(), hd]`, f32).
+    #[inline]
+    pub fn scores_keys(q: &[f32], keys: &[f32], scale: f32, out: &mut [f32]) {
+        // SAFETY: as in `scores`.
+        unsafe { scores_keys_tf(q, keys, scale, out) }
+    }
+
     /// `acc += Σ_p w[p]·values[offs[p]..]`, in position order.
     #[inline]
     pub fn weighted_sum<T: Elem>(acc: &mut [f32], w: &[f32], values: &[T], offs: &[usize]) {
@@ -389,11 +493,18 @@ mod vector {
         unsafe { weighted_sum_tf(acc, w, values, offs) }
     }
 
-    /// `x = e^(x - max)` for every element, returning their sum (in order).
+    /// `x = e^(x - max)` for every element, returning their sum (lanes, then tree).
     #[inline]
     pub fn exp_sub(s: &mut [f32], max: f32) -> f32 {
         // SAFETY: as in `scores`.
         unsafe { exp_sub_tf(s, max) }
+    }
+
+    /// The largest element (`-inf` for none).
+    #[inline]
+    pub fn max(s: &[f32]) -> f32 {
+        // SAFETY: as in `scores`.
+        unsafe { max_tf(s) }
     }
 }
 
@@ -403,7 +514,7 @@ mod vector {
     target_feature = "fma",
     target_feature = "f16c"
 ))]
-pub use vector::{Load, exp_sub, scores, weighted_sum};
+pub use vector::{Load, exp_sub, max, scores, scores_keys, weighted_sum};
 
 #[cfg(not(all(
     target_arch = "x86_64",
@@ -411,7 +522,7 @@ pub use vector::{Load, exp_sub, scores, weighted_sum};
     target_feature = "fma",
     target_feature = "f16c"
 )))]
-pub use portable::{Load, exp_sub, scores, weighted_sum};
+pub use portable::{Load, exp_sub, max, scores, scores_keys, weighted_sum};
 
 /// Which arithmetic this build runs: `"avx2-f16c"` or `"portable"`.
 pub const fn name() -> &'static str {
@@ -486,6 +597,32 @@ mod tests {
     }
 
     #[test]
+    fn key_blocks_score_the_bits_of_one_key_at_a_time() {
+        // Whole blocks of 8 keys, a remainder, fewer than 8; head sizes with a tail too.
+        for hd in [7, 8, 13, 64] {
+            for n in [1, 5, 8, 19, 32] {
+                let q = values(hd, 7);
+                let keys = values(n * hd, 8);
+                let mut got = vec![0f32; n];
+                scores_keys(&q, &keys, 0.125, &mut got);
+                let mut want = vec![0f32; n];
+                portable::scores_keys(&q, &keys, 0.125, &mut want);
+                let one_by_one: Vec<f32> = keys
+                    .chunks_exact(hd)
+                    .map(|k| {
+                        let mut o = [0f32];
+                        scores(&q, hd, k, 0.125, &mut o, 1);
+                        o[0]
+                    })
+                    .collect();
+                let bits = |x: &[f32]| x.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+                assert_eq!(bits(&got), bits(&want), "hd {hd}, {n} keys");
+                assert_eq!(bits(&got), bits(&one_by_one), "hd {hd}, {n} keys");
+            }
+        }
+    }
+
+    #[test]
     fn weighted_sums_are_the_portable_bits() {
         for hd in [1, 8, 13, 24, 64, 72, 100] {
             let positions = 11;
@@ -526,14 +663,19 @@ mod tests {
         assert!(portable::exp_neg(-1e30) <= 2f32.powi(-125));
         assert_eq!(portable::exp_neg(0.0), 1.0);
         // Vector and portable: the same bits, tails included.
-        for n in [3, 8, 21] {
+        for n in [3, 8, 21, 256] {
             let mut a: Vec<f32> = values(n, 6);
+            assert_eq!(max(&a), portable::max(&a), "{n}");
             let mut b = a.clone();
-            let max = 2.5;
-            let (sa, sb) = (exp_sub(&mut a, max), portable::exp_sub(&mut b, max));
+            let m = 2.5;
+            let (sa, sb) = (exp_sub(&mut a, m), portable::exp_sub(&mut b, m));
             assert_eq!(sa.to_bits(), sb.to_bits());
             assert_eq!(a, b);
+            // The sum is the float64 sum of the exponentials to a few ulp of it.
+            let exact: f64 = a.iter().map(|&x| f64::from(x)).sum();
+            assert!((f64::from(sa) - exact).abs() <= 4.0 * f64::from(f32::EPSILON) * exact);
         }
+        assert_eq!(max(&[]), f32::NEG_INFINITY);
     }
 
     #[test]
