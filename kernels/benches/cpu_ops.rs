@@ -1,6 +1,7 @@
 //! Criterion benchmarks of the CPU device's ops: matrix products per weight format at
 //! real layer shapes (SmolLM2-135M's MLP as is, Llama-3-8B's scaled by 1/4 to fit a
-//! CPU cache budget) for 1 and 8 rows, and attention over the paged KV cache at
+//! CPU cache budget) for 1 and 8 rows, the quantized products with each kernel this CPU
+//! runs (`qmatmul_kernels`), and attention over the paged KV cache at
 //! several context lengths (SmolLM2-135M's heads: 9 query, 3 KV, head_dim 64).
 //!
 //! `cargo bench -p infermeter-kernels --bench cpu_ops` (add a filter such as
@@ -18,6 +19,7 @@ use candle_core::{Device, Tensor};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use infermeter_kernels::Precision;
 use infermeter_kernels::cpu::CpuOps;
+use infermeter_kernels::cpu::qmatmul::{Kernel, QMatrix};
 use infermeter_kernels::ops::{AttnSeq, DeviceOps, KvLayout};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -59,6 +61,36 @@ fn matmul(c: &mut Criterion) {
                     &x,
                     |b, x| b.iter(|| ops.scope(|| ops.matmul(x, &weight).expect("matmul"))),
                 );
+            }
+        }
+    }
+    group.finish();
+}
+
+/// The quantized products with each kernel this CPU runs, on one machine in one process
+/// (`qmatmul_kernels/<kernel>/...`): the numbers behind the kernel `Kernel::detect`
+/// picks.
+fn qmatmul_kernels(c: &mut Criterion) {
+    let mut rng = ChaCha8Rng::seed_from_u64(2);
+    let mut group = c.benchmark_group("qmatmul_kernels");
+    for (name, out, inp) in SHAPES {
+        let w = tensor(random(&mut rng, out * inp), out, inp);
+        for p in [Precision::Q8_0, Precision::Q4_1] {
+            let q = QTensor::quantize(&w, p.ggml()).expect("quantize");
+            let m = QMatrix::from_qtensor(&q).expect("repack");
+            group.throughput(Throughput::Bytes(m.bytes()));
+            for rows in [1, 8, 64] {
+                let x = random(&mut rng, rows * inp);
+                for kernel in Kernel::available() {
+                    group.bench_with_input(
+                        BenchmarkId::new(
+                            format!("{}/{p}/{name}", kernel.name()),
+                            format!("rows={rows}"),
+                        ),
+                        &x,
+                        |b, x| b.iter(|| m.matmul_with(kernel, x, rows)),
+                    );
+                }
             }
         }
     }
@@ -137,6 +169,6 @@ fn config() -> Criterion {
 criterion_group! {
     name = benches;
     config = config();
-    targets = matmul, attention
+    targets = matmul, qmatmul_kernels, attention
 }
 criterion_main!(benches);

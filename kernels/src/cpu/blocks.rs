@@ -1,7 +1,7 @@
 //! The blocks the CPU's quantized matrix products work on: GGUF weight blocks of 32
 //! (`BlockQ4`, `BlockQ8`), activations quantized per row to 8-bit blocks
-//! (`QuantizedRows`), and the tiled walk over output columns that both the portable
-//! and the AVX2 kernels run.
+//! (`QuantizedRows`), a matrix's blocks in interleaved column pairs (`Weights`), and
+//! the tiled walk over output columns that the portable and the AVX2 kernels run.
 
 use half::f16;
 use rayon::prelude::*;
@@ -11,7 +11,7 @@ pub const BLOCK: usize = 32;
 /// Rows of activations one kernel call takes: a weight block is unpacked once per tile.
 pub const ROW_TILE: usize = 4;
 /// Activation rows kept hot per pass over a task's weight columns (prompt chunks).
-const ACT_PASS_ROWS: usize = 64;
+pub(super) const ACT_PASS_ROWS: usize = 64;
 
 /// A 4-bit block: `w = d·q + m` for the 32 nibbles of `qs` (low nibbles are values
 /// 0..16, high nibbles 16..32, as in GGUF). 20 bytes, GGUF's Q4_1 size: the scales stay
@@ -144,24 +144,125 @@ impl QuantizedRows {
     }
 }
 
+/// A matrix's weight blocks, `bpr` per output column: column by column, or (`paired`,
+/// the layout for kernels that take two columns at once) in interleaved pairs: block
+/// `b` of column `2p`, then block `b` of column `2p+1`, so that a pair is one stream
+/// in memory, an odd last column on its own.
+#[derive(Debug)]
+pub struct Weights<'a, B> {
+    /// The blocks, in that order.
+    pub blocks: &'a [B],
+    /// Blocks per column.
+    pub bpr: usize,
+    /// Output columns.
+    pub columns: usize,
+    /// Whether the columns are in interleaved pairs.
+    pub paired: bool,
+}
+
+/// One column's blocks in order: every `stride`-th block of `blocks`.
+#[derive(Debug)]
+pub struct Column<'a, B> {
+    blocks: &'a [B],
+    stride: usize,
+    len: usize,
+}
+
+// Copies of the views, whatever the block type (a derive would ask `B: Copy`).
+impl<B> Clone for Weights<'_, B> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<B> Copy for Weights<'_, B> {}
+impl<B> Clone for Column<'_, B> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<B> Copy for Column<'_, B> {}
+
+impl<'a, B> Column<'a, B> {
+    /// Blocks in the column.
+    #[inline(always)]
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the column has no blocks (a matrix of no input width).
+    #[inline(always)]
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The blocks in order.
+    #[inline(always)]
+    pub fn iter(&self) -> impl Iterator<Item = &'a B> + use<'a, B> {
+        self.blocks.iter().step_by(self.stride)
+    }
+}
+
+impl<'a, B> Weights<'a, B> {
+    /// Column `col`.
+    #[inline(always)]
+    pub fn column(&self, col: usize) -> Column<'a, B> {
+        let bpr = self.bpr;
+        if self.paired && col < self.columns - self.columns % 2 {
+            let start = (col - col % 2) * bpr + col % 2;
+            Column {
+                blocks: &self.blocks[start..start + 2 * bpr - 1],
+                stride: 2,
+                len: bpr,
+            }
+        } else {
+            Column {
+                blocks: &self.blocks[col * bpr..(col + 1) * bpr],
+                stride: 1,
+                len: bpr,
+            }
+        }
+    }
+
+    /// The interleaved blocks of columns `col` and `col + 1` (`paired`, `col` even).
+    #[inline(always)]
+    pub fn pair(&self, col: usize) -> &'a [B] {
+        debug_assert!(self.paired && col.is_multiple_of(2) && col + 1 < self.columns);
+        &self.blocks[col * self.bpr..(col + 2) * self.bpr]
+    }
+}
+
+/// Row-major blocks (`columns` columns of `bpr`) reordered into [`Weights`]' pairs.
+pub fn interleave_pairs<B: Copy>(blocks: Vec<B>, bpr: usize, columns: usize) -> Vec<B> {
+    let mut out = Vec::with_capacity(blocks.len());
+    for p in 0..columns / 2 {
+        let (a, b) = blocks[2 * p * bpr..(2 * p + 2) * bpr].split_at(bpr);
+        for (x, y) in a.iter().zip(b) {
+            out.push(*x);
+            out.push(*y);
+        }
+    }
+    if columns % 2 == 1 {
+        out.extend_from_slice(&blocks[(columns - 1) * bpr..]);
+    }
+    out
+}
+
 /// Walks the output columns `first_col..` that `chunk` (column-major `[cols, rows]`)
 /// holds: per pass of up to `ACT_PASS_ROWS` activation rows, per column, per tile of
-/// up to [`ROW_TILE`] rows, `dot(weight row blocks, activation rows, outputs)`.
+/// up to [`ROW_TILE`] rows, `dot(weight column, activation rows, outputs)`.
 #[inline(always)]
 pub(super) fn walk<B>(
-    blocks: &[B],
-    bpr: usize,
+    weights: Weights<'_, B>,
     acts: &QuantizedRows,
     rows: usize,
     first_col: usize,
     chunk: &mut [f32],
-    mut dot: impl FnMut(&[B], &[ActRow<'_>], &mut [f32]),
+    mut dot: impl FnMut(Column<'_, B>, &[ActRow<'_>], &mut [f32]),
 ) {
     for pass in (0..rows).step_by(ACT_PASS_ROWS) {
         let pass_end = (pass + ACT_PASS_ROWS).min(rows);
         for (c, col_out) in chunk.chunks_exact_mut(rows).enumerate() {
-            let col = first_col + c;
-            let w = &blocks[col * bpr..(col + 1) * bpr];
+            let w = weights.column(first_col + c);
             let mut r = pass;
             while r < pass_end {
                 let take = (pass_end - r).min(ROW_TILE);
@@ -169,6 +270,41 @@ pub(super) fn walk<B>(
                     std::array::from_fn(|i| acts.row(r + i.min(take - 1)));
                 dot(w, &tile[..take], &mut col_out[r..r + take]);
                 r += take;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn interleaved_columns_read_back_in_order() {
+        for columns in [1, 2, 5, 6] {
+            let bpr = 3;
+            let rowmajor: Vec<usize> = (0..columns * bpr).collect();
+            let held = interleave_pairs(rowmajor.clone(), bpr, columns);
+            let w = Weights {
+                blocks: &held,
+                bpr,
+                columns,
+                paired: true,
+            };
+            for col in 0..columns {
+                let got: Vec<usize> = w.column(col).iter().copied().collect();
+                assert_eq!(
+                    got,
+                    rowmajor[col * bpr..(col + 1) * bpr],
+                    "{columns}: {col}"
+                );
+            }
+            for col in (0..columns - columns % 2).step_by(2) {
+                let pair = w.pair(col);
+                let firsts: Vec<usize> = pair.iter().step_by(2).copied().collect();
+                let seconds: Vec<usize> = pair.iter().skip(1).step_by(2).copied().collect();
+                assert_eq!(firsts, rowmajor[col * bpr..(col + 1) * bpr]);
+                assert_eq!(seconds, rowmajor[(col + 1) * bpr..(col + 2) * bpr]);
             }
         }
     }

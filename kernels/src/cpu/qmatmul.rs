@@ -24,7 +24,9 @@ use candle_core::quantized::{GgmlDType, QTensor};
 use half::f16;
 use rayon::prelude::*;
 
-use super::blocks::{ActRow, BLOCK, BlockQ4, BlockQ8, QuantizedRows, walk};
+use super::blocks::{
+    ActRow, BLOCK, BlockQ4, BlockQ8, Column, QuantizedRows, Weights, interleave_pairs, walk,
+};
 use super::qmatmul_avx2::{self as avx2, Avx2};
 use super::qmatmul_vnni::{self as vnni, Vnni};
 use crate::EngineError;
@@ -32,7 +34,8 @@ use crate::EngineError;
 /// Below this many multiply-adds a product runs on the calling thread.
 const SERIAL_MACS: usize = 1 << 16;
 
-/// Blocks of one matrix, row-major: `rows × (cols / 32)`.
+/// Blocks of one matrix, `rows × (cols / 32)`, its rows (output columns) in
+/// interleaved pairs ([`Weights`]).
 #[derive(Debug)]
 enum Blocks {
     Q4(Vec<BlockQ4>),
@@ -56,6 +59,10 @@ pub struct QMatrix {
     rows: usize,
     cols: usize,
     blocks: Blocks,
+    /// Rows (output columns) in interleaved pairs, the layout of the AVX-512 kernel
+    /// ([`Weights`]); else row by row, the AVX2 and portable kernels' (each kernel
+    /// reads either, and the layout changes no bit).
+    paired: bool,
 }
 
 /// The kernels one matrix product runs: the fastest this CPU has, chosen at start-up.
@@ -70,9 +77,10 @@ pub enum Kernel {
 }
 
 impl Kernel {
-    /// AVX2 where the CPU has it, else the portable kernel; or the one
-    /// `INFERMETER_CPU_KERNEL` names (`portable`, `avx2`, `avx512-vnni`) when this CPU
-    /// runs it (to compare kernels on one machine); chosen once.
+    /// The fastest kernel this CPU runs (AVX-512 VNNI, else AVX2, else the portable
+    /// one); or the one `INFERMETER_CPU_KERNEL` names (`portable`, `avx2`,
+    /// `avx512-vnni`) when this CPU runs it (to compare kernels on one machine);
+    /// chosen once.
     pub fn detect() -> Self {
         static CHOSEN: std::sync::OnceLock<Kernel> = std::sync::OnceLock::new();
         *CHOSEN.get_or_init(|| {
@@ -94,15 +102,8 @@ impl Kernel {
                         .join(", ")
                 );
             }
-            // AVX2 first: on the AMD EPYC development VM the VNNI kernel decoded at half
-            // AVX2's speed (README, "Runtime"), so it runs only when asked.
-            available
-                .iter()
-                .rev()
-                .find(|k| matches!(k, Kernel::Avx2(_)))
-                .or(available.first())
-                .copied()
-                .unwrap_or(Kernel::Portable)
+            // `available` lists them slowest first.
+            available.last().copied().unwrap_or(Kernel::Portable)
         })
     }
 
@@ -141,8 +142,21 @@ impl QMatrix {
         Self::from_gguf_blocks(t.dtype(), rows, cols, &raw)
     }
 
-    /// Repacks raw GGUF block bytes of a `[rows, cols]` matrix.
+    /// Repacks raw GGUF block bytes of a `[rows, cols]` matrix, laid out for the
+    /// kernel [`Kernel::detect`] chose.
     pub fn from_gguf_blocks(
+        dtype: GgmlDType,
+        rows: usize,
+        cols: usize,
+        raw: &[u8],
+    ) -> Result<Self, EngineError> {
+        Self::from_gguf_blocks_for(Kernel::detect(), dtype, rows, cols, raw)
+    }
+
+    /// [`Self::from_gguf_blocks`] laid out for `kernel` (tests hold every kernel to
+    /// every layout).
+    pub fn from_gguf_blocks_for(
+        kernel: Kernel,
         dtype: GgmlDType,
         rows: usize,
         cols: usize,
@@ -216,7 +230,19 @@ impl QMatrix {
             ),
             _ => return Err(unsupported()),
         };
-        Ok(Self { rows, cols, blocks })
+        let bpr = cols / BLOCK;
+        let paired = matches!(kernel, Kernel::Vnni(_));
+        let blocks = match blocks {
+            Blocks::Q4(b) if paired => Blocks::Q4(interleave_pairs(b, bpr, rows)),
+            Blocks::Q8(b) if paired => Blocks::Q8(interleave_pairs(b, bpr, rows)),
+            unpaired => unpaired,
+        };
+        Ok(Self {
+            rows,
+            cols,
+            blocks,
+            paired,
+        })
     }
 
     /// Output width (rows of the matrix).
@@ -311,16 +337,33 @@ impl QMatrix {
         chunk: &mut [f32],
     ) {
         let bpr = self.cols / BLOCK;
+        let columns = self.rows;
         match (&self.blocks, kernel) {
-            (Blocks::Q4(b), Kernel::Avx2(k)) => avx2::q4(k, b, bpr, acts, rows, first_col, chunk),
-            (Blocks::Q8(b), Kernel::Avx2(k)) => avx2::q8(k, b, bpr, acts, rows, first_col, chunk),
-            (Blocks::Q4(b), Kernel::Vnni(k)) => vnni::q4(k, b, bpr, acts, rows, first_col, chunk),
-            (Blocks::Q8(b), Kernel::Vnni(k)) => vnni::q8(k, b, bpr, acts, rows, first_col, chunk),
-            (Blocks::Q4(b), Kernel::Portable) => {
-                walk(b, bpr, acts, rows, first_col, chunk, portable_q4)
+            (Blocks::Q4(b), k) => {
+                let w = Weights {
+                    blocks: b,
+                    bpr,
+                    columns,
+                    paired: self.paired,
+                };
+                match k {
+                    Kernel::Avx2(k) => avx2::q4(k, w, acts, rows, first_col, chunk),
+                    Kernel::Vnni(k) => vnni::q4(k, w, acts, rows, first_col, chunk),
+                    Kernel::Portable => walk(w, acts, rows, first_col, chunk, portable_q4),
+                }
             }
-            (Blocks::Q8(b), Kernel::Portable) => {
-                walk(b, bpr, acts, rows, first_col, chunk, portable_q8)
+            (Blocks::Q8(b), k) => {
+                let w = Weights {
+                    blocks: b,
+                    bpr,
+                    columns,
+                    paired: self.paired,
+                };
+                match k {
+                    Kernel::Avx2(k) => avx2::q8(k, w, acts, rows, first_col, chunk),
+                    Kernel::Vnni(k) => vnni::q8(k, w, acts, rows, first_col, chunk),
+                    Kernel::Portable => walk(w, acts, rows, first_col, chunk, portable_q8),
+                }
             }
         }
     }
@@ -356,7 +399,7 @@ fn transpose(t: Vec<f32>, cols: usize, rows: usize) -> Vec<f32> {
 }
 
 /// Portable Q4 kernel: one weight row against a few activation rows.
-fn portable_q4(w: &[BlockQ4], acts: &[ActRow<'_>], out: &mut [f32]) {
+fn portable_q4(w: Column<'_, BlockQ4>, acts: &[ActRow<'_>], out: &mut [f32]) {
     for (r, a) in acts.iter().enumerate() {
         let (mut acc, mut corr) = (0f32, 0f32);
         for (wb, ab) in w.iter().zip(a.iter()) {
@@ -373,7 +416,7 @@ fn portable_q4(w: &[BlockQ4], acts: &[ActRow<'_>], out: &mut [f32]) {
 }
 
 /// Portable Q8 kernel: one weight row against a few activation rows.
-fn portable_q8(w: &[BlockQ8], acts: &[ActRow<'_>], out: &mut [f32]) {
+fn portable_q8(w: Column<'_, BlockQ8>, acts: &[ActRow<'_>], out: &mut [f32]) {
     for (r, a) in acts.iter().enumerate() {
         let mut acc = 0f32;
         for (wb, ab) in w.iter().zip(a.iter()) {
@@ -460,7 +503,8 @@ mod tests {
     #[test]
     fn rows_do_not_depend_on_the_batch() {
         for dtype in [GgmlDType::Q4_0, GgmlDType::Q4_1, GgmlDType::Q8_0] {
-            let (rows, cols, m) = (300, 64, 70);
+            // An odd column count: the last chunk ends in a single column.
+            let (rows, cols, m) = (301, 64, 70);
             let (q, _) = random_matrix(dtype, rows, cols, 3);
             let qm = QMatrix::from_qtensor(&q).expect("repack");
             let x = inputs(m, cols, 4);
@@ -476,14 +520,27 @@ mod tests {
                     "{dtype:?}: {a} vs {b}"
                 );
             }
-            // The SIMD kernels compute the same integers and the same float steps.
-            let simd: Vec<Vec<f32>> = Kernel::available()
-                .into_iter()
-                .filter(|k| *k != Kernel::Portable)
-                .map(|k| qm.matmul_with(k, &x, m))
-                .collect();
+            // The SIMD kernels compute the same integers and the same float steps, and
+            // read either layout (row by row, or in the pairs of AVX-512's).
+            let raw = q.data().expect("raw blocks");
+            let mut simd: Vec<Vec<f32>> = Vec::new();
+            for layout in Kernel::available() {
+                let held =
+                    QMatrix::from_gguf_blocks_for(layout, dtype, rows, cols, &raw).expect("repack");
+                for k in Kernel::available() {
+                    let got = held.matmul_with(k, &x, m);
+                    if k == Kernel::Portable {
+                        assert_eq!(got, portable, "{dtype:?}: portable, {layout:?} layout");
+                    } else {
+                        simd.push(got);
+                    }
+                }
+            }
             for other in simd.iter().skip(1) {
-                assert_eq!(other, &simd[0], "{dtype:?}: AVX2 vs AVX-512 VNNI");
+                assert_eq!(
+                    other, &simd[0],
+                    "{dtype:?}: AVX2 vs AVX-512 VNNI, any layout"
+                );
             }
         }
     }

@@ -9,7 +9,7 @@
 //! borrows.
 #![allow(unsafe_code)]
 
-use super::blocks::{BlockQ4, BlockQ8, QuantizedRows};
+use super::blocks::{BlockQ4, BlockQ8, QuantizedRows, Weights};
 
 /// Proof that this CPU has AVX2 and FMA.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -31,8 +31,7 @@ impl Avx2 {
 /// [`super::blocks::walk`]).
 pub fn q4(
     _: Avx2,
-    blocks: &[BlockQ4],
-    bpr: usize,
+    weights: Weights<'_, BlockQ4>,
     acts: &QuantizedRows,
     rows: usize,
     first_col: usize,
@@ -41,11 +40,11 @@ pub fn q4(
     #[cfg(target_arch = "x86_64")]
     // SAFETY: an `Avx2` exists only where the CPU has AVX2 and FMA.
     unsafe {
-        x86::q4_columns(blocks, bpr, acts, rows, first_col, chunk)
+        x86::q4_columns(weights, acts, rows, first_col, chunk)
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
-        let _ = (blocks, bpr, acts, rows, first_col, chunk);
+        let _ = (weights, acts, rows, first_col, chunk);
         unreachable!("no Avx2 value exists off x86-64")
     }
 }
@@ -53,8 +52,7 @@ pub fn q4(
 /// Q8_0 output columns `first_col..` into `chunk`.
 pub fn q8(
     _: Avx2,
-    blocks: &[BlockQ8],
-    bpr: usize,
+    weights: Weights<'_, BlockQ8>,
     acts: &QuantizedRows,
     rows: usize,
     first_col: usize,
@@ -63,11 +61,11 @@ pub fn q8(
     #[cfg(target_arch = "x86_64")]
     // SAFETY: as in `q4`.
     unsafe {
-        x86::q8_columns(blocks, bpr, acts, rows, first_col, chunk)
+        x86::q8_columns(weights, acts, rows, first_col, chunk)
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
-        let _ = (blocks, bpr, acts, rows, first_col, chunk);
+        let _ = (weights, acts, rows, first_col, chunk);
         unreachable!("no Avx2 value exists off x86-64")
     }
 }
@@ -76,57 +74,45 @@ pub fn q8(
 mod x86 {
     use std::arch::x86_64::*;
 
-    use super::super::blocks::{ActBlock, ActRow, BLOCK, BlockQ4, BlockQ8, QuantizedRows, walk};
+    use super::super::blocks::{
+        ActBlock, ActRow, BLOCK, BlockQ4, BlockQ8, Column, QuantizedRows, Weights, walk,
+    };
     use super::super::simd::hsum;
 
     #[target_feature(enable = "avx2,fma")]
     pub fn q4_columns(
-        blocks: &[BlockQ4],
-        bpr: usize,
+        weights: Weights<'_, BlockQ4>,
         acts: &QuantizedRows,
         rows: usize,
         first_col: usize,
         chunk: &mut [f32],
     ) {
-        walk(
-            blocks,
-            bpr,
-            acts,
-            rows,
-            first_col,
-            chunk,
-            |w, a, out| match a.len() {
+        walk(weights, acts, rows, first_col, chunk, |w, a, out| {
+            match a.len() {
                 1 => q4::<1>(w, a, out),
                 2 => q4::<2>(w, a, out),
                 3 => q4::<3>(w, a, out),
                 _ => q4::<4>(w, a, out),
-            },
-        );
+            }
+        });
     }
 
     #[target_feature(enable = "avx2,fma")]
     pub fn q8_columns(
-        blocks: &[BlockQ8],
-        bpr: usize,
+        weights: Weights<'_, BlockQ8>,
         acts: &QuantizedRows,
         rows: usize,
         first_col: usize,
         chunk: &mut [f32],
     ) {
-        walk(
-            blocks,
-            bpr,
-            acts,
-            rows,
-            first_col,
-            chunk,
-            |w, a, out| match a.len() {
+        walk(weights, acts, rows, first_col, chunk, |w, a, out| {
+            match a.len() {
                 1 => q8::<1>(w, a, out),
                 2 => q8::<2>(w, a, out),
                 3 => q8::<3>(w, a, out),
                 _ => q8::<4>(w, a, out),
-            },
-        );
+            }
+        });
     }
 
     #[target_feature(enable = "avx2,fma")]
@@ -137,7 +123,7 @@ mod x86 {
 
     #[inline]
     #[target_feature(enable = "avx2,fma")]
-    fn q4<const R: usize>(w: &[BlockQ4], acts: &[ActRow<'_>], out: &mut [f32]) {
+    fn q4<const R: usize>(w: Column<'_, BlockQ4>, acts: &[ActRow<'_>], out: &mut [f32]) {
         let rows: [&[ActBlock]; R] = std::array::from_fn(|r| &acts[r][..w.len()]);
         let mut acc = [_mm256_setzero_ps(); R];
         let mut corr = [0f32; R];
@@ -164,7 +150,7 @@ mod x86 {
 
     #[inline]
     #[target_feature(enable = "avx2,fma")]
-    fn q8<const R: usize>(w: &[BlockQ8], acts: &[ActRow<'_>], out: &mut [f32]) {
+    fn q8<const R: usize>(w: Column<'_, BlockQ8>, acts: &[ActRow<'_>], out: &mut [f32]) {
         let rows: [&[ActBlock]; R] = std::array::from_fn(|r| &acts[r][..w.len()]);
         let mut acc = [_mm256_setzero_ps(); R];
         let ones = _mm256_set1_epi16(1);
