@@ -162,17 +162,28 @@ fn attend_span<E: KvElem>(
             }
             dst
         };
-        let keys = widen(kv.k);
+        let keys = kvdot::KeyBlocks::new(kv.k, &offs, hd);
         for i in 0..t {
             let seen = (pos0 + i + 1).saturating_sub(item.span).min(n);
             for g in 0..group {
                 let r = i * group + g;
-                kvdot::scores_keys(
-                    &qs[r * hd..(r + 1) * hd],
-                    &keys[..seen * hd],
-                    scale,
-                    &mut scores[r * n..r * n + seen],
-                );
+                let (q_r, out) = (&qs[r * hd..(r + 1) * hd], &mut scores[r * n..r * n + seen]);
+                match &keys {
+                    Some(keys) => kvdot::block_scores(keys, q_r, scale, out),
+                    // A head size that is no multiple of 8: each key from the cache.
+                    None => {
+                        for (o, &off) in out.iter_mut().zip(&offs) {
+                            kvdot::scores(
+                                q_r,
+                                hd,
+                                &kv.k[off..off + hd],
+                                scale,
+                                std::slice::from_mut(o),
+                                1,
+                            );
+                        }
+                    }
+                }
             }
         }
         Some((widen(kv.v), (0..n).map(|j| j * hd).collect()))
@@ -192,7 +203,8 @@ fn attend_span<E: KvElem>(
         None
     };
     for i in 0..t {
-        // Positions of the span this row sees.
+        // Positions of the span this row sees (the same for its group's query heads,
+        // weighed together: each value read once for all of them).
         let seen = (pos0 + i + 1).saturating_sub(item.span).min(n);
         for g in 0..group {
             let r = i * group + g;
@@ -200,11 +212,12 @@ fn attend_span<E: KvElem>(
             let max = kvdot::max(s);
             part.max[r] = max;
             part.sum[r] = kvdot::exp_sub(s, max);
-            let acc = &mut part.acc[r * hd..(r + 1) * hd];
-            match &widened {
-                Some((vals, at)) => kvdot::weighted_sum(acc, s, vals, &at[..seen]),
-                None => kvdot::weighted_sum(acc, s, kv.v, &offs[..seen]),
-            }
+        }
+        let acc = &mut part.acc[i * group * hd..(i + 1) * group * hd];
+        let w = &scores[i * group * n..];
+        match &widened {
+            Some((vals, at)) => kvdot::weighted_sums(acc, group, w, n, vals, &at[..seen]),
+            None => kvdot::weighted_sums(acc, group, w, n, kv.v, &offs[..seen]),
         }
     }
     part

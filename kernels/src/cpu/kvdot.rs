@@ -44,11 +44,15 @@ const EXP_POLY: [f32; 6] = [
 
 /// An element of the KV cache, as this module reads it.
 pub trait Elem: Copy + Send + Sync + 'static + Load {
+    /// Whether this is f16 (2 bytes; else f32, 4 bytes): how the vector code loads it.
+    #[allow(dead_code, reason = "the vector build reads it")]
+    const HALF: bool;
     /// The value as f32 (exact).
     fn widen(self) -> f32;
 }
 
 impl Elem for f32 {
+    const HALF: bool = false;
     #[inline(always)]
     fn widen(self) -> f32 {
         self
@@ -56,9 +60,53 @@ impl Elem for f32 {
 }
 
 impl Elem for f16 {
+    const HALF: bool = true;
     #[inline(always)]
     fn widen(self) -> f32 {
         self.to_f32()
+    }
+}
+
+/// A span's keys widened to f32 for a prompt tile's scores, eight keys to a block:
+/// block `i`, chunk `c` (elements `8c..8c+8`) and pair `p < 4` hold 16 values, the
+/// chunk of key `8i+p` then that of key `8i+p+4` (zeros past the span's last key), so
+/// that one 256-bit load is one key's chunk and one 512-bit load a pair's.
+pub struct KeyBlocks {
+    hd: usize,
+    data: Vec<f32>,
+}
+
+impl KeyBlocks {
+    /// The keys at `offs` in `keys` (`hd` elements each), or `None` where `hd` is not
+    /// a multiple of 8 (those keys are scored one by one from the cache).
+    pub fn new<T: Elem>(keys: &[T], offs: &[usize], hd: usize) -> Option<Self> {
+        if !hd.is_multiple_of(LANES) {
+            return None;
+        }
+        let chunks = hd / LANES;
+        let mut data = vec![0f32; offs.len().div_ceil(LANES) * chunks * 2 * LANES * 4];
+        for (j, &off) in offs.iter().enumerate() {
+            for c in 0..chunks {
+                let at = Self::at(chunks, j, c);
+                let src = &keys[off + c * LANES..off + (c + 1) * LANES];
+                for (d, k) in data[at..at + LANES].iter_mut().zip(src) {
+                    *d = k.widen();
+                }
+            }
+        }
+        Some(Self { hd, data })
+    }
+
+    /// Where chunk `c` of key `j` starts, for `chunks` chunks per key.
+    fn at(chunks: usize, j: usize, c: usize) -> usize {
+        let (block, k) = (j / LANES, j % LANES);
+        ((block * chunks + c) * 4 + k % 4) * 2 * LANES + (k / 4) * LANES
+    }
+
+    /// Values per block of 8 keys.
+    #[allow(dead_code, reason = "the vector build reads it")]
+    fn block_len(&self) -> usize {
+        self.hd * LANES
     }
 }
 
@@ -68,7 +116,7 @@ impl Elem for f16 {
     reason = "a vector build runs it in its tests and for tails only"
 )]
 pub mod portable {
-    use crate::cpu::kvdot::{EXP_MIN, EXP_POLY, Elem, LANES, LN2_HI, LN2_LO, LOG2E};
+    use crate::cpu::kvdot::{EXP_MIN, EXP_POLY, Elem, KeyBlocks, LANES, LN2_HI, LN2_LO, LOG2E};
 
     /// Nothing to load: the portable code reads elements one by one (the vector
     /// build has its own).
@@ -113,18 +161,39 @@ pub mod portable {
         }
     }
 
-    /// `out[i] = scale · (q · keys[i·hd..(i+1)·hd])` for one query `q` (`hd` values)
-    /// and the keys `keys` (`[out.len(), hd]`, f32).
-    pub fn scores_keys(q: &[f32], keys: &[f32], scale: f32, out: &mut [f32]) {
-        let hd = q.len();
-        for (o, k) in out.iter_mut().zip(keys.chunks_exact(hd)) {
-            *o = dot(q, k, scale);
+    /// `out[j] = scale · (q · key_j)` for one query `q` and the first `out.len()` keys
+    /// of `keys`.
+    pub fn block_scores(keys: &KeyBlocks, q: &[f32], scale: f32, out: &mut [f32]) {
+        let chunks = keys.hd / LANES;
+        let mut key = vec![0f32; keys.hd];
+        for (j, o) in out.iter_mut().enumerate() {
+            for (c, dst) in key.chunks_exact_mut(LANES).enumerate() {
+                let at = KeyBlocks::at(chunks, j, c);
+                dst.copy_from_slice(&keys.data[at..at + LANES]);
+            }
+            *o = dot(q, &key, scale);
         }
     }
 
     /// `acc += Σ_p w[p]·values[offs[p]..]`, in position order.
     pub fn weighted_sum<T: Elem>(acc: &mut [f32], w: &[f32], values: &[T], offs: &[usize]) {
         weighted_from(acc, 0, w, values, offs);
+    }
+
+    /// [`weighted_sum`] for the rows of `acc` (`[m, hd]`, `hd = acc.len() / m`) that
+    /// see the same positions: row `g` weighs them by `w[g·stride..]`.
+    pub fn weighted_sums<T: Elem>(
+        acc: &mut [f32],
+        m: usize,
+        w: &[f32],
+        stride: usize,
+        values: &[T],
+        offs: &[usize],
+    ) {
+        let hd = acc.len() / m;
+        for (g, a) in acc.chunks_exact_mut(hd).enumerate() {
+            weighted_from(a, 0, &w[g * stride..g * stride + offs.len()], values, offs);
+        }
     }
 
     /// `acc[d0..] += Σ_p w[p]·values[offs[p] + d0..]`, in position order: the
@@ -197,7 +266,9 @@ pub mod portable {
 mod vector {
     use std::arch::x86_64::*;
 
-    use crate::cpu::kvdot::{EXP_MIN, EXP_POLY, Elem, LANES, LN2_HI, LN2_LO, LOG2E, f16, portable};
+    use crate::cpu::kvdot::{
+        EXP_MIN, EXP_POLY, Elem, KeyBlocks, LANES, LN2_HI, LN2_LO, LOG2E, f16, portable,
+    };
 
     /// Queries that share one load of a key.
     const QUERIES_PER_KEY: usize = 4;
@@ -319,33 +390,261 @@ mod vector {
         )
     }
 
-    /// One query against eight keys at a time: each key's lanes are summed as in
+    /// Whether the AVX-512 forms run: where the CPU has AVX-512 F and the quantized
+    /// products run their AVX-512 kernel (`INFERMETER_CPU_KERNEL=avx2` turns both off).
+    pub(super) fn avx512() -> bool {
+        static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+        *ON.get_or_init(|| {
+            std::arch::is_x86_feature_detected!("avx512f")
+                && matches!(
+                    crate::cpu::qmatmul::Kernel::detect(),
+                    crate::cpu::qmatmul::Kernel::Vnni(_)
+                )
+        })
+    }
+
+    /// Sixteen elements from `x[at..at + 16]`, widened to f32.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx2,fma,f16c")]
+    fn load16<T: Elem>(x: &[T], at: usize) -> __m512 {
+        const { assert!(std::mem::size_of::<T>() == if T::HALF { 2 } else { 4 }) };
+        let sixteen = &x[at..at + 2 * LANES];
+        if T::HALF {
+            // SAFETY: `sixteen` holds 16 f16 (32 bytes; the size asserted above).
+            unsafe { _mm512_cvtph_ps(_mm256_loadu_si256(sixteen.as_ptr().cast())) }
+        } else {
+            // SAFETY: `sixteen` holds 16 f32 (the size asserted above).
+            unsafe { _mm512_loadu_ps(sixteen.as_ptr().cast()) }
+        }
+    }
+
+    /// Stores sixteen f32 at `x[at..at + 16]`.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx2,fma,f16c")]
+    fn store16(x: &mut [f32], at: usize, v: __m512) {
+        let sixteen = &mut x[at..at + 2 * LANES];
+        // SAFETY: `sixteen` holds 16 f32.
+        unsafe { _mm512_storeu_ps(sixteen.as_mut_ptr(), v) }
+    }
+
+    /// Stores the first `out.len()` (at most 8) lanes of `s`.
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    fn store_first(out: &mut [f32], s: __m256) {
+        if out.len() == LANES {
+            store8(out, 0, s);
+        } else {
+            let mut lanes = [0f32; LANES];
+            store8(&mut lanes, 0, s);
+            out.copy_from_slice(&lanes[..out.len()]);
+        }
+    }
+
+    /// One query against eight keys per pass: each key's lanes are summed as in
     /// `scores_n` (the query loaded once for the eight), the eight trees at once.
     #[inline]
     #[target_feature(enable = "avx2,fma,f16c")]
-    fn scores_keys_tf(q: &[f32], keys: &[f32], scale: f32, out: &mut [f32]) {
-        let hd = q.len();
-        let n = out.len();
-        let keys = &keys[..n * hd];
-        let mut i = 0;
-        if hd.is_multiple_of(LANES) {
-            let scale_v = _mm256_set1_ps(scale);
-            while i + LANES <= n {
-                let ks = &keys[i * hd..(i + LANES) * hd];
-                let mut acc = [_mm256_setzero_ps(); LANES];
-                for c in (0..hd).step_by(LANES) {
-                    let qv = f32::load8(q, c);
-                    for (k, a) in acc.iter_mut().enumerate() {
-                        *a = _mm256_fmadd_ps(qv, f32::load8(ks, k * hd + c), *a);
-                    }
+    pub(super) fn block_scores_avx2(keys: &KeyBlocks, q: &[f32], scale: f32, out: &mut [f32]) {
+        let scale_v = _mm256_set1_ps(scale);
+        let len = keys.block_len();
+        for (block, o) in out.chunks_mut(LANES).enumerate() {
+            let data = &keys.data[block * len..(block + 1) * len];
+            let mut acc = [_mm256_setzero_ps(); LANES];
+            for (c, d) in data.chunks_exact(8 * LANES).enumerate() {
+                let qv = f32::load8(q, c * LANES);
+                for p in 0..4 {
+                    acc[p] = _mm256_fmadd_ps(qv, f32::load8(d, p * 2 * LANES), acc[p]);
+                    acc[p + 4] =
+                        _mm256_fmadd_ps(qv, f32::load8(d, p * 2 * LANES + LANES), acc[p + 4]);
                 }
-                store8(out, i, _mm256_mul_ps(hsum8(acc), scale_v));
-                i += LANES;
+            }
+            store_first(o, _mm256_mul_ps(hsum8(acc), scale_v));
+        }
+    }
+
+    /// [`block_scores_avx2`] on 512-bit vectors, each holding two keys' lanes (the
+    /// query's chunk in both halves): the same operations per lane.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx2,fma,f16c")]
+    pub(super) fn block_scores_avx512(keys: &KeyBlocks, q: &[f32], scale: f32, out: &mut [f32]) {
+        let scale_v = _mm256_set1_ps(scale);
+        let len = keys.block_len();
+        for (block, o) in out.chunks_mut(LANES).enumerate() {
+            let data = &keys.data[block * len..(block + 1) * len];
+            let mut acc = [_mm512_setzero_ps(); 4];
+            for (c, d) in data.chunks_exact(8 * LANES).enumerate() {
+                let qv = _mm512_castpd_ps(_mm512_broadcast_f64x4(_mm256_castps_pd(f32::load8(
+                    q,
+                    c * LANES,
+                ))));
+                for (p, a) in acc.iter_mut().enumerate() {
+                    *a = _mm512_fmadd_ps(qv, load16(d, p * 2 * LANES), *a);
+                }
+            }
+            let half = |p: usize| {
+                let v = _mm512_castps_pd(acc[p % 4]);
+                if p < 4 {
+                    _mm256_castpd_ps(_mm512_castpd512_pd256(v))
+                } else {
+                    _mm256_castpd_ps(_mm512_extractf64x4_pd::<1>(v))
+                }
+            };
+            let lanes: [__m256; LANES] = std::array::from_fn(half);
+            store_first(o, _mm256_mul_ps(hsum8(lanes), scale_v));
+        }
+    }
+
+    /// `R` 512-bit registers of `acc` from element `d0`, kept in registers over every
+    /// position (each element's multiply-adds as in `weighted_n`).
+    #[inline]
+    #[target_feature(enable = "avx512f,avx2,fma,f16c")]
+    fn weighted_n16<const R: usize, T: Elem>(
+        acc: &mut [f32],
+        d0: usize,
+        w: &[f32],
+        values: &[T],
+        offs: &[usize],
+    ) {
+        let mut a: [__m512; R] = std::array::from_fn(|r| load16(acc, d0 + r * 2 * LANES));
+        for (&wp, &off) in w.iter().zip(offs) {
+            let wv = _mm512_set1_ps(wp);
+            let v = &values[off + d0..off + d0 + R * 2 * LANES];
+            for (r, ar) in a.iter_mut().enumerate() {
+                *ar = _mm512_fmadd_ps(wv, load16(v, r * 2 * LANES), *ar);
             }
         }
-        for j in i..n {
-            scores_n::<1, f32>(q, hd, &keys[j * hd..(j + 1) * hd], scale, &mut out[j..], 1);
+        for (r, x) in a.into_iter().enumerate() {
+            store16(acc, d0 + r * 2 * LANES, x);
         }
+    }
+
+    /// `M` rows' registers `d0..d0 + R·16` of `acc` (`[M, hd]`) over every position,
+    /// each value loaded once for the `M` rows (each element's multiply-adds as in
+    /// `weighted_n`).
+    #[inline]
+    #[target_feature(enable = "avx512f,avx2,fma,f16c")]
+    #[allow(clippy::too_many_arguments, reason = "one kernel's operands")]
+    fn weighted_rows16<const M: usize, const R: usize, T: Elem>(
+        acc: &mut [f32],
+        hd: usize,
+        d0: usize,
+        w: &[f32],
+        stride: usize,
+        values: &[T],
+        offs: &[usize],
+    ) {
+        let ws: [&[f32]; M] = std::array::from_fn(|m| &w[m * stride..m * stride + offs.len()]);
+        let mut a: [[__m512; R]; M] =
+            std::array::from_fn(|m| std::array::from_fn(|r| load16(acc, m * hd + d0 + r * 16)));
+        for (p, &off) in offs.iter().enumerate() {
+            let v = &values[off + d0..off + d0 + R * 2 * LANES];
+            let vs: [__m512; R] = std::array::from_fn(|r| load16(v, r * 2 * LANES));
+            for (am, wm) in a.iter_mut().zip(&ws) {
+                let wv = _mm512_set1_ps(wm[p]);
+                for (ar, vr) in am.iter_mut().zip(&vs) {
+                    *ar = _mm512_fmadd_ps(wv, *vr, *ar);
+                }
+            }
+        }
+        for (m, am) in a.into_iter().enumerate() {
+            for (r, x) in am.into_iter().enumerate() {
+                store16(acc, m * hd + d0 + r * 2 * LANES, x);
+            }
+        }
+    }
+
+    /// `M` rows of `weighted_sums` on 512-bit vectors, the last elements as in AVX2.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx2,fma,f16c")]
+    fn weighted_rows_avx512<const M: usize, T: Elem>(
+        acc: &mut [f32],
+        w: &[f32],
+        stride: usize,
+        values: &[T],
+        offs: &[usize],
+    ) {
+        let hd = acc.len() / M;
+        let mut d0 = 0;
+        while d0 + 2 * LANES <= hd {
+            let r = match (hd - d0) / (2 * LANES) {
+                4.. => {
+                    weighted_rows16::<M, 4, T>(acc, hd, d0, w, stride, values, offs);
+                    4
+                }
+                2 | 3 => {
+                    weighted_rows16::<M, 2, T>(acc, hd, d0, w, stride, values, offs);
+                    2
+                }
+                _ => {
+                    weighted_rows16::<M, 1, T>(acc, hd, d0, w, stride, values, offs);
+                    1
+                }
+            };
+            d0 += r * 2 * LANES;
+        }
+        if d0 < hd {
+            for (g, a) in acc.chunks_exact_mut(hd).enumerate() {
+                let wg = &w[g * stride..g * stride + offs.len()];
+                weighted_from_avx2(a, d0, wg, values, offs);
+            }
+        }
+    }
+
+    /// [`weighted_sums`] on 512-bit vectors, up to 4 rows per pass.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx2,fma,f16c")]
+    pub(super) fn weighted_sums_avx512<T: Elem>(
+        acc: &mut [f32],
+        m: usize,
+        w: &[f32],
+        stride: usize,
+        values: &[T],
+        offs: &[usize],
+    ) {
+        let hd = acc.len() / m;
+        let mut g = 0;
+        while g < m {
+            let take = (m - g).min(4);
+            let (a, w) = (&mut acc[g * hd..(g + take) * hd], &w[g * stride..]);
+            match take {
+                1 => weighted_rows_avx512::<1, T>(a, w, stride, values, offs),
+                2 => weighted_rows_avx512::<2, T>(a, w, stride, values, offs),
+                3 => weighted_rows_avx512::<3, T>(a, w, stride, values, offs),
+                _ => weighted_rows_avx512::<4, T>(a, w, stride, values, offs),
+            }
+            g += take;
+        }
+    }
+
+    /// `weighted_sum` 16 elements at a time, the rest as in AVX2.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx2,fma,f16c")]
+    pub(super) fn weighted_sum_avx512<T: Elem>(
+        acc: &mut [f32],
+        w: &[f32],
+        values: &[T],
+        offs: &[usize],
+    ) {
+        let hd = acc.len();
+        let mut d0 = 0;
+        while d0 + 2 * LANES <= hd {
+            let r = match (hd - d0) / (2 * LANES) {
+                4.. => {
+                    weighted_n16::<4, T>(acc, d0, w, values, offs);
+                    4
+                }
+                2 | 3 => {
+                    weighted_n16::<2, T>(acc, d0, w, values, offs);
+                    2
+                }
+                _ => {
+                    weighted_n16::<1, T>(acc, d0, w, values, offs);
+                    1
+                }
+            };
+            d0 += r * 2 * LANES;
+        }
+        weighted_from_avx2(acc, d0, w, values, offs);
     }
 
     /// `R` registers of `acc` from element `d0`, kept in registers over every position.
@@ -371,11 +670,19 @@ mod vector {
         }
     }
 
+    /// `acc[start..] += Σ_p w[p]·values[offs[p] + start..]`, 8 elements at a time,
+    /// the last ones one by one.
     #[inline]
     #[target_feature(enable = "avx2,fma,f16c")]
-    fn weighted_sum_tf<T: Elem>(acc: &mut [f32], w: &[f32], values: &[T], offs: &[usize]) {
+    pub(super) fn weighted_from_avx2<T: Elem>(
+        acc: &mut [f32],
+        start: usize,
+        w: &[f32],
+        values: &[T],
+        offs: &[usize],
+    ) {
         let hd = acc.len();
-        let mut d0 = 0;
+        let mut d0 = start;
         while d0 + LANES <= hd {
             let regs = (hd - d0) / LANES;
             let r = match regs {
@@ -478,19 +785,54 @@ mod vector {
         unsafe { scores_tf(q, hd, k, scale, out, stride) }
     }
 
-    /// `out[i] = scale · (q · keys[i·hd..(i+1)·hd])` for one query `q` (`hd` values)
-    /// and the keys `keys` (`[out.len(), hd]`, f32).
+    /// `out[j] = scale · (q · key_j)` for one query `q` and the first `out.len()` keys
+    /// of `keys`.
     #[inline]
-    pub fn scores_keys(q: &[f32], keys: &[f32], scale: f32, out: &mut [f32]) {
-        // SAFETY: as in `scores`.
-        unsafe { scores_keys_tf(q, keys, scale, out) }
+    pub fn block_scores(keys: &KeyBlocks, q: &[f32], scale: f32, out: &mut [f32]) {
+        if avx512() {
+            // SAFETY: `avx512` saw AVX-512 F on this CPU; the rest as in `scores`.
+            unsafe { block_scores_avx512(keys, q, scale, out) }
+        } else {
+            // SAFETY: as in `scores`.
+            unsafe { block_scores_avx2(keys, q, scale, out) }
+        }
+    }
+
+    /// [`weighted_sum`] for the `m` rows of `acc` (`[m, hd]`) that see the same
+    /// positions: row `g` weighs them by `w[g·stride..]`; each value is loaded once for
+    /// the rows where AVX-512 runs.
+    #[inline]
+    pub fn weighted_sums<T: Elem>(
+        acc: &mut [f32],
+        m: usize,
+        w: &[f32],
+        stride: usize,
+        values: &[T],
+        offs: &[usize],
+    ) {
+        if avx512() {
+            // SAFETY: as in `block_scores`.
+            unsafe { weighted_sums_avx512(acc, m, w, stride, values, offs) }
+        } else {
+            let hd = acc.len() / m;
+            for (g, a) in acc.chunks_exact_mut(hd).enumerate() {
+                let wg = &w[g * stride..g * stride + offs.len()];
+                // SAFETY: as in `scores`.
+                unsafe { weighted_from_avx2(a, 0, wg, values, offs) }
+            }
+        }
     }
 
     /// `acc += Σ_p w[p]·values[offs[p]..]`, in position order.
     #[inline]
     pub fn weighted_sum<T: Elem>(acc: &mut [f32], w: &[f32], values: &[T], offs: &[usize]) {
-        // SAFETY: as in `scores`.
-        unsafe { weighted_sum_tf(acc, w, values, offs) }
+        if avx512() {
+            // SAFETY: as in `block_scores`.
+            unsafe { weighted_sum_avx512(acc, w, values, offs) }
+        } else {
+            // SAFETY: as in `scores`.
+            unsafe { weighted_from_avx2(acc, 0, w, values, offs) }
+        }
     }
 
     /// `x = e^(x - max)` for every element, returning their sum (lanes, then tree).
@@ -514,7 +856,7 @@ mod vector {
     target_feature = "fma",
     target_feature = "f16c"
 ))]
-pub use vector::{Load, exp_sub, max, scores, scores_keys, weighted_sum};
+pub use vector::{Load, block_scores, exp_sub, max, scores, weighted_sum, weighted_sums};
 
 #[cfg(not(all(
     target_arch = "x86_64",
@@ -522,20 +864,24 @@ pub use vector::{Load, exp_sub, max, scores, scores_keys, weighted_sum};
     target_feature = "fma",
     target_feature = "f16c"
 )))]
-pub use portable::{Load, exp_sub, max, scores, scores_keys, weighted_sum};
+pub use portable::{Load, block_scores, exp_sub, max, scores, weighted_sum, weighted_sums};
 
-/// Which arithmetic this build runs: `"avx2-f16c"` or `"portable"`.
-pub const fn name() -> &'static str {
-    if cfg!(all(
+/// Which arithmetic this build and CPU run: `"avx512-f16c"`, `"avx2-f16c"` or
+/// `"portable"`.
+pub fn name() -> &'static str {
+    #[cfg(all(
         target_arch = "x86_64",
         target_feature = "avx2",
         target_feature = "fma",
         target_feature = "f16c"
-    )) {
-        "avx2-f16c"
+    ))]
+    return if vector::avx512() {
+        "avx512-f16c"
     } else {
-        "portable"
-    }
+        "avx2-f16c"
+    };
+    #[allow(unreachable_code, reason = "the vector build returns above")]
+    "portable"
 }
 
 #[cfg(test)]
@@ -596,35 +942,93 @@ mod tests {
         }
     }
 
+    /// Every form of the key-block scores this CPU runs: the dispatched one, and in a
+    /// vector build AVX2's and (where the CPU has it) AVX-512's by name.
+    #[allow(clippy::type_complexity, reason = "a list of function pointers")]
+    fn block_score_forms() -> Vec<(&'static str, Box<dyn Fn(&KeyBlocks, &[f32], &mut [f32])>)> {
+        #[allow(unused_mut, reason = "the vector build adds its forms")]
+        let mut forms: Vec<(&'static str, Box<dyn Fn(&KeyBlocks, &[f32], &mut [f32])>)> = vec![(
+            "dispatched",
+            Box::new(|k: &KeyBlocks, q: &[f32], o: &mut [f32]| block_scores(k, q, 0.125, o)),
+        )];
+        #[cfg(all(
+            target_arch = "x86_64",
+            target_feature = "avx2",
+            target_feature = "fma",
+            target_feature = "f16c"
+        ))]
+        {
+            forms.push((
+                "avx2",
+                Box::new(|k: &KeyBlocks, q: &[f32], o: &mut [f32]| {
+                    // SAFETY: a vector build targets AVX2, FMA and F16C.
+                    unsafe { vector::block_scores_avx2(k, q, 0.125, o) }
+                }),
+            ));
+            if std::arch::is_x86_feature_detected!("avx512f") {
+                forms.push((
+                    "avx512",
+                    Box::new(|k: &KeyBlocks, q: &[f32], o: &mut [f32]| {
+                        // SAFETY: the CPU has AVX-512 F (checked above).
+                        unsafe { vector::block_scores_avx512(k, q, 0.125, o) }
+                    }),
+                ));
+            }
+        }
+        forms
+    }
+
     #[test]
     fn key_blocks_score_the_bits_of_one_key_at_a_time() {
-        // Whole blocks of 8 keys, a remainder, fewer than 8; head sizes with a tail too.
-        for hd in [7, 8, 13, 64] {
+        // Whole blocks of 8 keys, a remainder, fewer than 8; every prefix (a causal
+        // row sees the first `seen` keys); keys read through offsets, f32 and f16.
+        for hd in [8, 16, 64] {
+            assert!(KeyBlocks::new(&[0f32; 13], &[0], 13).is_none());
             for n in [1, 5, 8, 19, 32] {
                 let q = values(hd, 7);
-                let keys = values(n * hd, 8);
-                let mut got = vec![0f32; n];
-                scores_keys(&q, &keys, 0.125, &mut got);
-                let mut want = vec![0f32; n];
-                portable::scores_keys(&q, &keys, 0.125, &mut want);
-                let one_by_one: Vec<f32> = keys
-                    .chunks_exact(hd)
-                    .map(|k| {
-                        let mut o = [0f32];
-                        scores(&q, hd, k, 0.125, &mut o, 1);
-                        o[0]
-                    })
-                    .collect();
-                let bits = |x: &[f32]| x.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
-                assert_eq!(bits(&got), bits(&want), "hd {hd}, {n} keys");
-                assert_eq!(bits(&got), bits(&one_by_one), "hd {hd}, {n} keys");
+                let row = hd + 3;
+                let cache = values(n * row, 8);
+                let offs: Vec<usize> = (0..n).rev().map(|j| j * row + 1).collect();
+                let halves_cache = halves(&cache);
+                for (kind, keys) in [
+                    ("f32", KeyBlocks::new(&cache, &offs, hd).expect("blocks")),
+                    (
+                        "f16",
+                        KeyBlocks::new(&halves_cache, &offs, hd).expect("blocks"),
+                    ),
+                ] {
+                    let one_by_one: Vec<u32> = offs
+                        .iter()
+                        .map(|&off| {
+                            let mut o = [0f32];
+                            if kind == "f32" {
+                                scores(&q, hd, &cache[off..off + hd], 0.125, &mut o, 1);
+                            } else {
+                                scores(&q, hd, &halves_cache[off..off + hd], 0.125, &mut o, 1);
+                            }
+                            o[0].to_bits()
+                        })
+                        .collect();
+                    for seen in [n, n.saturating_sub(3).max(1)] {
+                        let mut want = vec![0f32; seen];
+                        portable::block_scores(&keys, &q, 0.125, &mut want);
+                        let want: Vec<u32> = want.iter().map(|v| v.to_bits()).collect();
+                        assert_eq!(want, one_by_one[..seen], "portable, {kind}, hd {hd}");
+                        for (form, f) in block_score_forms() {
+                            let mut got = vec![0f32; seen];
+                            f(&keys, &q, &mut got);
+                            let got: Vec<u32> = got.iter().map(|v| v.to_bits()).collect();
+                            assert_eq!(got, want, "{form}, {kind}, hd {hd}, {seen} of {n}");
+                        }
+                    }
+                }
             }
         }
     }
 
     #[test]
     fn weighted_sums_are_the_portable_bits() {
-        for hd in [1, 8, 13, 24, 64, 72, 100] {
+        for hd in [1, 8, 13, 16, 24, 40, 64, 72, 100, 128] {
             let positions = 11;
             let row = hd + 5; // values of other heads between positions
             let values_f32 = values(positions * row, 3);
@@ -645,6 +1049,68 @@ mod tests {
                 run(&|a| weighted_sum(a, &w, &values_f16, &offs)),
                 run(&|a| portable::weighted_sum(a, &w, &values_f16, &offs))
             );
+            // Each vector form by name, where this CPU runs it.
+            #[cfg(all(
+                target_arch = "x86_64",
+                target_feature = "avx2",
+                target_feature = "fma",
+                target_feature = "f16c"
+            ))]
+            {
+                let want32 = run(&|a| portable::weighted_sum(a, &w, &values_f32, &offs));
+                let want16 = run(&|a| portable::weighted_sum(a, &w, &values_f16, &offs));
+                // SAFETY: a vector build targets AVX2, FMA and F16C.
+                let avx2 = |a: &mut [f32]| unsafe {
+                    vector::weighted_from_avx2(a, 0, &w, &values_f32, &offs)
+                };
+                assert_eq!(run(&avx2), want32, "avx2, hd {hd}");
+                if std::arch::is_x86_feature_detected!("avx512f") {
+                    // SAFETY: the CPU has AVX-512 F (checked above).
+                    let f32s = |a: &mut [f32]| unsafe {
+                        vector::weighted_sum_avx512(a, &w, &values_f32, &offs)
+                    };
+                    // SAFETY: as above.
+                    let f16s = |a: &mut [f32]| unsafe {
+                        vector::weighted_sum_avx512(a, &w, &values_f16, &offs)
+                    };
+                    assert_eq!(run(&f32s), want32, "avx512 f32, hd {hd}");
+                    assert_eq!(run(&f16s), want16, "avx512 f16, hd {hd}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn rows_weighed_together_are_the_bits_of_each_alone() {
+        for hd in [8, 13, 16, 40, 64, 128] {
+            for m in 1..=5 {
+                let positions = 9;
+                let row = hd + 3;
+                let cache = values(positions * row, 11);
+                let cache_f16 = halves(&cache);
+                let offs: Vec<usize> = (0..positions).map(|p| p * row + 1).collect();
+                let stride = positions + 2;
+                let w = values(m * stride, 12);
+                let start = values(m * hd, 13);
+                let alone = |f16s: bool| {
+                    let mut acc = start.clone();
+                    for (g, a) in acc.chunks_exact_mut(hd).enumerate() {
+                        let wg = &w[g * stride..g * stride + positions];
+                        if f16s {
+                            portable::weighted_sum(a, wg, &cache_f16, &offs);
+                        } else {
+                            portable::weighted_sum(a, wg, &cache, &offs);
+                        }
+                    }
+                    acc
+                };
+                let mut got = start.clone();
+                weighted_sums(&mut got, m, &w, stride, &cache, &offs);
+                assert_eq!(got, alone(false), "f32, hd {hd}, {m} rows");
+                let mut got = start.clone();
+                weighted_sums(&mut got, m, &w, stride, &cache_f16, &offs);
+                assert_eq!(got, alone(true), "f16, hd {hd}, {m} rows");
+            }
         }
     }
 
