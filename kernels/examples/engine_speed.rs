@@ -2,10 +2,12 @@
 //! preset's synthetic weights), one JSON object per (prompt length, sequences):
 //! `cargo run --release -p infermeter-kernels --example engine_speed -- [PROMPT] [OUT]
 //! [SEQS...] [model=NAME] [precision=P] [kv=f16|f32] [prompts=128,512,...]
-//! [profile=on|prefill]`.
+//! [profile=on|prefill] [step_tokens=N]`.
 //!
-//! Prefill: every sequence's prompt in one step (all sequences together, as
-//! llama.cpp's speed test sends one batch). Decode: all sequences decoded together,
+//! Prefill: every sequence's prompt as one batch cut into steps of at most
+//! `step_tokens` tokens (default 512: the engine's `max_tokens_per_step` and
+//! llama.cpp's default micro-batch, which cuts its speed test's one batch the same
+//! way), sequence after sequence; `step_tokens=0` runs them all in one step. Decode: all sequences decoded together,
 //! one token each per step, timed after the prefill. `profile=on` adds, per op, the
 //! share of the decode time it took (each op timed as it returns: see
 //! `infermeter_kernels::profile`); `profile=prefill` the share of the prefill's.
@@ -53,6 +55,15 @@ fn main() {
     let prefill_profile = profile.as_deref() == Some("prefill");
     let profile = matches!(profile.as_deref(), Some("on" | "prefill"));
     let precision: Option<Precision> = opt("precision").and_then(|p| p.parse().ok());
+    // The engine's default `max_tokens_per_step`, and llama.cpp's default micro-batch.
+    let step_tokens = match opt("step_tokens").map(|v| v.parse::<usize>()) {
+        None => 512,
+        Some(Ok(n)) => n,
+        Some(Err(_)) => {
+            eprintln!("Error: step_tokens must be a count of tokens (0: one step)");
+            std::process::exit(2);
+        }
+    };
     let (host, source) = match weights::find_gguf(&default_model_dirs(), cfg, precision) {
         Some(path) => (
             weights::load_gguf(&path, cfg).expect("loading the GGUF"),
@@ -77,6 +88,7 @@ fn main() {
         out,
         label,
         prefill_profile,
+        step_tokens,
     };
     // Unprofiled runs use the plain device: the profile's clock reads and table are
     // not free.
@@ -97,6 +109,8 @@ struct Plan {
     label: String,
     /// Profile the prefill, not the decode.
     prefill_profile: bool,
+    /// Most prompt tokens per prefill step (0: every prompt in one step).
+    step_tokens: usize,
 }
 
 impl Plan {
@@ -118,18 +132,50 @@ impl Plan {
                 let tables: Vec<Vec<u32>> = (0..b)
                     .map(|s| ((s * per_seq) as u32..((s + 1) * per_seq) as u32).collect())
                     .collect();
-                let seqs: Vec<StepSeq<'_>> = tables
-                    .iter()
-                    .map(|blocks| StepSeq {
-                        tokens: &prompt,
-                        start: 0,
-                        blocks,
-                        sample: true,
-                    })
-                    .collect();
                 reset();
                 let t = Instant::now();
-                let mut last = m.step(&mut cache, &layout, &seqs).expect("prefill");
+                // The prompts in steps of at most `step_tokens` tokens, sequence after
+                // sequence (as llama.cpp cuts one batch into micro-batches).
+                let budget = if self.step_tokens == 0 {
+                    usize::MAX
+                } else {
+                    self.step_tokens
+                };
+                let mut last = vec![0u32; b];
+                let mut done = vec![0usize; b];
+                let mut s0 = 0;
+                while s0 < b {
+                    let mut left = budget;
+                    let mut seqs: Vec<(usize, StepSeq<'_>)> = Vec::new();
+                    for s in s0..b {
+                        if left == 0 {
+                            break;
+                        }
+                        let take = (prompt_len - done[s]).min(left);
+                        seqs.push((
+                            s,
+                            StepSeq {
+                                tokens: &prompt[done[s]..done[s] + take],
+                                start: done[s],
+                                blocks: &tables[s],
+                                sample: done[s] + take == prompt_len,
+                            },
+                        ));
+                        left -= take;
+                    }
+                    let step: Vec<StepSeq<'_>> = seqs.iter().map(|(_, q)| q.clone()).collect();
+                    let sampled = m.step(&mut cache, &layout, &step).expect("prefill");
+                    let finished = seqs.iter().filter(|(_, q)| q.sample).map(|(s, _)| *s);
+                    for (s, tok) in finished.zip(sampled) {
+                        last[s] = tok;
+                    }
+                    for (s, q) in &seqs {
+                        done[*s] += q.tokens.len();
+                    }
+                    while s0 < b && done[s0] == prompt_len {
+                        s0 += 1;
+                    }
+                }
                 let prefill_s = t.elapsed().as_secs_f64();
                 let prefill_ops = if self.prefill_profile {
                     table().map_or(String::new(), |t| ops_json("prefill_ops", t, prefill_s, 1))
