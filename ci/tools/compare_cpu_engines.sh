@@ -4,9 +4,10 @@
 # same 2 threads, with each engine's defaults and like for like:
 #   - both KV caches f16 (infermeter's default `kv_cache=f16`; llama.cpp's default
 #     type_k/type_v f16, flash attention "auto", as llama-bench and its speed tests run);
-#   - prefill: every sequence's prompt in one call on both sides (one engine step for
-#     infermeter; one llama_decode of all sequences, which llama.cpp splits into
-#     ubatches of its default 512);
+#   - prefill: every sequence's prompt as one batch on both sides, cut the same way:
+#     llama.cpp's one llama_decode of all sequences runs ubatches of its default 512
+#     tokens; infermeter runs steps of at most 512 tokens (its max_tokens_per_step),
+#     sequence after sequence (engine_speed's default step_tokens=512);
 #   - decode: all sequences one token each per call, OUT calls, after the prefill.
 # For every prompt length and 1 and 8 sequences it prints one JSON object per engine,
 # then a table of infermeter's tokens/s over llama.cpp's (above 1: infermeter faster).
