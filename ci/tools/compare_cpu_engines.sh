@@ -25,7 +25,9 @@ MODEL="${INFERMETER_MODELS:-$CACHE/models}/SmolLM2-135M-Instruct.Q4_1.gguf"
 cargo build --release --quiet -p infermeter-kernels --example engine_speed
 LOG="$(mktemp)"
 trap 'rm -f "$LOG"' EXIT
-echo "{\"machine\": \"$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) cores\", \"model\": \"$(basename "$MODEL")\", \"commit\": \"$(git rev-parse --short HEAD)\"}" | tee -a "$LOG"
+cpu() { grep -m1 "^$1" /proc/cpuinfo | cut -d: -f2 | xargs; }
+VECTOR="$(grep -m1 '^flags' /proc/cpuinfo | tr ' ' '\n' | grep -E '^(avx2|avx512f|avx512_vnni|avx_vnni)$' | paste -sd, -)"
+echo "{\"machine\": \"$(cpu 'model name'), $(nproc) cores\", \"cpu_family\": \"$(cpu 'cpu family')\", \"cpu_model\": \"$(cpu 'model\s')\", \"vector_flags\": \"$VECTOR\", \"model\": \"$(basename "$MODEL")\", \"commit\": \"$(git rev-parse --short HEAD)\"}" | tee -a "$LOG"
 # Interleaved per prompt length, so a slow spell of the machine hits both engines.
 for p in ${PROMPTS//,/ }; do
     "$CARGO_TARGET_DIR/release/examples/engine_speed" "$p" "$OUT" ${SEQS//,/ } | tee -a "$LOG"
