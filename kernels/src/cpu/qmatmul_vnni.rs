@@ -2,7 +2,7 @@
 //! where the CPU has AVX-512 F, BW, VL and VNNI: the AVX2 kernels' float arithmetic on
 //! 512-bit vectors that hold two output columns, lanes 0-7 the first and 8-15 the
 //! second. A weight block of each column is unpacked once for a tile of up to
-//! [`PAIR_ROW_TILE`] activation rows, each row's block is loaded once for both columns
+//! 8 activation rows, each row's block is loaded once for both columns
 //! (broadcast into both halves), and each block's integer dot product is one
 //! `vpdpbusd` (unsigned by signed bytes, summed in 32 bits) where AVX2 needs
 //! `vpmaddubsw` + `vpmaddwd`. A chunk's odd last column runs the same steps on
@@ -19,9 +19,6 @@
 #![allow(unsafe_code)]
 
 use super::blocks::{BlockQ4, BlockQ8, QuantizedRows, Weights};
-
-/// Activation rows one pair of columns takes per pass over their blocks.
-pub const PAIR_ROW_TILE: usize = 8;
 
 /// Proof that this CPU has AVX2, FMA and AVX-512 F/BW/VL/VNNI.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -97,7 +94,9 @@ mod x86 {
     use half::f16;
 
     use super::super::simd::hsum;
-    use super::PAIR_ROW_TILE;
+
+    /// Activation rows one pair of columns takes per pass over their blocks.
+    const PAIR_ROW_TILE: usize = 8;
 
     /// The walk of [`super::super::blocks::walk`] two columns at a time: per pass of
     /// activation rows, per pair of columns, per tile of rows, `pair(blocks, tile,
@@ -264,7 +263,7 @@ mod x86 {
         )
     }
 
-    /// Two Q4 columns (their interleaved blocks `w`) against up to [`PAIR_ROW_TILE`] rows.
+    /// Two Q4 columns (their interleaved blocks `w`) against up to `PAIR_ROW_TILE` rows.
     #[inline]
     #[target_feature(enable = "avx2,fma,avx512f,avx512bw,avx512vl,avx512vnni")]
     fn q4_pair<const R: usize>(
@@ -314,7 +313,7 @@ mod x86 {
         }
     }
 
-    /// Two Q8_0 columns (their interleaved blocks `w`) against up to [`PAIR_ROW_TILE`] rows.
+    /// Two Q8_0 columns (their interleaved blocks `w`) against up to `PAIR_ROW_TILE` rows.
     #[inline]
     #[target_feature(enable = "avx2,fma,avx512f,avx512bw,avx512vl,avx512vnni")]
     fn q8_pair<const R: usize>(
