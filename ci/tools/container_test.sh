@@ -46,7 +46,12 @@ if [ -z "$BASE" ]; then
         rm -rf "$root"
     fi
     if ! buildah inspect --type image "$BASE" >/dev/null 2>&1; then
-        buildah import "$tarball" "$BASE" >/dev/null 2>&1 || podman import "$tarball" "$BASE" >/dev/null
+        # buildah has no `import`: a scratch container gets the root file system (`add`
+        # unpacks a local tar archive) and is committed as the base image.
+        ctr=$(buildah from scratch)
+        buildah add "$ctr" "$tarball" / >/dev/null
+        buildah commit --quiet "$ctr" "$BASE" >/dev/null
+        buildah rm "$ctr" >/dev/null
     fi
 fi
 
