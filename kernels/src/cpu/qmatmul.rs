@@ -363,16 +363,9 @@ impl QMatrix {
         first_col: usize,
         chunk: &mut [f32],
     ) {
-        let bpr = self.cols / BLOCK;
-        let columns = self.rows;
         match (&self.blocks, kernel) {
             (Blocks::Q4(b), k) => {
-                let w = Weights {
-                    blocks: b,
-                    bpr,
-                    columns,
-                    paired: self.paired,
-                };
+                let w = self.weights(b);
                 match k {
                     Kernel::Avx2(k) => avx2::q4(k, w, acts, rows, first_col, chunk),
                     Kernel::Vnni(k) => vnni::q4(k, w, acts, rows, first_col, chunk),
@@ -380,18 +373,23 @@ impl QMatrix {
                 }
             }
             (Blocks::Q8(b), k) => {
-                let w = Weights {
-                    blocks: b,
-                    bpr,
-                    columns,
-                    paired: self.paired,
-                };
+                let w = self.weights(b);
                 match k {
                     Kernel::Avx2(k) => avx2::q8(k, w, acts, rows, first_col, chunk),
                     Kernel::Vnni(k) => vnni::q8(k, w, acts, rows, first_col, chunk),
                     Kernel::Portable => walk(w, acts, rows, first_col, chunk, portable_q8),
                 }
             }
+        }
+    }
+
+    /// This matrix's blocks `blocks` as the kernels read them.
+    fn weights<'a, B>(&self, blocks: &'a [B]) -> Weights<'a, B> {
+        Weights {
+            blocks,
+            bpr: self.cols / BLOCK,
+            columns: self.rows,
+            paired: self.paired,
         }
     }
 }
